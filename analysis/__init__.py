@@ -1,0 +1,1 @@
+"""Reading, summarising, fitting, reporting and comparing commbench runs (one process, no MPI)."""

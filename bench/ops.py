@@ -1,0 +1,513 @@
+"""The ops: one small class each, holding everything the op knows — what S means, its bus
+factor, its buffer sizes, the one call, and the expected result. The harness and the backends
+know nothing op-specific, so ops and backends combine as M + N.
+
+Each op turns a requested size into element counts, builds `program(k)` (k back-to-back
+calls, built from the backend's prepared primitives so the timed loop is as tight as a bare
+loop), and says what every rank's receive buffer must hold afterwards. Data are small integers
+so that reductions in any dtype compare exactly.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from bench.errors import UsageError
+
+OPS: dict[str, "Op"] = {}
+WINDOW = 64  # messages in flight per window for bw, bibw and multipair (as OSU)
+
+
+def register(cls):
+    OPS[cls.name] = cls()
+    return cls
+
+
+def get_op(name: str) -> "Op":
+    try:
+        return OPS[name]
+    except KeyError:
+        raise UsageError(f"no such op {name!r}; known: {', '.join(OPS)}") from None
+
+
+def values(rank: int, count: int, offset: int = 0) -> np.ndarray:
+    """The data rank `rank` contributes: small integers, exact in every dtype and in sums."""
+    return (np.arange(offset, offset + count, dtype=np.int64) + rank) % 4
+
+
+def loop(*steps):
+    """program(k): run the steps (zero-argument callables) k times, with no per-call overhead
+    beyond the calls themselves."""
+    if not steps:
+        return lambda k: None
+    if len(steps) == 1:
+        (a,) = steps
+
+        def run(k):
+            for _ in range(k):
+                a()
+    elif len(steps) == 2:
+        a, b = steps
+
+        def run(k):
+            for _ in range(k):
+                a()
+                b()
+    else:
+        def run(k):
+            for _ in range(k):
+                for step in steps:
+                    step()
+    return run
+
+
+@dataclass
+class Case:
+    """An op at one size on n ranks: element counts per rank buffer and the resulting S."""
+    op: "Op"
+    nranks: int
+    itemsize: int
+    send_count: int
+    recv_count: int
+
+    @property
+    def nbytes(self) -> int:
+        return self.op.s_bytes(self)
+
+
+class Op:
+    name = ""
+    s_means = ""           # what S (the nbytes column) means for this op
+    bus_factor_text = "1"  # the bus factor as a formula of n, for reports
+    ops_per_call = 1       # op instances in one call: the time per op divides by it
+    sized = True           # barrier has no size
+    default = True         # part of `--ops all` (specialised ops are run by name only)
+
+    # --- sizes ---------------------------------------------------------------------------
+    def counts(self, nbytes: int, n: int, itemsize: int) -> tuple[int, int]:
+        """(send_count, recv_count) per rank for S = nbytes (rounded down, at least 1)."""
+        count = max(1, nbytes // itemsize)
+        return count, count
+
+    def s_bytes(self, case: Case) -> int:
+        return case.send_count * case.itemsize
+
+    def case(self, nbytes: int, n: int, itemsize: int) -> Case:
+        return Case(self, n, itemsize, *self.counts(nbytes, n, itemsize))
+
+    # --- metrics -------------------------------------------------------------------------
+    def bus_factor(self, n: int) -> float:
+        return 1.0
+
+    def msgs_per_op(self, n: int) -> float:
+        return 1.0
+
+    # --- ranks ---------------------------------------------------------------------------
+    def rank_problem(self, n: int) -> str | None:
+        """Why this op cannot run on n ranks, or None."""
+        return None
+
+    def active(self, rank: int, n: int) -> bool:
+        return True
+
+    # --- data ----------------------------------------------------------------------------
+    def initial(self, case: Case, rank: int) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """Contents of (send, recv) before the call; recv gets a value no result can have."""
+        return values(rank, case.send_count), np.full(case.recv_count, 7)
+
+    def expected(self, case: Case, rank: int) -> np.ndarray | None:
+        """What recv must hold after the call on this rank (None: nothing to check)."""
+        raise NotImplementedError
+
+    def program(self, be, send, recv, ack, case: Case, rank: int):
+        raise NotImplementedError
+
+    def describe(self) -> dict:
+        return {"s_means": self.s_means, "bus_factor": self.bus_factor_text,
+                "ops_per_call": self.ops_per_call, "doc": " ".join((self.__doc__ or "").split())}
+
+
+class _PerRankBlocks(Op):
+    """Ops whose S counts a block from every rank: the per-rank count is S / n."""
+
+    def counts(self, nbytes, n, itemsize):
+        block = max(1, nbytes // (n * itemsize))
+        return self.block_counts(block, n)
+
+    def bus_factor(self, n):
+        return (n - 1) / n
+
+
+# ---------------------------------------------------------------------------------------
+# Collectives
+# ---------------------------------------------------------------------------------------
+@register
+class AllReduce(Op):
+    """Sum over ranks, out of place. S = bytes of the array on each rank; busbw = algbw·2(n−1)/n."""
+    name = "allreduce"
+    s_means = "bytes of the array on each rank"
+    bus_factor_text = "2(n-1)/n"
+
+    def bus_factor(self, n):
+        return 2 * (n - 1) / n
+
+    def expected(self, case, rank):
+        return sum(values(r, case.recv_count) for r in range(case.nranks))
+
+    def program(self, be, send, recv, ack, case, rank):
+        return loop(be.allreduce(send, recv))
+
+
+@register
+class AllGather(_PerRankBlocks):
+    """Every rank's block to every rank. S = bytes of the whole output (block × n);
+    busbw = algbw·(n−1)/n."""
+    name = "allgather"
+    s_means = "bytes of the whole output (per-rank block x n)"
+    bus_factor_text = "(n-1)/n"
+
+    def block_counts(self, block, n):
+        return block, block * n
+
+    def s_bytes(self, case):
+        return case.recv_count * case.itemsize
+
+    def expected(self, case, rank):
+        return np.concatenate([values(r, case.send_count) for r in range(case.nranks)])
+
+    def program(self, be, send, recv, ack, case, rank):
+        return loop(be.allgather(send, recv))
+
+
+@register
+class ReduceScatter(_PerRankBlocks):
+    """Sum over ranks, block r to rank r. S = bytes of the whole input (block × n);
+    busbw = algbw·(n−1)/n."""
+    name = "reduce_scatter"
+    s_means = "bytes of the whole input (per-rank block x n)"
+    bus_factor_text = "(n-1)/n"
+
+    def block_counts(self, block, n):
+        return block * n, block
+
+    def expected(self, case, rank):
+        offset = rank * case.recv_count
+        return sum(values(r, case.recv_count, offset) for r in range(case.nranks))
+
+    def program(self, be, send, recv, ack, case, rank):
+        return loop(be.reduce_scatter(send, recv))
+
+
+@register
+class AllToAll(_PerRankBlocks):
+    """Block d of every rank goes to rank d. S = bytes each rank sends in total (block × n);
+    busbw = algbw·(n−1)/n."""
+    name = "alltoall"
+    s_means = "bytes each rank sends in total (per-peer block x n)"
+    bus_factor_text = "(n-1)/n"
+
+    def block_counts(self, block, n):
+        return block * n, block * n
+
+    @staticmethod
+    def _block(src, dst, count):
+        return (np.arange(count, dtype=np.int64) + 7 * src + 3 * dst) % 8
+
+    def initial(self, case, rank):
+        block = case.send_count // case.nranks
+        send = np.concatenate([self._block(rank, d, block) for d in range(case.nranks)])
+        return send, np.full(case.recv_count, 9)
+
+    def expected(self, case, rank):
+        block = case.recv_count // case.nranks
+        return np.concatenate([self._block(s, rank, block) for s in range(case.nranks)])
+
+    def program(self, be, send, recv, ack, case, rank):
+        return loop(be.alltoall(send, recv))
+
+
+@register
+class Broadcast(Op):
+    """Rank 0's array to every rank, in place. S = bytes of the array; busbw = algbw."""
+    name = "broadcast"
+    s_means = "bytes of the array"
+
+    def counts(self, nbytes, n, itemsize):
+        return 0, max(1, nbytes // itemsize)
+
+    def s_bytes(self, case):
+        return case.recv_count * case.itemsize
+
+    def initial(self, case, rank):
+        return None, values(0, case.recv_count) if rank == 0 else np.full(case.recv_count, 7)
+
+    def expected(self, case, rank):
+        return values(0, case.recv_count)
+
+    def program(self, be, send, recv, ack, case, rank):
+        return loop(be.broadcast(recv, 0))
+
+
+@register
+class Barrier(Op):
+    """All ranks wait for all. No data: S = 0, no bandwidth."""
+    name = "barrier"
+    s_means = "none (no data)"
+    bus_factor_text = "-"
+    sized = False
+
+    def counts(self, nbytes, n, itemsize):
+        return 0, 0
+
+    def bus_factor(self, n):
+        return 0.0
+
+    def initial(self, case, rank):
+        return None, None
+
+    def expected(self, case, rank):
+        return None
+
+    def program(self, be, send, recv, ack, case, rank):
+        return loop(be.barrier())
+
+
+# ---------------------------------------------------------------------------------------
+# Point to point. pingpong, bw and bibw run between the first and the last rank (with block
+# placement over nodes they sit on different nodes); the other ranks wait.
+# ---------------------------------------------------------------------------------------
+class _Pair(Op):
+    def rank_problem(self, n):
+        return None if n >= 2 else f"{self.name} needs at least 2 ranks (it runs between the first and the last)"
+
+    def active(self, rank, n):
+        return rank in (0, n - 1)
+
+    def peer(self, rank, n):
+        return n - 1 if rank == 0 else 0
+
+    def sender(self, rank, n):
+        return rank == 0
+
+
+@register
+class PingPong(_Pair):
+    """Latency: a message to the peer and back; the time is half the round trip (OSU latency).
+    S = bytes of one message."""
+    name = "pingpong"
+    s_means = "bytes of one message"
+    ops_per_call = 2
+
+    def expected(self, case, rank):
+        return values(0, case.recv_count) if self.active(rank, case.nranks) else None
+
+    def program(self, be, send, recv, ack, case, rank):
+        n = case.nranks
+        if not self.active(rank, n):
+            return loop()
+        peer = self.peer(rank, n)
+        if self.sender(rank, n):
+            return loop(be.send(send, peer), be.recv(recv, peer))
+        return loop(be.recv(recv, peer), be.send(recv, peer))  # echo what arrived
+
+
+def _window(be, buf, peer, post):
+    """One call of a windowed transfer: WINDOW non-blocking posts of buf, then wait for all."""
+    start, waitall = post(buf, peer), be.waitall
+
+    def window():
+        waitall([start() for _ in range(WINDOW)])
+    return window
+
+
+@register
+class Bandwidth(_Pair):
+    """Unidirectional bandwidth: a window of 64 non-blocking sends, wait all, a one-element
+    ack back (OSU bw). The time is per message. S = bytes of one message."""
+    name = "bw"
+    s_means = "bytes of one message"
+    ops_per_call = WINDOW
+
+    def expected(self, case, rank):
+        return values(0, case.recv_count) if rank == case.nranks - 1 else None
+
+    def program(self, be, send, recv, ack, case, rank):
+        n = case.nranks
+        if not self.active(rank, n):
+            return loop()
+        peer = self.peer(rank, n)
+        if self.sender(rank, n):
+            return loop(_window(be, send, peer, be.isend), be.recv(ack, peer))
+        return loop(_window(be, recv, peer, be.irecv), be.send(ack, peer))
+
+
+@register
+class BiBandwidth(_Pair):
+    """Bidirectional bandwidth: both ranks post a window of 64 receives and 64 sends at once
+    (OSU bibw). The time is per message pair. S = bytes of both directions (2 × message)."""
+    name = "bibw"
+    s_means = "bytes of both directions (2 x one message)"
+    ops_per_call = WINDOW
+
+    def s_bytes(self, case):
+        return 2 * case.send_count * case.itemsize
+
+    def msgs_per_op(self, n):
+        return 2.0
+
+    def expected(self, case, rank):
+        n = case.nranks
+        return values(self.peer(rank, n), case.recv_count) if self.active(rank, n) else None
+
+    def program(self, be, send, recv, ack, case, rank):
+        n = case.nranks
+        if not self.active(rank, n):
+            return loop()
+        peer = self.peer(rank, n)
+        irecv, isend, waitall = be.irecv(recv, peer), be.isend(send, peer), be.waitall
+
+        def window():
+            reqs = [irecv() for _ in range(WINDOW)]
+            reqs += [isend() for _ in range(WINDOW)]
+            waitall(reqs)
+        return loop(window)
+
+
+@register
+class MultiPair(Op):
+    """Aggregate bandwidth and message rate of all pairs at once: rank i < n/2 sends windows
+    to rank i + n/2 (OSU mbw_mr). The time is per message round. S = bytes all pairs move
+    per round (pairs × message); messages per op = pairs."""
+    name = "multipair"
+    s_means = "bytes all pairs move per round (n/2 x one message)"
+    ops_per_call = WINDOW
+
+    def rank_problem(self, n):
+        return None if n >= 2 and n % 2 == 0 else f"multipair needs an even number of ranks, got {n}"
+
+    def s_bytes(self, case):
+        return case.nranks // 2 * case.send_count * case.itemsize
+
+    def msgs_per_op(self, n):
+        return n / 2
+
+    def expected(self, case, rank):
+        half = case.nranks // 2
+        return values(rank - half, case.recv_count) if rank >= half else None
+
+    def initial(self, case, rank):
+        return values(rank, case.send_count), np.full(case.recv_count, 7)
+
+    def program(self, be, send, recv, ack, case, rank):
+        half = case.nranks // 2
+        if rank < half:
+            return loop(_window(be, send, rank + half, be.isend), be.recv(ack, rank + half))
+        return loop(_window(be, recv, rank - half, be.irecv), be.send(ack, rank - half))
+
+
+# ---------------------------------------------------------------------------------------
+# LogGP: Netgauge's parametrised round trip PRTT(n, d, s) (Hoefler, Lichei & Rehm 2009),
+# between the first and the last rank. Four fixed variants, so every measurement is an
+# ordinary case (one S per case, nothing to record beyond the op name) and `commbench fit`
+# derives L, o_s, o_r, g, G from them (analysis/fit.py: fit_loggp):
+#   prtt_rtt1   PRTT(1, 0, s)   one message, one echo
+#   prtt_rttn8  PRTT(8, 0, s)   8 back-to-back messages, one echo       -> g, G
+#   prtt_rtts8  PRTT(8, d, s)   the sender idles d(s) before messages 2..8 -> o_s
+#   prtt_rttr8  the receiver idles d(s) before receives 2..8 (the messages wait) -> o_r
+# d must exceed the gap of one message (else the gap, not the overhead, paces the messages):
+# d(s) = PRTT_DELAY_S0 + s / PRTT_DELAY_BPS, enough for links from 0.5 GB/s and gaps up to
+# 20 µs; the fit checks d(s) ≥ G_all(s) and reports overheads only where it holds. A fixed
+# formula (recorded in meta.json) rather than one calibrated per case, so the fit knows d
+# exactly without a per-case column. The idle wait is a busy spin on time.perf_counter.
+# ---------------------------------------------------------------------------------------
+PRTT_MSGS = 8
+PRTT_DELAY_S0 = 20e-6
+PRTT_DELAY_BPS = 0.5e9
+
+
+def prtt_delay_s(nbytes: int) -> float:
+    return PRTT_DELAY_S0 + nbytes / PRTT_DELAY_BPS
+
+
+def _spin(seconds: float, clock=None):
+    import time
+
+    clock = clock or time.perf_counter
+
+    def spin():
+        end = clock() + seconds
+        while clock() < end:
+            pass
+    return spin
+
+
+class _PRTT(_Pair):
+    """PRTT(n, d, s): rank 0 sends n messages of S bytes, the last rank receives them and echoes
+    one S-byte message; the time is the whole round trip. S = bytes of one message."""
+    default = False  # LogGP inputs: run by name, not part of `--ops all`
+    s_means = "bytes of one message"
+    msgs = 1
+    idle = ""  # "", "send" or "recv": which side idles d(s) between its messages
+
+    def msgs_per_op(self, n):
+        return float(self.msgs)
+
+    def describe(self):
+        return {**super().describe(), "prtt_msgs": self.msgs, "idle": self.idle or "none",
+                "delay_s0": PRTT_DELAY_S0, "delay_Bps": PRTT_DELAY_BPS,
+                "delay": "d(S) = delay_s0 + S / delay_Bps"}
+
+    def expected(self, case, rank):
+        return values(0, case.recv_count) if self.active(rank, case.nranks) else None
+
+    def program(self, be, send, recv, ack, case, rank):
+        n = case.nranks
+        if not self.active(rank, n):
+            return loop()
+        peer = self.peer(rank, n)
+        wait = _spin(prtt_delay_s(case.nbytes))
+        if self.sender(rank, n):
+            step, idle, last = be.send(send, peer), self.idle == "send", be.recv(recv, peer)
+        else:
+            step, idle, last = be.recv(recv, peer), self.idle == "recv", be.send(recv, peer)
+        rest = [wait, step] if idle else [step]
+        more = self.msgs - 1
+
+        def prtt():
+            step()
+            for _ in range(more):
+                for s in rest:
+                    s()
+            last()
+        return loop(prtt)
+
+
+@register
+class PRTT1(_PRTT):
+    __doc__ = _PRTT.__doc__ + " PRTT(1, 0, s)."
+    name = "prtt_rtt1"
+
+
+@register
+class PRTTN(_PRTT):
+    __doc__ = _PRTT.__doc__ + f" PRTT({PRTT_MSGS}, 0, s): messages back to back."
+    name = f"prtt_rttn{PRTT_MSGS}"
+    msgs = PRTT_MSGS
+
+
+@register
+class PRTTS(_PRTT):
+    __doc__ = _PRTT.__doc__ + f" PRTT({PRTT_MSGS}, d, s): the sender idles d(s) between sends."
+    name = f"prtt_rtts{PRTT_MSGS}"
+    msgs = PRTT_MSGS
+    idle = "send"
+
+
+@register
+class PRTTR(_PRTT):
+    __doc__ = _PRTT.__doc__ + (f" {PRTT_MSGS} messages; the receiver idles d(s) before each "
+                               "receive after the first, so those messages wait for it.")
+    name = f"prtt_rttr{PRTT_MSGS}"
+    msgs = PRTT_MSGS
+    idle = "recv"

@@ -1,0 +1,183 @@
+"""`commbench run`: validate, then either start local ranks (outside a launcher) or measure
+SPMD on the ranks a launcher gave (inside mpiexec, srun, torchrun or commbench's own)."""
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import time
+import traceback
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from bench import launch
+from bench.backends import backend_class
+from bench.errors import UsageError
+from bench.harness import Sampling, Sync, measure
+from bench.ops import OPS, get_op
+from bench.sizes import parse_sizes
+
+DEFAULT_SIZES = "4:4M:4"
+PAGE = 4096
+EXIT_WRONG, EXIT_ABORT = 1, 3
+
+
+def add_arguments(p) -> None:
+    p.add_argument("-n", "--nranks", type=int, help="local ranks to start (default 2); inside a "
+                   "launcher the ranks it gave (must match when given)")
+    p.add_argument("--backend", default="mpi", help="backend (default mpi)")
+    p.add_argument("--ops", default="all", help=f"comma list or 'all' (known: {', '.join(OPS)}; 'all' means "
+                   f"{', '.join(n for n, op in OPS.items() if op.default)})")
+    p.add_argument("--sizes", default=DEFAULT_SIZES, help="MIN:MAX[:FACTOR] or a list; K/M/G "
+                   f"suffixes are binary; S as each op defines it (default {DEFAULT_SIZES})")
+    p.add_argument("--dtype", default="float32", help="element type (default float32)")
+    p.add_argument("--out", help="run directory (default results/<run_id>)")
+    p.add_argument("--timeout", type=float, default=120.0,
+                   help="seconds a case may make no progress before the job is aborted (default 120)")
+    p.add_argument("--repeats", type=int, default=1,
+                   help="rounds over all cases, case order shuffled in each (default 1)")
+    p.add_argument("--seed", type=int, help="seed of the case order (default: from the clock)")
+    p.add_argument("--ci-target", type=float, default=0.02,
+                   help="stop sampling when the 95%% CI of the median is this narrow (default 0.02)")
+    p.add_argument("--min-samples", type=int, default=10, help="per case and round (default 10)")
+    p.add_argument("--max-samples", type=int, default=5000, help="per case and round (default 5000)")
+    p.add_argument("--budget", type=float, default=1.0,
+                   help="seconds of sampling per case, all rounds together (default 1.0)")
+    p.add_argument("--sample-time", type=float, default=1e-3,
+                   help="a sample (k back-to-back calls) lasts at least this long (default 0.001 s)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress, no tables")
+
+
+@dataclass
+class Plan:
+    backend: type
+    ops: list
+    sizes: list
+    dtype: str
+    sampling: Sampling
+    repeats: int
+    all_ops: bool = False  # ops not named one by one: skip those the rank count rules out
+
+
+def make_plan(args) -> Plan:
+    """Everything that can be checked before any rank starts."""
+    cls = backend_class(args.backend)
+    problem = cls.problem()
+    if problem:
+        raise UsageError(problem)
+    cls.check_dtype(args.dtype)
+    names = [n for n, op in OPS.items() if op.default] if args.ops.strip() == "all" else [s.strip() for s in args.ops.split(",") if s.strip()]
+    if not names:
+        raise UsageError("no ops given")
+    ops = [get_op(name) for name in dict.fromkeys(names)]
+    sizes = parse_sizes(args.sizes)
+    positive = {"--timeout": args.timeout, "--ci-target": args.ci_target, "--budget": args.budget,
+                "--sample-time": args.sample_time, "--repeats": args.repeats,
+                "--min-samples": args.min_samples, "--max-samples": args.max_samples}
+    for flag, value in positive.items():
+        if not value > 0:
+            raise UsageError(f"{flag} must be positive, got {value}")
+    if args.nranks is not None and args.nranks < 1:
+        raise UsageError(f"-n must be at least 1, got {args.nranks}")
+    sampling = Sampling(sample_time_s=args.sample_time, min_samples=args.min_samples,
+                        max_samples=args.max_samples, ci_target=args.ci_target,
+                        budget_s=args.budget / args.repeats)
+    return Plan(cls, ops, sizes, args.dtype, sampling, args.repeats, args.ops.strip() == "all")
+
+
+def cases_of(plan: Plan, nranks: int) -> list:
+    """(op, Case) for every op and size; sizes that round to the same S run once."""
+    itemsize = np.dtype(plan.dtype).itemsize if plan.dtype != "bfloat16" else 2
+    cases, seen = [], set()
+    for op in plan.ops:
+        for size in (plan.sizes if op.sized else [0]):
+            case = op.case(size, nranks, itemsize)
+            if (op.name, case.nbytes) not in seen:
+                seen.add((op.name, case.nbytes))
+                cases.append(case)
+    return cases
+
+
+def _pages(nbytes: int) -> int:
+    return -(-nbytes // PAGE) * PAGE
+
+
+def arena_bytes(cases) -> int:
+    """Bytes one rank needs for the largest case: send, recv and ack, each page aligned."""
+    return max(_pages(c.send_count * c.itemsize) + _pages(c.recv_count * c.itemsize) + PAGE
+               for c in cases)
+
+
+def check_fits(plan: Plan, nranks: int, ranks_here: int, say=None) -> list:
+    """The cases to run on nranks, after checking rank counts and memory."""
+    problems = {op.name: op.rank_problem(nranks) for op in plan.ops}
+    problems = {name: p for name, p in problems.items() if p}
+    if problems and not plan.all_ops:
+        raise UsageError(next(iter(problems.values())))
+    if problems:
+        plan.ops = [op for op in plan.ops if op.name not in problems]
+        if say:
+            say(f"commbench: skipping {', '.join(problems)} on {nranks} rank(s): "
+                + "; ".join(problems.values()))
+    cases = cases_of(plan, nranks)
+    need = arena_bytes(cases) * ranks_here
+    available = _mem_available()
+    if available and need > 0.8 * available:
+        raise UsageError(f"sizes need {need / 2**30:.1f} GiB of buffers for {ranks_here} ranks on "
+                         f"this host, more than 80% of the {available / 2**30:.1f} GiB available")
+    return cases
+
+
+def _mem_available() -> int | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def main(args) -> int:
+    plan = make_plan(args)
+    world = launch.detect_world()
+    if world is None:
+        return start_local(args, plan)
+    from bench.spmd import run_spmd
+
+    return run_spmd(args, plan, world)
+
+
+def start_local(args, plan: Plan) -> int:
+    """Outside any launcher: start N local ranks running this same command."""
+    from bench.record import new_run_id
+
+    n = args.nranks or 2
+    check_fits(plan, n, n)  # the ranks report skipped ops themselves
+    out = Path(args.out or Path("results") / new_run_id(args.backend, n)).resolve()
+    extra = [] if args.out else ["--out", str(out)]
+    command = launch.self_command(["run"] + list(args._argv[1:]) + extra)
+    if plan.backend.launcher != "mpi":
+        raise UsageError(f"backend {args.backend} has no local launcher yet")
+    mpiexec = launch.find_mpiexec()
+    flavor = launch.mpi_flavor(mpiexec)
+    argv = launch.mpiexec_argv(mpiexec, flavor, n, os.cpu_count() or 1, command)
+    env = launch.mpiexec_env(flavor, os.geteuid() == 0)
+    rc = launch.run_local(argv, env)
+    _mark_if_unfinished(out, rc)
+    return rc if rc in (0, EXIT_WRONG, 2) else EXIT_ABORT
+
+
+def _mark_if_unfinished(out: Path, rc: int) -> None:
+    """A rank killed from outside cannot say so itself: record it in meta.json."""
+    from analysis.rundir import RunDirError, load_meta
+    from bench.record import RunWriter
+
+    try:
+        meta = load_meta(out)
+    except RunDirError:
+        return
+    if meta.get("status") == "running":
+        RunWriter(out, meta).finish("aborted", error=meta.get("error") or f"ranks exited with status {rc}")
