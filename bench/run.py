@@ -27,7 +27,8 @@ EXIT_WRONG, EXIT_ABORT = 1, 3
 def add_arguments(p) -> None:
     p.add_argument("-n", "--nranks", type=int, help="local ranks to start (default 2); inside a "
                    "launcher the ranks it gave (must match when given)")
-    p.add_argument("--backend", default="mpi", help="backend (default mpi)")
+    p.add_argument("--backend", default="mpi",
+                   help="backend, or a comma list measured side by side in one run (default mpi)")
     p.add_argument("--ops", default="all", help=f"comma list or 'all' (known: {', '.join(OPS)}; 'all' means "
                    f"{', '.join(n for n, op in OPS.items() if op.default)})")
     p.add_argument("--sizes", default=DEFAULT_SIZES, help="MIN:MAX[:FACTOR] or a list; K/M/G "
@@ -52,7 +53,7 @@ def add_arguments(p) -> None:
 
 @dataclass
 class Plan:
-    backend: type
+    backends: list
     ops: list
     sizes: list
     dtype: str
@@ -63,11 +64,15 @@ class Plan:
 
 def make_plan(args) -> Plan:
     """Everything that can be checked before any rank starts."""
-    cls = backend_class(args.backend)
-    problem = cls.problem()
-    if problem:
-        raise UsageError(problem)
-    cls.check_dtype(args.dtype)
+    names = [b.strip() for b in args.backend.split(",") if b.strip()]
+    if not names:
+        raise UsageError("no backend given")
+    backends = [backend_class(name) for name in dict.fromkeys(names)]
+    for cls in backends:
+        problem = cls.problem()
+        if problem:
+            raise UsageError(problem)
+        cls.check_dtype(args.dtype)
     names = [n for n, op in OPS.items() if op.default] if args.ops.strip() == "all" else [s.strip() for s in args.ops.split(",") if s.strip()]
     if not names:
         raise UsageError("no ops given")
@@ -84,7 +89,7 @@ def make_plan(args) -> Plan:
     sampling = Sampling(sample_time_s=args.sample_time, min_samples=args.min_samples,
                         max_samples=args.max_samples, ci_target=args.ci_target,
                         budget_s=args.budget / args.repeats)
-    return Plan(cls, ops, sizes, args.dtype, sampling, args.repeats, args.ops.strip() == "all")
+    return Plan(backends, ops, sizes, args.dtype, sampling, args.repeats, args.ops.strip() == "all")
 
 
 def cases_of(plan: Plan, nranks: int) -> list:
@@ -122,7 +127,7 @@ def check_fits(plan: Plan, nranks: int, ranks_here: int, say=None) -> list:
             say(f"commbench: skipping {', '.join(problems)} on {nranks} rank(s): "
                 + "; ".join(problems.values()))
     cases = cases_of(plan, nranks)
-    need = arena_bytes(cases) * ranks_here
+    need = arena_bytes(cases) * ranks_here * len(plan.backends)
     available = _mem_available()
     if available and need > 0.8 * available:
         raise UsageError(f"sizes need {need / 2**30:.1f} GiB of buffers for {ranks_here} ranks on "
@@ -159,7 +164,7 @@ def start_local(args, plan: Plan) -> int:
     out = Path(args.out or Path("results") / new_run_id(args.backend, n)).resolve()
     extra = [] if args.out else ["--out", str(out)]
     command = launch.self_command(["run"] + list(args._argv[1:]) + extra)
-    if plan.backend.launcher != "mpi":
+    if not any(cls.launcher == "mpi" for cls in plan.backends):
         raise UsageError(f"backend {args.backend} has no local launcher yet")
     mpiexec = launch.find_mpiexec()
     flavor = launch.mpi_flavor(mpiexec)

@@ -33,12 +33,21 @@ METHOD = {
 
 
 @dataclass
-class CaseState:
-    """What rank 0 accumulates for one case over the rounds."""
+class Job:
+    """One case on one backend, across the rounds. Every rank holds the same calibrated k and
+    the same agreed sample times; rank 0 also accumulates what it records."""
+    be: object
+    case: object
+    sync: Sync
+    arena: object
     calls: int | None = None
     agreed: list = field(default_factory=list)
     wrong: int = 0
     rounds: int = 0
+
+    @property
+    def label(self) -> str:
+        return f"{self.case.op.name} at {self.case.nbytes} B on {self.be.name}"
 
 
 def _injected(what: str, op: str, nbytes: int, rank: int) -> bool:
@@ -92,11 +101,14 @@ def run_case(be, case, arena, dtype, sync, sampling, state_calls, prior):
 
 def run_spmd(args, plan: Plan, world, clock=time.perf_counter) -> int:
     """Measure every case on this rank. `clock` is injectable for tests."""
-    be = plan.backend(world)
-    rank, n = be.rank, be.size
+    backends = []
     writer = None
+    rank = world.rank
     try:
-        hosts = be.bcast(be.gather(socket.gethostname()))
+        backends = [cls(world) for cls in plan.backends]
+        control = backends[0]  # agreement that is not about a measurement
+        rank, n = control.rank, control.size
+        hosts = control.bcast(control.gather(socket.gethostname()))
         problem = None
         try:
             if args.nranks is not None and args.nranks != n:
@@ -109,8 +121,17 @@ def run_spmd(args, plan: Plan, world, clock=time.perf_counter) -> int:
             if rank == 0:
                 print(f"commbench: error: {problem}", file=sys.stderr)
             return 2
-        writer, seed = _start_recording(args, plan, be, hosts, cases)
-        return _measure_all(args, plan, be, cases, writer, seed, clock)
+        writer, seed = _start_recording(args, plan, backends, hosts)
+        jobs = []
+        for be in backends:
+            arena = be.alloc(arena_bytes(cases))
+            sync = Sync(barrier=be.barrier(), allreduce_max=be.allreduce_max,
+                        device_sync=be.sync, clock=clock)
+            jobs += [Job(be, case, sync, arena) for case in cases]
+        if writer:
+            from bench.record import buffer_info
+            writer.write_meta(buffers=buffer_info(PAGE))
+        return _measure_all(args, plan, control, jobs, writer, seed)
     except SystemExit:
         raise
     except BaseException as exc:  # noqa: BLE001 - any failure must take the whole job down
@@ -121,28 +142,32 @@ def run_spmd(args, plan: Plan, world, clock=time.perf_counter) -> int:
             traceback.print_exc()
         if writer is not None:
             writer.finish("aborted", error=message)
-        be.abort(EXIT_ABORT)
-        return EXIT_ABORT
+        if backends:
+            backends[0].abort(EXIT_ABORT)
+        os._exit(EXIT_ABORT)
 
 
-def _start_recording(args, plan, be, hosts, cases):
+def _start_recording(args, plan, backends, hosts):
     from bench.record import RunWriter, base_meta, buffer_info, new_run_id, timer_info
 
-    rank, n = be.rank, be.size
+    control = backends[0]
+    rank, n = control.rank, control.size
     if rank == 0:
         out = Path(args.out or Path("results") / new_run_id(args.backend, n))
         seed = args.seed if args.seed is not None else int(time.time_ns() % 2**31)
         agreed = (str(out), seed)
     else:
         agreed = None
-    out, seed = be.bcast(agreed)
+    out, seed = control.bcast(agreed)
     if rank != 0:
         return None, seed
     settings = {k: v for k, v in vars(args).items() if not k.startswith("_")}
     settings.update(seed=seed, sampling=asdict(plan.sampling), sizes=plan.sizes)
     meta = base_meta(Path(out).name, ["commbench"] + list(args._argv), settings)
     meta.update(
-        backend={"name": plan.backend.name, **be.versions()}, nranks=n,
+        backend={"name": ",".join(be.name for be in backends),
+                 **{k: v for be in reversed(backends) for k, v in be.versions().items()}},
+        backends={be.name: be.versions() for be in backends}, nranks=n,
         nnodes=len(set(hosts)), hosts=hosts, timer=timer_info(), method=METHOD,
         buffers=buffer_info(PAGE), dtype=plan.dtype,
         ops={op.name: op.describe() for op in plan.ops},
@@ -150,43 +175,34 @@ def _start_recording(args, plan, be, hosts, cases):
     return RunWriter(Path(out), meta), seed
 
 
-def _measure_all(args, plan, be, cases, writer, seed, clock) -> int:
+def _measure_all(args, plan, control, jobs, writer, seed) -> int:
+    """Rounds over all jobs (every backend's cases together), shuffled in each round when
+    there are several, so drifts of the machine spread over all cases."""
     from bench.watchdog import Watchdog
 
-    rank, n = be.rank, be.size
+    rank = control.rank
     on_fire = (lambda msg: writer.finish("aborted", error=msg)) if writer else None
     watchdog = Watchdog(args.timeout, rank, on_fire)
-    sync = Sync(barrier=be.barrier(), allreduce_max=be.allreduce_max, device_sync=be.sync,
-                clock=clock)
-    arena = be.alloc(arena_bytes(cases))
-    if writer:
-        from bench.record import buffer_info
-        writer.write_meta(buffers=buffer_info(PAGE))
-    calls = {}              # case index -> calibrated k, on every rank
-    history = {}            # case index -> agreed sample times so far (identical on every rank)
-    states = [CaseState() for _ in cases]  # rank 0's record
     rng = np.random.default_rng(seed)
-    started, total, done = time.monotonic(), len(cases) * plan.repeats, 0
+    started, total, done = time.monotonic(), len(jobs) * plan.repeats, 0
     last_progress = started
     for round_no in range(plan.repeats):
-        order = rng.permutation(len(cases)) if plan.repeats > 1 else range(len(cases))
-        for index in order:
-            case = cases[index]
-            label = f"{case.op.name} at {case.nbytes} B"
-            watchdog.arm(label)
+        order = rng.permutation(len(jobs)) if plan.repeats > 1 else range(len(jobs))
+        for job in (jobs[i] for i in order):
+            watchdog.arm(job.label)
             try:
-                m, wrong = run_case(be, case, arena, plan.dtype, sync, plan.sampling,
-                                    calls.get(index), history.get(index, []))
-                calls[index] = m.calls
-                history[index] = history.get(index, []) + m.agreed_s
-                active = case.op.active(rank, n)
-                gathered = be.gather((rank, m.local_s if active else None, wrong))
+                m, wrong = run_case(job.be, job.case, job.arena, plan.dtype, job.sync,
+                                    plan.sampling, job.calls, job.agreed)
+                job.calls = m.calls
+                job.agreed = job.agreed + m.agreed_s
+                active = job.case.op.active(rank, job.be.size)
+                gathered = job.be.gather((rank, m.local_s if active else None, wrong))
             except Exception as exc:
-                exc._commbench_case = label
+                exc._commbench_case = job.label
                 raise
             if rank == 0:
-                _record_case(writer, plan, case, states[index], round_no, m, gathered)
-                writer.write_summary(_summary_rows(plan, cases, states))
+                _record_case(writer, plan, job, round_no, m, gathered)
+                writer.write_summary(_summary_rows(plan, jobs))
             done += 1
             now = time.monotonic()
             if rank == 0 and not args.quiet and now - last_progress > 2.0:
@@ -195,7 +211,7 @@ def _measure_all(args, plan, be, cases, writer, seed, clock) -> int:
                       f"~{left:.0f} s left", file=sys.stderr, flush=True)
                 last_progress = now
     watchdog.disarm()
-    wrong_total = be.bcast(sum(s.wrong for s in states) if rank == 0 else None)
+    wrong_total = control.bcast(sum(j.wrong for j in jobs) if rank == 0 else None)
     if rank == 0:
         writer.finish("wrong" if wrong_total else "complete")
         if not args.quiet:
@@ -210,28 +226,27 @@ def _measure_all(args, plan, be, cases, writer, seed, clock) -> int:
     return EXIT_WRONG if wrong_total else 0
 
 
-def _record_case(writer, plan, case, state, round_no, m, gathered):
-    backend, op, dtype = plan.backend.name, case.op.name, plan.dtype
+def _record_case(writer, plan, job, round_no, m, gathered):
+    case = job.case
+    fixed = (job.be.name, case.op.name, plan.dtype, case.nbytes, case.nranks, "all", round_no)
     rows = []
     for rank, local, wrong in gathered:
-        state.wrong += wrong
-        for i, t in enumerate(local or []):
-            rows.append((backend, op, dtype, case.nbytes, case.nranks, "all", round_no, i, rank,
-                         m.calls, float(t)))
+        job.wrong += wrong
+        rows += [fixed + (i, rank, m.calls, float(t)) for i, t in enumerate(local or [])]
     writer.append_samples(rows)
-    state.agreed += m.agreed_s
-    state.rounds += 1
+    job.rounds += 1
 
 
-def _summary_rows(plan, cases, states):
+def _summary_rows(plan, jobs):
     rows = []
-    for case, state in zip(cases, states):
-        if not state.rounds:
+    for job in jobs:
+        if not job.rounds:
             continue
-        op, n = case.op, case.nranks
-        row = {"backend": plan.backend.name, "op": op.name, "dtype": plan.dtype,
-               "nbytes": case.nbytes, "nranks": n, "split": "all", "count": case.send_count
-               or case.recv_count, "wrong": state.wrong, "rounds": state.rounds}
-        row.update(summarize_case(state.agreed, case.nbytes, op.bus_factor(n), op.msgs_per_op(n)))
+        op, n = job.case.op, job.case.nranks
+        row = {"backend": job.be.name, "op": op.name, "dtype": plan.dtype,
+               "nbytes": job.case.nbytes, "nranks": n, "split": "all",
+               "count": job.case.send_count or job.case.recv_count, "wrong": job.wrong,
+               "rounds": job.rounds}
+        row.update(summarize_case(job.agreed, job.case.nbytes, op.bus_factor(n), op.msgs_per_op(n)))
         rows.append(row)
     return rows

@@ -105,7 +105,7 @@ def _args(**over):
 
 
 def _plan(args):
-    return Plan(FakeBackend, [get_op(o) for o in args.ops.split(",")], [4, 64], args.dtype,
+    return Plan([FakeBackend], [get_op(o) for o in args.ops.split(",")], [4, 64], args.dtype,
                 Sampling(sample_time_s=args.sample_time, min_samples=args.min_samples,
                          budget_s=args.budget / args.repeats), args.repeats)
 

@@ -71,7 +71,7 @@ def test_failing_rank_aborts_the_job_and_keeps_finished_cases(tmp_path):
                       "--out", out, *QUICK, env=commbench_env(COMMBENCH_INJECT="raise:broadcast:4096:1"),
                       timeout=120)
     assert r.returncode == 3
-    assert "rank 1 failed in broadcast at 4096 B: RuntimeError: injected failure" in r.stderr
+    assert "rank 1 failed in broadcast at 4096 B on mpi: RuntimeError: injected failure" in r.stderr
     meta, samples, summary = load_run(out)
     assert meta["status"] == "aborted"
     assert {(o, b) for o, b in zip(summary.op, summary.nbytes)} == {
@@ -85,7 +85,7 @@ def test_hung_rank_is_caught_by_the_watchdog(tmp_path):
                       "--timeout", "3", *QUICK, env=commbench_env(COMMBENCH_INJECT="hang:allreduce:4096:0"),
                       timeout=120)
     assert r.returncode == 3
-    assert "timeout: allreduce at 4096 B made no progress for 3 s" in r.stderr
+    assert "timeout: allreduce at 4096 B on mpi made no progress for 3 s" in r.stderr
     meta, _, summary = load_run(out)
     assert meta["status"] == "aborted" and "allreduce at 4096 B" in meta["error"]
     assert list(summary.nbytes) == [64]
