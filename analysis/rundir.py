@@ -9,14 +9,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.stats import median_ci
+from analysis.stats import median_ci, modes
 
 SCHEMA = 1
 CASE = ["backend", "op", "dtype", "nbytes", "nranks", "split"]
 SAMPLE_COLUMNS = CASE + ["round", "sample", "rank", "calls", "time_s"]
 SUMMARY_COLUMNS = CASE + [
     "count", "median_s", "ci_low_s", "ci_high_s", "min_s", "max_s", "algbw_Bps", "busbw_Bps",
-    "msg_rate_per_s", "wrong", "samples", "rounds",
+    "msg_rate_per_s", "wrong", "samples", "rounds", "modes", "mode_medians_s",
 ]
 
 
@@ -86,7 +86,14 @@ def summarize_case(times, nbytes: int, bus_factor: float, msgs_per_op: float) ->
         "busbw_Bps": rate * bus_factor if bus_factor else float("nan"),
         "msg_rate_per_s": msgs_per_op / med if med > 0 else float("nan"),
         "samples": int(times.size),
+        **_modes_columns(times),
     }
+
+
+def _modes_columns(times) -> dict:
+    found = modes(times)
+    return {"modes": len(found),
+            "mode_medians_s": ";".join(f"{median:.6g}" for median, _ in found) if len(found) > 1 else ""}
 
 
 def summarize_samples(samples: pd.DataFrame, bus_factor=None, msgs_per_op=None, count=None) -> pd.DataFrame:

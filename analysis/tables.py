@@ -28,6 +28,9 @@ def format_summary(summary: pd.DataFrame, meta: dict | None = None) -> str:
                        f"{'Mmsg/s':>8} {'#wrong':>7} {'samples':>8}"]
         for r in rows.sort_values("nbytes").itertuples():
             flag = "  WRONG" if r.wrong else ""
+            if getattr(r, "modes", 1) and getattr(r, "modes", 1) > 1 and isinstance(r.mode_medians_s, str):
+                medians = "/".join(_num(float(m), 1e6) for m in r.mode_medians_s.split(";"))
+                flag += f"  {int(r.modes)} modes: {medians} us"
             lines.append(f"{r.nbytes:>12} {r.count:>10} {_num(r.median_s, 1e6):>11} "
                          f"{_num(r.ci_low_s, 1e6):>12} {_num(r.ci_high_s, 1e6):>13} "
                          f"{_num(r.algbw_Bps, 1e-9):>11} {_num(r.busbw_Bps, 1e-9):>11} "

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from analysis.rundir import summarize_case
+from bench import contention
 from bench.errors import UsageError
 from bench.harness import Sync, measure
 from bench.run import EXIT_ABORT, EXIT_WRONG, PAGE, Plan, _pages, arena_bytes, check_fits
@@ -183,6 +184,7 @@ def _measure_all(args, plan, control, jobs, writer, seed) -> int:
     rank = control.rank
     on_fire = (lambda msg: writer.finish("aborted", error=msg)) if writer else None
     watchdog = Watchdog(args.timeout, rank, on_fire)
+    machine_before = contention.snapshot()
     rng = np.random.default_rng(seed)
     started, total, done = time.monotonic(), len(jobs) * plan.repeats, 0
     last_progress = started
@@ -211,14 +213,17 @@ def _measure_all(args, plan, control, jobs, writer, seed) -> int:
                       f"~{left:.0f} s left", file=sys.stderr, flush=True)
                 last_progress = now
     watchdog.disarm()
+    windows = control.gather(contention.window(machine_before, contention.snapshot()))
     wrong_total = control.bcast(sum(j.wrong for j in jobs) if rank == 0 else None)
     if rank == 0:
-        writer.finish("wrong" if wrong_total else "complete")
+        writer.finish("wrong" if wrong_total else "complete",
+                      contention=contention.summarize(windows))
         if not args.quiet:
             from analysis.tables import format_summary
             from analysis.rundir import load_summary
 
             print(format_summary(load_summary(writer.dir), writer.meta))
+            print(f"# machine: {contention.describe(writer.meta['contention'])}")
             print(f"# results: {writer.dir}")
         if wrong_total:
             print(f"commbench: {wrong_total} elements failed validation (see the #wrong column)",

@@ -161,3 +161,17 @@ def test_torn_last_line_is_dropped(tmp_path):
     whole = len(load_run(tmp_path / "run")[1])
     path.write_text(path.read_text() + "fake,allreduce,int32,4,1,all,0,99,0,1")
     assert len(load_run(tmp_path / "run")[1]) == whole
+
+
+def test_modes_find_two_latency_modes_and_only_one_in_a_skewed_distribution():
+    from analysis.stats import modes
+
+    rng = np.random.default_rng(0)
+    two = np.concatenate([1e-6 * np.exp(rng.normal(0, 0.02, 300)), 2e-6 * np.exp(rng.normal(0, 0.02, 200))])
+    found = modes(two)
+    assert [n for _, n in found] == [300, 200]
+    assert abs(found[0][0] - 1e-6) < 0.02e-6 and abs(found[1][0] - 2e-6) < 0.04e-6
+    assert len(modes(1e-6 * (1 + rng.exponential(0.3, 1000)))) == 1  # one mode with a long tail
+    assert len(modes(np.full(50, 1e-6))) == 1
+    tail = np.concatenate([1e-6 * np.exp(rng.normal(0, 0.03, 500)), 1e-6 * (1 + rng.exponential(2, 20))])
+    assert len(modes(tail)) == 1  # 4% stragglers are not a mode
