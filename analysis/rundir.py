@@ -14,6 +14,10 @@ from analysis.stats import median_ci, modes
 SCHEMA = 1
 CASE = ["backend", "op", "dtype", "nbytes", "nranks", "split"]
 SAMPLE_COLUMNS = CASE + ["round", "sample", "rank", "calls", "time_s"]
+# Columns added after schema 1 was first written, with the value they take in older files (and
+# in frames built without them): a loader adds them, a writer fills them in.
+SAMPLE_EXTRA = {"peer": -1}
+WRITTEN_SAMPLE_COLUMNS = SAMPLE_COLUMNS + list(SAMPLE_EXTRA)
 SUMMARY_COLUMNS = CASE + [
     "count", "median_s", "ci_low_s", "ci_high_s", "min_s", "max_s", "algbw_Bps", "busbw_Bps",
     "msg_rate_per_s", "wrong", "samples", "rounds", "modes", "mode_medians_s",
@@ -47,12 +51,18 @@ def load_samples(run_dir) -> pd.DataFrame:
     """Raw samples; a torn last line (a crash mid-write) is dropped."""
     path = Path(run_dir) / "samples.csv"
     if not path.exists():
-        return pd.DataFrame(columns=SAMPLE_COLUMNS)
+        return pd.DataFrame(columns=WRITTEN_SAMPLE_COLUMNS)
     text = path.read_text()
     if text and not text.endswith("\n"):
         text = text[: text.rfind("\n") + 1]
     df = pd.read_csv(io.StringIO(text)) if text else pd.DataFrame(columns=SAMPLE_COLUMNS)
-    return df.dropna(subset=["time_s"]).reset_index(drop=True)
+    return with_sample_extras(df.dropna(subset=["time_s"]).reset_index(drop=True))
+
+
+def with_sample_extras(df: pd.DataFrame) -> pd.DataFrame:
+    """The frame with every SAMPLE_EXTRA column (older files lack them)."""
+    missing = {c: v for c, v in SAMPLE_EXTRA.items() if c not in df.columns}
+    return df.assign(**missing) if missing else df
 
 
 def load_summary(run_dir) -> pd.DataFrame:
@@ -126,6 +136,7 @@ def write_run_dir(run_dir, meta: dict, samples: pd.DataFrame, summary: pd.DataFr
     meta = dict(meta)
     meta.setdefault("schema", SCHEMA)
     atomic_write_text(run_dir / "meta.json", json.dumps(meta, indent=2, sort_keys=False) + "\n")
-    atomic_write_text(run_dir / "samples.csv", samples[SAMPLE_COLUMNS].to_csv(index=False))
+    samples = with_sample_extras(samples)
+    atomic_write_text(run_dir / "samples.csv", samples[WRITTEN_SAMPLE_COLUMNS].to_csv(index=False))
     atomic_write_text(run_dir / "summary.csv", summary[SUMMARY_COLUMNS].to_csv(index=False))
     return run_dir

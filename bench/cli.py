@@ -13,6 +13,14 @@ from bench.errors import UsageError
 # name -> (module, one-line help)
 COMMANDS = {
     "run": ("bench.run", "measure ops over a backend (launches local ranks unless inside a launcher)"),
+    "noise": ("bench.noise", "calibrate the machine's own noise (timer, OS jitter, ping-pong spread)"),
+    "report": ("analysis.report", "write RUN_DIR/report/index.html: figures, tables, method, environment"),
+    "compare": ("analysis.compare", "compare runs case by case; exit 1 when NEW is significantly slower"),
+    "import": ("analysis.importers", "turn nccl-tests, OSU or IMB output into a run directory"),
+    "sweep": ("bench.sweep", "one run per rank count (--nranks 2,4,8) into one directory, for fit"),
+    "fit": ("analysis.fit", "fit latency/bandwidth, LogGP and collective algorithm models (fits.csv)"),
+    "links": ("analysis.links", "across nodes: host map, pairwise link map with slow links/nodes flagged, rank skew"),
+    "predict": ("analysis.predict", "predict an op's time at a rank count and size from fitted models"),
 }
 
 

@@ -106,9 +106,171 @@ def self_command(args: list[str]) -> list[str]:
     return [sys.executable, "-m", "bench.cli"] + list(args)
 
 
-def run_local(argv: list[str], env: dict) -> int:
-    """Run the launcher in the foreground; ranks write their own output."""
+def run_local(argv: list[str], env: dict) -> tuple[int, str | None]:
+    """Run the launcher in the foreground, passing the ranks' output through. Returns its
+    exit status and the first commbench error a rank reported (for meta.json)."""
     try:
-        return subprocess.run(argv, env=env).returncode
+        proc = subprocess.Popen(argv, env=env, stderr=subprocess.PIPE, text=True, errors="replace")
     except FileNotFoundError:
         raise UsageError(f"cannot start {argv[0]!r}: not found") from None
+    first_error = None
+    for line in proc.stderr:
+        sys.stderr.write(line)
+        sys.stderr.flush()
+        if first_error is None and line.startswith("commbench: ") and (
+                "timeout:" in line or " failed in " in line):
+            first_error = line.strip()
+    return proc.wait(), first_error
+
+
+# ---------------------------------------------------------------------------------------
+# torch.distributed: rendezvous and commbench's own local launcher
+# ---------------------------------------------------------------------------------------
+def free_port(host: str = "") -> int:
+    """A TCP port free right now (the OS picks it); whoever binds it next should be quick."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def mpi_agree_address() -> tuple[str, int]:
+    """Rank 0's host name and a free port on it, broadcast to every rank through MPI."""
+    import socket
+
+    from mpi4py import MPI
+
+    comm = MPI.COMM_WORLD
+    mine = (socket.gethostname(), free_port()) if comm.Get_rank() == 0 else None
+    return comm.bcast(mine, root=0)
+
+
+def rendezvous(world: World, env=None, agree=None) -> dict:
+    """init_process_group arguments for this rank. Under torchrun (and commbench's own
+    launcher, which sets the same variables): env://, which also reuses torchrun's store.
+    Under mpirun or srun: MASTER_ADDR/MASTER_PORT when both are set, else rank 0's host and a
+    free port agreed through MPI (mpi4py), else an error saying what to set."""
+    env = os.environ if env is None else env
+    if world.launcher == "torchrun":
+        return {"init_method": "env://"}
+    if env.get("MASTER_ADDR") and env.get("MASTER_PORT"):
+        addr, port = env["MASTER_ADDR"], int(env["MASTER_PORT"])
+    else:
+        if agree is None:
+            import importlib.util
+
+            if importlib.util.find_spec("mpi4py") is None:
+                raise UsageError(f"a torch backend under {world.launcher} needs MASTER_ADDR and "
+                                 "MASTER_PORT set (or mpi4py, to agree on them through MPI)")
+            agree = mpi_agree_address
+        addr, port = agree()
+    host = f"[{addr}]" if ":" in addr else addr
+    return {"init_method": f"tcp://{host}:{port}", "rank": world.rank, "world_size": world.size}
+
+
+def torch_local_envs(nranks: int, master_port: int, env=None,
+                     master_addr: str = "127.0.0.1") -> list[dict]:
+    """One environment per local rank, as torchrun --standalone would give them."""
+    base = dict(os.environ if env is None else env)
+    for name in ("OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK", "SLURM_PROCID", "SLURM_STEP_ID"):
+        base.pop(name, None)  # a rank must find *this* launcher (detect_world takes the first)
+    if nranks > 1:
+        base.setdefault("OMP_NUM_THREADS", "1")  # as torchrun: ranks share the cores
+    return [{**base, "RANK": str(r), "LOCAL_RANK": str(r), "WORLD_SIZE": str(nranks),
+             "LOCAL_WORLD_SIZE": str(nranks), "GROUP_RANK": "0", "MASTER_ADDR": master_addr,
+             "MASTER_PORT": str(master_port)} for r in range(nranks)]
+
+
+ORDERLY_EXITS = (0, 1, 2)  # every rank reaches these together (done, wrong results, bad input)
+
+
+def _die_with_parent():  # pragma: no cover - runs in the child between fork and exec
+    """Linux: the rank gets SIGTERM when the launcher dies (killed by a test's timeout, say)."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
+def _is_failure_line(line: str) -> bool:
+    return line.startswith("commbench: ") and ("timeout:" in line or " failed in " in line)
+
+
+def run_ranks(command: list[str], envs: list[dict], grace_s: float = 2.0,
+              poll_s: float = 0.05) -> tuple[int, str]:
+    """Start one process per environment and wait for all. When one fails (an exit status
+    other than 0, 1 or 2, or a signal), the others get `grace_s` to finish on their own (rank
+    0 may be recording the failure), then are terminated: a dead rank ends the job. The ranks'
+    stderr passes through. Returns (exit status, what happened: the first commbench failure a
+    rank reported, else which rank died; empty when no rank failed)."""
+    import signal
+    import threading
+    import time
+
+    preexec = _die_with_parent if sys.platform.startswith("linux") else None
+    procs, readers, first_error, lock = [], [], [], threading.Lock()
+
+    def relay(stream):  # one thread per rank: pass stderr through, note the first failure
+        for line in stream:
+            with lock:
+                sys.stderr.write(line)
+                sys.stderr.flush()
+                if not first_error and _is_failure_line(line):
+                    first_error.append(line.strip())
+
+    try:
+        for env in envs:
+            procs.append(subprocess.Popen(command, env=env, preexec_fn=preexec, stderr=subprocess.PIPE,
+                                          text=True, errors="replace"))
+            readers.append(threading.Thread(target=relay, args=(procs[-1].stderr,), daemon=True))
+            readers[-1].start()
+    except OSError as exc:
+        for p in procs:
+            p.kill()
+        raise UsageError(f"cannot start {command[0]!r}: {exc}") from None
+    failed, deadline = None, None
+    try:
+        while True:
+            codes = [p.poll() for p in procs]
+            if all(c is not None for c in codes):
+                break
+            if failed is None:
+                bad = [(r, c) for r, c in enumerate(codes) if c is not None and c not in ORDERLY_EXITS]
+                if bad:
+                    failed, deadline = bad[0], time.monotonic() + grace_s
+            if deadline is not None and time.monotonic() > deadline:
+                _stop(procs, signal.SIGTERM, 5.0)
+                _stop(procs, signal.SIGKILL, 5.0)
+                break
+            time.sleep(poll_s)
+    except BaseException:  # Ctrl-C or an error here: take the ranks down with us
+        _stop(procs, signal.SIGTERM, 2.0)
+        _stop(procs, signal.SIGKILL, 2.0)
+        raise
+    for reader in readers:
+        reader.join(timeout=2.0)
+    if failed is not None:
+        rank, code = failed
+        how = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
+        message = first_error[0] if first_error else f"rank {rank} {how}; the other ranks were stopped"
+        return (code if code > 0 else 3), message
+    codes = [p.returncode for p in procs]
+    return max(codes), ""
+
+
+def _stop(procs, sig, wait_s: float) -> None:
+    import time
+
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(sig)
+    end = time.monotonic() + wait_s
+    for p in procs:
+        try:
+            p.wait(timeout=max(0.0, end - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            pass

@@ -9,7 +9,8 @@ so that reductions in any dtype compare exactly.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import lru_cache
 
 import numpy as np
 
@@ -70,6 +71,7 @@ class Case:
     itemsize: int
     send_count: int
     recv_count: int
+    pairing: int = -1  # pairs: which round of the round-robin schedule (else -1)
 
     @property
     def nbytes(self) -> int:
@@ -83,6 +85,7 @@ class Op:
     ops_per_call = 1       # op instances in one call: the time per op divides by it
     sized = True           # barrier has no size
     default = True         # part of `--ops all` (specialised ops are run by name only)
+    host_steps = False     # runs host code between its calls (a CUDA graph cannot hold it)
 
     # --- sizes ---------------------------------------------------------------------------
     def counts(self, nbytes: int, n: int, itemsize: int) -> tuple[int, int]:
@@ -95,6 +98,10 @@ class Op:
 
     def case(self, nbytes: int, n: int, itemsize: int) -> Case:
         return Case(self, n, itemsize, *self.counts(nbytes, n, itemsize))
+
+    def cases(self, nbytes: int, n: int, itemsize: int) -> list[Case]:
+        """The cases one requested size makes (pairs: one per pairing round)."""
+        return [self.case(nbytes, n, itemsize)]
 
     # --- metrics -------------------------------------------------------------------------
     def bus_factor(self, n: int) -> float:
@@ -110,6 +117,14 @@ class Op:
 
     def active(self, rank: int, n: int) -> bool:
         return True
+
+    def active_in(self, case: Case, rank: int) -> bool:
+        """Whether `rank` takes part in (and writes rows for) this case."""
+        return self.active(rank, case.nranks)
+
+    def peer_of(self, case: Case, rank: int) -> int:
+        """The rank `rank` exchanges with in this case (the `peer` column), -1 for none."""
+        return -1
 
     # --- data ----------------------------------------------------------------------------
     def initial(self, case: Case, rank: int) -> tuple[np.ndarray | None, np.ndarray | None]:
@@ -157,6 +172,28 @@ class AllReduce(Op):
 
     def program(self, be, send, recv, ack, case, rank):
         return loop(be.allreduce(send, recv))
+
+
+@register
+class AllReduceInPlace(AllReduce):
+    """Sum over ranks, in place (torch's all_reduce as DDP uses it, MPI_IN_PLACE, nccl-tests'
+    in-place mode): no copy of the input. The first call is the one checked; later calls reduce
+    the previous result, so the values grow (wrap or saturate), which does not change the time.
+    S = bytes of the array on each rank; busbw = algbw·2(n−1)/n."""
+    name = "allreduce_inplace"
+    default = False  # run by name: `--ops all` keeps the out-of-place allreduce
+
+    def counts(self, nbytes, n, itemsize):
+        return 0, max(1, nbytes // itemsize)
+
+    def s_bytes(self, case):
+        return case.recv_count * case.itemsize
+
+    def initial(self, case, rank):
+        return None, values(rank, case.recv_count)
+
+    def program(self, be, send, recv, ack, case, rank):
+        return loop(be.allreduce_inplace(recv))
 
 
 @register
@@ -290,6 +327,9 @@ class _Pair(Op):
     def sender(self, rank, n):
         return rank == 0
 
+    def peer_of(self, case, rank):
+        return self.peer(rank, case.nranks) if self.active(rank, case.nranks) else -1
+
 
 @register
 class PingPong(_Pair):
@@ -407,6 +447,72 @@ class MultiPair(Op):
 
 
 # ---------------------------------------------------------------------------------------
+# Link map: every pair of ranks, in rounds of disjoint pairs.
+# ---------------------------------------------------------------------------------------
+@lru_cache(maxsize=None)
+def pairing_rounds(n: int) -> tuple[tuple[int, ...], ...]:
+    """Round-robin tournament by the circle method: each round maps rank -> peer (-1 = sits
+    out); in a round no rank is in two pairs, and over all rounds every pair meets once.
+    n - 1 rounds for even n, n rounds for odd n (one rank sits out per round)."""
+    m = n + n % 2  # odd n: a phantom rank m - 1; its partner sits out
+    rounds = []
+    for r in range(m - 1):
+        peer = [-1] * m
+        pairs = [(r, m - 1)] + [((r + i) % (m - 1), (r - i) % (m - 1)) for i in range(1, m // 2)]
+        for a, b in pairs:
+            peer[a], peer[b] = b, a
+        rounds.append(tuple(p if p < n else -1 for p in peer[:n]))
+    return tuple(rounds)
+
+
+@register
+class Pairs(Op):
+    """Link map: a ping-pong between every pair of ranks (half the round trip, as pingpong).
+    The pairs are scheduled in rounds by the circle method so that no rank is in two pairs of
+    a round; every pair of a round runs at the same time (a rank that sits out waits). Each
+    round at each size is its own case, timed by the harness like any other: every rank's
+    samples are its own pair's times and carry the peer (the `peer` column), so the median
+    per (rank, peer) is the link's time; the summary row of a size pools all rounds (per
+    sample, the slowest pair of the round). Small S gives the link's latency, large S its
+    ping-pong bandwidth. Pairs of a round share nothing when each rank has its own node; with
+    several ranks per node, concurrent pairs share the node's NIC (run it on `--split inter`
+    for one rank per node). S = bytes of one message."""
+    name = "pairs"
+    s_means = "bytes of one message (between the two ranks of each pair)"
+    ops_per_call = 2
+    default = False  # n - 1 rounds per size: run it by name
+
+    def rank_problem(self, n):
+        return None if n >= 2 else "pairs needs at least 2 ranks"
+
+    def cases(self, nbytes, n, itemsize):
+        one = self.case(nbytes, n, itemsize)
+        return [replace(one, pairing=r) for r in range(len(pairing_rounds(n)))]
+
+    def peer_of(self, case, rank):
+        return pairing_rounds(case.nranks)[case.pairing][rank]
+
+    def active_in(self, case, rank):
+        return self.peer_of(case, rank) >= 0
+
+    def describe(self):
+        return {**super().describe(), "schedule": "circle method: n-1 rounds of n/2 disjoint pairs "
+                "(n rounds for odd n); each round is a case; the rows carry the peer"}
+
+    def expected(self, case, rank):
+        peer = self.peer_of(case, rank)
+        return values(min(rank, peer), case.recv_count) if peer >= 0 else None
+
+    def program(self, be, send, recv, ack, case, rank):
+        peer = self.peer_of(case, rank)
+        if peer < 0:
+            return loop()
+        if rank < peer:  # the lower rank starts, the higher one echoes what arrived
+            return loop(be.send(send, peer), be.recv(recv, peer))
+        return loop(be.recv(recv, peer), be.send(recv, peer))
+
+
+# ---------------------------------------------------------------------------------------
 # LogGP: Netgauge's parametrised round trip PRTT(n, d, s) (Hoefler, Lichei & Rehm 2009),
 # between the first and the last rank. Four fixed variants, so every measurement is an
 # ordinary case (one S per case, nothing to record beyond the op name) and `commbench fit`
@@ -417,12 +523,14 @@ class MultiPair(Op):
 #   prtt_rttr8  the receiver idles d(s) before receives 2..8 (the messages wait) -> o_r
 # d must exceed the gap of one message (else the gap, not the overhead, paces the messages):
 # d(s) = PRTT_DELAY_S0 + s / PRTT_DELAY_BPS, enough for links from 0.5 GB/s and gaps up to
-# 20 µs; the fit checks d(s) ≥ G_all(s) and reports overheads only where it holds. A fixed
+# 10 µs (Netgauge takes d = PRTT(1,0,s), a few µs in shared memory); the fit checks
+# d(s) ≥ G_all(s) and reports overheads only where it holds. Not larger: time stolen from a
+# busy wait (other processes, a VM's steal) grows with d and lands in o_s and o_r. A fixed
 # formula (recorded in meta.json) rather than one calibrated per case, so the fit knows d
-# exactly without a per-case column. The idle wait is a busy spin on time.perf_counter.
+# exactly without a per-case column. The idle wait is a calibrated busy spin (_spin).
 # ---------------------------------------------------------------------------------------
 PRTT_MSGS = 8
-PRTT_DELAY_S0 = 20e-6
+PRTT_DELAY_S0 = 10e-6
 PRTT_DELAY_BPS = 0.5e9
 
 
@@ -430,22 +538,36 @@ def prtt_delay_s(nbytes: int) -> float:
     return PRTT_DELAY_S0 + nbytes / PRTT_DELAY_BPS
 
 
-def _spin(seconds: float, clock=None):
+def _spin(seconds: float, clock=None, calibrate: int = 21):
+    """A busy wait that lasts `seconds` on average, as a zero-argument callable. A bare spin
+    overshoots by its own call and clock-read cost (0.2 µs in Python, as large as the o_s it
+    is meant to isolate), so the target is shortened by the median overshoot of `calibrate`
+    trial waits (median: a preempted trial does not count)."""
     import time
 
     clock = clock or time.perf_counter
 
-    def spin():
-        end = clock() + seconds
+    def wait(target):
+        end = clock() + target
         while clock() < end:
             pass
-    return spin
+
+    target = seconds
+    if calibrate and seconds > 0:
+        over = []
+        for _ in range(calibrate):
+            t0 = clock()
+            wait(seconds)
+            over.append(clock() - t0 - seconds)
+        target = max(0.0, seconds - sorted(over)[len(over) // 2])
+    return lambda: wait(target)
 
 
 class _PRTT(_Pair):
     """PRTT(n, d, s): rank 0 sends n messages of S bytes, the last rank receives them and echoes
     one S-byte message; the time is the whole round trip. S = bytes of one message."""
     default = False  # LogGP inputs: run by name, not part of `--ops all`
+    host_steps = True  # the idle spin
     s_means = "bytes of one message"
     msgs = 1
     idle = ""  # "", "send" or "recv": which side idles d(s) between its messages

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis.rundir import SAMPLE_COLUMNS, SCHEMA, SUMMARY_COLUMNS, atomic_write_text
+from analysis.rundir import SCHEMA, SUMMARY_COLUMNS, WRITTEN_SAMPLE_COLUMNS, atomic_write_text
 
 ENV_PREFIXES = ("OMPI_", "PMIX_MCA", "PRTE_MCA", "UCX_", "MPICH_", "MPIR_CVAR", "I_MPI_", "FI_",
                 "HCOLL_", "NCCL_", "GLOO_", "TORCH_NCCL", "TORCH_DISTRIBUTED", "CUDA_VISIBLE",
@@ -91,7 +91,7 @@ class RunWriter:
         self.meta = meta
         self.samples_path = self.dir / "samples.csv"
         if not self.samples_path.exists():
-            self.samples_path.write_text(",".join(SAMPLE_COLUMNS) + "\n")
+            self.samples_path.write_text(",".join(WRITTEN_SAMPLE_COLUMNS) + "\n")
         self.write_meta()
 
     def write_meta(self, **updates) -> None:

@@ -2,12 +2,13 @@
 SPMD on the ranks a launcher gave (inside mpiexec, srun, torchrun or commbench's own)."""
 from __future__ import annotations
 
+import argparse
 import os
 import socket
 import sys
 import time
 import traceback
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -33,12 +34,19 @@ def add_arguments(p) -> None:
                    f"{', '.join(n for n, op in OPS.items() if op.default)})")
     p.add_argument("--sizes", default=DEFAULT_SIZES, help="MIN:MAX[:FACTOR] or a list; K/M/G "
                    f"suffixes are binary; S as each op defines it (default {DEFAULT_SIZES})")
-    p.add_argument("--dtype", default="float32", help="element type (default float32)")
+    p.add_argument("--dtype", default="float32", help="element type (default float32; torch "
+                   "backends also take float16 and bfloat16)")
+    p.add_argument("--device", choices=("cpu", "cuda"),
+                   help="where buffers live: cpu (host memory) or cuda (one GPU per rank, chosen "
+                   "by LOCAL_RANK); default: each backend's own (cpu; cuda for nccl)")
+    p.add_argument("--cuda-graph", action="store_true",
+                   help="capture the k calls of a sample in a CUDA graph and time its replay "
+                   "(like nccl-tests -G): small-message latency without launch overhead (nccl)")
     p.add_argument("--out", help="run directory (default results/<run_id>)")
     p.add_argument("--timeout", type=float, default=120.0,
                    help="seconds a case may make no progress before the job is aborted (default 120)")
-    p.add_argument("--repeats", type=int, default=1,
-                   help="rounds over all cases, case order shuffled in each (default 1)")
+    p.add_argument("--repeats", type=int, default=5,
+                   help="rounds over all cases, case order shuffled in each (default 5)")
     p.add_argument("--seed", type=int, help="seed of the case order (default: from the clock)")
     p.add_argument("--ci-target", type=float, default=0.02,
                    help="stop sampling when the 95%% CI of the median is this narrow (default 0.02)")
@@ -48,6 +56,11 @@ def add_arguments(p) -> None:
                    help="seconds of sampling per case, all rounds together (default 1.0)")
     p.add_argument("--sample-time", type=float, default=1e-3,
                    help="a sample (k back-to-back calls) lasts at least this long (default 0.001 s)")
+    p.add_argument("--noise", action=argparse.BooleanOptionalAction, default=True,
+                   help="calibrate the machine's noise first and store it (default on; ~1 s)")
+    p.add_argument("--split", default="all", help="communicators the ops run on, a comma list "
+                   "of all (the world), intra (the ranks of each node), inter (one rank per node); "
+                   "taken from the hosts the ranks report (default all)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress, no tables")
 
 
@@ -60,6 +73,8 @@ class Plan:
     sampling: Sampling
     repeats: int
     all_ops: bool = False  # ops not named one by one: skip those the rank count rules out
+    skip: dict = field(default_factory=dict)  # (backend, op) -> why that backend cannot run it
+    splits: tuple = ("all",)  # --split: communicators the cases run on (bench.nodes)
 
 
 def make_plan(args) -> Plan:
@@ -73,10 +88,20 @@ def make_plan(args) -> Plan:
         if problem:
             raise UsageError(problem)
         cls.check_dtype(args.dtype)
+        cls.check_args(args)
     names = [n for n, op in OPS.items() if op.default] if args.ops.strip() == "all" else [s.strip() for s in args.ops.split(",") if s.strip()]
     if not names:
         raise UsageError("no ops given")
     ops = [get_op(name) for name in dict.fromkeys(names)]
+    all_ops = args.ops.strip() == "all"
+    skip = {}
+    for cls in backends:
+        for op in ops:
+            why = cls.op_problem(op, args)
+            if why and not all_ops:
+                raise UsageError(f"backend {cls.name} cannot run {op.name}: {why}")
+            if why:
+                skip[(cls.name, op.name)] = why
     sizes = parse_sizes(args.sizes)
     positive = {"--timeout": args.timeout, "--ci-target": args.ci_target, "--budget": args.budget,
                 "--sample-time": args.sample_time, "--repeats": args.repeats,
@@ -89,7 +114,10 @@ def make_plan(args) -> Plan:
     sampling = Sampling(sample_time_s=args.sample_time, min_samples=args.min_samples,
                         max_samples=args.max_samples, ci_target=args.ci_target,
                         budget_s=args.budget / args.repeats)
-    return Plan(backends, ops, sizes, args.dtype, sampling, args.repeats, args.ops.strip() == "all")
+    from bench.nodes import parse_splits
+
+    splits = parse_splits(getattr(args, "split", "all"))
+    return Plan(backends, ops, sizes, args.dtype, sampling, args.repeats, all_ops, skip, splits)
 
 
 def cases_of(plan: Plan, nranks: int) -> list:
@@ -98,11 +126,16 @@ def cases_of(plan: Plan, nranks: int) -> list:
     cases, seen = [], set()
     for op in plan.ops:
         for size in (plan.sizes if op.sized else [0]):
-            case = op.case(size, nranks, itemsize)
-            if (op.name, case.nbytes) not in seen:
-                seen.add((op.name, case.nbytes))
-                cases.append(case)
+            for case in op.cases(size, nranks, itemsize):  # pairs: one per pairing round
+                if (op.name, case.nbytes, case.pairing) not in seen:
+                    seen.add((op.name, case.nbytes, case.pairing))
+                    cases.append(case)
     return cases
+
+
+def skip_notes(plan: Plan) -> list:
+    """One line per (backend, op) that `--ops all` leaves out because the backend cannot run it."""
+    return [f"commbench: skipping {op} on {backend}: {why}" for (backend, op), why in plan.skip.items()]
 
 
 def _pages(nbytes: int) -> int:
@@ -164,18 +197,20 @@ def start_local(args, plan: Plan) -> int:
     out = Path(args.out or Path("results") / new_run_id(args.backend, n)).resolve()
     extra = [] if args.out else ["--out", str(out)]
     command = launch.self_command(["run"] + list(args._argv[1:]) + extra)
-    if not any(cls.launcher == "mpi" for cls in plan.backends):
-        raise UsageError(f"backend {args.backend} has no local launcher yet")
-    mpiexec = launch.find_mpiexec()
-    flavor = launch.mpi_flavor(mpiexec)
-    argv = launch.mpiexec_argv(mpiexec, flavor, n, os.cpu_count() or 1, command)
-    env = launch.mpiexec_env(flavor, os.geteuid() == 0)
-    rc = launch.run_local(argv, env)
-    _mark_if_unfinished(out, rc)
+    message = ""
+    if any(cls.launcher == "mpi" for cls in plan.backends):
+        mpiexec = launch.find_mpiexec()
+        flavor = launch.mpi_flavor(mpiexec)
+        argv = launch.mpiexec_argv(mpiexec, flavor, n, os.cpu_count() or 1, command)
+        env = launch.mpiexec_env(flavor, os.geteuid() == 0)
+        rc, message = launch.run_local(argv, env)
+    else:  # torch backends only: no MPI needed, commbench starts the ranks itself
+        rc, message = launch.run_ranks(command, launch.torch_local_envs(n, launch.free_port("127.0.0.1")))
+    _mark_if_unfinished(out, rc, message)
     return rc if rc in (0, EXIT_WRONG, 2) else EXIT_ABORT
 
 
-def _mark_if_unfinished(out: Path, rc: int) -> None:
+def _mark_if_unfinished(out: Path, rc: int, message: str = "") -> None:
     """A rank killed from outside cannot say so itself: record it in meta.json."""
     from analysis.rundir import RunDirError, load_meta
     from bench.record import RunWriter
@@ -185,4 +220,4 @@ def _mark_if_unfinished(out: Path, rc: int) -> None:
     except RunDirError:
         return
     if meta.get("status") == "running":
-        RunWriter(out, meta).finish("aborted", error=meta.get("error") or f"ranks exited with status {rc}")
+        RunWriter(out, meta).finish("aborted", error=message or meta.get("error") or f"ranks exited with status {rc}")

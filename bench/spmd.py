@@ -7,16 +7,16 @@ import socket
 import sys
 import time
 import traceback
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from analysis.rundir import summarize_case
-from bench import contention
+from bench import contention, nodes
 from bench.errors import UsageError
 from bench.harness import Sync, measure
-from bench.run import EXIT_ABORT, EXIT_WRONG, PAGE, Plan, _pages, arena_bytes, check_fits
+from bench.run import EXIT_ABORT, EXIT_WRONG, PAGE, Plan, _pages, arena_bytes, check_fits, skip_notes
 
 METHOD = {
     "synchronisation": "barrier before every sample",
@@ -45,10 +45,15 @@ class Job:
     agreed: list = field(default_factory=list)
     wrong: int = 0
     rounds: int = 0
+    split: str = "all"            # --split: be is then this rank's sub-communicator
+    world: object = None          # the backend on the whole world (gathers rows); None: be
+    world_of: list | None = None  # world rank of each rank of be (None: the same)
 
     @property
     def label(self) -> str:
-        return f"{self.case.op.name} at {self.case.nbytes} B on {self.be.name}"
+        where = "" if self.split == "all" else f" ({self.split}-node)"
+        pairing = f", pairing round {self.case.pairing}" if self.case.pairing >= 0 else ""
+        return f"{self.case.op.name} at {self.case.nbytes} B on {self.be.name}{where}{pairing}"
 
 
 def _injected(what: str, op: str, nbytes: int, rank: int) -> bool:
@@ -80,7 +85,7 @@ def run_case(be, case, arena, dtype, sync, sampling, state_calls, prior):
         be.write(send, init_send)
     if init_recv is not None:
         be.write(recv, init_recv)
-    program = op.program(be, send, recv, ack, case, rank)
+    program = be.wrap_program(op.program(be, send, recv, ack, case, rank))
     if _injected("raise", op.name, case.nbytes, rank):
         raise RuntimeError("injected failure")
     if _injected("hang", op.name, case.nbytes, rank):
@@ -106,7 +111,7 @@ def run_spmd(args, plan: Plan, world, clock=time.perf_counter) -> int:
     writer = None
     rank = world.rank
     try:
-        backends = [cls(world) for cls in plan.backends]
+        backends = [cls.create(world, args) for cls in plan.backends]
         control = backends[0]  # agreement that is not about a measurement
         rank, n = control.rank, control.size
         hosts = control.bcast(control.gather(socket.gethostname()))
@@ -115,7 +120,10 @@ def run_spmd(args, plan: Plan, world, clock=time.perf_counter) -> int:
             if args.nranks is not None and args.nranks != n:
                 raise UsageError(f"-n {args.nranks} given, but the launcher started {n} ranks")
             say = (lambda text: print(text, file=sys.stderr)) if rank == 0 and not args.quiet else None
-            cases = check_fits(plan, n, hosts.count(socket.gethostname()), say)
+            by_split = _cases_by_split(plan, hosts, hosts.count(socket.gethostname()), say)
+            cases = [case for split_cases in by_split.values() for case in split_cases]
+            for note in skip_notes(plan) if say else []:
+                say(note)
         except UsageError as exc:
             problem = str(exc)
         if problem:
@@ -126,13 +134,17 @@ def run_spmd(args, plan: Plan, world, clock=time.perf_counter) -> int:
         jobs = []
         for be in backends:
             arena = be.alloc(arena_bytes(cases))
-            sync = Sync(barrier=be.barrier(), allreduce_max=be.allreduce_max,
+            sync = Sync(barrier=be.control_barrier(), allreduce_max=be.allreduce_max,
                         device_sync=be.sync, clock=clock)
-            jobs += [Job(be, case, sync, arena) for case in cases]
+            jobs += [job for job in _split_jobs(be, by_split, hosts, sync, arena)
+                     if (be.name, job.case.op.name) not in plan.skip]
         if writer:
             from bench.record import buffer_info
             writer.write_meta(buffers=buffer_info(PAGE))
-        return _measure_all(args, plan, control, jobs, writer, seed)
+        rc = _measure_all(args, plan, control, jobs, writer, seed)
+        for be in reversed(backends):
+            be.finalize()
+        return rc
     except SystemExit:
         raise
     except BaseException as exc:  # noqa: BLE001 - any failure must take the whole job down
@@ -185,7 +197,15 @@ def _measure_all(args, plan, control, jobs, writer, seed) -> int:
     on_fire = (lambda msg: writer.finish("aborted", error=msg)) if writer else None
     watchdog = Watchdog(args.timeout, rank, on_fire)
     machine_before = contention.snapshot()
+    if args.noise:
+        from bench import noise
+
+        watchdog.arm("the noise calibration")
+        found = noise.calibrate(control, jobs[0].sync)
+        if writer:
+            writer.write_meta(noise=found)
     rng = np.random.default_rng(seed)
+    summary_cache = {}  # summary row per (backend, op, size, split)
     started, total, done = time.monotonic(), len(jobs) * plan.repeats, 0
     last_progress = started
     for round_no in range(plan.repeats):
@@ -197,14 +217,13 @@ def _measure_all(args, plan, control, jobs, writer, seed) -> int:
                                     plan.sampling, job.calls, job.agreed)
                 job.calls = m.calls
                 job.agreed = job.agreed + m.agreed_s
-                active = job.case.op.active(rank, job.be.size)
-                gathered = job.be.gather((rank, m.local_s if active else None, wrong))
+                gathered = _gather_rows(job, rank, m, wrong)
             except Exception as exc:
                 exc._commbench_case = job.label
                 raise
             if rank == 0:
                 _record_case(writer, plan, job, round_no, m, gathered)
-                writer.write_summary(_summary_rows(plan, jobs))
+                writer.write_summary(_summary_rows(plan, jobs, summary_cache, job))
             done += 1
             now = time.monotonic()
             if rank == 0 and not args.quiet and now - last_progress > 2.0:
@@ -223,7 +242,12 @@ def _measure_all(args, plan, control, jobs, writer, seed) -> int:
             from analysis.rundir import load_summary
 
             print(format_summary(load_summary(writer.dir), writer.meta))
+            _print_across_nodes(writer)
             print(f"# machine: {contention.describe(writer.meta['contention'])}")
+            if writer.meta.get("noise"):
+                from bench import noise
+
+                print(f"# noise: {noise.describe(writer.meta['noise'])}")
             print(f"# results: {writer.dir}")
         if wrong_total:
             print(f"commbench: {wrong_total} elements failed validation (see the #wrong column)",
@@ -233,25 +257,97 @@ def _measure_all(args, plan, control, jobs, writer, seed) -> int:
 
 def _record_case(writer, plan, job, round_no, m, gathered):
     case = job.case
-    fixed = (job.be.name, case.op.name, plan.dtype, case.nbytes, case.nranks, "all", round_no)
+    fixed = (job.be.name, case.op.name, plan.dtype, case.nbytes, case.nranks, job.split, round_no)
     rows = []
-    for rank, local, wrong in gathered:
+    for rank, local, wrong, peer in gathered:
         job.wrong += wrong
-        rows += [fixed + (i, rank, m.calls, float(t)) for i, t in enumerate(local or [])]
+        rows += [fixed + (i, rank, m.calls, float(t), peer) for i, t in enumerate(local or [])]
     writer.append_samples(rows)
     job.rounds += 1
 
 
-def _summary_rows(plan, jobs):
-    rows = []
-    for job in jobs:
-        if not job.rounds:
-            continue
-        op, n = job.case.op, job.case.nranks
-        row = {"backend": job.be.name, "op": op.name, "dtype": plan.dtype,
-               "nbytes": job.case.nbytes, "nranks": n, "split": "all",
-               "count": job.case.send_count or job.case.recv_count, "wrong": job.wrong,
-               "rounds": job.rounds}
-        row.update(summarize_case(job.agreed, job.case.nbytes, op.bus_factor(n), op.msgs_per_op(n)))
-        rows.append(row)
-    return rows
+def _summary_rows(plan, jobs, cache, changed):
+    """One row per (backend, op, size, split); the jobs of one row (pairs: one per pairing
+    round) pool their samples. Only the row of the job just finished is recomputed (`cache`
+    keeps the others), so rewriting the summary stays cheap in long runs."""
+    key_of = lambda j: (j.be.name, j.case.op.name, j.case.nbytes, j.split)  # noqa: E731
+    group = [j for j in jobs if j.rounds and key_of(j) == key_of(changed)]
+    job = group[0]
+    op, n = job.case.op, job.case.nranks
+    row = {"backend": job.be.name, "op": op.name, "dtype": plan.dtype,
+           "nbytes": job.case.nbytes, "nranks": n, "split": job.split,
+           "count": job.case.send_count or job.case.recv_count,
+           "wrong": sum(j.wrong for j in group), "rounds": max(j.rounds for j in group)}
+    times = [t for j in group for t in j.agreed]
+    row.update(summarize_case(times, job.case.nbytes, op.bus_factor(n), op.msgs_per_op(n)))
+    cache[key_of(changed)] = row
+    from bench.ops import OPS
+
+    order = {name: i for i, name in enumerate(OPS)}
+    return sorted(cache.values(), key=lambda r: (r["backend"], order.get(r["op"], 0), r["split"], r["nbytes"]))
+
+
+def _cases_by_split(plan, hosts, ranks_here, say):
+    """{split: its cases}, each sized for the communicators of that split. With several
+    splits, an op that cannot run on one split's size (pingpong on one rank per node) is
+    skipped there, and is an error only when it runs on none."""
+    for cls in plan.backends:
+        if any(split != "all" for split in plan.splits) and not hasattr(cls, "split"):
+            raise UsageError(f"backend {cls.name} cannot make sub-communicators (--split)")
+    if len(plan.splits) == 1:
+        split = plan.splits[0]
+        size = nodes.split_size(split, hosts)
+        try:
+            return {split: check_fits(plan, size, ranks_here, say)}
+        except UsageError as exc:
+            if split == "all":
+                raise
+            raise UsageError(f"--split {split} ({size} rank(s) per communicator): {exc}") from None
+    by_split = {}
+    for split in plan.splits:
+        size = nodes.split_size(split, hosts)
+        tell = (lambda text, split=split: say(f"{text} (--split {split})")) if say else None
+        by_split[split] = check_fits(replace(plan, ops=list(plan.ops), all_ops=True), size,
+                                     ranks_here, tell)
+    ran = {case.op.name for cases in by_split.values() for case in cases}
+    for op in plan.ops:
+        if op.name not in ran and not plan.all_ops:
+            sizes = {s: nodes.split_size(s, hosts) for s in plan.splits}
+            raise UsageError(f"{op.name} runs on none of the splits: "
+                             + "; ".join(f"{s}: {op.rank_problem(n)}" for s, n in sizes.items()))
+    return by_split
+
+
+def _split_jobs(be, by_split, hosts, sync, arena):
+    """The jobs of backend `be` on every split. The sync (barrier before each sample, the
+    agreed per-sample max) stays on the whole world, so the communicators of a split run each
+    sample at the same time, as nccl-tests does."""
+    jobs = []
+    for split, cases in by_split.items():
+        sub = nodes.split_backend(be, split, hosts)
+        world_of = nodes.members(split, be.rank, hosts) if split != "all" else None
+        jobs += [Job(sub, case, sync, arena, split=split, world=be, world_of=world_of)
+                 for case in cases]
+    return jobs
+
+
+def _gather_rows(job, rank, m, wrong):
+    """At world rank 0: (world rank, its samples or None when idle, wrong elements, world rank
+    of its peer or -1) of every rank."""
+    case, here = job.case, job.be.rank
+    peer = case.op.peer_of(case, here)
+    if peer >= 0 and job.world_of:
+        peer = job.world_of[peer]
+    local = m.local_s if case.op.active_in(case, here) else None
+    return (job.world or job.be).gather((rank, local, wrong, peer))
+
+
+def _print_across_nodes(writer):
+    """Host map, link map (pairs) and rank skew, when the run has any of them to tell."""
+    from analysis.links import describe
+    from analysis.rundir import load_samples
+
+    if writer.meta.get("nnodes", 1) > 1 or "pairs" in writer.meta.get("ops", {}):
+        text = describe(load_samples(writer.dir), writer.meta)
+        if text:
+            print(text)

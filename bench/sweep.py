@@ -16,12 +16,23 @@ def add_arguments(parser) -> None:
     from bench import run
 
     # every option of `commbench run`, passed through; -n/--nranks becomes a list
-    parser.conflict_handler = "resolve"
-    run.add_arguments(parser)
+    run.add_arguments(_Without(parser, {"-n", "--nranks", "--out"}))
     parser.add_argument("-n", "--nranks", required=True,
                         help="comma-separated rank counts, one run each, e.g. 2,4,8")
     parser.add_argument("--out", required=True,
                         help="sweep directory; run directories DIR/n<count> are made in it")
+
+
+class _Without:
+    """A parser that ignores the options named in `skip` (the ones sweep redefines)."""
+
+    def __init__(self, parser, skip):
+        self.parser, self.skip = parser, skip
+
+    def add_argument(self, *names, **kw):
+        if not self.skip.intersection(names):
+            return self.parser.add_argument(*names, **kw)
+        return None
 
 
 def parse_counts(text: str) -> list[int]:
@@ -54,10 +65,13 @@ def run_options(argv: list[str]) -> list[str]:
 
 
 def main(args) -> int:
+    import argparse
+
     from bench.run import make_plan
 
     counts = parse_counts(args.nranks)
-    plan = make_plan(args)  # every run option checked once, before any rank starts
+    # every run option checked once, before any rank starts
+    plan = make_plan(argparse.Namespace(**{**vars(args), "nranks": counts[0]}))
     for p in counts:
         for op in plan.ops:
             problem = op.rank_problem(p)

@@ -37,6 +37,8 @@ class Watchdog:
                 message = (f"commbench: timeout: {what} made no progress for {self.timeout_s:g} s "
                            f"on rank {self.rank}; aborting the job")
                 print(message, file=sys.stderr, flush=True)
+                if self.rank != 0:
+                    time.sleep(2.0)  # let rank 0, likely stuck too, record why in meta.json
                 if self.on_fire:
                     try:
                         self.on_fire(message)

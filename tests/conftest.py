@@ -40,4 +40,15 @@ def have_mpi():
 needs_mpi = pytest.mark.skipif(not have_mpi(), reason="mpi4py and mpiexec not installed")
 
 # Fast sampling settings so SPMD tests take seconds, not minutes.
-QUICK = ["--budget", "0.05", "--min-samples", "5", "--sample-time", "0.0002", "-q"]
+QUICK = ["--repeats", "1", "--budget", "0.05", "--min-samples", "5", "--sample-time", "0.0002", "--no-noise", "-q"]
+
+
+# Multi-node tests time a shaped network; other CPU load on 2 cores distorts that, so they run
+# after every other test (and CI runs them alone: `pytest -m multinode`).
+def pytest_configure(config):
+    config.addinivalue_line("markers", "multinode: emulated-cluster test (root, network "
+                            "namespaces); runs last")
+
+
+def pytest_collection_modifyitems(session, config, items):
+    items.sort(key=lambda item: item.get_closest_marker("multinode") is not None)  # stable

@@ -98,7 +98,7 @@ def test_median_ci_ranks_match_the_binomial_table():
 def _args(**over):
     base = dict(nranks=None, backend="fake", ops="allreduce,barrier", sizes="4,64", dtype="int32",
                 out=None, timeout=0, repeats=1, seed=7, ci_target=0.02, min_samples=5,
-                max_samples=100, budget=1.0, sample_time=2.0 ** -12, quiet=True,
+                max_samples=100, budget=1.0, sample_time=2.0 ** -12, quiet=True, noise=False,
                 _argv=["run", "--fake"])
     base.update(over)
     return argparse.Namespace(**base)

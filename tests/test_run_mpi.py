@@ -89,3 +89,17 @@ def test_hung_rank_is_caught_by_the_watchdog(tmp_path):
     meta, _, summary = load_run(out)
     assert meta["status"] == "aborted" and "allreduce at 4096 B" in meta["error"]
     assert list(summary.nbytes) == [64]
+
+
+def test_noise_calibration_is_stored_and_printed(tmp_path):
+    out = tmp_path / "noise"
+    r = run_commbench("noise", "--out", out, "--budget", "0.05", timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "# noise: timer step" in r.stdout and "ping-pong over 8 bursts" in r.stdout
+    meta, _, summary = load_run(out)
+    noise = meta["noise"]
+    assert len(noise["jitter_per_rank"]) == 2
+    assert all(j["p99_over_median"] >= 1 for j in noise["jitter_per_rank"])
+    assert len(noise["pingpong"]["burst_medians_s"]) == 8 and noise["pingpong"]["max_over_min"] >= 1
+    assert set(meta["contention"]["hosts"]) == set(meta["hosts"])
+    assert list(summary.op) == ["barrier"]

@@ -9,7 +9,16 @@ from bench.errors import UsageError
 # name -> "module:Class"
 BACKENDS = {
     "mpi": "bench.backends.mpi:MPIBackend",
+    # torch.distributed; "torch-mpi" is torch's own MPI process group ("mpi" is mpi4py's)
+    "gloo": "bench.backends.torch_dist:GlooBackend",
+    "nccl": "bench.backends.torch_dist:NCCLBackend",
+    "ucc": "bench.backends.torch_dist:UCCBackend",
+    "torch-mpi": "bench.backends.torch_dist:TorchMPIBackend",
 }
+
+# The data-plane primitives (what ops may call on a backend).
+PRIMITIVES = ("allreduce", "allreduce_inplace", "allgather", "reduce_scatter", "alltoall", "broadcast", "barrier",
+              "send", "recv", "isend", "irecv", "waitall")
 
 
 def backend_class(name: str):
@@ -20,19 +29,53 @@ def backend_class(name: str):
     return getattr(importlib.import_module(module), cls)
 
 
+class _Recorder:
+    """Stands in for a backend while an op builds its program, to learn which primitives the
+    op uses (so backends can refuse ops by primitive, with no per-op code anywhere)."""
+
+    def __init__(self):
+        self.used = set()
+
+    def __getattr__(self, name):
+        if name not in PRIMITIVES:
+            raise AttributeError(name)
+        self.used.add(name)
+        if name == "waitall":
+            return lambda reqs: None
+        return lambda *args, **kw: (lambda *a, **k: None)
+
+
+def primitives_of(op) -> set:
+    """The primitives op's program calls, on any rank (built for 2 ranks, nothing run)."""
+    rec = _Recorder()
+    if op.rank_problem(2) is None:
+        case = op.case(64, 2, 4)
+        for rank in (0, 1):
+            op.program(rec, None, None, None, case, rank)
+    else:
+        case = op.case(64, 1, 4)
+        op.program(rec, None, None, None, case, 0)
+    return rec.used
+
+
 class Backend:
     """What a backend provides. Data-plane methods return *prepared* zero-argument callables
     (like MPI persistent requests), so the timed loop pays for the call and nothing else.
 
-    control plane (untimed): rank, size, allreduce_max, gather, bcast, abort, finalize
+    control plane (untimed): rank, size, allreduce_max, gather, bcast, abort, finalize,
+                             control_barrier (what the harness waits on before each sample)
     buffers: alloc, view, write, read, sync
-    data plane: allreduce, allgather, reduce_scatter, alltoall, broadcast, barrier,
-                send, recv, isend, irecv (their callables start a request and return it),
+    data plane: allreduce, allreduce_inplace, allgather, reduce_scatter, alltoall, broadcast,
+                barrier, send, recv, isend, irecv (their callables start a request and return it),
                 waitall (a plain function of a list of requests)
     """
     name = ""
     launcher = "mpi"   # how local ranks are started: "mpi" (mpiexec) or "torch" (own spawner)
     dtypes: tuple[str, ...] = ()
+    devices: tuple[str, ...] = ("cpu",)   # where buffers may live (--device)
+    default_device = "cpu"
+    graphs = False     # can capture a sample's k calls in a CUDA graph (--cuda-graph)
+    unsupported: dict = {}  # primitive -> why this backend lacks it
 
     @classmethod
     def problem(cls) -> str | None:
@@ -44,5 +87,47 @@ class Backend:
         if dtype not in cls.dtypes:
             raise UsageError(f"backend {cls.name} has no dtype {dtype!r}; known: {', '.join(cls.dtypes)}")
 
+    @classmethod
+    def device_of(cls, args) -> str:
+        return getattr(args, "device", None) or cls.default_device
+
+    @classmethod
+    def check_args(cls, args) -> None:
+        """Reject options this backend cannot honour (raise UsageError), before ranks start."""
+        device = cls.device_of(args)
+        if device not in cls.devices:
+            raise UsageError(f"backend {cls.name} has no --device {device} (it runs on "
+                             f"{', '.join(cls.devices)})")
+        if getattr(args, "cuda_graph", False) and not cls.graphs:
+            raise UsageError(f"--cuda-graph: backend {cls.name} cannot capture CUDA graphs "
+                             "(it needs a backend that enqueues work on the GPU: nccl, --device cuda)")
+
+    @classmethod
+    def op_problem(cls, op, args) -> str | None:
+        """Why this backend cannot run `op` with these options, or None."""
+        for prim in sorted(primitives_of(op)):
+            if prim in cls.unsupported:
+                return cls.unsupported[prim]
+            if not hasattr(cls, prim):
+                return f"backend {cls.name} has no {prim} primitive"
+        return None
+
+    @classmethod
+    def create(cls, world, args):
+        """The backend on this rank, configured from the run's options."""
+        return cls(world)
+
     def sync(self) -> None:
         """Wait until work issued so far has finished (device backends); host backends: no-op."""
+
+    def control_barrier(self):
+        """The barrier the harness runs before each sample (untimed); the data-plane one by
+        default. Device backends give a host barrier, so ranks start a sample together."""
+        return self.barrier()
+
+    def wrap_program(self, program):
+        """Hook to change how program(k) runs (CUDA graph capture); identity by default."""
+        return program
+
+    def finalize(self) -> None:
+        """Release the library's resources at the end of a run (collective on some)."""

@@ -22,11 +22,15 @@ class MPIBackend(Backend):
             return "backend mpi needs mpi4py: pip install 'commbench[mpi]' (or build mpi4py against your MPI)"
         return None
 
-    def __init__(self, world=None):
+    def __init__(self, world=None, comm=None):
         from mpi4py import MPI
 
-        self.MPI, self.comm = MPI, MPI.COMM_WORLD
+        self.MPI, self.comm = MPI, MPI.COMM_WORLD if comm is None else comm
         self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
+
+    def split(self, color, key):
+        """This backend on a sub-communicator (collective: every rank calls it)."""
+        return type(self)(comm=self.comm.Split(color, key))
 
     # --- control plane -----------------------------------------------------------------
     def allreduce_max(self, array):
@@ -73,6 +77,9 @@ class MPIBackend(Backend):
     # --- data plane ------------------------------------------------------------------------
     def allreduce(self, send, recv):
         return partial(self.comm.Allreduce, send, recv, self.MPI.SUM)
+
+    def allreduce_inplace(self, buf):
+        return partial(self.comm.Allreduce, self.MPI.IN_PLACE, buf, self.MPI.SUM)
 
     def allgather(self, send, recv):
         return partial(self.comm.Allgather, send, recv)

@@ -104,5 +104,5 @@ if __name__ == "__main__":
         flavor = launch.mpi_flavor(mpiexec)
         argv = launch.mpiexec_argv(mpiexec, flavor, 2, os.cpu_count() or 1,
                                    [sys.executable, os.path.abspath(__file__)])
-        sys.exit(launch.run_local(argv, launch.mpiexec_env(flavor, os.geteuid() == 0)))
+        sys.exit(launch.run_local(argv, launch.mpiexec_env(flavor, os.geteuid() == 0))[0])
     main()

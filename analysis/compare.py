@@ -1,0 +1,314 @@
+"""`commbench compare`: is NEW slower than BASE, case by case, beyond the noise?
+
+    commbench compare BASE NEW                    one run directory per side
+    commbench compare BASE [BASE...] --new NEW [NEW...]
+                                                  several run directories per side (pooled)
+    options: --factor 1.1  --alpha 0.05  --format text|markdown|json  --ops OP,OP
+
+Cases are joined on (backend, op, nbytes, nranks, split); dtypes of one case are pooled.
+
+Unit of replication. Latency on a shared machine drifts between modes for seconds at a time,
+so samples of one run are not independent draws and a test on them overstates certainty.
+When both sides have at least 2 (run, round) pairs for a case, the units are the per-(run,
+round) medians of the sample times (`commbench run --repeats R`, or several run directories
+per side). Otherwise the test falls back to the raw sample times (the max over ranks per
+sample) and says so: that test cannot see run-to-run variation.
+
+Verdict per case, with r = median(NEW units) / median(BASE units):
+  slower           r > factor   and NEW > factor x BASE by a one-sided Mann-Whitney U test
+                   at level alpha (the null hypothesis is "no worse than the factor")
+  faster           r < 1/factor and NEW < BASE / factor by the mirrored test
+  not significant  anything else, including changes smaller than the factor
+The ratio comes with a 95% distribution-free interval of the typical ratio (the order
+statistics of all pairwise NEW/BASE ratios that the Mann-Whitney test implies).
+
+Exit status: 0 when no case is slower, 1 when some case is, 2 on bad input.
+"""
+from __future__ import annotations
+
+import json
+import math
+import sys
+
+from bench.errors import UsageError
+
+# numpy, pandas and scipy are imported inside the functions: building the CLI parser imports
+# this module for every command, `commbench run` included.
+
+JOIN = ["backend", "op", "nbytes", "nranks", "split"]
+VERDICTS = ("slower", "not significant", "faster")  # the order of the closing count
+FORMATS = ("text", "markdown", "json")
+CONFIDENCE = 0.95
+
+
+# ---------------------------------------------------------------- loading
+def load_side(run_dirs):
+    """Sample times of the run directories of one side (JOIN + run, round, sample, time_s),
+    and {run dir: tool} of those imported from other tools."""
+    import pandas as pd
+
+    from analysis.rundir import RunDirError, load_meta, load_samples, sample_times
+
+    frames, imported = [], {}
+    for i, run_dir in enumerate(run_dirs):
+        meta = load_meta(run_dir)  # a clear error for a path that is not a run directory
+        if meta.get("source"):
+            imported[str(run_dir)] = meta["source"]
+        samples = load_samples(run_dir)
+        if samples.empty:
+            raise RunDirError(f"{run_dir}: no samples")
+        times = sample_times(samples)
+        times = times[times["time_s"] > 0]
+        frames.append(times.assign(run=i))
+    return pd.concat(frames, ignore_index=True), imported
+
+
+# ---------------------------------------------------------------- statistics
+def unit_values(times) -> tuple:
+    """The values to test for one case of one side: per-(run, round) medians when there are
+    at least 2 such units, else the raw sample times."""
+    rounds = times.groupby(["run", "round"])["time_s"].median().to_numpy()
+    if rounds.size >= 2:
+        return rounds, "rounds"
+    return times["time_s"].to_numpy(), "samples"
+
+
+def one_sided_p(new, base, alternative: str) -> float:
+    from scipy.stats import mannwhitneyu
+
+    p = float(mannwhitneyu(new, base, alternative=alternative).pvalue)
+    return p if p == p else 1.0  # all values tied: no evidence either way
+
+
+def smallest_p(n1: int, n2: int) -> float:
+    """The smallest one-sided p an exact Mann-Whitney test can give for n1 vs n2 values."""
+    return 1.0 / math.comb(n1 + n2, n1)
+
+
+def ratio_interval(base, new, confidence=CONFIDENCE) -> tuple[float, float]:
+    """Distribution-free interval of the typical ratio NEW / BASE: the order statistics of all
+    pairwise log ratios that the Mann-Whitney test itself implies (Moses' interval for the
+    Hodges-Lehmann shift, on log times). Robust to outlying rounds and deterministic."""
+    import numpy as np
+    from scipy.stats import norm
+
+    base, new = _thin(np.log(base)), _thin(np.log(new))
+    diffs = np.sort(np.subtract.outer(new, base).ravel())
+    n1, n2 = new.size, base.size
+    # the count of pairwise differences cut off at each end (normal approximation of U)
+    k = n1 * n2 / 2 - norm.ppf(0.5 + confidence / 2) * math.sqrt(n1 * n2 * (n1 + n2 + 1) / 12)
+    cut = max(0, int(math.floor(k)) - 1)
+    return float(np.exp(diffs[cut])), float(np.exp(diffs[-1 - cut]))
+
+
+def _thin(x, most=1000):
+    """At most `most` evenly spaced quantiles: thousands of raw samples keep the pairwise
+    differences cheap (the interval then is that of `most` values, slightly wider)."""
+    import numpy as np
+
+    if x.size <= most:
+        return x
+    return np.quantile(x, (np.arange(most) + 0.5) / most)
+
+
+def verdict(ratio: float, p_slower: float, p_faster: float, factor: float, alpha: float) -> str:
+    if ratio > factor and p_slower < alpha:
+        return "slower"
+    if ratio < 1 / factor and p_faster < alpha:
+        return "faster"
+    return "not significant"
+
+
+def compare_case(base_times, new_times, factor, alpha) -> dict:
+    import numpy as np
+
+    base, base_unit = unit_values(base_times)
+    new, new_unit = unit_values(new_times)
+    unit = "rounds" if base_unit == new_unit == "rounds" else "samples"
+    if unit == "samples":  # both sides must be of the same kind
+        base, new = base_times["time_s"].to_numpy(), new_times["time_s"].to_numpy()
+    base_med, new_med = float(np.median(base)), float(np.median(new))
+    ratio = new_med / base_med
+    # the null hypotheses are shifted by the factor: "slower" means worse than the factor
+    p_slower = one_sided_p(new, base * factor, "greater")
+    p_faster = one_sided_p(new, base / factor, "less")
+    lo, hi = ratio_interval(base, new)
+    return {
+        "unit": unit, "n_base": int(base.size), "n_new": int(new.size),
+        "base_median_s": base_med, "new_median_s": new_med,
+        "ratio": ratio, "ratio_ci_low": lo, "ratio_ci_high": hi,
+        "p_value": p_slower if ratio >= 1 else p_faster,
+        "verdict": verdict(ratio, p_slower, p_faster, factor, alpha),
+    }
+
+
+def compare_runs(base_dirs, new_dirs, factor=1.1, alpha=0.05, ops=None) -> dict:
+    """The comparison as a plain dict (what --format json prints)."""
+    if not factor >= 1:
+        raise UsageError(f"--factor must be at least 1, got {factor}")
+    if not 0 < alpha < 1:
+        raise UsageError(f"--alpha must be between 0 and 1, got {alpha}")
+    (base, base_imported), (new, new_imported) = load_side(base_dirs), load_side(new_dirs)
+    if ops:
+        base, new = base[base["op"].isin(ops)], new[new["op"].isin(ops)]
+    base_groups = dict(list(base.groupby(JOIN, sort=True)))
+    new_groups = dict(list(new.groupby(JOIN, sort=True)))
+    common = [key for key in base_groups if key in new_groups]
+    if not common:
+        raise UsageError("no case in common: the runs share no (backend, op, nbytes, nranks)")
+    rows = []
+    for key in common:
+        row = dict(zip(JOIN, key))
+        row["nbytes"], row["nranks"] = int(row["nbytes"]), int(row["nranks"])
+        row.update(compare_case(base_groups[key], new_groups[key], factor, alpha))
+        rows.append(row)
+    result = {
+        "base": [str(d) for d in base_dirs], "new": [str(d) for d in new_dirs],
+        "factor": factor, "alpha": alpha, "rows": rows,
+        "counts": {v: sum(r["verdict"] == v for r in rows) for v in VERDICTS},
+        "notes": notes(rows, base_groups, new_groups, alpha, len(base_dirs), len(new_dirs),
+                       {**base_imported, **new_imported}),
+    }
+    result["exit_status"] = 1 if result["counts"]["slower"] else 0
+    return result
+
+
+def notes(rows, base_groups, new_groups, alpha, n_base_runs=1, n_new_runs=1, imported=None) -> list:
+    out = []
+    if min(n_base_runs, n_new_runs) == 1 and any(r["unit"] == "rounds" for r in rows):
+        out.append(
+            "a side is a single launch: rounds cover drift within it, not the launch-to-launch "
+            "variation of a shared machine; for a CI gate give 3 or more interleaved launches "
+            "per side (BASE... --new NEW...)")
+    by_samples = [r for r in rows if r["unit"] == "samples"]
+    if by_samples:
+        out.append(
+            f"{len(by_samples)} of {len(rows)} cases were tested on raw samples because a side has "
+            "one (run, round) only: that test cannot see run-to-run variation (on a shared "
+            "machine up to 2x); for a trustworthy verdict use `commbench run --repeats 5` or "
+            "several run directories per side")
+    weak = [r for r in rows if r["unit"] == "rounds" and smallest_p(r["n_base"], r["n_new"]) >= alpha]
+    if weak:
+        r = weak[0]
+        out.append(
+            f"{len(weak)} cases have too few rounds to ever be significant at alpha {alpha:g} "
+            f"(e.g. {r['n_base']} vs {r['n_new']}: smallest p "
+            f"{smallest_p(r['n_base'], r['n_new']):.3g}); run more rounds")
+    for run_dir, tool in (imported or {}).items():
+        out.append(f"{run_dir} is imported from {tool}: one value per size (the tool's own "
+                   "average), so a test against it rests on that single value")
+    only_base = len(set(base_groups) - set(new_groups))
+    only_new = len(set(new_groups) - set(base_groups))
+    if only_base or only_new:
+        out.append(f"not compared: {only_base} cases only in BASE, {only_new} only in NEW")
+    return out
+
+
+# ---------------------------------------------------------------- output
+def human_bytes(n: int) -> str:
+    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= size:
+            value = n / size
+            return f"{value:.0f} {unit}" if value == int(value) else f"{value:.3g} {unit}"
+    return f"{n} B"
+
+
+def micro(seconds: float) -> str:
+    return f"{seconds * 1e6:.4g}"
+
+
+def ratio_text(x: float) -> str:
+    return f"{x:.3f}" if 0.01 <= x < 100 else f"{x:.2g}"
+
+
+HEADER = ["backend", "op", "ranks", "size", "base µs", "new µs", "ratio", "95% CI", "p",
+          "units", "verdict"]
+
+
+def table_rows(result) -> list:
+    out = []
+    for r in result["rows"]:
+        out.append([
+            r["backend"], r["op"], str(r["nranks"]), human_bytes(r["nbytes"]),
+            micro(r["base_median_s"]), micro(r["new_median_s"]), ratio_text(r["ratio"]),
+            f"[{ratio_text(r['ratio_ci_low'])}, {ratio_text(r['ratio_ci_high'])}]", f"{r['p_value']:.2g}",
+            f"{r['n_base']}/{r['n_new']} {r['unit']}", r["verdict"],
+        ])
+    return out
+
+
+def heading(result) -> str:
+    return (f"BASE {', '.join(result['base'])} vs NEW {', '.join(result['new'])}: factor "
+            f"{result['factor']:g}, alpha {result['alpha']:g}; times are medians in µs, p is "
+            "one-sided against 'within the factor'")
+
+
+def closing(result) -> str:
+    return ", ".join(f"{v}: {result['counts'][v]}" for v in VERDICTS)
+
+
+def format_text(result) -> str:
+    rows = [HEADER] + table_rows(result)
+    widths = [max(len(row[i]) for row in rows) for i in range(len(HEADER))]
+    right = {2, 3, 4, 5, 6, 8}
+    lines = [heading(result)]
+    for row in rows:
+        cells = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))]
+        lines.append("  ".join(cells).rstrip())
+    lines.append(closing(result))
+    lines += [f"note: {n}" for n in result["notes"]]
+    return "\n".join(lines)
+
+
+def format_markdown(result) -> str:
+    def cells(row):
+        return "| " + " | ".join(c.replace("|", "\\|") for c in row) + " |"
+
+    lines = [f"**commbench compare** {heading(result)}", "", cells(HEADER),
+             "|" + "|".join("---" for _ in HEADER) + "|"]
+    lines += [cells(row) for row in table_rows(result)]
+    lines += ["", f"**{closing(result)}**"]
+    lines += [f"- note: {n}" for n in result["notes"]]
+    return "\n".join(lines)
+
+
+def format_json(result) -> str:
+    return json.dumps(result, indent=2)
+
+
+# ---------------------------------------------------------------- command
+def add_arguments(parser) -> None:
+    import argparse
+
+    parser.description = __doc__.split("\n\n")[0]
+    parser.epilog = __doc__.split("\n\n", 1)[1]
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument("base", nargs="+", metavar="BASE",
+                        help="run directory of the baseline (with --new: one or more)")
+    parser.add_argument("--new", nargs="+", metavar="NEW", default=None,
+                        help="run directories of the new side (default: the last positional)")
+    parser.add_argument("--factor", type=float, default=1.1,
+                        help="tolerated slow-down: slower means beyond this ratio (default 1.1)")
+    parser.add_argument("--alpha", type=float, default=0.05,
+                        help="significance level of each one-sided test (default 0.05)")
+    parser.add_argument("--format", default="text", help="text, markdown or json (default text)")
+    parser.add_argument("--ops", default=None, help="comma list of ops to compare (default all)")
+
+
+def sides(args) -> tuple[list, list]:
+    if args.new:
+        return list(args.base), list(args.new)
+    if len(args.base) != 2:
+        raise UsageError("give BASE NEW, or BASE... --new NEW... for several run directories per side")
+    return [args.base[0]], [args.base[1]]
+
+
+def main(args) -> int:
+    if args.format not in FORMATS:
+        raise UsageError(f"no such format {args.format!r}; known: {', '.join(FORMATS)}")
+    base_dirs, new_dirs = sides(args)
+    ops = [s.strip() for s in args.ops.split(",") if s.strip()] if args.ops else None
+    result = compare_runs(base_dirs, new_dirs, args.factor, args.alpha, ops)
+    text = {"text": format_text, "markdown": format_markdown, "json": format_json}[args.format](result)
+    sys.stdout.write(text + "\n")
+    return result["exit_status"]

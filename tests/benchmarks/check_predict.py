@@ -1,0 +1,97 @@
+"""Benchmark (not a timed test): does `commbench predict` get a held-out rank count right?
+
+Runs `commbench sweep` over local ranks (e.g. 2,3,4, oversubscribed on a small machine), fits
+the algorithm models on all counts but one, predicts every measured case of the held-out count
+and compares with its measured median. Prints per-case errors and the summary figures (median
+and worst relative error, share within 25%, share inside the predicted interval).
+
+    .venv/bin/python tests/benchmarks/check_predict.py --counts 2,3,4 --holdout 3
+    .venv/bin/python tests/benchmarks/check_predict.py --reuse DIR --holdout 4   # no new runs
+"""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+
+def sweep(out: Path, counts: str, ops: str, sizes: str, budget: float, repeats: int,
+          backend: str) -> None:
+    cmd = [sys.executable, "-m", "bench.cli", "sweep", "--nranks", counts, "--backend", backend,
+           "--ops", ops,
+           "--sizes", sizes, "--budget", str(budget), "--repeats", str(repeats), "-q",
+           "--out", str(out)]
+    print("$", " ".join(cmd[2:]), file=sys.stderr)
+    rc = subprocess.call(cmd)
+    if rc:
+        sys.exit(f"sweep failed with status {rc}")
+
+
+def training_dir(sweep_dir: Path, holdout: int) -> Path:
+    """A directory of links to every run of the sweep but the held-out one."""
+    train = Path(tempfile.mkdtemp(prefix="commbench-train-"))
+    for run in sorted(sweep_dir.iterdir()):
+        if (run / "meta.json").exists() and run.name != f"n{holdout}":
+            (train / run.name).symlink_to(run.resolve())
+    return train
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--counts", default="2,3,4")
+    ap.add_argument("--holdout", type=int, default=3)
+    ap.add_argument("--ops", default="allreduce,allgather")
+    ap.add_argument("--backend", default="mpi")
+    ap.add_argument("--sizes", default="1K:1M")
+    ap.add_argument("--budget", type=float, default=0.3)
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--out", help="sweep directory (default: a new temporary one)")
+    ap.add_argument("--reuse", help="an existing sweep directory: no new runs")
+    ap.add_argument("--bootstrap", type=int, default=100)
+    a = ap.parse_args()
+
+    from analysis.fit import fit_dir
+    from analysis.predict import predict
+    from analysis.rundir import load_summary
+
+    if a.reuse:
+        root = Path(a.reuse)
+    else:
+        root = Path(a.out or tempfile.mkdtemp(prefix="commbench-sweep-")) / "sweep"
+        sweep(root, a.counts, a.ops, a.sizes, a.budget, a.repeats, a.backend)
+    held = load_summary(root / f"n{a.holdout}")
+    train = training_dir(root, a.holdout)
+    fits = fit_dir(train, n_boot=a.bootstrap)
+    rows = []
+    for r in held.itertuples():
+        try:
+            p = predict(fits, r.op, a.holdout, r.nbytes, backend=r.backend)
+        except Exception as exc:  # an op without algorithm models
+            print(f"{r.op} {r.nbytes}: {exc}", file=sys.stderr)
+            continue
+        rows.append(dict(op=r.op, nbytes=r.nbytes, measured_us=r.median_s * 1e6,
+                         predicted_us=p.time_s * 1e6, low_us=p.low_s * 1e6,
+                         high_us=p.high_s * 1e6, model=p.model,
+                         rel_error=(p.time_s - r.median_s) / r.median_s,
+                         inside=p.low_s <= r.median_s <= p.high_s))
+    res = pd.DataFrame(rows)
+    pd.set_option("display.width", 160)
+    print(f"sweep {root}; trained on {sorted(x.name for x in train.iterdir())}, "
+          f"held out n{a.holdout}")
+    print(res.to_string(index=False, float_format=lambda x: f"{x:.3g}"))
+    err = np.abs(res.rel_error)
+    for op, g in res.groupby("op"):
+        e = np.abs(g.rel_error)
+        print(f"{op}: median |error| {100 * e.median():.1f}%, worst {100 * e.max():.1f}%, "
+              f"within 25%: {(e <= 0.25).mean():.0%}, inside interval: {g.inside.mean():.0%}")
+    print(f"all: median |error| {100 * err.median():.1f}%, within 25%: {(err <= 0.25).mean():.0%}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

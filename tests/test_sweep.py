@@ -1,0 +1,103 @@
+"""`commbench sweep`: one run per rank count into DIR/n<count>, then fit and predict on it."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from bench.errors import UsageError
+from bench.sweep import parse_counts, run_options
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_run_options_drop_what_the_sweep_sets():
+    argv = ["sweep", "--nranks", "2,4", "--ops", "allreduce", "--out", "d", "-q"][1:]
+    assert run_options(argv) == ["--ops", "allreduce", "-q"]
+    assert run_options(["--nranks=2,4", "--out=d", "--sizes", "4:64"]) == ["--sizes", "4:64"]
+    assert run_options(["-n", "2,3", "--budget", "0.1"]) == ["--budget", "0.1"]
+
+
+def test_parse_counts():
+    assert parse_counts("4,2,2") == [2, 4]
+    for bad in ("", "2,x", "0,2"):
+        with pytest.raises(UsageError):
+            parse_counts(bad)
+
+
+def _env():
+    env = {**os.environ, "OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
+           "OMPI_MCA_rmaps_base_oversubscribe": "1", "PYTHONPATH": str(ROOT)}
+    env.pop("COMMBENCH_INJECT", None)
+    return env
+
+
+def _commbench(*args, timeout=240):
+    return subprocess.run([sys.executable, "-m", "bench.cli", *map(str, args)],
+                          capture_output=True, text=True, timeout=timeout, env=_env())
+
+
+def test_bad_sweep_input_is_one_line_before_any_run(tmp_path):
+    r = _commbench("sweep", "--nranks", "2,x", "--out", tmp_path / "s")
+    assert r.returncode == 2 and "malformed --nranks" in r.stderr
+    r = _commbench("sweep", "--nranks", "2,3", "--ops", "multipair", "--out", tmp_path / "s")
+    assert r.returncode == 2 and "even number" in r.stderr
+    assert not (tmp_path / "s").exists()
+
+
+def _have_mpi():
+    try:
+        import mpi4py  # noqa: F401
+    except ImportError:
+        return False
+    return (Path(sys.executable).parent / "mpiexec").exists() or shutil.which("mpiexec")
+
+
+@pytest.mark.skipif(not _have_mpi(), reason="mpi4py and mpiexec not installed")
+def test_sweep_fit_predict_and_loggp_on_real_ranks(tmp_path):
+    """One small sweep (2 and 3 ranks, oversubscribed) with allreduce and the four prtt ops:
+    the runs land in DIR/n<count>, the prtt ops validate and really idle, fit writes Hockney,
+    algorithm and LogGP rows, predict answers for an unmeasured count."""
+    prtt = ["prtt_rtt1", "prtt_rttn8", "prtt_rtts8", "prtt_rttr8"]
+    out = tmp_path / "sweep"
+    r = _commbench("sweep", "--nranks", "2,3", "--ops", ",".join(["allreduce"] + prtt),
+                   "--sizes", "4,1K,16K", "--budget", "0.05", "--min-samples", "5",
+                   "--sample-time", "0.0002", "--no-noise", "-q", "--out", out)
+    assert r.returncode == 0, r.stderr
+    for p in (2, 3):
+        meta = json.loads((out / f"n{p}" / "meta.json").read_text())
+        assert meta["nranks"] == p and meta["status"] == "complete"
+        assert meta["ops"]["prtt_rtts8"]["delay_s0"] > 0  # the fit reads d(S) from here
+    assert json.loads((out / "sweep.json").read_text())["nranks"] == [2, 3]
+
+    from bench.ops import prtt_delay_s
+
+    summary = pd.read_csv(out / "n2" / "summary.csv")
+    assert (summary.wrong == 0).all() and set(prtt) <= set(summary.op)
+    med = summary.set_index(["op", "nbytes"]).median_s
+    for size in (4, 1024, 16384):  # 7 idle waits of d(S) at least
+        assert med["prtt_rtts8", size] >= 7 * prtt_delay_s(size)
+        assert med["prtt_rttr8", size] >= 7 * prtt_delay_s(size)
+
+    r = _commbench("fit", out, "--bootstrap", "10")
+    assert r.returncode == 0, r.stderr
+    assert "loggp" in r.stdout
+    fits = pd.read_csv(out / "fits.csv")
+    assert set(fits[fits.model == "hockney"].nranks) == {2, 3}
+    assert (fits[(fits.nranks == 0) & (fits.param == "selected")].value == 1).any()
+    loggp = fits[fits.model == "loggp"]
+    assert set(loggp.nranks) == {2, 3}
+    assert {"g_s", "G_s_per_byte", "L_s", "o_s_s", "o_r_s"} <= set(loggp.param)
+    r = _commbench("predict", "--fits", out, "--op", "allreduce", "--nranks", "16",
+                   "--nbytes", "1K")
+    assert r.returncode == 0, r.stderr
+    assert "time" in r.stdout and "extrapolated" in r.stdout
+    # a second sweep into the same directory would mix runs: refused before running
+    r = _commbench("sweep", "--nranks", "2", "--ops", "allreduce", "--out", out)
+    assert r.returncode == 2 and "exists" in r.stderr

@@ -1,0 +1,444 @@
+"""torch.distributed backends: gloo on CPU under commbench's own launcher, mpiexec and torchrun;
+the env and rendezvous builders; the op-support mechanism; CUDA/NCCL paths skip without a GPU."""
+import argparse
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from analysis.rundir import load_run
+from bench.backends.torch_dist import GlooBackend
+from bench.errors import UsageError
+from bench.launch import World, rendezvous, run_ranks, torch_local_envs
+from bench.ops import OPS, get_op
+from tests.conftest import QUICK, ROOT, commbench_env, mpiexec, needs_mpi, run_commbench
+
+torch = pytest.importorskip("torch")
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+nccl = pytest.mark.skipif(not (torch.cuda.is_available() and torch.distributed.is_nccl_available()),
+                          reason="no CUDA device or no NCCL in this torch")
+
+
+def _poisoned(tmp_path, name):
+    """A directory that shadows package `name` with one that cannot be imported."""
+    pkg = tmp_path / "poison" / name
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text(f"raise ImportError('{name} must not be needed here')\n")
+    return str(tmp_path / "poison")
+
+
+def _env_without(tmp_path, name, **extra):
+    env = commbench_env(**extra)
+    env["PYTHONPATH"] = _poisoned(tmp_path, name) + ":" + env["PYTHONPATH"]
+    return env
+
+
+def _check_complete(out, nranks, ops, backends=("gloo",)):
+    meta, samples, summary = load_run(out)
+    assert meta["status"] == "complete" and meta["nranks"] == nranks
+    assert set(summary.backend) == set(backends)
+    for be in backends:
+        assert set(summary[summary.backend == be].op) == set(ops), be
+    assert (summary.wrong == 0).all() and (summary.samples >= 1).all() and (summary.median_s > 0).all()
+    return meta, samples, summary
+
+
+# --- gloo on CPU, end to end ---------------------------------------------------------------
+@pytest.mark.parametrize("nranks", [1, 2, 4])
+def test_every_op_runs_and_validates_on_gloo(tmp_path, nranks):
+    """Every default op the rank count allows, validated exactly; mpi4py unimportable, so the
+    torch launcher and backend need nothing from the mpi extra."""
+    ops = [name for name, op in OPS.items() if op.default and op.rank_problem(nranks) is None]
+    out = tmp_path / "run"
+    r = run_commbench("run", "--backend", "gloo", "-n", nranks, "--sizes", "4,64K", "--out", out,
+                      *QUICK, timeout=300, env=_env_without(tmp_path, "mpi4py"))
+    assert r.returncode == 0, r.stderr
+    meta, samples, _ = _check_complete(out, nranks, ops)
+    assert set(samples["rank"]) == set(range(nranks))
+    versions = meta["backends"]["gloo"]
+    assert versions["torch"] == torch.__version__ and versions["device"] == "cpu"
+    assert versions["init_method"] == "env://"
+
+
+def test_half_precision_dtypes_validate(tmp_path):
+    out = tmp_path / "run"
+    r = run_commbench("run", "--backend", "gloo", "-n", 2, "--ops", "allreduce,reduce_scatter",
+                      "--dtype", "bfloat16", "--sizes", "64,4K", "--out", out, *QUICK, timeout=200)
+    assert r.returncode == 0, r.stderr
+    _, _, summary = _check_complete(out, 2, ["allreduce", "reduce_scatter"])
+    assert set(summary.dtype) == {"bfloat16"}
+
+
+def test_gloo_on_sub_groups(tmp_path):
+    """--split on one host: intra is the world again, inter one group of 1 per rank, so rank 1
+    is rank 0 of its group (roots and peers are translated to world ranks for torch)."""
+    out = tmp_path / "run"
+    r = run_commbench("run", "--backend", "gloo", "-n", 2, "--split", "intra,inter", "--ops",
+                      "allreduce,broadcast,alltoall", "--sizes", "64", "--out", out, *QUICK, timeout=200)
+    assert r.returncode == 0, r.stderr
+    _, _, summary = _check_complete(out, 2, ["allreduce", "broadcast", "alltoall"])
+    assert sorted(zip(summary.split, summary.nranks))[::3] == [("inter", 1), ("intra", 2)]
+
+
+@needs_mpi
+def test_mpi_and_gloo_side_by_side_in_one_run(tmp_path):
+    out = tmp_path / "run"
+    ops = ["allreduce", "allreduce_inplace", "pingpong"]
+    r = run_commbench("run", "--backend", "mpi,gloo", "-n", 2, "--ops", ",".join(ops),
+                      "--sizes", "64,64K", "--out", out, *QUICK, timeout=200)
+    assert r.returncode == 0, r.stderr
+    meta, samples, summary = _check_complete(out, 2, ops, ("mpi", "gloo"))
+    assert len(summary) == 12 and set(samples.backend) == {"mpi", "gloo"}
+    assert set(meta["backends"]) == {"mpi", "gloo"}
+    assert meta["backends"]["gloo"]["init_method"] == "tcp://"  # agreed through MPI
+
+
+@needs_mpi
+def test_gloo_inside_an_external_mpiexec(tmp_path):
+    out = tmp_path / "run"
+    argv = [mpiexec(), "-n", "2", "--oversubscribe", sys.executable, "-m", "bench.cli", "run",
+            "--backend", "gloo", "--ops", "allreduce,bw", "--sizes", "64", "--out", str(out), *QUICK]
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=200, env=commbench_env())
+    assert r.returncode == 0, r.stderr
+    _check_complete(out, 2, ["allreduce", "bw"])
+
+
+def test_gloo_under_torchrun(tmp_path):
+    out = tmp_path / "run"
+    # --standalone: a local rendezvous on a free port (a fixed port could be taken)
+    argv = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+            "-m", "bench.cli", "run", "--backend", "gloo", "--ops", "allreduce", "--sizes",
+            "64", "--out", str(out), *QUICK]
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=200, env=commbench_env())
+    assert r.returncode == 0, r.stderr
+    _check_complete(out, 2, ["allreduce"])
+
+
+@needs_mpi
+def test_mpi_users_do_not_need_torch(tmp_path):
+    out = tmp_path / "run"
+    r = run_commbench("run", "-n", 1, "--ops", "allreduce", "--sizes", "64", "--out", out, *QUICK,
+                      timeout=120, env=_env_without(tmp_path, "torch"))
+    assert r.returncode == 0, r.stderr
+    _check_complete(out, 1, ["allreduce"], ("mpi",))
+
+
+def test_importing_commbench_does_not_import_torch():
+    code = textwrap.dedent("""
+        import sys
+        import bench.cli, bench.run, bench.spmd, bench.launch, bench.backends.torch_dist
+        bench.cli.build_parser()
+        from bench.backends import backend_class
+        assert backend_class("gloo").problem() is None
+        assert "torch" not in sys.modules, "torch imported"
+    """)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                       env=commbench_env(), cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+
+
+# --- failures end the whole job ------------------------------------------------------------
+def test_failing_rank_aborts_the_job_under_the_torch_launcher(tmp_path):
+    out = tmp_path / "run"
+    r = run_commbench("run", "--backend", "gloo", "-n", 2, "--ops", "allreduce,broadcast",
+                      "--sizes", "64,4K", "--out", out, *QUICK, timeout=120,
+                      env=commbench_env(COMMBENCH_INJECT="raise:broadcast:4096:1"))
+    assert r.returncode == 3
+    assert "rank 1 failed in broadcast at 4096 B on gloo: RuntimeError: injected failure" in r.stderr
+    meta, _, summary = load_run(out)
+    assert meta["status"] == "aborted"
+    assert {(o, b) for o, b in zip(summary.op, summary.nbytes)} == {
+        ("allreduce", 64), ("allreduce", 4096), ("broadcast", 64)}
+
+
+def test_hung_rank_is_caught_by_the_process_group_timeout_or_the_watchdog(tmp_path):
+    out = tmp_path / "run"
+    r = run_commbench("run", "--backend", "gloo", "-n", 2, "--ops", "allreduce", "--sizes", "64,4K",
+                      "--timeout", "5", "--out", out, *QUICK, timeout=120,
+                      env=commbench_env(COMMBENCH_INJECT="hang:allreduce:4096:0"))
+    assert r.returncode == 3
+    # whichever comes first: rank 1's gloo timeout, or rank 0's watchdog
+    assert ("rank 1 failed in allreduce at 4096 B on gloo" in r.stderr and "Timed out" in r.stderr) \
+        or "timeout: allreduce at 4096 B on gloo made no progress for 5 s" in r.stderr, r.stderr
+    meta, _, summary = load_run(out)
+    assert meta["status"] == "aborted" and meta["error"]
+    assert list(summary.nbytes) == [64]
+
+
+def test_run_ranks_stops_the_others_when_one_dies():
+    code = "import os, sys, time; r = int(os.environ['RANK']); time.sleep(0.2) if r else time.sleep(60); sys.exit(7)"
+    envs = torch_local_envs(2, 12345, env={"PATH": "/usr/bin:/bin"})
+    import time
+
+    t0 = time.monotonic()
+    rc, message = run_ranks([sys.executable, "-c", code], envs, grace_s=0.5)
+    assert time.monotonic() - t0 < 30
+    assert rc == 7 and message == "rank 1 exited with status 7; the other ranks were stopped"
+
+
+def test_run_ranks_reports_the_first_failure_a_rank_printed():
+    code = ("import os, sys, time; r = int(os.environ['RANK']); time.sleep(60 if r == 0 else 0.2); "
+            "print(f'commbench: rank {r} failed in allreduce at 64 B on gloo: boom', file=sys.stderr); sys.exit(3)")
+    rc, message = run_ranks([sys.executable, "-c", code], torch_local_envs(2, 1, env={}), grace_s=0.5)
+    assert (rc, message) == (3, "commbench: rank 1 failed in allreduce at 64 B on gloo: boom")
+
+
+def test_run_ranks_waits_for_orderly_exits():
+    code = "import os, sys, time; r = int(os.environ['RANK']); time.sleep(0.5 * (1 - r)); sys.exit(1)"
+    rc, message = run_ranks([sys.executable, "-c", code], torch_local_envs(2, 1, env={}), grace_s=0.1)
+    assert (rc, message) == (1, "")
+
+
+# --- builders, tested without running anything -------------------------------------------------
+def test_torch_local_envs():
+    envs = torch_local_envs(3, 29500, env={"PATH": "/bin", "OMPI_COMM_WORLD_RANK": "5"})
+    assert [e["RANK"] for e in envs] == ["0", "1", "2"] == [e["LOCAL_RANK"] for e in envs]
+    for e in envs:
+        assert e["WORLD_SIZE"] == "3" and e["LOCAL_WORLD_SIZE"] == "3" and e["PATH"] == "/bin"
+        assert e["MASTER_ADDR"] == "127.0.0.1" and e["MASTER_PORT"] == "29500"
+        assert e["OMP_NUM_THREADS"] == "1" and "OMPI_COMM_WORLD_RANK" not in e
+    assert torch_local_envs(2, 1, env={"OMP_NUM_THREADS": "4"})[0]["OMP_NUM_THREADS"] == "4"
+    assert "OMP_NUM_THREADS" not in torch_local_envs(1, 1, env={})[0]
+    from bench.launch import detect_world
+
+    assert detect_world(envs[2]) == World("torchrun", 2, 3, 2)
+
+
+def test_rendezvous():
+    assert rendezvous(World("torchrun", 1, 2, 1), env={}) == {"init_method": "env://"}
+    mpi = World("openmpi", 3, 4, 1)
+    assert rendezvous(mpi, env={"MASTER_ADDR": "node7", "MASTER_PORT": "2222"}) == {
+        "init_method": "tcp://node7:2222", "rank": 3, "world_size": 4}
+    agreed = rendezvous(World("slurm", 0, 8, 0), env={}, agree=lambda: ("fe80::1", 4000))
+    assert agreed == {"init_method": "tcp://[fe80::1]:4000", "rank": 0, "world_size": 8}
+
+
+def test_rendezvous_without_address_or_mpi4py_is_a_clear_error(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "mpi4py" else real(name, *a))
+    with pytest.raises(UsageError, match="needs MASTER_ADDR and MASTER_PORT set"):
+        rendezvous(World("slurm", 0, 2, 0), env={"MASTER_ADDR": "x"})
+
+
+def test_missing_torch_is_named_without_importing_it(monkeypatch):
+    import importlib.util
+
+    from bench.backends.torch_dist import GlooBackend, NCCLBackend
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)
+    assert "needs torch: pip install 'commbench[torch]'" in GlooBackend.problem()
+    assert "needs torch" in NCCLBackend.problem()
+
+
+def test_cuda_index():
+    from bench.backends.torch_dist import _cuda_index
+
+    assert _cuda_index(4, 2) == 2 and _cuda_index(1, 3) == 0
+    with pytest.raises(UsageError, match="local rank 4 has no GPU of its own: 4 visible"):
+        _cuda_index(4, 4)
+    with pytest.raises(UsageError, match="no CUDA device"):
+        _cuda_index(0, 0)
+
+
+# --- options and op support, checked before any rank starts -----------------------------------
+def _run_args(*argv):
+    from bench.cli import build_parser
+
+    args = build_parser().parse_args(["run", *argv])
+    args._argv = ["run", *argv]
+    return args
+
+
+def _plan(*argv):
+    from bench.run import make_plan
+
+    return make_plan(_run_args(*argv))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the messages of a machine without CUDA")
+@pytest.mark.parametrize("argv, message", [
+    (["--backend", "gloo", "--device", "cuda"], "backend gloo with --device cuda: no CUDA device visible"),
+    (["--backend", "gloo", "--cuda-graph"], "--cuda-graph: backend gloo cannot capture CUDA graphs"),
+    (["--backend", "mpi", "--device", "cuda"], "backend mpi has no --device cuda (it runs on cpu)"),
+])
+def test_device_options_are_checked(argv, message):
+    with pytest.raises(UsageError) as exc:
+        _plan(*argv)
+    assert message in str(exc.value)
+
+
+def test_missing_torch_backends_say_so():
+    from bench.backends.torch_dist import NCCLBackend, TorchMPIBackend, UCCBackend
+
+    dist = torch.distributed
+    for cls, available in [(NCCLBackend, dist.is_nccl_available()), (UCCBackend, dist.is_ucc_available()),
+                           (TorchMPIBackend, dist.is_mpi_available())]:
+        if not available:
+            assert cls.problem() == f"torch {torch.__version__} has no {cls.torch_backend} backend"
+
+
+@pytest.mark.skipif(torch.distributed.is_nccl_available(), reason="torch has nccl here")
+def test_nccl_missing_is_one_line_exit_2(tmp_path):
+    r = run_commbench("run", "--backend", "nccl", timeout=60, cwd=tmp_path)
+    assert r.returncode == 2
+    assert r.stderr.strip() == f"commbench: error: torch {torch.__version__} has no nccl backend"
+
+
+def test_primitives_of_ops():
+    from bench.backends import primitives_of
+
+    assert primitives_of(get_op("allreduce")) == {"allreduce"}
+    assert primitives_of(get_op("bw")) == {"isend", "irecv", "send", "recv", "waitall"}
+    assert primitives_of(get_op("barrier")) == {"barrier"}
+    assert primitives_of(get_op("allreduce_inplace")) == {"allreduce_inplace"}
+
+
+def test_a_backend_without_a_primitive_cannot_run_its_ops():
+    from tests.fakes import FakeBackend
+
+    assert FakeBackend.op_problem(get_op("allreduce_inplace"), None) == \
+        "backend fake has no allreduce_inplace primitive"
+    assert FakeBackend.op_problem(get_op("allreduce"), None) is None
+
+
+class Limited(GlooBackend):
+    """gloo without reduce_scatter, registered by the test below."""
+    name = "limited"
+    unsupported = {"reduce_scatter": "limited has no reduce_scatter"}
+
+
+def test_unsupported_primitive_skips_under_all_and_refuses_by_name(monkeypatch):
+    from bench import backends
+    from bench.run import skip_notes
+
+    monkeypatch.setitem(backends.BACKENDS, "limited", "tests.test_torch_backends:Limited")
+    with pytest.raises(UsageError, match="backend limited cannot run reduce_scatter: limited has no reduce_scatter"):
+        _plan("--backend", "limited", "--ops", "allreduce,reduce_scatter")
+    plan = _plan("--backend", "gloo,limited", "--sizes", "64")
+    assert plan.skip == {("limited", "reduce_scatter"): "limited has no reduce_scatter"}
+    assert skip_notes(plan) == ["commbench: skipping reduce_scatter on limited: limited has no reduce_scatter"]
+
+
+def test_cuda_graph_refuses_ops_with_host_steps():
+    from bench.backends.torch_dist import NCCLBackend
+
+    args = argparse.Namespace(cuda_graph=True, device="cuda")
+    assert "runs host code between its calls" in NCCLBackend.op_problem(get_op("prtt_rtts8"), args)
+    assert NCCLBackend.op_problem(get_op("allreduce"), args) is None
+
+
+def test_skipped_ops_are_not_run(tmp_path):
+    """The rank loop leaves out (backend, op) pairs the plan skips."""
+    from bench.harness import Sampling
+    from bench.run import Plan
+    from bench.spmd import run_spmd
+    from tests.fakes import FakeBackend
+
+    args = argparse.Namespace(nranks=None, backend="fake", ops="all", sizes="4", dtype="int32",
+                              out=str(tmp_path / "run"), timeout=0, repeats=1, seed=7, ci_target=0.02,
+                              min_samples=5, max_samples=100, budget=1.0, sample_time=2.0 ** -12,
+                              quiet=True, noise=False, device=None, cuda_graph=False,
+                              _argv=["run", "--fake"])
+    FakeBackend.corrupt = False
+    plan = Plan([FakeBackend], [get_op("allreduce"), get_op("barrier")], [4], "int32",
+                Sampling(sample_time_s=args.sample_time, min_samples=5), 1, True,
+                {("fake", "barrier"): "fake has no barrier"})
+    assert run_spmd(args, plan, World("fake", 0, 1), clock=FakeBackend.clock) == 0
+    assert list(load_run(tmp_path / "run")[2].op) == ["allreduce"]
+
+
+# --- CUDA and NCCL (skip themselves without a GPU) ---------------------------------------------
+@nccl
+def test_nccl_on_one_gpu_every_op(tmp_path):
+    out = tmp_path / "run"
+    r = run_commbench("run", "--backend", "nccl", "-n", 1, "--sizes", "4,64K", "--out", out, *QUICK,
+                      timeout=300)
+    assert r.returncode == 0, r.stderr
+    meta, _, _ = _check_complete(out, 1, [n for n, op in OPS.items() if op.default and op.rank_problem(1) is None],
+                                 ("nccl",))
+    versions = meta["backends"]["nccl"]
+    assert versions["device"] == "cuda" and versions["nccl"] and versions["cuda"]
+
+
+@nccl
+def test_nccl_with_cuda_graphs(tmp_path):
+    out = tmp_path / "run"
+    r = run_commbench("run", "--backend", "nccl", "-n", 1, "--cuda-graph", "--ops",
+                      "allreduce,allgather,broadcast,barrier", "--sizes", "4,64K", "--out", out,
+                      *QUICK, timeout=300)
+    assert r.returncode == 0, r.stderr
+    meta, _, _ = _check_complete(out, 1, ["allreduce", "allgather", "broadcast", "barrier"], ("nccl",))
+    assert meta["backends"]["nccl"]["cuda_graph"] is True
+
+
+@nccl
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="NCCL needs one GPU per rank")
+def test_nccl_on_two_gpus_with_gloo_beside_it(tmp_path):
+    out = tmp_path / "run"
+    r = run_commbench("run", "--backend", "nccl,gloo", "-n", 2, "--ops", "allreduce,pingpong,bw",
+                      "--sizes", "4,1M", "--out", out, *QUICK, timeout=300)
+    assert r.returncode == 0, r.stderr
+    _check_complete(out, 2, ["allreduce", "pingpong", "bw"], ("nccl", "gloo"))
+
+
+@cuda
+def test_gloo_with_cuda_tensors(tmp_path):
+    out = tmp_path / "run"
+    r = run_commbench("run", "--backend", "gloo", "--device", "cuda", "-n", 1, "--ops",
+                      "allreduce,broadcast", "--sizes", "4,64K", "--out", out, *QUICK, timeout=300)
+    assert r.returncode == 0, r.stderr
+    meta, _, _ = _check_complete(out, 1, ["allreduce", "broadcast"])
+    assert meta["backends"]["gloo"]["device"] == "cuda"
+
+
+def test_graph_program_captures_once_per_k_outside_the_timed_region():
+    """GraphProgram's logic on a stand-in for torch.cuda: one eager warm-up, one capture per new
+    k (prepared by the harness before its clock starts), replays otherwise."""
+    import contextlib
+    import types
+
+    from bench.backends.torch_dist import GraphProgram
+    from bench.harness import Sampling, Sync, measure
+    from tests.fakes import FakeClock
+
+    log, clock = [], FakeClock()
+
+    class Graph:
+        def __init__(self):
+            self.calls = None
+
+        def replay(self):
+            log.append(("replay", self.calls))
+            clock.advance(1e-3)
+
+    capturing = []
+
+    @contextlib.contextmanager
+    def graph(g):
+        capturing.append(g)
+        yield
+        capturing.pop()
+
+    def program(k):
+        if capturing:
+            capturing[-1].calls = k
+            log.append(("capture", k))
+        else:
+            log.append(("eager", k))
+
+    stream = types.SimpleNamespace(wait_stream=lambda other: None)
+    cuda = types.SimpleNamespace(Stream=lambda device: stream, current_stream=lambda device: stream,
+                                 stream=lambda s: contextlib.nullcontext(), graph=graph,
+                                 CUDAGraph=Graph, synchronize=lambda device: None)
+    run = GraphProgram(types.SimpleNamespace(cuda=cuda), program, "cuda:0")
+    run(1)  # the validation call: warm-up, capture, replay
+    assert log == [("eager", 1), ("capture", 1), ("replay", 1)]
+    log.clear()
+    starts = []
+    sync = Sync(barrier=lambda: starts.append(len(log)), allreduce_max=lambda a: a, clock=clock)
+    measure(run, 1, sync, Sampling(min_samples=3, max_samples=3), calls=4)
+    assert log == [("capture", 4)] + [("replay", 4)] * 3
+    assert starts[0] == 1  # the capture happened before the first sample's barrier
