@@ -44,14 +44,16 @@ CONFIDENCE = 0.95
 # ---------------------------------------------------------------- loading
 def load_side(run_dirs):
     """Sample times of the run directories of one side (JOIN + run, round, sample, time_s),
-    and {run dir: tool} of those imported from other tools."""
+    {run dir: tool} of those imported from other tools, and how many launches of the ranks
+    the side holds (`commbench run --launches`; one per run directory when not recorded)."""
     import pandas as pd
 
     from analysis.rundir import RunDirError, load_meta, load_samples, sample_times
 
-    frames, imported = [], {}
+    frames, imported, launches = [], {}, 0
     for i, run_dir in enumerate(run_dirs):
         meta = load_meta(run_dir)  # a clear error for a path that is not a run directory
+        launches += max(1, len(meta.get("launches", [])))
         if meta.get("source"):
             imported[str(run_dir)] = meta["source"]
         samples = load_samples(run_dir)
@@ -60,7 +62,7 @@ def load_side(run_dirs):
         times = sample_times(samples)
         times = times[times["time_s"] > 0]
         frames.append(times.assign(run=i))
-    return pd.concat(frames, ignore_index=True), imported
+    return pd.concat(frames, ignore_index=True), imported, launches
 
 
 # ---------------------------------------------------------------- statistics
@@ -148,7 +150,8 @@ def compare_runs(base_dirs, new_dirs, factor=1.1, alpha=0.05, ops=None) -> dict:
         raise UsageError(f"--factor must be at least 1, got {factor}")
     if not 0 < alpha < 1:
         raise UsageError(f"--alpha must be between 0 and 1, got {alpha}")
-    (base, base_imported), (new, new_imported) = load_side(base_dirs), load_side(new_dirs)
+    (base, base_imported, base_launches), (new, new_imported, new_launches) = \
+        load_side(base_dirs), load_side(new_dirs)
     if ops:
         base, new = base[base["op"].isin(ops)], new[new["op"].isin(ops)]
     base_groups = dict(list(base.groupby(JOIN, sort=True)))
@@ -166,20 +169,21 @@ def compare_runs(base_dirs, new_dirs, factor=1.1, alpha=0.05, ops=None) -> dict:
         "base": [str(d) for d in base_dirs], "new": [str(d) for d in new_dirs],
         "factor": factor, "alpha": alpha, "rows": rows,
         "counts": {v: sum(r["verdict"] == v for r in rows) for v in VERDICTS},
-        "notes": notes(rows, base_groups, new_groups, alpha, len(base_dirs), len(new_dirs),
+        "notes": notes(rows, base_groups, new_groups, alpha, base_launches, new_launches,
                        {**base_imported, **new_imported}),
     }
     result["exit_status"] = 1 if result["counts"]["slower"] else 0
     return result
 
 
-def notes(rows, base_groups, new_groups, alpha, n_base_runs=1, n_new_runs=1, imported=None) -> list:
+def notes(rows, base_groups, new_groups, alpha, base_launches=1, new_launches=1, imported=None) -> list:
     out = []
-    if min(n_base_runs, n_new_runs) == 1 and any(r["unit"] == "rounds" for r in rows):
+    if min(base_launches, new_launches) == 1 and any(r["unit"] == "rounds" for r in rows):
         out.append(
-            "a side is a single launch: rounds cover drift within it, not the launch-to-launch "
-            "variation of a shared machine; for a CI gate give 3 or more interleaved launches "
-            "per side (BASE... --new NEW...)")
+            "a side is a single launch of the ranks: rounds cover drift within it, not the "
+            "launch-to-launch variation of a shared machine; for a CI gate run with "
+            "`--launches 3` (the default of local runs) or give several run directories per "
+            "side (BASE... --new NEW...)")
     by_samples = [r for r in rows if r["unit"] == "samples"]
     if by_samples:
         out.append(

@@ -38,3 +38,24 @@ def format_summary(summary: pd.DataFrame, meta: dict | None = None) -> str:
                          f"{r.samples:>8}{flag}")
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
+
+
+def print_run(run_dir) -> None:
+    """What `commbench run` prints at the end: a table per op, then what the run found about
+    the nodes, the machine's contention and noise."""
+    from analysis.rundir import load_meta, load_samples, load_summary
+    from bench import contention, noise
+
+    meta = load_meta(run_dir)
+    print(format_summary(load_summary(run_dir), meta))
+    if meta.get("nnodes", 1) > 1 or "pairs" in meta.get("ops", {}):
+        from analysis.links import describe
+
+        text = describe(load_samples(run_dir), meta)
+        if text:
+            print(text)
+    if meta.get("contention"):
+        print(f"# machine: {contention.describe(meta['contention'])}")
+    if meta.get("noise"):
+        print(f"# noise: {noise.describe(meta['noise'])}")
+    print(f"# results: {run_dir}")

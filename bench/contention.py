@@ -65,6 +65,18 @@ def summarize(windows: list[dict]) -> dict:
             "hosts": out}
 
 
+def worst(earlier: dict | None, later: dict) -> dict:
+    """Per host, the more contended of two launches' records (a run is as quiet as its worst
+    stretch)."""
+    if not earlier:
+        return later
+    hosts = dict(earlier.get("hosts", {}))
+    for host, entry in later.get("hosts", {}).items():
+        if entry.get("other_share", 0) >= hosts.get(host, {}).get("other_share", -1):
+            hosts[host] = entry
+    return {**later, "hosts": hosts}
+
+
 def describe(summary: dict) -> str:
     parts = []
     for host, e in summary.get("hosts", {}).items():

@@ -108,4 +108,4 @@ def main(args) -> int:
     from bench.cli import main as cli_main
 
     rest = [a for a in args._argv[1:]]
-    return cli_main(["run", "--ops", "barrier", "--noise", *rest])
+    return cli_main(["run", "--ops", "barrier", "--noise", "--launches", "1", *rest])

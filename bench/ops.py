@@ -135,8 +135,15 @@ class Op:
         """What recv must hold after the call on this rank (None: nothing to check)."""
         raise NotImplementedError
 
+    primitive = ""  # a collective's one backend call: program(k) is k calls of it
+
+    def call_args(self, send, recv) -> tuple:
+        """The primitive's arguments: (send, recv) for an out-of-place collective."""
+        return send, recv
+
     def program(self, be, send, recv, ack, case: Case, rank: int):
-        raise NotImplementedError
+        """program(k): k back-to-back calls, built from the backend's prepared primitives."""
+        return loop(getattr(be, self.primitive)(*self.call_args(send, recv)))
 
     def describe(self) -> dict:
         return {"s_means": self.s_means, "bus_factor": self.bus_factor_text,
@@ -145,6 +152,7 @@ class Op:
 
 class _PerRankBlocks(Op):
     """Ops whose S counts a block from every rank: the per-rank count is S / n."""
+    bus_factor_text = "(n-1)/n"
 
     def counts(self, nbytes, n, itemsize):
         block = max(1, nbytes // (n * itemsize))
@@ -161,6 +169,7 @@ class _PerRankBlocks(Op):
 class AllReduce(Op):
     """Sum over ranks, out of place. S = bytes of the array on each rank; busbw = algbw·2(n−1)/n."""
     name = "allreduce"
+    primitive = "allreduce"
     s_means = "bytes of the array on each rank"
     bus_factor_text = "2(n-1)/n"
 
@@ -170,9 +179,6 @@ class AllReduce(Op):
     def expected(self, case, rank):
         return sum(values(r, case.recv_count) for r in range(case.nranks))
 
-    def program(self, be, send, recv, ack, case, rank):
-        return loop(be.allreduce(send, recv))
-
 
 @register
 class AllReduceInPlace(AllReduce):
@@ -181,6 +187,7 @@ class AllReduceInPlace(AllReduce):
     the previous result, so the values grow (wrap or saturate), which does not change the time.
     S = bytes of the array on each rank; busbw = algbw·2(n−1)/n."""
     name = "allreduce_inplace"
+    primitive = "allreduce_inplace"
     default = False  # run by name: `--ops all` keeps the out-of-place allreduce
 
     def counts(self, nbytes, n, itemsize):
@@ -192,8 +199,8 @@ class AllReduceInPlace(AllReduce):
     def initial(self, case, rank):
         return None, values(rank, case.recv_count)
 
-    def program(self, be, send, recv, ack, case, rank):
-        return loop(be.allreduce_inplace(recv))
+    def call_args(self, send, recv):
+        return (recv,)
 
 
 @register
@@ -201,8 +208,8 @@ class AllGather(_PerRankBlocks):
     """Every rank's block to every rank. S = bytes of the whole output (block × n);
     busbw = algbw·(n−1)/n."""
     name = "allgather"
+    primitive = "allgather"
     s_means = "bytes of the whole output (per-rank block x n)"
-    bus_factor_text = "(n-1)/n"
 
     def block_counts(self, block, n):
         return block, block * n
@@ -213,17 +220,14 @@ class AllGather(_PerRankBlocks):
     def expected(self, case, rank):
         return np.concatenate([values(r, case.send_count) for r in range(case.nranks)])
 
-    def program(self, be, send, recv, ack, case, rank):
-        return loop(be.allgather(send, recv))
-
 
 @register
 class ReduceScatter(_PerRankBlocks):
     """Sum over ranks, block r to rank r. S = bytes of the whole input (block × n);
     busbw = algbw·(n−1)/n."""
     name = "reduce_scatter"
+    primitive = "reduce_scatter"
     s_means = "bytes of the whole input (per-rank block x n)"
-    bus_factor_text = "(n-1)/n"
 
     def block_counts(self, block, n):
         return block * n, block
@@ -232,17 +236,14 @@ class ReduceScatter(_PerRankBlocks):
         offset = rank * case.recv_count
         return sum(values(r, case.recv_count, offset) for r in range(case.nranks))
 
-    def program(self, be, send, recv, ack, case, rank):
-        return loop(be.reduce_scatter(send, recv))
-
 
 @register
 class AllToAll(_PerRankBlocks):
     """Block d of every rank goes to rank d. S = bytes each rank sends in total (block × n);
     busbw = algbw·(n−1)/n."""
     name = "alltoall"
+    primitive = "alltoall"
     s_means = "bytes each rank sends in total (per-peer block x n)"
-    bus_factor_text = "(n-1)/n"
 
     def block_counts(self, block, n):
         return block * n, block * n
@@ -260,14 +261,12 @@ class AllToAll(_PerRankBlocks):
         block = case.recv_count // case.nranks
         return np.concatenate([self._block(s, rank, block) for s in range(case.nranks)])
 
-    def program(self, be, send, recv, ack, case, rank):
-        return loop(be.alltoall(send, recv))
-
 
 @register
 class Broadcast(Op):
     """Rank 0's array to every rank, in place. S = bytes of the array; busbw = algbw."""
     name = "broadcast"
+    primitive = "broadcast"
     s_means = "bytes of the array"
 
     def counts(self, nbytes, n, itemsize):
@@ -282,14 +281,15 @@ class Broadcast(Op):
     def expected(self, case, rank):
         return values(0, case.recv_count)
 
-    def program(self, be, send, recv, ack, case, rank):
-        return loop(be.broadcast(recv, 0))
+    def call_args(self, send, recv):
+        return recv, 0  # in place, from rank 0
 
 
 @register
 class Barrier(Op):
     """All ranks wait for all. No data: S = 0, no bandwidth."""
     name = "barrier"
+    primitive = "barrier"
     s_means = "none (no data)"
     bus_factor_text = "-"
     sized = False
@@ -306,8 +306,8 @@ class Barrier(Op):
     def expected(self, case, rank):
         return None
 
-    def program(self, be, send, recv, ack, case, rank):
-        return loop(be.barrier())
+    def call_args(self, send, recv):
+        return ()
 
 
 # ---------------------------------------------------------------------------------------

@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
-import sys
-import time
-import traceback
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +12,7 @@ import numpy as np
 from bench import launch
 from bench.backends import backend_class
 from bench.errors import UsageError
-from bench.harness import Sampling, Sync, measure
+from bench.harness import Sampling
 from bench.ops import OPS, get_op
 from bench.sizes import parse_sizes
 
@@ -45,8 +41,13 @@ def add_arguments(p) -> None:
     p.add_argument("--out", help="run directory (default results/<run_id>)")
     p.add_argument("--timeout", type=float, default=120.0,
                    help="seconds a case may make no progress before the job is aborted (default 120)")
-    p.add_argument("--repeats", type=int, default=5,
-                   help="rounds over all cases, case order shuffled in each (default 5)")
+    p.add_argument("--repeats", type=int, default=2,
+                   help="rounds over all cases per launch, case order shuffled in each (default 2)")
+    p.add_argument("--launches", type=int, default=3,
+                   help="local runs only: start the ranks this many times, one after the other, "
+                   "each doing --repeats rounds into the same run directory, so the "
+                   "launch-to-launch variation of the machine is part of the run (default 3)")
+    p.add_argument("--launch-index", type=int, help=argparse.SUPPRESS)  # set by the local launcher
     p.add_argument("--seed", type=int, help="seed of the case order (default: from the clock)")
     p.add_argument("--ci-target", type=float, default=0.02,
                    help="stop sampling when the 95%% CI of the median is this narrow (default 0.02)")
@@ -105,6 +106,7 @@ def make_plan(args) -> Plan:
     sizes = parse_sizes(args.sizes)
     positive = {"--timeout": args.timeout, "--ci-target": args.ci_target, "--budget": args.budget,
                 "--sample-time": args.sample_time, "--repeats": args.repeats,
+                "--launches": args.launches,
                 "--min-samples": args.min_samples, "--max-samples": args.max_samples}
     for flag, value in positive.items():
         if not value > 0:
@@ -113,11 +115,19 @@ def make_plan(args) -> Plan:
         raise UsageError(f"-n must be at least 1, got {args.nranks}")
     sampling = Sampling(sample_time_s=args.sample_time, min_samples=args.min_samples,
                         max_samples=args.max_samples, ci_target=args.ci_target,
-                        budget_s=args.budget / args.repeats)
+                        budget_s=args.budget / (args.repeats * _launches(args)))
     from bench.nodes import parse_splits
 
     splits = parse_splits(getattr(args, "split", "all"))
     return Plan(backends, ops, sizes, args.dtype, sampling, args.repeats, all_ops, skip, splits)
+
+
+def _launches(args) -> int:
+    """Launches this run will have: --launches when commbench starts the ranks itself, one
+    under an outside launcher (mpirun, srun, torchrun) that started them once."""
+    if args.launch_index is not None or launch.detect_world() is None:
+        return args.launches
+    return 1
 
 
 def cases_of(plan: Plan, nranks: int) -> list:
@@ -196,18 +206,83 @@ def start_local(args, plan: Plan) -> int:
     check_fits(plan, n, n)  # the ranks report skipped ops themselves
     out = Path(args.out or Path("results") / new_run_id(args.backend, n)).resolve()
     extra = [] if args.out else ["--out", str(out)]
-    command = launch.self_command(["run"] + list(args._argv[1:]) + extra)
-    message = ""
+    wrong = {}  # case -> wrong elements, summed over launches
+    for index in range(args.launches):
+        several = ["--launch-index", str(index)] if args.launches > 1 else []
+        command = launch.self_command(["run"] + list(args._argv[1:]) + extra + several)
+        rc, message = _start_ranks(plan, n, command)
+        _mark_if_unfinished(out, rc, message)
+        if args.launches > 1:
+            _add_wrong(out, wrong)
+        if rc not in (0, EXIT_WRONG):
+            break
+    if args.launches > 1 and rc in (0, EXIT_WRONG):
+        _merge_launches(out, wrong, args.quiet)
+    return rc if rc in (0, EXIT_WRONG, 2) else EXIT_ABORT
+
+
+def _start_ranks(plan: Plan, n: int, command: list) -> tuple:
     if any(cls.launcher == "mpi" for cls in plan.backends):
         mpiexec = launch.find_mpiexec()
         flavor = launch.mpi_flavor(mpiexec)
         argv = launch.mpiexec_argv(mpiexec, flavor, n, os.cpu_count() or 1, command)
-        env = launch.mpiexec_env(flavor, os.geteuid() == 0)
-        rc, message = launch.run_local(argv, env)
-    else:  # torch backends only: no MPI needed, commbench starts the ranks itself
-        rc, message = launch.run_ranks(command, launch.torch_local_envs(n, launch.free_port("127.0.0.1")))
-    _mark_if_unfinished(out, rc, message)
-    return rc if rc in (0, EXIT_WRONG, 2) else EXIT_ABORT
+        return launch.run_local(argv, launch.mpiexec_env(flavor, os.geteuid() == 0))
+    # torch backends only: no MPI needed, commbench starts the ranks itself
+    return launch.run_ranks(command, launch.torch_local_envs(n, launch.free_port("127.0.0.1")))
+
+
+def _add_wrong(out: Path, wrong: dict) -> None:
+    from analysis.rundir import CASE, load_summary
+
+    for row in load_summary(out).itertuples(index=False):
+        key = tuple(getattr(row, c) for c in CASE)
+        wrong[key] = wrong.get(key, 0) + int(row.wrong)
+
+
+def _merge_launches(out: Path, wrong: dict, quiet: bool) -> None:
+    """After the last launch: the summary over the samples of all launches (each launch wrote
+    one of its own rounds only), the final status, and the tables."""
+    from analysis.rundir import CASE, load_meta, load_samples, summarize_samples
+    from bench.record import RunWriter
+
+    meta, samples = load_meta(out), load_samples(out)
+    itemsize = 2 if meta["dtype"] == "bfloat16" else np.dtype(meta["dtype"]).itemsize
+    samples = _pairing_as_sample_group(samples)
+    summary = summarize_samples(
+        samples, bus_factor=lambda op, n: OPS[op].bus_factor(n),
+        msgs_per_op=lambda op, n: OPS[op].msgs_per_op(n),
+        count=lambda op, dtype, nbytes, n: (lambda c: c.send_count or c.recv_count)(
+            OPS[op].case(nbytes, n, itemsize)))
+    summary["wrong"] = [wrong.get(tuple(row[c] for c in CASE), 0) for _, row in summary.iterrows()]
+    order = {name: i for i, name in enumerate(OPS)}
+    summary = summary.sort_values(["backend", "op", "split", "nbytes"],
+                                  key=lambda col: col.map(order) if col.name == "op" else col)
+    writer = RunWriter(out, meta)
+    writer.write_summary(summary.to_dict("records"))
+    writer.finish("wrong" if sum(wrong.values()) else "complete")
+    if not quiet:
+        from analysis.tables import print_run
+
+        print_run(out)
+
+
+def _pairing_as_sample_group(samples):
+    """`pairs` runs one job per pairing round, all with the same sample numbers: number their
+    samples apart so that a sample's max over ranks stays within one pairing round."""
+    pairs = samples["op"] == "pairs"
+    if not pairs.any():
+        return samples
+    from bench.ops import pairing_rounds
+
+    samples = samples.copy()
+    index = {}
+    for n in samples.loc[pairs, "nranks"].unique():
+        for p, peers in enumerate(pairing_rounds(int(n))):
+            for rank, peer in enumerate(peers):
+                index[(int(n), rank, peer)] = p
+    keys = zip(samples.loc[pairs, "nranks"], samples.loc[pairs, "rank"], samples.loc[pairs, "peer"])
+    samples.loc[pairs, "sample"] += [index.get((int(n), int(r), int(q)), 0) * 1_000_000 for n, r, q in keys]
+    return samples
 
 
 def _mark_if_unfinished(out: Path, rc: int, message: str = "") -> None:

@@ -7,6 +7,7 @@ import socket
 import sys
 import time
 import traceback
+from datetime import datetime, timezone
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -165,16 +166,30 @@ def _start_recording(args, plan, backends, hosts):
 
     control = backends[0]
     rank, n = control.rank, control.size
+    index = _launch_index(args)
+    meta = None
     if rank == 0:
         out = Path(args.out or Path("results") / new_run_id(args.backend, n))
-        seed = args.seed if args.seed is not None else int(time.time_ns() % 2**31)
+        if index > 0:  # a later launch of the same run: continue its directory and metadata
+            from analysis.rundir import load_meta
+
+            meta = load_meta(out)
+            seed = meta["settings"]["seed"] + index
+        else:
+            seed = args.seed if args.seed is not None else int(time.time_ns() % 2**31)
         agreed = (str(out), seed)
     else:
         agreed = None
-    out, seed = control.bcast(agreed)
+    out, seed = control.bcast(agreed)  # every rank shuffles the cases with the same seed
     if rank != 0:
         return None, seed
-    settings = {k: v for k, v in vars(args).items() if not k.startswith("_")}
+    launch = {"index": index, "started": datetime.now(timezone.utc).isoformat(),
+              "rounds": [index * plan.repeats, (index + 1) * plan.repeats], "hosts": hosts}
+    if meta is not None:
+        meta["launches"] = meta.get("launches", []) + [launch]
+        meta["status"] = "running"
+        return RunWriter(Path(out), meta), seed
+    settings = {k: v for k, v in vars(args).items() if not k.startswith("_") and k != "launch_index"}
     settings.update(seed=seed, sampling=asdict(plan.sampling), sizes=plan.sizes)
     meta = base_meta(Path(out).name, ["commbench"] + list(args._argv), settings)
     meta.update(
@@ -183,9 +198,19 @@ def _start_recording(args, plan, backends, hosts):
         backends={be.name: be.versions() for be in backends}, nranks=n,
         nnodes=len(set(hosts)), hosts=hosts, timer=timer_info(), method=METHOD,
         buffers=buffer_info(PAGE), dtype=plan.dtype,
-        ops={op.name: op.describe() for op in plan.ops},
+        ops={op.name: op.describe() for op in plan.ops}, launches=[launch],
     )
     return RunWriter(Path(out), meta), seed
+
+
+def _launch_index(args) -> int:
+    """Which launch of a run this is (`--launches`: commbench restarts the ranks between
+    rounds so launch-to-launch variation is part of every run); 0 for a single launch."""
+    return getattr(args, "launch_index", None) or 0
+
+
+def _one_of_several_launches(args) -> bool:
+    return getattr(args, "launch_index", None) is not None and getattr(args, "launches", 1) > 1
 
 
 def _measure_all(args, plan, control, jobs, writer, seed) -> int:
@@ -197,7 +222,7 @@ def _measure_all(args, plan, control, jobs, writer, seed) -> int:
     on_fire = (lambda msg: writer.finish("aborted", error=msg)) if writer else None
     watchdog = Watchdog(args.timeout, rank, on_fire)
     machine_before = contention.snapshot()
-    if args.noise:
+    if args.noise and _launch_index(args) == 0:
         from bench import noise
 
         watchdog.arm("the noise calibration")
@@ -222,7 +247,8 @@ def _measure_all(args, plan, control, jobs, writer, seed) -> int:
                 exc._commbench_case = job.label
                 raise
             if rank == 0:
-                _record_case(writer, plan, job, round_no, m, gathered)
+                _record_case(writer, plan, job, _launch_index(args) * plan.repeats + round_no,
+                             m, gathered)
                 writer.write_summary(_summary_rows(plan, jobs, summary_cache, job))
             done += 1
             now = time.monotonic()
@@ -235,20 +261,14 @@ def _measure_all(args, plan, control, jobs, writer, seed) -> int:
     windows = control.gather(contention.window(machine_before, contention.snapshot()))
     wrong_total = control.bcast(sum(j.wrong for j in jobs) if rank == 0 else None)
     if rank == 0:
+        found = contention.summarize(windows)
+        writer.meta["launches"][-1]["contention"] = found
         writer.finish("wrong" if wrong_total else "complete",
-                      contention=contention.summarize(windows))
-        if not args.quiet:
-            from analysis.tables import format_summary
-            from analysis.rundir import load_summary
+                      contention=contention.worst(writer.meta.get("contention"), found))
+        if not args.quiet and not _one_of_several_launches(args):
+            from analysis.tables import print_run
 
-            print(format_summary(load_summary(writer.dir), writer.meta))
-            _print_across_nodes(writer)
-            print(f"# machine: {contention.describe(writer.meta['contention'])}")
-            if writer.meta.get("noise"):
-                from bench import noise
-
-                print(f"# noise: {noise.describe(writer.meta['noise'])}")
-            print(f"# results: {writer.dir}")
+            print_run(writer.dir)
         if wrong_total:
             print(f"commbench: {wrong_total} elements failed validation (see the #wrong column)",
                   file=sys.stderr)
@@ -342,12 +362,3 @@ def _gather_rows(job, rank, m, wrong):
     return (job.world or job.be).gather((rank, local, wrong, peer))
 
 
-def _print_across_nodes(writer):
-    """Host map, link map (pairs) and rank skew, when the run has any of them to tell."""
-    from analysis.links import describe
-    from analysis.rundir import load_samples
-
-    if writer.meta.get("nnodes", 1) > 1 or "pairs" in writer.meta.get("ops", {}):
-        text = describe(load_samples(writer.dir), writer.meta)
-        if text:
-            print(text)

@@ -3,8 +3,6 @@ an injected clock: every number below is exact."""
 import argparse
 
 import numpy as np
-import pandas as pd
-import pytest
 
 from analysis.rundir import load_run, sample_times
 from analysis.stats import median_ci, median_ci_ranks

@@ -1,8 +1,6 @@
 """commbench run on real ranks (Open MPI from the `mpi` extra), oversubscribed on 2 cores."""
-import json
 import subprocess
 
-import pandas as pd
 import pytest
 
 from analysis.rundir import load_run
@@ -103,3 +101,23 @@ def test_noise_calibration_is_stored_and_printed(tmp_path):
     assert len(noise["pingpong"]["burst_medians_s"]) == 8 and noise["pingpong"]["max_over_min"] >= 1
     assert set(meta["contention"]["hosts"]) == set(meta["hosts"])
     assert list(summary.op) == ["barrier"]
+
+
+def test_several_launches_make_one_run(tmp_path):
+    """--launches restarts the ranks; rounds continue, the summary covers every launch and
+    wrong results of every launch count."""
+    out = tmp_path / "run"
+    quick = [a for a in QUICK if a != "-q"]
+    quick[quick.index("--launches") + 1] = "2"
+    quick[quick.index("--repeats") + 1] = "2"  # shuffled rounds: every launch must agree on the order
+    r = run_commbench("run", "-n", "2", "--ops", "allreduce,pingpong", "--sizes", "64,1K",
+                      "--out", out, *quick, env=commbench_env(COMMBENCH_INJECT="corrupt:allreduce:1024:1"),
+                      timeout=180)
+    assert r.returncode == 1, r.stderr
+    assert r.stdout.count("# allreduce") == 1  # one table, printed after the last launch
+    meta, samples, summary = load_run(out)
+    assert meta["status"] == "wrong" and [l["index"] for l in meta["launches"]] == [0, 1]
+    assert sorted(samples["round"].unique()) == [0, 1, 2, 3]
+    assert (summary.rounds == 4).all()
+    wrong = {(row.op, row.nbytes): row.wrong for row in summary.itertuples()}
+    assert wrong == {("allreduce", 64): 0, ("allreduce", 1024): 4, ("pingpong", 64): 0, ("pingpong", 1024): 0}

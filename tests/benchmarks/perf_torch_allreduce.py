@@ -127,7 +127,7 @@ def main() -> int:
             for i in rng.permutation(len(names)):  # same seed on every rank: same order
                 got[names[i]].append(runs[names[i]]())
         results[label] = (k, got)
-        del arena, programs
+        arena = programs = None  # free the buffers before the next size
     if rank == 0:
         from analysis.stats import median_ci
 
