@@ -23,6 +23,7 @@ import html
 import io
 import math
 import re
+import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -651,9 +652,16 @@ def machine_html(runs) -> str:
         if "modes" in run.summary:
             multi = run.summary[run.summary["modes"].fillna(1) > 1]
             if len(multi):
-                cases = ", ".join(f"{r.op} {human_bytes(int(r.nbytes))}" for r in multi.itertuples())
-                lines.append((True, f"{run.label}: {len(multi)} case(s) with several latency modes "
-                                    f"(the median mixes them; see the modes column): {cases}"))
+                cases = [f"{r.op} {human_bytes(int(r.nbytes))}" for r in multi.itertuples()]
+                spans = [max(m) / min(m) for m in (
+                    [float(x) for x in str(text).split(";") if x] for text in multi["mode_medians_s"])
+                    if len(m) > 1]
+                span = f"; slowest mode / fastest mode: median {statistics.median(spans):.2f}x" if spans else ""
+                shown = ", ".join(cases[:8]) + (f" and {len(cases) - 8} more" if len(cases) > 8 else "")
+                lines.append((True, f"{run.label}: {len(multi)} of {len(run.summary)} cases have "
+                                    f"several latency modes (the machine switched modes while it "
+                                    f"ran; the median mixes them, the modes column separates "
+                                    f"them){span}: {shown}"))
     if not lines:
         return ""
     body = "".join(f"<li class='{'bad' if bad else ''}'>{esc(text)}</li>" for bad, text in lines)

@@ -17,6 +17,7 @@ from analysis.rundir import summarize_case
 from bench import contention, nodes
 from bench.errors import UsageError
 from bench.harness import Sync, measure
+from bench.ops import OPS
 from bench.run import EXIT_ABORT, EXIT_WRONG, PAGE, Plan, _pages, arena_bytes, check_fits, skip_notes
 
 METHOD = {
@@ -301,8 +302,6 @@ def _summary_rows(plan, jobs, cache, changed):
     times = [t for j in group for t in j.agreed]
     row.update(summarize_case(times, job.case.nbytes, op.bus_factor(n), op.msgs_per_op(n)))
     cache[key_of(changed)] = row
-    from bench.ops import OPS
-
     order = {name: i for i, name in enumerate(OPS)}
     return sorted(cache.values(), key=lambda r: (r["backend"], order.get(r["op"], 0), r["split"], r["nbytes"]))
 
