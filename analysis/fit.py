@@ -94,6 +94,21 @@ def fit_relative(X: np.ndarray, t: np.ndarray, robust: bool = True,
     return theta
 
 
+def fit_segments(part, X, y, sizes, replicates=None) -> list:
+    """Fit each size range of a partition; intervals from the same fit on bootstrap
+    replicates of y (None: no intervals)."""
+    segments = []
+    for i, j in part:
+        sl = slice(i, j + 1)
+        theta = fit_relative(X[sl], y[sl])
+        seg = Segment(i, j, sizes[i], sizes[j], theta,
+                      rel_rms=rms(relative_residuals(X[sl], y[sl], theta)))
+        if replicates is not None:
+            seg.ci_low, seg.ci_high = percentile_ci(np.array([fit_relative(X[sl], r[sl]) for r in replicates]))
+        segments.append(seg)
+    return segments
+
+
 def relative_residuals(X, t, theta) -> np.ndarray:
     return (np.asarray(X) @ theta - t) / t
 
@@ -238,16 +253,7 @@ def fit_hockney(nbytes, samples, max_segments: int = 4, min_points: int = 3,
     part = best_partition(K, residuals, max_segments, min(min_points, K), median_sd(groups))
     rng = np.random.default_rng(seed)
     boot = bootstrap_medians(groups, n_boot, rng) if n_boot > 0 else None
-    segments = []
-    for i, j in part:
-        sl = slice(i, j + 1)
-        theta = fit_relative(X[sl], med[sl])
-        seg = Segment(i, j, nbytes[i], nbytes[j], theta,
-                      rel_rms=rms(relative_residuals(X[sl], med[sl], theta)))
-        if boot is not None:
-            thetas = np.array([fit_relative(X[sl], b[sl]) for b in boot])
-            seg.ci_low, seg.ci_high = percentile_ci(thetas)
-        segments.append(seg)
+    segments = fit_segments(part, X, med, nbytes, boot)
     return segments
 
 
@@ -438,16 +444,7 @@ def fit_loggp(prtt: dict, n_msgs: int, delay, n_boot: int = 200, seed: int = 0,
         gb = np.array([derived({k: v[b] for k, v in boot.items()})[0] for b in range(n_boot)])
         sd = float(np.median(np.std(gb, axis=0) / y))
     part = best_partition(len(s), residuals, max_segments, min(min_points, len(s)), sd)
-    segments = []
-    for i, j in part:
-        sl = slice(i, j + 1)
-        theta = fit_relative(X[sl], y[sl])
-        seg = Segment(i, j, s[i], s[j], theta,
-                      rel_rms=rms(relative_residuals(X[sl], y[sl], theta)))
-        if boot is not None:
-            seg.ci_low, seg.ci_high = percentile_ci(np.array(
-                [fit_relative(X[sl], np.maximum(g[sl], floor)) for g in gb]))
-        segments.append(seg)
+    segments = fit_segments(part, X, y, s, None if boot is None else [np.maximum(g, floor) for g in gb])
 
     # LogGP's o and L are per message: take them at the smallest sizes, as the median over the
     # (up to) SMALL_SIZES smallest sizes where the delay exceeded the gap, so one disturbed
