@@ -77,6 +77,11 @@ class Case:
     def nbytes(self) -> int:
         return self.op.s_bytes(self)
 
+    @property
+    def count(self) -> int:
+        """The `count` of summary.csv: elements of the send buffer (of recv for in-place ops)."""
+        return self.send_count or self.recv_count
+
 
 class Op:
     name = ""

@@ -108,6 +108,12 @@ class RunWriter:
             os.close(fd)
 
     def write_summary(self, rows: list[dict]) -> None:
+        """Rows in one order whoever writes them: backend, op (registry order), split, S."""
+        from bench.ops import OPS
+
+        order = {name: i for i, name in enumerate(OPS)}
+        rows = sorted(rows, key=lambda r: (r["backend"], order.get(r["op"], len(order)),
+                                           r["split"], r["nbytes"]))
         lines = [",".join(SUMMARY_COLUMNS)]
         lines += [",".join(_fmt(row.get(c, "")) for c in SUMMARY_COLUMNS) for row in rows]
         atomic_write_text(self.dir / "summary.csv", "\n".join(lines) + "\n")

@@ -251,12 +251,8 @@ def _merge_launches(out: Path, wrong: dict, quiet: bool) -> None:
     summary = summarize_samples(
         samples, bus_factor=lambda op, n: OPS[op].bus_factor(n),
         msgs_per_op=lambda op, n: OPS[op].msgs_per_op(n),
-        count=lambda op, dtype, nbytes, n: (lambda c: c.send_count or c.recv_count)(
-            OPS[op].case(nbytes, n, itemsize)))
+        count=lambda op, dtype, nbytes, n: OPS[op].case(nbytes, n, itemsize).count)
     summary["wrong"] = [wrong.get(tuple(row[c] for c in CASE), 0) for _, row in summary.iterrows()]
-    order = {name: i for i, name in enumerate(OPS)}
-    summary = summary.sort_values(["backend", "op", "split", "nbytes"],
-                                  key=lambda col: col.map(order) if col.name == "op" else col)
     writer = RunWriter(out, meta)
     writer.write_summary(summary.to_dict("records"))
     writer.finish("wrong" if sum(wrong.values()) else "complete")

@@ -17,7 +17,6 @@ from analysis.rundir import summarize_case
 from bench import contention, nodes
 from bench.errors import UsageError
 from bench.harness import Sync, measure
-from bench.ops import OPS
 from bench.run import EXIT_ABORT, EXIT_WRONG, PAGE, Plan, _pages, arena_bytes, check_fits, skip_notes
 
 METHOD = {
@@ -297,13 +296,12 @@ def _summary_rows(plan, jobs, cache, changed):
     op, n = job.case.op, job.case.nranks
     row = {"backend": job.be.name, "op": op.name, "dtype": plan.dtype,
            "nbytes": job.case.nbytes, "nranks": n, "split": job.split,
-           "count": job.case.send_count or job.case.recv_count,
+           "count": job.case.count,
            "wrong": sum(j.wrong for j in group), "rounds": max(j.rounds for j in group)}
     times = [t for j in group for t in j.agreed]
     row.update(summarize_case(times, job.case.nbytes, op.bus_factor(n), op.msgs_per_op(n)))
     cache[key_of(changed)] = row
-    order = {name: i for i, name in enumerate(OPS)}
-    return sorted(cache.values(), key=lambda r: (r["backend"], order.get(r["op"], 0), r["split"], r["nbytes"]))
+    return list(cache.values())
 
 
 def _cases_by_split(plan, hosts, ranks_here, say):
