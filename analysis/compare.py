@@ -30,7 +30,9 @@ import json
 import math
 import sys
 
-from bench.errors import UsageError
+from analysis.rundir import one_line
+from bench.core.errors import RunDirError, UsageError
+from bench.core.units import human_bytes
 
 # numpy, pandas and scipy are imported inside the functions: building the CLI parser imports
 # this module for every command, `commbench run` included.
@@ -48,17 +50,17 @@ def load_side(run_dirs):
     the side holds (`commbench run --launches`; one per run directory when not recorded)."""
     import pandas as pd
 
-    from analysis.rundir import RunDirError, load_meta, load_samples, sample_times
+    from analysis.rundir import load_meta, load_samples, sample_times, shown
 
     frames, imported, launches = [], {}, 0
     for i, run_dir in enumerate(run_dirs):
         meta = load_meta(run_dir)  # a clear error for a path that is not a run directory
-        launches += max(1, len(meta.get("launches", [])))
+        launches += max(1, len(meta.get("launches") or []))
         if meta.get("source"):
             imported[str(run_dir)] = meta["source"]
-        samples = load_samples(run_dir)
+        samples = load_samples(run_dir, meta)  # checked: finite positive times, ...
         if samples.empty:
-            raise RunDirError(f"{run_dir}: no samples")
+            raise RunDirError(f"{shown(run_dir)}: no samples")
         times = sample_times(samples)
         times = times[times["time_s"] > 0]
         frames.append(times.assign(run=i))
@@ -171,12 +173,19 @@ def compare_runs(base_dirs, new_dirs, factor=1.1, alpha=0.05, ops=None) -> dict:
         "counts": {v: sum(r["verdict"] == v for r in rows) for v in VERDICTS},
         "notes": notes(rows, base_groups, new_groups, alpha, base_launches, new_launches,
                        {**base_imported, **new_imported}),
+        # the same notes with what they quote from the runs escaped for Markdown (not in JSON)
+        "_markdown_notes": notes(rows, base_groups, new_groups, alpha, base_launches,
+                                 new_launches, {**base_imported, **new_imported}, md_escape),
     }
     result["exit_status"] = 1 if result["counts"]["slower"] else 0
     return result
 
 
-def notes(rows, base_groups, new_groups, alpha, base_launches=1, new_launches=1, imported=None) -> list:
+def notes(rows, base_groups, new_groups, alpha, base_launches=1, new_launches=1, imported=None,
+          quote=None) -> list:
+    """The notes under the table; quote(text) is applied to what they quote from the runs
+    (default: control characters written out)."""
+    quote = quote or one_line
     out = []
     if min(base_launches, new_launches) == 1 and any(r["unit"] == "rounds" for r in rows):
         out.append(
@@ -199,7 +208,7 @@ def notes(rows, base_groups, new_groups, alpha, base_launches=1, new_launches=1,
             f"(e.g. {r['n_base']} vs {r['n_new']}: smallest p "
             f"{smallest_p(r['n_base'], r['n_new']):.3g}); run more rounds")
     for run_dir, tool in (imported or {}).items():
-        out.append(f"{run_dir} is imported from {tool}: one value per size (the tool's own "
+        out.append(f"{quote(run_dir)} is imported from {quote(tool)}: one value per size (the tool's own "
                    "average), so a test against it rests on that single value")
     only_base = len(set(base_groups) - set(new_groups))
     only_new = len(set(new_groups) - set(base_groups))
@@ -209,14 +218,6 @@ def notes(rows, base_groups, new_groups, alpha, base_launches=1, new_launches=1,
 
 
 # ---------------------------------------------------------------- output
-def human_bytes(n: int) -> str:
-    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if n >= size:
-            value = n / size
-            return f"{value:.0f} {unit}" if value == int(value) else f"{value:.3g} {unit}"
-    return f"{n} B"
-
-
 def micro(seconds: float) -> str:
     return f"{seconds * 1e6:.4g}"
 
@@ -229,11 +230,13 @@ HEADER = ["backend", "op", "ranks", "size", "base µs", "new µs", "ratio", "95%
           "units", "verdict"]
 
 
-def table_rows(result) -> list:
+def table_rows(result, quote=None) -> list:
+    """The cells of the table; quote(text) is applied to the names taken from the runs."""
+    quote = quote or one_line
     out = []
     for r in result["rows"]:
         out.append([
-            r["backend"], r["op"], str(r["nranks"]), human_bytes(r["nbytes"]),
+            quote(r["backend"]), quote(r["op"]), str(r["nranks"]), human_bytes(r["nbytes"]),
             micro(r["base_median_s"]), micro(r["new_median_s"]), ratio_text(r["ratio"]),
             f"[{ratio_text(r['ratio_ci_low'])}, {ratio_text(r['ratio_ci_high'])}]", f"{r['p_value']:.2g}",
             f"{r['n_base']}/{r['n_new']} {r['unit']}", r["verdict"],
@@ -241,8 +244,9 @@ def table_rows(result) -> list:
     return out
 
 
-def heading(result) -> str:
-    return (f"BASE {', '.join(result['base'])} vs NEW {', '.join(result['new'])}: factor "
+def heading(result, quote=None) -> str:
+    quote = quote or one_line
+    return (f"BASE {quote(', '.join(result['base']))} vs NEW {quote(', '.join(result['new']))}: factor "
             f"{result['factor']:g}, alpha {result['alpha']:g}; times are medians in µs, p is "
             "one-sided against 'within the factor'")
 
@@ -260,24 +264,37 @@ def format_text(result) -> str:
         cells = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))]
         lines.append("  ".join(cells).rstrip())
     lines.append(closing(result))
-    lines += [f"note: {n}" for n in result["notes"]]
+    lines += [f"note: {one_line(n)}" for n in result["notes"]]
     return "\n".join(lines)
+
+
+# Markdown (CI comments): what a run quotes is escaped, so that a name cannot end a table
+# cell or line, open a code span, emphasis, a link or an image, nor carry HTML. ('_' is left
+# alone: op names such as reduce_scatter hold it, and inside a word it is no emphasis.)
+MD_ESCAPES = {c: "\\" + c for c in "\\`*[]()!~|#:"}
+MD_ESCAPES.update({"<": "&lt;", ">": "&gt;", "&": "&amp;"})
+
+
+def md_escape(text) -> str:
+    """Text shown literally in Markdown: control characters written out (one line), Markdown
+    punctuation backslash-escaped, HTML's <, > and & as entities."""
+    return "".join(MD_ESCAPES.get(c, c) for c in one_line(text))
 
 
 def format_markdown(result) -> str:
     def cells(row):
-        return "| " + " | ".join(c.replace("|", "\\|") for c in row) + " |"
+        return "| " + " | ".join(row) + " |"
 
-    lines = [f"**commbench compare** {heading(result)}", "", cells(HEADER),
+    lines = [f"**commbench compare** {heading(result, md_escape)}", "", cells(HEADER),
              "|" + "|".join("---" for _ in HEADER) + "|"]
-    lines += [cells(row) for row in table_rows(result)]
+    lines += [cells(row) for row in table_rows(result, md_escape)]
     lines += ["", f"**{closing(result)}**"]
-    lines += [f"- note: {n}" for n in result["notes"]]
+    lines += [f"- note: {n}" for n in result.get("_markdown_notes", result["notes"])]
     return "\n".join(lines)
 
 
 def format_json(result) -> str:
-    return json.dumps(result, indent=2)
+    return json.dumps({k: v for k, v in result.items() if not k.startswith("_")}, indent=2)
 
 
 # ---------------------------------------------------------------- command

@@ -17,6 +17,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from analysis.figures import plain, png_bytes, safe_name, write_file
+from analysis.rundir import file_error, load_meta, shown
+from bench.core.errors import RunDirError
+from bench.core.units import format_time
+
 K_MAD = 3.5
 MIN_REL = 0.10
 MAD_TO_SIGMA = 1.4826
@@ -109,19 +114,19 @@ def heatmap_figure(links: pd.DataFrame, hosts: list[str], title: str = ""):
     fig, ax = plt.subplots(figsize=(max(4.5, 1.8 + 0.3 * n), max(3.6, 1.2 + 0.3 * n)))
     image = ax.imshow(m, cmap="viridis" if big else "viridis_r")
     fig.colorbar(image, ax=ax, label="bandwidth (GB/s)" if big else "latency (µs)")
-    labels = [f"{r} {h}" for r, h in enumerate(hosts)]
+    labels = [plain(f"{r} {h}") for r, h in enumerate(hosts)]
     ax.set_xticks(range(n), labels, rotation=90, fontsize=7)
     ax.set_yticks(range(n), labels, fontsize=7)
     if "outlier" in links:  # flagged nodes: red tick labels
         nodes = node_times(links)
         slow = set(nodes.loc[nodes["outlier"], "node"])
         for label in ax.get_xticklabels() + ax.get_yticklabels():
-            if label.get_text().split(" ", 1)[-1] in slow:
+            if label.get_text().split(" ", 1)[-1] in {plain(h) for h in slow}:
                 label.set_color("red")
     for r in links[links.get("outlier", False) == True].itertuples():  # noqa: E712
         for i, j in ((r.a, r.b), (r.b, r.a)):
             ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, ec="red", lw=2))
-    ax.set_title(title or f"pairs, S = {nbytes} B", fontsize=9)
+    ax.set_title(plain(title or f"pairs, S = {nbytes} B"), fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -159,10 +164,6 @@ def skewed(last: pd.DataFrame, factor: float = 2.0) -> pd.DataFrame:
 
 
 # --- text ------------------------------------------------------------------------------------
-def _time(s: float) -> str:
-    return f"{s * 1e6:.1f} us" if s < 1e-3 else f"{s * 1e3:.2f} ms"
-
-
 def _case(row) -> str:
     split = "" if row["split"] == "all" else f" {row['split']}-node"
     return f"{row['backend']}{split} S={int(row['nbytes'])} B"
@@ -188,15 +189,15 @@ def describe(samples: pd.DataFrame, meta: dict) -> str:
             for kind, g in group.groupby("kind"):
                 med = float(g["median_s"].median())
                 bw = f", {row['nbytes'] / med / 1e9:.3g} GB/s" if row["nbytes"] > 0 else ""
-                parts.append(f"{kind}-node {len(g)} links median {_time(med)}{bw}")
+                parts.append(f"{kind}-node {len(g)} links median {format_time(med)}{bw}")
             lines.append(f"#   {_case(row)}: " + "; ".join(parts))
             bad_nodes = nodes[(nodes[CASE_KEYS] == pd.Series(row)).all(axis=1) & nodes["outlier"]]
             for r in bad_nodes.itertuples():
                 lines.append(f"#     {'slow' if r.vs_median > 1 else 'fast'} node {r.node}: "
-                             f"{_time(r.median_s)}, {r.vs_median:.2f}x the median node")
+                             f"{format_time(r.median_s)}, {r.vs_median:.2f}x the median node")
             for r in group[group["outlier"]].itertuples():
                 lines.append(f"#     {'slow' if r.vs_median > 1 else 'fast'} link {r.a}-{r.b} "
-                             f"({r.host_a}-{r.host_b}, {r.kind}-node): {_time(r.median_s)}, "
+                             f"({r.host_a}-{r.host_b}, {r.kind}-node): {format_time(r.median_s)}, "
                              f"{r.vs_median:.2f}x the median link")
         lines.append("# " + flagged_line(links, nodes))
     last = skewed(last_ranks(samples, hosts))
@@ -234,37 +235,64 @@ def add_arguments(parser) -> None:
 
 
 def main(args) -> int:
-    from analysis.rundir import load_meta, load_samples
+    from analysis.rundir import load_samples
 
-    meta, samples = load_meta(args.run_dir), load_samples(args.run_dir)
+    meta = load_meta(args.run_dir)
+    samples = load_samples(args.run_dir, meta)
     text = describe(samples, meta)
     print(text or "# no pairs and no skew to report (run --ops pairs for a link map)")
     links = link_times(samples, meta.get("hosts"))
     links = flag_links(links) if not links.empty else links
     if args.csv:
-        links.to_csv(args.csv, index=False)
+        try:
+            links.to_csv(args.csv, index=False)
+        except OSError as exc:
+            raise file_error(f"--csv {args.csv}", exc, "write it") from None
     if args.png:
         for path in write_heatmaps(links, meta.get("hosts") or [], args.png):
-            print(f"# heatmap: {path}")
+            print(f"# heatmap: {shown(path)}")
     return 0
 
 
+MAX_MAP_RANKS = 4096  # a link map of more ranks is no picture (and n² cells of memory)
+
+
+def map_hosts(links: pd.DataFrame, hosts: list[str]) -> list[str]:
+    """hosts, extended by 'rank<r>' to every rank the links name."""
+    n = max(len(hosts), int(links[["a", "b"]].max().max()) + 1 if not links.empty else 0)
+    if n > MAX_MAP_RANKS:
+        raise RunDirError(f"samples.csv: a link map of {n} ranks (at most {MAX_MAP_RANKS} are "
+                          "drawn): rank numbers beyond any real run")
+    return list(hosts) + [f"rank{r}" for r in range(len(hosts), n)]
+
+
 def write_heatmaps(links: pd.DataFrame, hosts: list[str], out_dir) -> list:
-    """One PNG per case of the link map; returns the paths."""
+    """One PNG per case of the link map, into out_dir and nowhere else: file names from
+    sanitised names (analysis.figures.safe_name: pairs-<backend>-<split>-<S>.png when those are
+    plain names), written through fresh files (a planted link is replaced, not followed).
+    Returns the paths; RunDirError (one line) when out_dir cannot be written."""
     from pathlib import Path
 
     import matplotlib.pyplot as plt
 
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = []
-    n = max(len(hosts), int(links[["a", "b"]].max().max()) + 1 if not links.empty else 0)
-    hosts = list(hosts) + [f"rank{r}" for r in range(len(hosts), n)]
+    if out.exists() and not out.is_dir():
+        raise RunDirError(f"--png {shown(out)}: exists and is not a directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise file_error(f"--png {out}", exc, "create it") from None
+    paths, used = [], set()
+    hosts = map_hosts(links, hosts)
     for key, group in links.groupby(CASE_KEYS):
         row = dict(zip(CASE_KEYS, key))
         fig = heatmap_figure(group, hosts, title=f"pairs {_case(row)}")
-        path = out / f"pairs-{row['backend']}-{row['split']}-{int(row['nbytes'])}.png"
-        fig.savefig(path, dpi=100)
+        png = png_bytes(fig)
         plt.close(fig)
+        path = out / safe_name("pairs", row["backend"], row["split"], int(row["nbytes"]), used=used)
+        try:
+            write_file(path, png)
+        except OSError as exc:
+            raise file_error(path, exc, "write it") from None
         paths.append(path)
     return paths

@@ -22,28 +22,13 @@ from typing import Callable
 
 import numpy as np
 
+from bench.ops import canonical_name  # an op's other spellings live with the op
+
 # (op, algorithm) -> function (p, n) -> (a, b, c), arrays broadcast from p and n
 _MODELS: dict[tuple[str, str], Callable] = {}
 _DOCS: dict[tuple[str, str], str] = {}
 
-# ops whose name differs between backends / spellings
-OP_ALIASES = {
-    "bcast": "broadcast", "all_reduce": "allreduce", "all_gather": "allgather",
-    "reducescatter": "reduce_scatter", "reduce_scatter_block": "reduce_scatter",
-    "all_to_all": "alltoall", "alltoall_single": "alltoall",
-}
-
 PARAMS = ("alpha_s", "beta_s_per_byte", "gamma_s_per_byte")
-
-# ops that reduce (γ > 0 in their models), and the non-reducing ops whose β, fitted in the same
-# sweep, pins β of a reducing op so that γ can be separated (first found wins): allgather moves
-# the same per-rank blocks as the allgather half of ring / Rabenseifner allreduce
-REDUCING = ("allreduce", "reduce_scatter", "reduce")
-BETA_SOURCES = ("allgather", "broadcast", "alltoall")
-
-
-def canonical_op(op: str) -> str:
-    return OP_ALIASES.get(op, op)
 
 
 def lg(p):
@@ -62,19 +47,19 @@ def model(op: str, name: str, doc: str):
 
 def algorithms(op: str) -> list[str]:
     """The algorithm names registered for op (canonical or alias spelling)."""
-    op = canonical_op(op)
+    op = canonical_name(op)
     return [name for (o, name) in _MODELS if o == op]
 
 
 def describe(op: str, name: str) -> str:
-    return _DOCS[(canonical_op(op), name)]
+    return _DOCS[(canonical_name(op), name)]
 
 
 def design_matrix(op: str, name: str, p, n) -> np.ndarray:
     """Columns (α, β, γ) coefficients, one row per (p, n) point."""
     p, n = np.broadcast_arrays(np.atleast_1d(np.asarray(p, dtype=float)),
                                np.atleast_1d(np.asarray(n, dtype=float)))
-    a, b, c = _MODELS[(canonical_op(op), name)](p, n)
+    a, b, c = _MODELS[(canonical_name(op), name)](p, n)
     return np.column_stack([np.broadcast_to(a, p.shape), np.broadcast_to(b, p.shape),
                             np.broadcast_to(c, p.shape)]).astype(float)
 

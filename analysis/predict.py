@@ -23,17 +23,21 @@ fit at exactly that rank count, or the ring formula with that split's pingpong �
 from __future__ import annotations
 
 import math
-import sys
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from analysis import models
+from analysis.fitsfile import load_fits
+from analysis.robust import segment_for
+from analysis.rundir import one_line, shown
+from bench.core.errors import RunDirError, UsageError
+from bench.core.units import format_bw, format_time, human_bytes, parse_size
+from bench.ops import canonical_name, known_op
+
 if TYPE_CHECKING:  # pandas is imported where used: `commbench run` ranks never need it
     import pandas as pd
-
-from bench.errors import UsageError
 
 
 @dataclass
@@ -51,29 +55,17 @@ class Prediction:
         return f(self.time_s), f(self.high_s), f(self.low_s)
 
 
-def load_fits(path) -> pd.DataFrame:
-    """DIR/fits.csv, or fits.csv itself; fitted now when a run or sweep directory has none."""
-    import pandas as pd
-
-    path = Path(path)
-    if path.is_file():
-        return pd.read_csv(path)
-    if (path / "fits.csv").exists():
-        return pd.read_csv(path / "fits.csv")
-    from analysis.fit import discover_runs, fit_dir
-
-    discover_runs(path)  # not a run nor a sweep: one-line error before anything else
-    print(f"commbench predict: {path} has no fits.csv, fitting it now", file=sys.stderr)
-    return fit_dir(path)
+def point_to_point(op: str) -> bool:
+    """One message between two ranks (bench.ops): its Hockney fit holds at any rank count."""
+    found = known_op(op)
+    return bool(found and found.point_to_point)
 
 
 def _params(rows: pd.DataFrame):
     """(value, ci_low, ci_high) arrays over (α, β, γ); a missing γ is 0 (folded into β);
     a missing interval end is the value."""
-    from analysis.models import PARAMS
-
     out = np.zeros((3, 3))
-    for i, p in enumerate(PARAMS):
+    for i, p in enumerate(models.PARAMS):
         r = rows[rows.param == p]
         if len(r):
             v, lo, hi = (float(r.iloc[0][c]) for c in ("value", "ci_low", "ci_high"))
@@ -86,11 +78,12 @@ def _one(rows: pd.DataFrame, param: str) -> float:
     return float(r.iloc[0].value) if len(r) else float("nan")
 
 
-def _segment_rows(rows: pd.DataFrame, nbytes: float, warnings: list) -> pd.DataFrame:
-    from analysis.fit import segment_for
-
+def _segment_rows(rows: pd.DataFrame, nbytes: float, warnings: list) -> pd.DataFrame | None:
+    """The rows of the size range that covers nbytes; None when there is no size range."""
     segs = rows[rows.segment >= 0].groupby("segment")[["nbytes_lo", "nbytes_hi"]].first()
     bounds = list(segs.itertuples(index=False, name=None))
+    if not bounds:
+        return None
     k = segs.index[segment_for(nbytes, bounds)]
     lo, hi = bounds[0][0], bounds[-1][1]
     if nbytes > hi or nbytes < lo:
@@ -112,14 +105,14 @@ def _pick_backend(fits, backend):
 
 def predict_algorithm(fits, op, nranks, nbytes, model=None, split="all") -> Prediction | None:
     """From the algorithm fits across rank counts (nranks 0 rows), or None if there are none."""
-    from analysis import models
-
     rows = fits[(fits.op == op) & (fits.nranks == 0) & (fits.split == split)
                 & (fits.model != "hockney")]
     if rows.empty:
         return None
     warnings: list = []
     seg = _segment_rows(rows, nbytes, warnings)
+    if seg is None or seg.empty:
+        return None
     if model is None:
         sel = seg[(seg.param == "selected") & (seg.value == 1)]
         model = sel.model.iloc[0] if len(sel) else seg.model.iloc[0]
@@ -145,10 +138,8 @@ def predict_algorithm(fits, op, nranks, nbytes, model=None, split="all") -> Pred
 
 
 def predict_hockney(fits, op, nranks, nbytes, split="all") -> Prediction | None:
-    from analysis.fit import POINT_TO_POINT
-
     rows = fits[(fits.op == op) & (fits.model == "hockney") & (fits.split == split)]
-    if op not in POINT_TO_POINT:
+    if not point_to_point(op):
         rows = rows[rows.nranks == nranks]
     if rows.empty:
         return None
@@ -157,6 +148,8 @@ def predict_hockney(fits, op, nranks, nbytes, split="all") -> Prediction | None:
         near = min(rows.nranks.unique(), key=lambda q: abs(q - nranks))
         rows = rows[rows.nranks == near]
     seg = _segment_rows(rows, nbytes, warnings)
+    if seg is None or seg.empty:
+        return None
     value, lo, hi = _params(seg)
     err = _one(seg, "rel_rms")
     err = err if np.isfinite(err) else 0.0
@@ -172,14 +165,14 @@ def predict_hockney(fits, op, nranks, nbytes, split="all") -> Prediction | None:
 def predict_from_pingpong(fits, op, nranks, nbytes, split, algorithm="ring") -> Prediction | None:
     """An algorithm's cost formula with α, β of the link: the Hockney fit of pingpong in that
     split, in the size range of the algorithm's messages (S/p for ring-type algorithms)."""
-    from analysis import models
-
     rows = fits[(fits.op == "pingpong") & (fits.model == "hockney") & (fits.split == split)]
     if rows.empty or algorithm not in models.algorithms(op):
         return None
     warnings: list = []
     message = nbytes / max(nranks, 1)
     seg = _segment_rows(rows, message, warnings)
+    if seg is None or seg.empty:
+        return None
     value, lo, hi = _params(seg)
     value[2] = lo[2] = hi[2] = 0.0  # pingpong has no reduction: γ unknown, taken as 0
     t, t_lo, t_hi = (float(models.predict(op, algorithm, nranks, nbytes, v))
@@ -225,30 +218,22 @@ def predict_hierarchical(fits, op, nranks, nbytes, ranks_per_node, model=None) -
     outer = predict_level(fits, "allreduce", nodes, nbytes / q, "inter", model)
     if outer is None:
         raise UsageError(f"no inter-node allreduce or pingpong fits to cover {nodes} nodes")
-    detail = (f"intra: {inner.model} on {q} ranks, S ({_s(inner.time_s)}) + inter: {outer.model} "
-              f"on {nodes} nodes, S/{q} ({_s(outer.time_s)}); intra {inner.detail}; "
-              f"inter {outer.detail}")
+    detail = (f"intra: {inner.model} on {q} ranks, S ({format_time(inner.time_s)}) + inter: "
+              f"{outer.model} on {nodes} nodes, S/{q} ({format_time(outer.time_s)}); "
+              f"intra {inner.detail}; inter {outer.detail}")
     return Prediction(inner.time_s + outer.time_s, inner.low_s + outer.low_s,
                       inner.high_s + outer.high_s,
                       f"hierarchical({inner.model}, {outer.model})", detail,
                       inner.warnings + outer.warnings)
 
 
-def _s(t):
-    from analysis.fit import _fmt_time
-
-    return _fmt_time(t)
-
-
 def predict(fits: pd.DataFrame, op: str, nranks: int, nbytes: float, backend=None, model=None,
             ranks_per_node=None) -> Prediction:
-    from analysis.models import canonical_op
-
     backend = _pick_backend(fits, backend)
     fits = fits[fits.backend == backend]
     ops = set(fits.op)
-    if op not in ops and canonical_op(op) in ops:
-        op = canonical_op(op)
+    if op not in ops and canonical_name(op) in ops:
+        op = canonical_name(op)
     if op not in ops:
         raise UsageError(f"no fits for op {op!r}; have {', '.join(sorted(ops)) or 'none'}")
     if ranks_per_node and nranks > ranks_per_node:
@@ -280,22 +265,28 @@ def add_arguments(parser) -> None:
 
 
 def main(args) -> int:
-    from analysis.fit import _fmt_bw, _fmt_time, human_bytes
-    from bench.sizes import parse_size
-
     nbytes = parse_size(args.nbytes)
     if args.nranks < 1:
         raise UsageError(f"--nranks must be at least 1, got {args.nranks}")
     if args.ranks_per_node is not None and args.ranks_per_node < 1:
         raise UsageError("--ranks-per-node must be at least 1")
-    fits = load_fits(args.fits)
+    fits = load_fits(args.fits, fit_missing=True, command="commbench predict")
     p = predict(fits, args.op, args.nranks, nbytes, args.backend, args.model,
                 args.ranks_per_node)
+    # nothing NaN or infinite is printed as a result: checked fits give finite times, and a
+    # model that still does not (a degenerate fit) is refused rather than printed
+    if not (all(math.isfinite(t) for t in (p.time_s, p.low_s, p.high_s))
+            and p.time_s > 0 and p.low_s >= 0 and p.high_s > 0):
+        raise RunDirError(f"{shown(args.fits)}: the fits give no finite positive time for "
+                          f"{one_line(args.op)} on {args.nranks} ranks at {nbytes} B "
+                          f"(model {one_line(p.model)}): refit it (commbench fit)")
     bw, bw_lo, bw_hi = p.bandwidth(nbytes)
-    print(f"{args.op} on {args.nranks} ranks, S = {human_bytes(nbytes)} ({nbytes} B)")
-    print(f"  time       {_fmt_time(p.time_s)}  [{_fmt_time(p.low_s)}, {_fmt_time(p.high_s)}]")
+    print(f"{one_line(args.op)} on {args.nranks} ranks, S = {human_bytes(nbytes)} ({nbytes} B)")
+    print(f"  time       {format_time(p.time_s)}  "
+          f"[{format_time(p.low_s)}, {format_time(p.high_s)}]")
     if nbytes > 0:
-        print(f"  algbw      {_fmt_bw(bw)}  [{_fmt_bw(bw_lo)}, {_fmt_bw(bw_hi)}]  (S / time)")
+        top = format_bw(bw_hi) if math.isfinite(bw_hi) else "no upper bound"
+        print(f"  algbw      {format_bw(bw)}  [{format_bw(bw_lo)}, {top}]  (S / time)")
     print(f"  model      {p.detail}")
     print("  interval   parameter bootstrap intervals widened by the model's error")
     for w in p.warnings:

@@ -20,20 +20,25 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import html
-import io
 import math
+import os
 import re
 import statistics
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
+from analysis.figures import (COLORS, NAME_LIMIT, Series, bandwidth_figure, latency_figure,
+                              png_bytes, ranks_figure, residuals_figure, safe_name,
+                              sizeless_figure, write_file)
+from analysis.fitsfile import fit_times, hockney_segments, load_fits
+from analysis.rundir import file_error, shown
+from bench.core.errors import RunDirError, UsageError
+from bench.core.rundir import FITS, META, SUMMARY, atomic_write_text
+from bench.core.units import human_bytes
 
-# numpy, pandas and matplotlib are imported inside functions: the CLI parser imports this
-# module for every command.
+# pandas and matplotlib are imported inside functions (numpy too, in the figures): the CLI
+# parser imports this module for every command.
 
-COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2",
-          "#7f7f7f", "#bcbd22", "#17becf"]
-FIG_W, FIG_H, DPI = 7.5, 4.2, 100
 RANK_SPREAD_NOTICE = 0.02  # a rank this much slower than the median over ranks is named
 
 
@@ -48,66 +53,50 @@ class Run:
     fits_source: str = ""
 
 
-@dataclass
-class Series:
-    """One curve: an op of one run on one (backend, nranks, dtype, split)."""
-    run: Run
-    key: tuple        # (backend, nranks, dtype, split)
-    label: str
-    color: str
-    rows: object      # summary rows, sorted by nbytes
-    segments: list = field(default_factory=list)  # [(nbytes_lo, nbytes_hi, alpha_s, beta)]
-
-
 # ---------------------------------------------------------------- loading
 def expand(paths) -> list:
     """(run dir, dir holding its fits.csv candidates) for run and sweep directories."""
-    from analysis.rundir import RunDirError
-
     out = []
     for p in paths:
         p = Path(p)
-        if (p / "meta.json").exists():
+        if (p / META).exists() or (p / META).is_symlink():
             out.append((p, [p]))
-        elif p.is_dir() and any((d / "meta.json").exists() for d in p.iterdir()):
-            out += [(d, [d, p]) for d in sorted(p.iterdir()) if (d / "meta.json").exists()]
-        else:
-            raise RunDirError(f"{p}: not a commbench run directory nor a sweep of them (no meta.json)")
+            continue
+        try:
+            runs = sorted(d for d in p.iterdir() if (d / META).exists()) if p.is_dir() else []
+        except OSError as exc:
+            raise file_error(p, exc, "list it") from None
+        if not runs:
+            raise RunDirError(f"{shown(p)}: not a commbench run directory nor a sweep of them "
+                              "(no meta.json)")
+        out += [(d, [d, p]) for d in runs]
     return out
 
 
-def load_fits(dirs):
-    """The first readable fits.csv among dirs, as (DataFrame, path) or (None, "")."""
-    import pandas as pd
-
-    need = {"backend", "op", "nranks", "model", "segment", "nbytes_lo", "nbytes_hi", "param", "value"}
+def first_fits(dirs):
+    """The first fits.csv among dirs (analysis.fitsfile.load_fits), as (DataFrame, path) or
+    (None, ""). A damaged one is an error (one line naming it), not silently passed over."""
     for d in dirs:
-        path = Path(d) / "fits.csv"
-        if path.exists():
-            try:
-                fits = pd.read_csv(path)
-            except (ValueError, OSError):
-                continue
-            if need <= set(fits.columns):
-                if "split" not in fits.columns:
-                    fits["split"] = "all"
-                return fits, str(path)
+        fits = load_fits(d)
+        if fits is not None:
+            return fits, str(Path(d) / FITS)
     return None, ""
 
 
 def load_runs(paths, fit_missing=True) -> list:
-    from analysis.rundir import RunDirError, load_run
+    from analysis.rundir import load_run
 
     runs, labels = [], set()
     for run_dir, fit_dirs in expand(paths):
         meta, samples, summary = load_run(run_dir)
         if summary.empty:
-            raise RunDirError(f"{run_dir}: no results yet (summary.csv is empty or missing)")
+            raise RunDirError(f"{shown(run_dir / SUMMARY)}: no results yet (summary.csv is "
+                              "empty or missing)")
         label = str(meta.get("run_id") or run_dir.name)
         while label in labels:
             label += "'"
         labels.add(label)
-        fits, source = load_fits(fit_dirs)
+        fits, source = first_fits(fit_dirs)
         runs.append(Run(run_dir, label, meta, samples, summary, fits, source))
     if fit_missing:
         for run in runs:
@@ -117,41 +106,23 @@ def load_runs(paths, fit_missing=True) -> list:
 
 
 def fit_in_memory(run):
-    """Hockney fits of a run without fits.csv, from analysis.fit when it is there."""
-    try:
-        from analysis import fit
-        from analysis.rundir import sample_times
-    except ImportError:
-        return None, ""
-    if not hasattr(fit, "fit_times") or run.samples.empty:
+    """Hockney fits of a run without fits.csv (analysis.fitsfile.fit_times, no bootstrap)."""
+    from analysis.rundir import sample_times
+
+    if run.samples.empty:
         return None, ""
     times = sample_times(run.samples)
     times = times[(times["time_s"] > 0) & (times["nbytes"] > 0)]
     if times.empty:
         return None, ""
     try:
-        fits = fit.fit_times(times, n_boot=0, meta_ops=run.meta.get("ops"))
+        fits = fit_times(times, n_boot=0, meta_ops=run.meta.get("ops"))
     except Exception as exc:  # a fit failure must not cost the user the whole report
         return None, f"in-memory fit failed: {exc}"
     return fits, "fitted in memory by analysis.fit (no bootstrap: no fit intervals)"
 
 
 # ---------------------------------------------------------------- series
-def hockney_segments(fits, backend, op, nranks, split) -> list:
-    """[(nbytes_lo, nbytes_hi, alpha_s, beta_s_per_byte)] of the Hockney fit of one case."""
-    if fits is None or fits.empty:
-        return []
-    sel = fits[(fits["model"] == "hockney") & (fits["backend"] == backend) & (fits["op"] == op)
-               & (fits["nranks"] == nranks) & (fits["split"] == split)]
-    segments = []
-    for _, seg in sel.groupby("segment", sort=True):
-        params = dict(zip(seg["param"], seg["value"]))
-        if "alpha_s" in params and "beta_s_per_byte" in params:
-            segments.append((float(seg["nbytes_lo"].iloc[0]), float(seg["nbytes_hi"].iloc[0]),
-                             float(params["alpha_s"]), float(params["beta_s_per_byte"])))
-    return segments
-
-
 def series_of(runs, op) -> list:
     keys = ["backend", "nranks", "dtype", "split"]
     found = []
@@ -172,214 +143,6 @@ def series_of(runs, op) -> list:
         series.append(Series(run, key, " ".join(parts), COLORS[i % len(COLORS)], group,
                              hockney_segments(run.fits, backend, op, nranks, split)))
     return series
-
-
-def predict(segments, nbytes):
-    """Hockney time at nbytes from the segment holding it (the nearest one outside them)."""
-    if not segments:
-        return float("nan")
-    for lo, hi, alpha, beta in segments:
-        if lo <= nbytes <= hi:
-            return alpha + nbytes * beta
-    nearest = min(segments, key=lambda s: min(abs(math.log(nbytes / s[0])), abs(math.log(nbytes / s[1]))))
-    return nearest[2] + nbytes * nearest[3]
-
-
-# ---------------------------------------------------------------- figures
-def human_bytes(n) -> str:
-    n = float(n)
-    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if n >= size:
-            v = n / size
-            return f"{v:.0f} {unit}" if v == int(v) else f"{v:.3g} {unit}"
-    return f"{n:.0f} B"
-
-
-def plain(text) -> str:
-    """Text for matplotlib: '$' would start mathtext."""
-    return str(text).replace("$", r"\$")
-
-
-def new_figure(nrows=1, ncols=1, height=FIG_H):
-    from matplotlib.figure import Figure
-
-    # fixed margins in inches: a layout engine would cost a second draw per figure
-    fig = Figure(figsize=(FIG_W, height), dpi=DPI)
-    axes = fig.subplots(nrows, ncols, squeeze=False)
-    fig.subplots_adjust(left=0.1, right=0.97, bottom=0.9 / height, top=1 - 0.35 / height,
-                        wspace=0.3, hspace=1.1 / (height / nrows))
-    return fig, axes
-
-
-def size_axis(ax, xlabel="S (bytes)") -> None:
-    from matplotlib.ticker import FuncFormatter
-
-    ax.set_xscale("log", base=2)
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: human_bytes(x) if x >= 1 else ""))
-    ax.set_xlabel(xlabel)
-    ax.grid(True, which="major", alpha=0.3)
-    for label in ax.get_xticklabels():
-        label.set_rotation(30)
-
-
-def log_axis(axis) -> None:
-    """Log scale labelled with plain numbers (2, 5, 10, 20 rather than 2x10^0)."""
-    from matplotlib.ticker import FuncFormatter, LogLocator
-
-    axis.axes.set_yscale("log")
-    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    axis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
-
-
-def png_bytes(fig) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    return buf.getvalue()
-
-
-def sized(rows):
-    return rows[rows["nbytes"] > 0]
-
-
-def latency_figure(op, series):
-    import numpy as np
-
-    fig, axes = new_figure()
-    ax = axes[0][0]
-    fitted = False
-    for s in series:
-        r = sized(s.rows)
-        if r.empty:
-            continue
-        x = r["nbytes"].to_numpy(float)
-        ax.plot(x, r["median_s"] * 1e6, marker="o", ms=3, lw=1.3, color=s.color, label=plain(s.label))
-        ax.fill_between(x, r["ci_low_s"] * 1e6, r["ci_high_s"] * 1e6, color=s.color, alpha=0.25, lw=0)
-        for lo, hi, alpha, beta in s.segments:
-            xs = np.geomspace(max(lo, 1.0), max(hi, lo, 1.0), 40)
-            ax.plot(xs, (alpha + xs * beta) * 1e6, ls="--", lw=1.2, color="black", alpha=0.7, zorder=3)
-            fitted = True
-    if fitted:
-        ax.plot([], [], ls="--", color="black", lw=1.1, label="Hockney fit α + S·β")
-    ax.plot([], [], marker="o", ms=3, color="grey", label="median, 95% CI band")
-    size_axis(ax)
-    log_axis(ax.yaxis)
-    ax.set_ylabel("time per op (µs)")
-    ax.set_title(plain(f"{op}: latency against size"))
-    ax.legend(fontsize=8)
-    return fig
-
-
-def bandwidth_figure(op, series):
-    fig, axes = new_figure(1, 2)
-    for ax, column, name in ((axes[0][0], "algbw_Bps", "algbw"), (axes[0][1], "busbw_Bps", "busbw")):
-        for s in series:
-            r = sized(s.rows)
-            r = r[r[column] > 0]
-            if r.empty:
-                continue
-            x = r["nbytes"].to_numpy(float)
-            scale = r[column] / r["algbw_Bps"]  # the bus factor of each row
-            ax.plot(x, r[column] / 1e9, marker="o", ms=3, lw=1.3, color=s.color, label=plain(s.label))
-            # the interval of S / median, from the interval of the median
-            ax.fill_between(x, x / r["ci_high_s"] * scale / 1e9, x / r["ci_low_s"] * scale / 1e9,
-                            color=s.color, alpha=0.25, lw=0)
-        size_axis(ax)
-        ax.set_ylabel(f"{name} (GB/s, 1 GB = 1e9 B)")
-        ax.set_title(plain(f"{op}: {name}"), fontsize=10)
-        if ax.lines:
-            ax.legend(fontsize=7)
-    return fig
-
-
-def rank_spread(samples, op, key):
-    """DataFrame ranks x nbytes: each rank's median sample time over the median across ranks."""
-    backend, nranks, dtype, split = key
-    s = samples[(samples["op"] == op) & (samples["backend"] == backend) & (samples["nranks"] == nranks)
-                & (samples["dtype"] == dtype) & (samples["split"] == split) & (samples["rank"] >= 0)]
-    if s.empty or s["rank"].nunique() < 2:
-        return None
-    per_rank = s.groupby(["rank", "nbytes"])["time_s"].median().unstack("nbytes")
-    return per_rank / per_rank.median(axis=0)
-
-
-def ranks_figure(op, series):
-    import numpy as np
-    from matplotlib.colors import TwoSlopeNorm
-
-    panels = [(s, rank_spread(s.run.samples, op, s.key)) for s in series]
-    panels = [(s, m) for s, m in panels if m is not None]
-    if not panels:
-        return None, []
-    fig, axes = new_figure(len(panels), 1, height=1.2 + 2.2 * len(panels))
-    slowest = []
-    for ax, (s, m) in zip(axes[:, 0], panels):
-        values = m.to_numpy(float)
-        top = float(np.nanmax(values)) if np.isfinite(values).any() else 1.0
-        bottom = float(np.nanmin(values)) if np.isfinite(values).any() else 1.0
-        norm = TwoSlopeNorm(vcenter=1.0, vmin=min(bottom, 0.99), vmax=max(top, 1.01))
-        image = ax.imshow(values, aspect="auto", cmap="RdBu_r", norm=norm, interpolation="nearest")
-        ax.set_yticks(range(len(m.index)) if len(m.index) <= 32 else [])
-        ax.set_yticklabels([str(r) for r in m.index] if len(m.index) <= 32 else [])
-        step = max(1, len(m.columns) // 12)
-        ax.set_xticks(range(0, len(m.columns), step))
-        ax.set_xticklabels([human_bytes(c) for c in m.columns[::step]], rotation=30, fontsize=8)
-        ax.set_ylabel("rank")
-        ax.set_xlabel("S")
-        if values.size <= 80:
-            digits = 3 if np.nanmax(np.abs(values - 1)) < 0.05 else 2
-            for (i, j), v in np.ndenumerate(values):
-                if np.isfinite(v):
-                    ax.text(j, i, f"{v:.{digits}f}", ha="center", va="center", fontsize=7)
-        worst = m.mean(axis=1).idxmax()
-        slowest.append((s, int(worst), float(m.mean(axis=1).max())))
-        ax.set_title(plain(f"{op}, {s.label}: slowest rank {worst} "
-                           f"(mean {m.mean(axis=1).max():.2f}x)"), fontsize=9)
-        fig.colorbar(image, ax=ax, label="rank / median over ranks")
-    return fig, slowest
-
-
-def residuals_figure(op, series):
-    import numpy as np
-
-    fitted = [s for s in series if s.segments]
-    if not fitted:
-        return None
-    fig, axes = new_figure()
-    ax = axes[0][0]
-    for s in fitted:
-        r = sized(s.rows)
-        x = r["nbytes"].to_numpy(float)
-        pred = np.array([predict(s.segments, v) for v in x])
-        rel = (r["median_s"].to_numpy() - pred) / pred * 100
-        lo = (r["ci_low_s"].to_numpy() - pred) / pred * 100
-        hi = (r["ci_high_s"].to_numpy() - pred) / pred * 100
-        ax.errorbar(x, rel, yerr=[rel - lo, hi - rel], fmt="o-", ms=3, lw=1, capsize=2,
-                    color=s.color, label=plain(s.label))
-        for lo_b, hi_b, _, _ in s.segments[1:]:
-            ax.axvline(lo_b, color=s.color, ls=":", lw=1)
-    ax.axhline(0, color="black", lw=0.8)
-    size_axis(ax)
-    ax.set_ylabel("(measured − fit) / fit (%)")
-    ax.set_title(plain(f"{op}: residuals of the Hockney fit (dotted: break points)"))
-    ax.legend(fontsize=8)
-    return fig
-
-
-def sizeless_figure(op, series):
-    """Ops without a size (barrier): one bar per series with its 95% interval."""
-    fig, axes = new_figure(height=1.5 + 0.4 * len(series))
-    ax = axes[0][0]
-    for i, s in enumerate(series):
-        r = s.rows.iloc[0]
-        ax.barh(i, r["median_s"] * 1e6, color=s.color,
-                xerr=[[(r["median_s"] - r["ci_low_s"]) * 1e6], [(r["ci_high_s"] - r["median_s"]) * 1e6]],
-                capsize=3)
-    ax.set_yticks(range(len(series)))
-    ax.set_yticklabels([plain(s.label) for s in series], fontsize=8)
-    ax.set_xlabel("time per op (µs), median and 95% CI")
-    ax.set_title(plain(f"{op}: latency"))
-    return fig
 
 
 # ---------------------------------------------------------------- HTML pieces
@@ -513,7 +276,22 @@ window.addEventListener('load', function () {
 
 # ---------------------------------------------------------------- the report
 def slug(text) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(text)) or "op"
+    """An HTML id from a name: the characters of analysis.figures.safe_name, at most
+    NAME_LIMIT of them."""
+    return (re.sub(r"[^A-Za-z0-9_.-]+", "_", str(text)) or "op")[:NAME_LIMIT]
+
+
+def save_png(out_dir: Path, pngs: list, parts, png: bytes) -> str:
+    """Write one figure into out_dir under a name made of parts (names from the runs,
+    sanitised and unique: analysis.figures.safe_name), never through a planted link; its
+    name is added to pngs. RunDirError naming the file when it cannot be written."""
+    name = safe_name(*parts, used=set(pngs))
+    try:
+        write_file(out_dir / name, png)
+    except OSError as exc:
+        raise file_error(out_dir / name, exc, "write it") from None
+    pngs.append(name)
+    return name
 
 
 def ordered_ops(runs) -> list:
@@ -562,9 +340,7 @@ def op_section(op, runs, out_dir, pngs) -> str:
                          f"{RANK_SPREAD_NOTICE:.0%} of the median over ranks)</p>")
     for kind, title, fig, caption in figures:
         png = png_bytes(fig)
-        name = f"{kind}-{slug(op)}.png"
-        (out_dir / name).write_bytes(png)
-        pngs.append(name)
+        name = save_png(out_dir, pngs, (kind, op), png)
         parts.append(figure_html(name, title, png, caption))
     if not any(s.segments for s in series) and not all((s.rows["nbytes"] <= 0).all() for s in series):
         parts.append("<p class='note'>No fitted model for this op (no fits.csv; run "
@@ -614,18 +390,15 @@ def links_html(runs, out_dir, pngs) -> str:
         if table.empty:
             continue
         table = links.flag_links(table)
-        hosts = list(run.meta.get("hosts") or [])
-        n = max(len(hosts), int(table[["a", "b"]].max().max()) + 1)
-        hosts += [f"rank{r}" for r in range(len(hosts), n)]
+        hosts = links.map_hosts(table, list(run.meta.get("hosts") or []))
         for key, group in table.groupby(links.CASE_KEYS):
             case = dict(zip(links.CASE_KEYS, key))
             fig = links.heatmap_figure(group, hosts, title=f"{run.label}: pairs, {case['backend']}, "
                                                            f"S = {human_bytes(int(case['nbytes']))}")
             png = png_bytes(fig)
             plt.close(fig)
-            name = f"links-{slug(run.label)}-{slug(str(case['backend']))}-{int(case['nbytes'])}.png"
-            (out_dir / name).write_bytes(png)
-            pngs.append(name)
+            name = save_png(out_dir, pngs, ("links", run.label, case["backend"],
+                                            int(case["nbytes"])), png)
             parts.append(figure_html(name, f"link map, S = {human_bytes(int(case['nbytes']))}", png,
                                      "Latency (small S) or bandwidth (large S) of every pair of "
                                      "ranks; boxed: outlier links; red labels: outlier nodes. "
@@ -700,12 +473,7 @@ def write_report(paths, out_dir=None, fit_missing=True) -> Path:
 
     matplotlib.use("Agg", force=False)
     runs = load_runs(paths, fit_missing)
-    out_dir = Path(out_dir) if out_dir else Path(paths[0]) / "report"
-    if out_dir.exists() and not out_dir.is_dir():
-        from bench.errors import UsageError
-
-        raise UsageError(f"{out_dir}: exists and is not a directory")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = prepare_out_dir(Path(out_dir) if out_dir else None, Path(paths[0]) / "report")
     ops = ordered_ops(runs)
     pngs: list = []
     sections = [op_section(op, runs, out_dir, pngs) for op in ops]
@@ -736,10 +504,33 @@ def write_report(paths, out_dir=None, fit_missing=True) -> Path:
 </body></html>
 """
     index = out_dir / "index.html"
-    from analysis.rundir import atomic_write_text
-
-    atomic_write_text(index, page)
+    try:
+        atomic_write_text(index, page)
+    except OSError as exc:
+        raise file_error(index, exc, "write it") from None
     return index
+
+
+def prepare_out_dir(out_dir: Path | None, default: Path) -> Path:
+    """The directory the report goes to, created and known to be writable before any figure
+    is drawn: --out DIR as given, else RUN_DIR/report, which must not be a link planted in the
+    run directory (the report would land wherever it points). RunDirError (one line naming
+    the directory) when it cannot be written, e.g. a read-only run directory."""
+    hint = "" if out_dir else "; give --out DIR to write the report elsewhere"
+    path = out_dir or default
+    if out_dir is None and path.is_symlink():
+        raise RunDirError(f"{shown(path)}: a symbolic link in the run directory, not followed"
+                          f"{hint}")
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{shown(path)}: exists and is not a directory")
+    probe = path / f".commbench-probe{os.getpid()}"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        write_file(probe, b"")
+        probe.unlink()
+    except OSError as exc:
+        raise file_error(path, exc, "write the report there", hint) from None
+    return path
 
 
 def render_backend(meta) -> str:

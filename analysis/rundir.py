@@ -1,142 +1,515 @@
-"""Load a run directory (see results/README.md) and derive its summary."""
+"""Run directories as pandas frames, for analysis. The format itself (columns, schema, the
+writer, the summary) is defined once in bench.core.rundir; this module only reads it into
+frames and hands frames back to it.
+
+Every reader here checks what it reads, because a run directory may be damaged (a crash, a
+full disk, a hand edit) or hostile (someone else's): meta.json (bench.core.rundir.load_meta,
+then the types of the fields analysis uses), samples.csv and summary.csv (`read_table`:
+UTF-8 text, a header with the required columns, every line with the header's number of
+fields, every value of its column's type and range, times finite and positive). Anything else
+is a RunDirError of one line that names the file, the line and the problem (`commbench`
+prints it and exits 2). pandas is imported inside the functions: modules the command line
+loads for every command import this one.
+"""
 from __future__ import annotations
 
+import csv
 import io
-import json
-import os
+import math
+import re
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import pandas as pd
+from bench.core import rundir as fmt
+from bench.core.errors import RunDirError
+from bench.core.rundir import CASE, SUMMARY_COLUMNS, WRITTEN_SAMPLE_COLUMNS
 
-from analysis.stats import median_ci, modes
+if TYPE_CHECKING:
+    import pandas as pd
 
-SCHEMA = 1
-CASE = ["backend", "op", "dtype", "nbytes", "nranks", "split"]
-SAMPLE_COLUMNS = CASE + ["round", "sample", "rank", "calls", "time_s"]
-# Columns added after schema 1 was first written, with the value they take in older files (and
-# in frames built without them): a loader adds them, a writer fills them in.
-SAMPLE_EXTRA = {"peer": -1}
-WRITTEN_SAMPLE_COLUMNS = SAMPLE_COLUMNS + list(SAMPLE_EXTRA)
-SUMMARY_COLUMNS = CASE + [
-    "count", "median_s", "ci_low_s", "ci_high_s", "min_s", "max_s", "algbw_Bps", "busbw_Bps",
-    "msg_rate_per_s", "wrong", "samples", "rounds", "modes", "mode_medians_s",
-]
+# ---- one-line messages ---------------------------------------------------------------------
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
-class RunDirError(ValueError):
-    """A path that is not a readable commbench run directory."""
+def one_line(text) -> str:
+    """text with every control character (newlines, escapes) written out as a Python escape
+    (`\\n`, `\\x1b`): names taken from files or paths stay on one line and cannot steer a
+    terminal."""
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], str(text))
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    tmp = Path(f"{path}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+def has_control(text: str) -> bool:
+    return bool(_CONTROL.search(text))
+
+
+def shown(path) -> str:
+    """A path as messages show it (one line)."""
+    return one_line(path)
+
+
+def file_error(path, exc: OSError, what: str = "write it", hint: str = "") -> RunDirError:
+    """The one-line error for a file or directory that could not be read, listed or written
+    (`what`: 'write it', 'read it', ...), with an optional hint after it."""
+    reason = exc.strerror or one_line(exc) or type(exc).__name__
+    return RunDirError(f"{shown(path)}: cannot {what} ({reason}){hint}")
+
+
+# ---- meta.json -------------------------------------------------------------------------------
+MAX_META_DEPTH = 64  # nesting of meta.json's JSON; commbench writes 4 or 5 levels
 
 
 def load_meta(run_dir) -> dict:
-    path = Path(run_dir) / "meta.json"
+    """meta.json of a run directory (bench.core.rundir.load_meta: a directory, the file, JSON,
+    an object of this schema), then the types of the fields analysis reads (`check_meta`)."""
+    run_dir = Path(run_dir)
+    path = run_dir / fmt.META
+    if run_dir.is_dir() and (path.exists() or path.is_symlink()) and not (path.is_file() or path.is_dir()):
+        # a FIFO or a device would block or never end; a dangling link is no file either
+        raise RunDirError(f"{shown(path)}: not a regular file")
     try:
-        meta = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise RunDirError(f"{run_dir}: not a commbench run directory (no meta.json)") from None
-    except json.JSONDecodeError as exc:
-        raise RunDirError(f"{path}: unreadable JSON ({exc})") from None
-    if meta.get("schema") != SCHEMA:
-        raise RunDirError(f"{path}: schema {meta.get('schema')!r}, this commbench reads {SCHEMA}")
+        meta = fmt.load_meta(run_dir)
+    except RunDirError as exc:
+        raise RunDirError(one_line(exc)) from None
+    except RecursionError:
+        raise RunDirError(f"{shown(path)}: JSON nested too deeply") from None
+    except ValueError as exc:  # e.g. a number too long to convert
+        raise RunDirError(f"{shown(path)}: unreadable JSON ({one_line(exc)})") from None
+    check_meta(meta, path)
     return meta
 
 
-def load_samples(run_dir) -> pd.DataFrame:
-    """Raw samples; a torn last line (a crash mid-write) is dropped."""
-    path = Path(run_dir) / "samples.csv"
+def _depth(value) -> int:
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        v, d = stack.pop()
+        deepest = max(deepest, d)
+        if d > MAX_META_DEPTH:
+            break
+        if isinstance(v, dict):
+            stack += [(x, d + 1) for x in v.values()]
+        elif isinstance(v, list):
+            stack += [(x, d + 1) for x in v]
+    return deepest
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def check_meta(meta: dict, path) -> None:
+    """The fields of meta.json that analysis uses have the types results/README.md gives
+    them (absent or null is fine: imported and older runs lack many). RunDirError else."""
+    def bad(field, why):
+        raise RunDirError(f"{shown(path)}: {field}: {why}")
+
+    if _depth(meta) > MAX_META_DEPTH:
+        bad("JSON", f"nested deeper than {MAX_META_DEPTH} levels")
+    for field in ("run_id", "status", "source", "commbench"):
+        v = meta.get(field)
+        if v is not None and not isinstance(v, str):
+            bad(field, f"expected a string, found {type(v).__name__}")
+        if isinstance(v, str) and has_control(v):
+            bad(field, "holds a control character")
+    for field in ("nranks", "nnodes"):
+        v = meta.get(field)
+        if v is not None and not (_is_int(v) and 1 <= v <= 1 << 24):
+            bad(field, f"expected a positive integer, found {one_line(repr(v))[:60]}")
+    hosts = meta.get("hosts")
+    if hosts is not None:
+        if not isinstance(hosts, list) or not all(isinstance(h, str) for h in hosts):
+            bad("hosts", "expected a list of host names")
+        if any(has_control(h) for h in hosts):
+            bad("hosts", "a host name holds a control character")
+    for field, kind in (("launches", list), ("ops", dict), ("contention", dict), ("noise", dict)):
+        v = meta.get(field)
+        if v is not None and not isinstance(v, kind):
+            bad(field, f"expected {'a list' if kind is list else 'an object'}, "
+                       f"found {type(v).__name__}")
+    backend = meta.get("backend")
+    if backend is not None and not isinstance(backend, (str, dict)):
+        bad("backend", f"expected an object or a string, found {type(backend).__name__}")
+    for op, info in (meta.get("ops") or {}).items():
+        if info is not None and not isinstance(info, dict):
+            bad(f"ops.{one_line(op)[:60]}", f"expected an object, found {type(info).__name__}")
+        for key in ("delay_s0", "delay_Bps"):
+            v = (info or {}).get(key)
+            if v is not None and not (_is_number(v) and v >= 0):
+                bad(f"ops.{one_line(op)[:60]}.{key}", "expected a finite number ≥ 0")
+    # the summaries of the machine that `commbench run` and the report print
+    if meta.get("contention"):
+        try:
+            from bench import contention
+
+            hosts_c = meta["contention"].get("hosts", {})
+            any(h.get("contended") for h in hosts_c.values())
+            contention.describe(meta["contention"])
+        except (AttributeError, KeyError, TypeError, ValueError, IndexError) as exc:
+            bad("contention", f"malformed ({type(exc).__name__}: {one_line(exc)[:80]})")
+    if meta.get("noise"):
+        try:
+            from bench import noise
+
+            noise.describe(meta["noise"])
+        except (AttributeError, KeyError, TypeError, ValueError, IndexError) as exc:
+            bad("noise", f"malformed ({type(exc).__name__}: {one_line(exc)[:80]})")
+
+
+# ---- CSV tables ------------------------------------------------------------------------------
+ERROR, DROP, KEEP = "error", "drop", "keep"  # what an empty field means (Col.empty)
+
+
+@dataclass(frozen=True)
+class Col:
+    """What one column of a table may hold. kind: 'str' (non-empty, no control characters),
+    'int' or 'num' (a number within [lo, hi], > lo when lo_open; finite unless allow_inf).
+    empty: ERROR, DROP (the row is dropped), KEEP (NaN) or a value filled in."""
+    kind: str
+    lo: float = -math.inf
+    hi: float = math.inf
+    lo_open: bool = False
+    allow_inf: bool = False
+    empty: object = ERROR
+    unit: str = ""
+
+    def rule(self) -> str:
+        what = {"str": "a non-empty name", "int": "an integer", "num": "a finite number"}[self.kind]
+        if self.kind == "num" and self.allow_inf:
+            what = "a number"
+        def text(x):
+            return f"{x:.0f}" if x == int(x) and abs(x) < 1e16 else f"{x:g}"
+
+        bounds = []
+        if self.lo > -math.inf:
+            bounds.append(f"{'>' if self.lo_open else '≥'} {text(self.lo)}")
+        if self.hi < math.inf:
+            bounds.append(f"≤ {text(self.hi)}")
+        unit = f" ({self.unit})" if self.unit else ""
+        return what + (" " + " and ".join(bounds) if bounds else "") + unit
+
+
+NAME = Col("str")
+MAX_RANKS = 1 << 24   # a sanity bound on rank numbers and counts
+MAX_BYTES = 1 << 53   # sizes stay exact as floats
+TIME = Col("num", lo=0.0, lo_open=True, unit="seconds")
+
+SAMPLE_SPEC = {
+    "backend": NAME, "op": NAME, "dtype": NAME, "split": NAME,
+    "nbytes": Col("int", 0, MAX_BYTES), "nranks": Col("int", 1, MAX_RANKS),
+    "round": Col("int", 0, MAX_BYTES), "sample": Col("int", 0, MAX_BYTES),
+    "rank": Col("int", -1, MAX_RANKS), "calls": Col("int", 0, MAX_BYTES, empty=KEEP),
+    "time_s": Col("num", 0.0, lo_open=True, empty=DROP, unit="seconds"),
+    "peer": Col("int", -1, MAX_RANKS, empty=-1),
+}
+_OPTIONAL_TIME = Col("num", 0.0, lo_open=True, empty=KEEP, unit="seconds")
+_RATE = Col("num", 0.0, empty=KEEP)
+SUMMARY_SPEC = {
+    "backend": NAME, "op": NAME, "dtype": NAME, "split": NAME,
+    "nbytes": Col("int", 0, MAX_BYTES), "nranks": Col("int", 1, MAX_RANKS),
+    "count": Col("num", 0.0, empty=KEEP),
+    "median_s": TIME, "ci_low_s": _OPTIONAL_TIME, "ci_high_s": _OPTIONAL_TIME,
+    "min_s": _OPTIONAL_TIME, "max_s": _OPTIONAL_TIME,
+    "algbw_Bps": _RATE, "busbw_Bps": _RATE, "msg_rate_per_s": _RATE,
+    "wrong": Col("int", 0, MAX_BYTES, empty=KEEP), "samples": Col("int", 0, MAX_BYTES, empty=KEEP),
+    "rounds": Col("int", 0, MAX_BYTES, empty=KEEP), "modes": Col("int", 0, MAX_BYTES, empty=KEEP),
+    "ceiling": Col("str", empty=""), "efficiency": Col("num", 0.0, empty=KEEP),
+}
+# what each table must hold to be read (later additions are optional, filled in or absent)
+SAMPLE_REQUIRED = list(fmt.SAMPLE_COLUMNS)
+SUMMARY_REQUIRED = CASE + ["median_s"]
+
+
+def read_bytes(path, missing_ok: bool = True) -> bytes | None:
+    """The bytes of a regular file; None when it does not exist (missing_ok), RunDirError
+    for anything else that cannot be read."""
+    path = Path(path)
     if not path.exists():
+        if path.is_symlink():
+            raise RunDirError(f"{shown(path)}: a dangling symbolic link")
+        if missing_ok:
+            return None
+        raise RunDirError(f"{shown(path)}: no such file")
+    if path.is_dir():
+        raise RunDirError(f"{shown(path)}: is a directory, not a file")
+    if not path.is_file():
+        raise RunDirError(f"{shown(path)}: not a regular file")
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise file_error(path, exc, "read it") from None
+
+
+def _line_of(data: bytes, offset: int) -> int:
+    return data.count(b"\n", 0, offset) + 1
+
+
+def _check_text(data: bytes, path) -> bytes:
+    """UTF-8 text without NUL bytes or stray carriage returns (CRLF line ends are taken)."""
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RunDirError(f"{shown(path)}: not UTF-8 text (line {_line_of(data, exc.start)})") from None
+    nul, cr = b"\x00", b"\r"
+    if nul in data:
+        line = _line_of(data, data.index(nul))
+        raise RunDirError(f"{shown(path)}: line {line}: a NUL byte (not a text table, or damaged)")
+    if cr in data:
+        data = data.replace(b"\r\n", b"\n")
+        if cr in data:
+            line = _line_of(data, data.index(cr))
+            raise RunDirError(f"{shown(path)}: line {line}: a stray carriage return")
+    return data
+
+
+def _check_fields(data: bytes, ncols: int, path) -> None:
+    """Every line (data ends with a newline) has ncols comma-separated fields: a line torn by
+    a crash and continued by a later write, or a blank line, is named. In chunks: files of
+    millions of samples stay cheap."""
+    import numpy as np
+
+    chunk, start, line0 = 1 << 24, 0, 0
+    while start < len(data):
+        end = data.rfind(b"\n", start, start + chunk) + 1
+        if end <= start:  # one line longer than a chunk
+            end = data.index(b"\n", start) + 1
+        b = np.frombuffer(data, np.uint8, end - start, start)
+        ends = np.flatnonzero(b == 10)
+        starts = np.concatenate(([0], ends[:-1] + 1))
+        commas = np.flatnonzero(b == 44)
+        per = np.searchsorted(commas, ends) - np.searchsorted(commas, starts)
+        bad = np.flatnonzero(per != ncols - 1)
+        if bad.size:
+            i = int(bad[0])
+            line = line0 + i + 1
+            if ends[i] == starts[i]:
+                raise RunDirError(f"{shown(path)}: line {line}: a blank line")
+            raise RunDirError(f"{shown(path)}: line {line}: {int(per[i]) + 1} fields, the header "
+                              f"has {ncols} (a torn or damaged line)")
+        line0 += ends.size
+        start = end
+
+
+def _check_quoted_fields(data: bytes, ncols: int, path) -> None:
+    """As _check_fields, for a (small) file that may quote fields."""
+    reader = csv.reader(io.StringIO(data.decode("utf-8"), newline=""))
+    try:
+        for row in reader:
+            if len(row) != ncols:
+                what = "a blank line" if not row else (f"{len(row)} fields, the header has "
+                                                       f"{ncols} (a torn or damaged line)")
+                raise RunDirError(f"{shown(path)}: line {reader.line_num}: {what}")
+    except csv.Error as exc:
+        raise RunDirError(f"{shown(path)}: line {reader.line_num}: {one_line(exc)}") from None
+
+
+def read_table(path, spec: dict, required, torn_ok: bool = False, quoted: bool = False,
+               empty_ok: bool = True, columns=None, kind: str = "") -> pd.DataFrame | None:
+    """A checked CSV table (see the module docstring): None when the file does not exist; an
+    empty frame (with `columns`) when it is empty (an error unless empty_ok). torn_ok: a last
+    line without its newline (a crash mid-append) is dropped. quoted: the file may quote
+    fields (written by pandas); else fields are split on every comma, as bench.core.rundir
+    writes them. kind: what the file is, named when the header lacks a required column."""
+    import pandas as pd
+
+    data = read_bytes(path)
+    if data is None:
+        return None
+    if data and not data.endswith(b"\n"):  # before the text checks: a torn line may end
+        data = data[: data.rfind(b"\n") + 1] if torn_ok else data + b"\n"  # mid-character
+    data = _check_text(data, path)
+    if data.endswith(b"\n\n"):  # blank lines at the end are no damage
+        data = data.rstrip(b"\n") + b"\n"
+    if not data.strip():
+        if not empty_ok:
+            raise RunDirError(f"{shown(path)}: an empty file (not even a header line)")
+        return pd.DataFrame(columns=list(columns if columns is not None else spec))
+    header_line = data[: data.index(b"\n")].decode("utf-8")
+    header = next(csv.reader([header_line])) if quoted else header_line.split(",")
+    seen = set()
+    for name in header:
+        if name in seen:
+            raise RunDirError(f"{shown(path)}: line 1: column {one_line(name)!r} twice")
+        seen.add(name)
+    missing = [c for c in required if c not in seen]
+    if missing:
+        what = f"no {', '.join(missing)} column{'s' if len(missing) > 1 else ''}"
+        raise RunDirError(f"{shown(path)}: not {kind} ({what})" if kind
+                          else f"{shown(path)}: {what} (line 1: the header)")
+    if quoted:
+        _check_quoted_fields(data, len(header), path)
+    else:
+        _check_fields(data, len(header), path)
+    names = {c for c, col in spec.items() if col.kind == "str"}
+    try:
+        df = pd.read_csv(io.BytesIO(data), encoding="utf-8", keep_default_na=False,
+                         na_values=[""], dtype={c: str for c in header if c in names},
+                         quoting=csv.QUOTE_MINIMAL if quoted else csv.QUOTE_NONE,
+                         low_memory=False)
+    except (ValueError, pd.errors.ParserError) as exc:
+        raise RunDirError(f"{shown(path)}: unreadable table ({one_line(exc)[:120]})") from None
+    if len(df.columns) != len(header):
+        raise RunDirError(f"{shown(path)}: unreadable table (the header does not parse)")
+    return check_columns(df, spec, path)
+
+
+def value_text(value) -> str:
+    """A value from a file as a message shows it: text quoted (one line, at most 60
+    characters), numbers plainly (inf, -1e-06, 99)."""
+    if isinstance(value, str):
+        return one_line(repr(value))[:60]
+    try:
+        return f"{float(value):g}"
+    except (TypeError, ValueError):
+        return one_line(repr(value))[:60]
+
+
+def check_columns(df: pd.DataFrame, spec: dict, path) -> pd.DataFrame:
+    """Every column named in spec holds its kind of values (RunDirError naming the first bad
+    line, counted as written: row i is line i + 2); rows with an empty DROP field are dropped,
+    empty fill fields filled and integer columns without gaps made int64."""
+    import numpy as np
+    import pandas as pd
+
+    def fail(i, name, raw, why):
+        raise RunDirError(f"{shown(path)}: line {int(i) + 2}: {name} {value_text(raw)}: {why}")
+
+    def no_value(empty):
+        i = int(np.flatnonzero(empty)[0])
+        raise RunDirError(f"{shown(path)}: line {i + 2}: no {name} (an empty field)")
+
+    drop = np.zeros(len(df), bool)
+    for name, col in spec.items():
+        if name not in df.columns:
+            continue
+        s = df[name]
+        if col.kind == "str":  # names: few distinct values, checked once each
+            for value in s.unique():
+                if not isinstance(value, str):
+                    if col.empty is ERROR:
+                        no_value(s.isna().to_numpy())
+                elif has_control(value):
+                    fail(int(np.flatnonzero((s == value).to_numpy())[0]), name, value,
+                         "holds a control character")
+            continue
+        empty = s.isna().to_numpy()
+        if empty.any() and col.empty is ERROR:
+            no_value(empty)
+        if s.dtype == object or pd.api.types.is_string_dtype(s.dtype):
+            v = pd.to_numeric(s, errors="coerce")
+            wrong = (v.isna() & s.notna()).to_numpy()
+            if wrong.any():
+                i = int(np.flatnonzero(wrong)[0])
+                fail(i, name, s.iloc[i], f"not a number; must be {col.rule()}")
+            s = v
+        x = s.to_numpy(dtype=float, na_value=np.nan)
+        present = ~empty
+        bad = present & ~np.isfinite(x) if not col.allow_inf else present & np.isnan(x)
+        with np.errstate(invalid="ignore"):
+            bad |= present & ((x <= col.lo) if col.lo_open else (x < col.lo))
+            bad |= present & (x > col.hi)
+            if col.kind == "int":
+                bad |= present & np.isfinite(x) & (x != np.floor(x))
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            fail(i, name, df[name].iloc[i], f"must be {col.rule()}")
+        if col.empty is DROP:
+            drop |= empty
+        elif col.empty not in (ERROR, KEEP) and empty.any():
+            s = s.fillna(col.empty)
+            x = s.to_numpy(dtype=float)
+            empty = np.zeros(len(df), bool)
+        if col.kind == "int" and not empty.any() and len(df):
+            df[name] = x.astype(np.int64)
+        else:
+            df[name] = s
+    if drop.any():
+        df = df[~drop]
+    return df.reset_index(drop=True)
+
+
+# ---- the files of a run ------------------------------------------------------------------------
+def load_samples(run_dir, meta: dict | None = None) -> pd.DataFrame:
+    """Raw samples, checked (`read_table`); a torn last line (a crash mid-write) and rows
+    without a time are dropped. With meta, ranks and peers must lie below its nranks."""
+    import pandas as pd
+
+    path = Path(run_dir) / fmt.SAMPLES
+    df = read_table(path, SAMPLE_SPEC, SAMPLE_REQUIRED, torn_ok=True,
+                    columns=WRITTEN_SAMPLE_COLUMNS)
+    if df is None:
         return pd.DataFrame(columns=WRITTEN_SAMPLE_COLUMNS)
-    text = path.read_text()
-    if text and not text.endswith("\n"):
-        text = text[: text.rfind("\n") + 1]
-    df = pd.read_csv(io.StringIO(text)) if text else pd.DataFrame(columns=SAMPLE_COLUMNS)
-    return with_sample_extras(df.dropna(subset=["time_s"]).reset_index(drop=True))
+    df = with_sample_extras(df)
+    nranks = (meta or {}).get("nranks")
+    if nranks and len(df):
+        for name in ("rank", "peer"):
+            beyond = (df[name] >= nranks).to_numpy()
+            if beyond.any():
+                i = int(beyond.argmax())
+                raise RunDirError(f"{shown(path)}: {name} {int(df[name].iloc[i])} of a "
+                                  f"{nranks}-rank run (meta.json → nranks)")
+    return df
 
 
 def with_sample_extras(df: pd.DataFrame) -> pd.DataFrame:
     """The frame with every SAMPLE_EXTRA column (older files lack them)."""
-    missing = {c: v for c, v in SAMPLE_EXTRA.items() if c not in df.columns}
+    missing = {c: v for c, v in fmt.SAMPLE_EXTRA.items() if c not in df.columns}
     return df.assign(**missing) if missing else df
 
 
 def load_summary(run_dir) -> pd.DataFrame:
-    path = Path(run_dir) / "summary.csv"
-    if not path.exists():
-        return pd.DataFrame(columns=SUMMARY_COLUMNS)
-    return pd.read_csv(path)
+    """summary.csv, checked (`read_table`); empty (no cases yet) when missing or empty."""
+    import numpy as np
+    import pandas as pd
+
+    path = Path(run_dir) / fmt.SUMMARY
+    df = read_table(path, SUMMARY_SPEC, SUMMARY_REQUIRED, columns=fmt.WRITTEN_SUMMARY_COLUMNS)
+    if df is None:
+        return pd.DataFrame(columns=fmt.WRITTEN_SUMMARY_COLUMNS)
+    missing = {c: v for c, v in fmt.SUMMARY_EXTRA.items() if c not in df.columns}
+    df = df.assign(**missing) if missing else df
+    if "mode_medians_s" in df.columns and len(df):
+        for i, text in enumerate(df["mode_medians_s"]):
+            if isinstance(text, str) and text:
+                try:
+                    ok = all(math.isfinite(v) and v > 0 for v in map(float, text.split(";")))
+                except ValueError:
+                    ok = False
+            else:
+                ok = not isinstance(text, (int, float)) or np.isnan(text) or (
+                    math.isfinite(text) and text > 0)
+            if not ok:
+                raise RunDirError(f"{shown(path)}: line {i + 2}: mode_medians_s "
+                                  f"{one_line(repr(text))[:60]}: must be times in seconds "
+                                  "(> 0) joined by ';'")
+    return df
 
 
 def load_run(run_dir):
-    """(meta, samples, summary) of one run directory."""
-    return load_meta(run_dir), load_samples(run_dir), load_summary(run_dir)
+    """(meta, samples, summary) of one run directory, each checked."""
+    meta = load_meta(run_dir)
+    return meta, load_samples(run_dir, meta), load_summary(run_dir)
 
 
 def sample_times(samples: pd.DataFrame) -> pd.DataFrame:
-    """One row per case, round and sample: the time of the sample is the max over ranks."""
+    """One row per case, round and sample: the time of a sample is the max over ranks."""
     keys = CASE + ["round", "sample"]
     return samples.groupby(keys, as_index=False, sort=False)["time_s"].max()
 
 
-def summarize_case(times, nbytes: int, bus_factor: float, msgs_per_op: float) -> dict:
-    """Statistics of one case from its per-sample times (already max over ranks)."""
-    times = np.asarray(times, dtype=float)
-    med, lo, hi = median_ci(times)
-    rate = nbytes / med if med > 0 and nbytes > 0 else float("nan")
-    return {
-        "median_s": med, "ci_low_s": lo, "ci_high_s": hi,
-        "min_s": float(times.min()) if times.size else float("nan"),
-        "max_s": float(times.max()) if times.size else float("nan"),
-        "algbw_Bps": rate,
-        "busbw_Bps": rate * bus_factor if bus_factor else float("nan"),
-        "msg_rate_per_s": msgs_per_op / med if med > 0 else float("nan"),
-        "samples": int(times.size),
-        **_modes_columns(times),
-    }
-
-
-def _modes_columns(times) -> dict:
-    found = modes(times)
-    return {"modes": len(found),
-            "mode_medians_s": ";".join(f"{median:.6g}" for median, _ in found) if len(found) > 1 else ""}
-
-
 def summarize_samples(samples: pd.DataFrame, bus_factor=None, msgs_per_op=None, count=None) -> pd.DataFrame:
-    """summary.csv rows from raw samples (used by importers and synthetic runs).
+    """summary.csv rows of raw samples (bench.core.rundir.summary_rows) as a frame."""
+    import pandas as pd
 
-    bus_factor(op, nranks), msgs_per_op(op, nranks) and count(op, dtype, nbytes, nranks) are
-    optional callables; a missing bus_factor or count gives NaN (unknown) rather than a guess,
-    a missing msgs_per_op counts one message per op."""
-    rows = []
-    times = sample_times(samples)
-    for key, group in times.groupby(CASE, sort=True):
-        case = dict(zip(CASE, key))
-        op, nranks = case["op"], int(case["nranks"])
-        factor = bus_factor(op, nranks) if bus_factor else float("nan")
-        msgs = msgs_per_op(op, nranks) if msgs_per_op else 1.0
-        row = dict(case)
-        row["count"] = count(op, case["dtype"], int(case["nbytes"]), nranks) if count else float("nan")
-        row.update(summarize_case(group["time_s"], int(case["nbytes"]), factor, msgs))
-        row["wrong"] = 0
-        row["rounds"] = int(group["round"].nunique())
-        rows.append(row)
+    rows = fmt.summary_rows(samples.to_dict("records"), bus_factor, msgs_per_op, count)
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
 
 
 def write_run_dir(run_dir, meta: dict, samples: pd.DataFrame, summary: pd.DataFrame) -> Path:
-    """Write a complete run directory (meta.json, samples.csv, summary.csv) in the format of
-    results/README.md; every file is written atomically. Creates the directory."""
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    meta = dict(meta)
-    meta.setdefault("schema", SCHEMA)
-    atomic_write_text(run_dir / "meta.json", json.dumps(meta, indent=2, sort_keys=False) + "\n")
-    samples = with_sample_extras(samples)
-    atomic_write_text(run_dir / "samples.csv", samples[WRITTEN_SAMPLE_COLUMNS].to_csv(index=False))
-    atomic_write_text(run_dir / "summary.csv", summary[SUMMARY_COLUMNS].to_csv(index=False))
-    return run_dir
+    """A complete run directory from frames (bench.core.rundir.write_run_dir)."""
+    samples = with_sample_extras(samples)[WRITTEN_SAMPLE_COLUMNS]
+    return fmt.write_run_dir(run_dir, meta, samples.to_dict("records"),
+                             summary[SUMMARY_COLUMNS].to_dict("records"))

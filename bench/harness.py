@@ -16,7 +16,7 @@ from typing import Callable
 
 import numpy as np
 
-from analysis.stats import relative_ci_width
+from bench.core.stats import relative_ci_width
 
 
 @dataclass(frozen=True)

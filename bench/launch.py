@@ -3,14 +3,21 @@ running anything), except `run_local`, which executes what the builders returned
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.errors import UsageError
+from bench.core.errors import UsageError
+
+
+# Set by commbench's local launcher in every rank's environment: the launching process owns the
+# run directory (it checked and locked it) and shows the run's tables at the end.
+LOCAL_PARENT = "COMMBENCH_LOCAL_PARENT"
 
 
 @dataclass(frozen=True)
@@ -106,21 +113,52 @@ def self_command(args: list[str]) -> list[str]:
     return [sys.executable, "-m", "bench.cli"] + list(args)
 
 
-def run_local(argv: list[str], env: dict) -> tuple[int, str | None]:
+class Failures:
+    """What the ranks' stderr says went wrong, read as it passes through: the first commbench
+    failure line, a rank the launcher saw killed, and which ranks' watchdogs reported a
+    timeout (a rank stopped or stuck reports nothing, so the silent ones are named)."""
+    _TIMEOUT = re.compile(r"^commbench: timeout: .* on rank (\d+);")
+
+    def __init__(self, nranks: int = 0):
+        self.nranks, self.first, self.killed, self.recent, self.waiting = nranks, None, None, [], set()
+
+    def read(self, line: str) -> None:
+        if self.first is None and _is_failure_line(line):
+            self.first = line.strip()
+        match = self._TIMEOUT.match(line)
+        if match:
+            self.waiting.add(int(match.group(1)))
+        self.recent = (self.recent + [line.strip()])[-4:]
+        if self.killed is None:
+            self.killed = killed_rank(" ".join(self.recent))
+
+    def message(self) -> str | None:
+        text = self.first or self.killed
+        silent = sorted(set(range(self.nranks)) - self.waiting) if self.waiting else []
+        if text and silent:
+            text += (f" (rank{'s' if len(silent) > 1 else ''} {', '.join(map(str, silent))} "
+                     "reported nothing: stopped or stuck there)")
+        return text
+
+
+def run_local(argv: list[str], env: dict, nranks: int = 0) -> tuple[int, str | None]:
     """Run the launcher in the foreground, passing the ranks' output through. Returns its
-    exit status and the first commbench error a rank reported (for meta.json)."""
+    exit status and what went wrong, as the ranks and the launcher said it (for meta.json)."""
     try:
         proc = subprocess.Popen(argv, env=env, stderr=subprocess.PIPE, text=True, errors="replace")
     except FileNotFoundError:
         raise UsageError(f"cannot start {argv[0]!r}: not found") from None
-    first_error = None
-    for line in proc.stderr:
-        sys.stderr.write(line)
-        sys.stderr.flush()
-        if first_error is None and line.startswith("commbench: ") and (
-                "timeout:" in line or " failed in " in line):
-            first_error = line.strip()
-    return proc.wait(), first_error
+    failures = Failures(nranks)
+    try:
+        for line in proc.stderr:
+            sys.stderr.write(line)
+            sys.stderr.flush()
+            failures.read(line)
+        return proc.wait(), failures.message()
+    except BaseException:  # a signal to commbench: the launcher (and so the ranks) goes too
+        _stop([proc], signal.SIGTERM, 5.0)
+        _stop([proc], signal.SIGKILL, 5.0)
+        raise
 
 
 # ---------------------------------------------------------------------------------------
@@ -189,11 +227,28 @@ def _die_with_parent():  # pragma: no cover - runs in the child between fork and
     """Linux: the rank gets SIGTERM when the launcher dies (killed by a test's timeout, say)."""
     try:
         import ctypes
-        import signal
 
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except Exception:
         pass
+
+
+# How launchers report a rank killed from outside (Open MPI's prterun, MPICH's hydra); the
+# message may wrap over lines.
+_KILLED = (
+    re.compile(r"process rank (\d+) with PID \d+ on node (\S+) exited on signal (\d+)"),
+    re.compile(r"RANK (\d+) PID \d+ RUNNING AT (\S+)\s*=*\s*KILLED BY SIGNAL: (\d+)"),
+)
+
+
+def killed_rank(text: str) -> str | None:
+    """'rank R on HOST was killed by signal S' when the launcher's text says so, else None."""
+    for pattern in _KILLED:
+        match = pattern.search(text)
+        if match:
+            rank, host, sig = match.groups()
+            return f"rank {rank} on {host} was killed by signal {sig}"
+    return None
 
 
 def _is_failure_line(line: str) -> bool:
@@ -207,20 +262,18 @@ def run_ranks(command: list[str], envs: list[dict], grace_s: float = 2.0,
     0 may be recording the failure), then are terminated: a dead rank ends the job. The ranks'
     stderr passes through. Returns (exit status, what happened: the first commbench failure a
     rank reported, else which rank died; empty when no rank failed)."""
-    import signal
     import threading
     import time
 
     preexec = _die_with_parent if sys.platform.startswith("linux") else None
-    procs, readers, first_error, lock = [], [], [], threading.Lock()
+    procs, readers, failures, lock = [], [], Failures(len(envs)), threading.Lock()
 
-    def relay(stream):  # one thread per rank: pass stderr through, note the first failure
+    def relay(stream):  # one thread per rank: pass stderr through, note what went wrong
         for line in stream:
             with lock:
                 sys.stderr.write(line)
                 sys.stderr.flush()
-                if not first_error and _is_failure_line(line):
-                    first_error.append(line.strip())
+                failures.read(line)
 
     try:
         for env in envs:
@@ -256,7 +309,7 @@ def run_ranks(command: list[str], envs: list[dict], grace_s: float = 2.0,
     if failed is not None:
         rank, code = failed
         how = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
-        message = first_error[0] if first_error else f"rank {rank} {how}; the other ranks were stopped"
+        message = failures.message() or f"rank {rank} {how}; the other ranks were stopped"
         return (code if code > 0 else 3), message
     codes = [p.returncode for p in procs]
     return max(codes), ""

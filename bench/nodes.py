@@ -11,7 +11,7 @@ of a split has the same size and runs the same cases at the same time.
 """
 from __future__ import annotations
 
-from bench.errors import UsageError
+from bench.core.errors import UsageError
 
 SPLITS = ("all", "intra", "inter")
 

@@ -3,8 +3,8 @@ timer resolution and read cost, OS jitter on a fixed quantum of work on every ra
 run-to-run spread of a tiny ping-pong measured in separate short bursts. The last one shows
 what one run's interval cannot: machines that switch latency modes for seconds at a time.
 
-`commbench noise` runs only this (on 2 local ranks by default) and prints it; `commbench run`
-does it first unless `--no-noise` is given."""
+`commbench noise` runs only this (a run of the barrier with the calibration, on 2 local ranks
+by default) and prints it; `commbench run` does it first unless `--no-noise` is given."""
 from __future__ import annotations
 
 import time
@@ -95,17 +95,3 @@ def describe(noise: dict) -> str:
                  f"{min(p['burst_medians_s']) * 1e6:.2f}-{max(p['burst_medians_s']) * 1e6:.2f} us "
                  f"({p['max_over_min']:.2f}x)")
     return text
-
-
-def add_arguments(p) -> None:
-    from bench.run import add_arguments as run_arguments
-
-    run_arguments(p)
-
-
-def main(args) -> int:
-    """`commbench noise`: a run of the calibration alone (plus a barrier case)."""
-    from bench.cli import main as cli_main
-
-    rest = [a for a in args._argv[1:]]
-    return cli_main(["run", "--ops", "barrier", "--noise", "--launches", "1", *rest])

@@ -1,6 +1,9 @@
 """The ops: one small class each, holding everything the op knows — what S means, its bus
 factor, its buffer sizes, the one call, and the expected result. The harness and the backends
-know nothing op-specific, so ops and backends combine as M + N.
+know nothing op-specific, so ops and backends combine as M + N. What analysis needs to know
+of an op lives here too: its other spellings, the names other tools give it, how their printed
+sizes map to S, and which cost-model family fits it. Ops that only other tools measure
+(reduce, gather, ...) are described in FOREIGN_OPS, so imported results carry the same facts.
 
 Each op turns a requested size into element counts, builds `program(k)` (k back-to-back
 calls, built from the backend's prepared primitives so the timed loop is as tight as a bare
@@ -14,15 +17,39 @@ from functools import lru_cache
 
 import numpy as np
 
-from bench.errors import UsageError
+from bench.core.errors import UsageError
 
-OPS: dict[str, "Op"] = {}
+OPS: dict[str, "Op"] = {}          # the ops commbench measures, in registry order
+FOREIGN_OPS: dict[str, "Op"] = {}  # ops only other tools measure: described, never run
 WINDOW = 64  # messages in flight per window for bw, bibw and multipair (as OSU)
 
 
 def register(cls):
     OPS[cls.name] = cls()
     return cls
+
+
+def register_foreign(cls):
+    FOREIGN_OPS[cls.name] = cls()
+    return cls
+
+
+def known_op(name: str) -> "Op | None":
+    """The op of that name or spelling (an alias), measured or foreign; None if unknown."""
+    for table in (OPS, FOREIGN_OPS):
+        if name in table:
+            return table[name]
+    for table in (OPS, FOREIGN_OPS):
+        for op in table.values():
+            if name in op.aliases:
+                return op
+    return None
+
+
+def canonical_name(name: str) -> str:
+    """The commbench name of an op spelt another way (bcast -> broadcast); unknown: as given."""
+    op = known_op(name)
+    return op.name if op else name
 
 
 def get_op(name: str) -> "Op":
@@ -39,10 +66,14 @@ def values(rank: int, count: int, offset: int = 0) -> np.ndarray:
 
 def loop(*steps):
     """program(k): run the steps (zero-argument callables) k times, with no per-call overhead
-    beyond the calls themselves."""
+    beyond the calls themselves. The program lists its steps (`program.steps`), so a backend
+    can run the same sequence in compiled code (bench.native): a step says what it does by a
+    `desc` tuple, the backend's primitives (name, *arguments) or the structures built here,
+    ("window", W, posts) from _window, ("seq", steps) and ("spin", seconds)."""
     if not steps:
-        return lambda k: None
-    if len(steps) == 1:
+        def run(k):
+            return None
+    elif len(steps) == 1:
         (a,) = steps
 
         def run(k):
@@ -60,6 +91,14 @@ def loop(*steps):
             for _ in range(k):
                 for step in steps:
                     step()
+    run.steps = steps
+    return run
+
+
+def sequence(run, *steps):
+    """`run` (a zero-argument callable that calls `steps` once, in order, written out for
+    speed) marked as that sequence, so a backend can run the steps itself."""
+    run.desc = ("seq", steps)
     return run
 
 
@@ -91,6 +130,14 @@ class Op:
     sized = True           # barrier has no size
     default = True         # part of `--ops all` (specialised ops are run by name only)
     host_steps = False     # runs host code between its calls (a CUDA graph cannot hold it)
+    # --- what analysis knows of the op ----------------------------------------------------
+    aliases: tuple = ()    # other spellings (torch, MPI, other tools)
+    tool_names: dict = {}  # tool -> its name for the op: nccl-tests program stem, IMB
+                           # benchmark (lower case), OSU title (a regex; the longest match wins)
+    point_to_point = False # one message between two ranks per op (Hockney's alpha + S beta)
+    reduces = False        # does arithmetic on the data (a gamma term in its cost models)
+    beta_source = 0        # >0: moves blocks as a reducing op's data movement does, so its
+                           # fitted beta pins theirs (the lowest number found wins)
 
     # --- sizes ---------------------------------------------------------------------------
     def counts(self, nbytes: int, n: int, itemsize: int) -> tuple[int, int]:
@@ -107,6 +154,10 @@ class Op:
     def cases(self, nbytes: int, n: int, itemsize: int) -> list[Case]:
         """The cases one requested size makes (pairs: one per pairing round)."""
         return [self.case(nbytes, n, itemsize)]
+
+    def s_of_tool_size(self, size: int, n: int) -> int:
+        """S from the size other tools print (one message, or one rank's block)."""
+        return size
 
     # --- metrics -------------------------------------------------------------------------
     def bus_factor(self, n: int) -> float:
@@ -166,6 +217,9 @@ class _PerRankBlocks(Op):
     def bus_factor(self, n):
         return (n - 1) / n
 
+    def s_of_tool_size(self, size, n):
+        return size * n  # tools print the per-rank block
+
 
 # ---------------------------------------------------------------------------------------
 # Collectives
@@ -175,6 +229,9 @@ class AllReduce(Op):
     """Sum over ranks, out of place. S = bytes of the array on each rank; busbw = algbw·2(n−1)/n."""
     name = "allreduce"
     primitive = "allreduce"
+    aliases = ("all_reduce",)
+    tool_names = {"nccl-tests": "all_reduce", "imb": "allreduce", "osu": r"\ballreduce\b"}
+    reduces = True
     s_means = "bytes of the array on each rank"
     bus_factor_text = "2(n-1)/n"
 
@@ -193,6 +250,7 @@ class AllReduceInPlace(AllReduce):
     S = bytes of the array on each rank; busbw = algbw·2(n−1)/n."""
     name = "allreduce_inplace"
     primitive = "allreduce_inplace"
+    aliases, tool_names = (), {}  # other tools' allreduce is the out-of-place one
     default = False  # run by name: `--ops all` keeps the out-of-place allreduce
 
     def counts(self, nbytes, n, itemsize):
@@ -214,6 +272,9 @@ class AllGather(_PerRankBlocks):
     busbw = algbw·(n−1)/n."""
     name = "allgather"
     primitive = "allgather"
+    aliases = ("all_gather",)
+    tool_names = {"nccl-tests": "all_gather", "imb": "allgather", "osu": r"\ballgather\b"}
+    beta_source = 1
     s_means = "bytes of the whole output (per-rank block x n)"
 
     def block_counts(self, block, n):
@@ -232,10 +293,16 @@ class ReduceScatter(_PerRankBlocks):
     busbw = algbw·(n−1)/n."""
     name = "reduce_scatter"
     primitive = "reduce_scatter"
+    aliases = ("reducescatter", "reduce_scatter_block")
+    tool_names = {"nccl-tests": "reduce_scatter", "imb": "reduce_scatter", "osu": r"\breduce[_ -]scatter\b"}
+    reduces = True
     s_means = "bytes of the whole input (per-rank block x n)"
 
     def block_counts(self, block, n):
         return block * n, block
+
+    def s_of_tool_size(self, size, n):
+        return size  # tools print the whole input, as S
 
     def expected(self, case, rank):
         offset = rank * case.recv_count
@@ -248,6 +315,10 @@ class AllToAll(_PerRankBlocks):
     busbw = algbw·(n−1)/n."""
     name = "alltoall"
     primitive = "alltoall"
+    aliases = ("all_to_all", "alltoall_single")
+    tool_names = {"nccl-tests": "alltoall", "imb": "alltoall",
+                  "osu": r"\ball-to-all\b( personalized exchange)?|\balltoall\b"}
+    beta_source = 3
     s_means = "bytes each rank sends in total (per-peer block x n)"
 
     def block_counts(self, block, n):
@@ -272,6 +343,9 @@ class Broadcast(Op):
     """Rank 0's array to every rank, in place. S = bytes of the array; busbw = algbw."""
     name = "broadcast"
     primitive = "broadcast"
+    aliases = ("bcast",)
+    tool_names = {"nccl-tests": "broadcast", "imb": "bcast", "osu": r"\bbroadcast\b|\bbcast\b"}
+    beta_source = 2
     s_means = "bytes of the array"
 
     def counts(self, nbytes, n, itemsize):
@@ -295,6 +369,7 @@ class Barrier(Op):
     """All ranks wait for all. No data: S = 0, no bandwidth."""
     name = "barrier"
     primitive = "barrier"
+    tool_names = {"imb": "barrier", "osu": r"\bbarrier\b"}
     s_means = "none (no data)"
     bus_factor_text = "-"
     sized = False
@@ -342,6 +417,8 @@ class PingPong(_Pair):
     S = bytes of one message."""
     name = "pingpong"
     s_means = "bytes of one message"
+    tool_names = {"imb": "pingpong", "osu": r"^osu (mpi|[a-z]*ccl)(-\w+)? latency test$"}
+    point_to_point = True
     ops_per_call = 2
 
     def expected(self, case, rank):
@@ -357,12 +434,23 @@ class PingPong(_Pair):
         return loop(be.recv(recv, peer), be.send(recv, peer))  # echo what arrived
 
 
-def _window(be, buf, peer, post):
-    """One call of a windowed transfer: WINDOW non-blocking posts of buf, then wait for all."""
-    start, waitall = post(buf, peer), be.waitall
+def _window(be, *posts):
+    """One call of a windowed transfer: WINDOW starts of each prepared non-blocking call (all
+    of the first, then all of the next), then wait for all."""
+    waitall = be.waitall
+    if len(posts) == 1:
+        (start,) = posts
 
-    def window():
-        waitall([start() for _ in range(WINDOW)])
+        def window():
+            waitall([start() for _ in range(WINDOW)])
+    else:
+        first, second = posts
+
+        def window():
+            reqs = [first() for _ in range(WINDOW)]
+            reqs += [second() for _ in range(WINDOW)]
+            waitall(reqs)
+    window.desc = ("window", WINDOW, posts)
     return window
 
 
@@ -372,6 +460,7 @@ class Bandwidth(_Pair):
     ack back (OSU bw). The time is per message. S = bytes of one message."""
     name = "bw"
     s_means = "bytes of one message"
+    tool_names = {"osu": r"\bbandwidth\b"}
     ops_per_call = WINDOW
 
     def expected(self, case, rank):
@@ -383,8 +472,8 @@ class Bandwidth(_Pair):
             return loop()
         peer = self.peer(rank, n)
         if self.sender(rank, n):
-            return loop(_window(be, send, peer, be.isend), be.recv(ack, peer))
-        return loop(_window(be, recv, peer, be.irecv), be.send(ack, peer))
+            return loop(_window(be, be.isend(send, peer)), be.recv(ack, peer))
+        return loop(_window(be, be.irecv(recv, peer)), be.send(ack, peer))
 
 
 @register
@@ -393,10 +482,14 @@ class BiBandwidth(_Pair):
     (OSU bibw). The time is per message pair. S = bytes of both directions (2 × message)."""
     name = "bibw"
     s_means = "bytes of both directions (2 x one message)"
+    tool_names = {"osu": r"\bbi-directional bandwidth\b", "imb": "biband"}
     ops_per_call = WINDOW
 
     def s_bytes(self, case):
         return 2 * case.send_count * case.itemsize
+
+    def s_of_tool_size(self, size, n):
+        return 2 * size  # tools print one direction's message
 
     def msgs_per_op(self, n):
         return 2.0
@@ -410,13 +503,7 @@ class BiBandwidth(_Pair):
         if not self.active(rank, n):
             return loop()
         peer = self.peer(rank, n)
-        irecv, isend, waitall = be.irecv(recv, peer), be.isend(send, peer), be.waitall
-
-        def window():
-            reqs = [irecv() for _ in range(WINDOW)]
-            reqs += [isend() for _ in range(WINDOW)]
-            waitall(reqs)
-        return loop(window)
+        return loop(_window(be, be.irecv(recv, peer), be.isend(send, peer)))
 
 
 @register
@@ -426,6 +513,7 @@ class MultiPair(Op):
     per round (pairs × message); messages per op = pairs."""
     name = "multipair"
     s_means = "bytes all pairs move per round (n/2 x one message)"
+    tool_names = {"osu": r"\bmultiple bandwidth / message rate\b", "imb": "uniband"}
     ops_per_call = WINDOW
 
     def rank_problem(self, n):
@@ -433,6 +521,9 @@ class MultiPair(Op):
 
     def s_bytes(self, case):
         return case.nranks // 2 * case.send_count * case.itemsize
+
+    def s_of_tool_size(self, size, n):
+        return n // 2 * size  # tools print one pair's message
 
     def msgs_per_op(self, n):
         return n / 2
@@ -447,8 +538,8 @@ class MultiPair(Op):
     def program(self, be, send, recv, ack, case, rank):
         half = case.nranks // 2
         if rank < half:
-            return loop(_window(be, send, rank + half, be.isend), be.recv(ack, rank + half))
-        return loop(_window(be, recv, rank - half, be.irecv), be.send(ack, rank - half))
+            return loop(_window(be, be.isend(send, rank + half)), be.recv(ack, rank + half))
+        return loop(_window(be, be.irecv(recv, rank - half)), be.send(ack, rank - half))
 
 
 # ---------------------------------------------------------------------------------------
@@ -547,7 +638,8 @@ def _spin(seconds: float, clock=None, calibrate: int = 21):
     """A busy wait that lasts `seconds` on average, as a zero-argument callable. A bare spin
     overshoots by its own call and clock-read cost (0.2 µs in Python, as large as the o_s it
     is meant to isolate), so the target is shortened by the median overshoot of `calibrate`
-    trial waits (median: a preempted trial does not count)."""
+    trial waits (median: a preempted trial does not count), measured at the first call (a
+    native loop runs its own calibrated spin, from desc, and never calls this one)."""
     import time
 
     clock = clock or time.perf_counter
@@ -557,15 +649,24 @@ def _spin(seconds: float, clock=None, calibrate: int = 21):
         while clock() < end:
             pass
 
-    target = seconds
-    if calibrate and seconds > 0:
-        over = []
-        for _ in range(calibrate):
-            t0 = clock()
-            wait(seconds)
-            over.append(clock() - t0 - seconds)
-        target = max(0.0, seconds - sorted(over)[len(over) // 2])
-    return lambda: wait(target)
+    target = None
+
+    def calibrated():
+        nonlocal target
+        target = seconds
+        if calibrate and seconds > 0:
+            over = []
+            for _ in range(calibrate):
+                t0 = clock()
+                wait(seconds)
+                over.append(clock() - t0 - seconds)
+            target = max(0.0, seconds - sorted(over)[len(over) // 2])
+        return target
+
+    def spin():
+        wait(calibrated() if target is None else target)
+    spin.desc = ("spin", seconds)
+    return spin
 
 
 class _PRTT(_Pair):
@@ -607,7 +708,7 @@ class _PRTT(_Pair):
                 for s in rest:
                     s()
             last()
-        return loop(prtt)
+        return loop(sequence(prtt, step, *rest * more, last))
 
 
 @register
@@ -638,3 +739,47 @@ class PRTTR(_PRTT):
     name = f"prtt_rttr{PRTT_MSGS}"
     msgs = PRTT_MSGS
     idle = "recv"
+
+
+# ---------------------------------------------------------------------------------------
+# Ops that other tools measure and commbench does not (imports describe them; no program).
+# ---------------------------------------------------------------------------------------
+class _Foreign(Op):
+    default = False
+
+    def program(self, be, send, recv, ack, case, rank):
+        raise UsageError(f"{self.name} is only imported from other tools; commbench does not run it")
+
+
+@register_foreign
+class Reduce(_Foreign):
+    """Sum over ranks to a root. S = bytes of the array; busbw = algbw."""
+    name = "reduce"
+    s_means = "bytes of the array"
+    tool_names = {"nccl-tests": "reduce", "imb": "reduce", "osu": r"\breduce\b"}
+    reduces = True
+
+
+@register_foreign
+class SendRecv(_Foreign):
+    """Each rank sends to one neighbour and receives from the other. S = bytes of one message."""
+    name = "sendrecv"
+    s_means = "bytes of one message"
+    tool_names = {"nccl-tests": "sendrecv", "imb": "sendrecv"}
+    point_to_point = True
+
+
+@register_foreign
+class Gather(_Foreign, _PerRankBlocks):
+    """Every rank's block to a root. S = bytes of the whole output (block x n)."""
+    name = "gather"
+    s_means = "bytes of the whole output (per-rank block x n)"
+    tool_names = {"nccl-tests": "gather", "imb": "gather", "osu": r"\bgather\b"}
+
+
+@register_foreign
+class Scatter(_Foreign, _PerRankBlocks):
+    """Block r of a root to rank r. S = bytes of the whole input (block x n)."""
+    name = "scatter"
+    s_means = "bytes of the whole input (per-rank block x n)"
+    tool_names = {"nccl-tests": "scatter", "imb": "scatter", "osu": r"\bscatter\b"}

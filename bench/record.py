@@ -1,10 +1,8 @@
-"""Writing a run directory (format: results/README.md). Only rank 0 writes. Every finished
-case is on disk at once: samples are appended in one write, the summary and metadata are
-replaced atomically, so a crash loses at most the case in progress."""
+"""What a measured run records about itself in meta.json beyond the format's own fields
+(bench.core.rundir): the steering environment, the timer, how buffers are backed. Only rank 0
+writes (through bench.core.rundir.RunWriter)."""
 from __future__ import annotations
 
-import datetime as dt
-import json
 import os
 import platform
 import socket
@@ -14,15 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis.rundir import SCHEMA, SUMMARY_COLUMNS, WRITTEN_SAMPLE_COLUMNS, atomic_write_text
+from bench.core.rundir import new_meta
 
 ENV_PREFIXES = ("OMPI_", "PMIX_MCA", "PRTE_MCA", "UCX_", "MPICH_", "MPIR_CVAR", "I_MPI_", "FI_",
                 "HCOLL_", "NCCL_", "GLOO_", "TORCH_NCCL", "TORCH_DISTRIBUTED", "CUDA_VISIBLE",
                 "SLURM_JOB", "SLURM_NTASKS", "OMP_NUM_THREADS", "MPIEXEC")
-
-
-def new_run_id(backends: str, nranks: int) -> str:
-    return f"{dt.datetime.now():%Y%m%d-%H%M%S}-{backends.replace(',', '+')}-n{nranks}"
 
 
 def steering_env(env=None) -> dict:
@@ -71,58 +65,10 @@ def buffer_info(page_size: int) -> dict:
 
 
 def base_meta(run_id: str, argv: list[str], settings: dict) -> dict:
-    from bench import __version__
-
     return {
-        "schema": SCHEMA, "commbench": __version__, "run_id": run_id, "argv": list(argv),
-        "status": "running", "started": dt.datetime.now(dt.timezone.utc).isoformat(),
-        "finished": None, "settings": settings,
+        **new_meta(run_id, argv), "settings": settings,
         "versions": {"python": sys.version.split()[0], "numpy": np.__version__,
                      "platform": platform.platform()},
         "launcher_host": socket.gethostname(),
         "env": steering_env(),
     }
-
-
-class RunWriter:
-    def __init__(self, out_dir: Path, meta: dict):
-        self.dir = Path(out_dir)
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.meta = meta
-        self.samples_path = self.dir / "samples.csv"
-        if not self.samples_path.exists():
-            self.samples_path.write_text(",".join(WRITTEN_SAMPLE_COLUMNS) + "\n")
-        self.write_meta()
-
-    def write_meta(self, **updates) -> None:
-        self.meta.update(updates)
-        atomic_write_text(self.dir / "meta.json", json.dumps(self.meta, indent=2, default=str) + "\n")
-
-    def append_samples(self, rows: list[tuple]) -> None:
-        text = "".join(",".join(_fmt(v) for v in row) + "\n" for row in rows)
-        fd = os.open(self.samples_path, os.O_WRONLY | os.O_APPEND)
-        try:
-            os.write(fd, text.encode())  # one write: a crash leaves at most a torn last line
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-    def write_summary(self, rows: list[dict]) -> None:
-        """Rows in one order whoever writes them: backend, op (registry order), split, S."""
-        from bench.ops import OPS
-
-        order = {name: i for i, name in enumerate(OPS)}
-        rows = sorted(rows, key=lambda r: (r["backend"], order.get(r["op"], len(order)),
-                                           r["split"], r["nbytes"]))
-        lines = [",".join(SUMMARY_COLUMNS)]
-        lines += [",".join(_fmt(row.get(c, "")) for c in SUMMARY_COLUMNS) for row in rows]
-        atomic_write_text(self.dir / "summary.csv", "\n".join(lines) + "\n")
-
-    def finish(self, status: str, **extra) -> None:
-        self.write_meta(status=status, finished=dt.datetime.now(dt.timezone.utc).isoformat(), **extra)
-
-
-def _fmt(value) -> str:
-    if isinstance(value, float):
-        return repr(value) if value == value else ""
-    return str(value)

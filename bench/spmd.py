@@ -13,11 +13,14 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis.rundir import summarize_case
-from bench import contention, nodes
-from bench.errors import UsageError
+from bench import ceilings, contention, launch, nodes
+from bench.core.errors import UsageError
+from bench.core.stats import summarize_case
 from bench.harness import Sync, measure
-from bench.run import EXIT_ABORT, EXIT_WRONG, PAGE, Plan, _pages, arena_bytes, check_fits, skip_notes
+from bench.ops import OPS
+from bench.plan import EXIT_ABORT, EXIT_WRONG, PAGE, Outcome, Plan, arena_bytes, check_fits, pages, skip_notes
+
+ABORT_GRACE_S = 1.0  # a failing rank waits this long before aborting the job
 
 METHOD = {
     "synchronisation": "barrier before every sample",
@@ -31,6 +34,10 @@ METHOD = {
     "warmup": "the calibration calls (k grown geometrically) and the untimed check call",
     "validation": "one untimed call per case and round on small-integer data; every element "
                   "of every receive buffer compared exactly with the expected result",
+    "loops": "how each backend runs the k calls of a sample (`loop`): native = one call into "
+             "compiled code that makes the k calls against the MPI library mpi4py uses "
+             "(bench/native, built with that MPI's mpicc); python = a Python for-loop over "
+             "prepared calls",
 }
 
 
@@ -68,25 +75,44 @@ def _injected(what: str, op: str, nbytes: int, rank: int) -> bool:
     return False
 
 
-def _buffers(be, arena, case, dtype):
-    send_bytes = _pages(case.send_count * case.itemsize)
-    recv_bytes = _pages(case.recv_count * case.itemsize)
+def buffers_of(be, arena, case, dtype):
+    """(send, recv, ack): the case's buffers, page-aligned views into the rank's arena."""
+    send_bytes = pages(case.send_count * case.itemsize)
+    recv_bytes = pages(case.recv_count * case.itemsize)
     send = be.view(arena, 0, case.send_count, dtype)
     recv = be.view(arena, send_bytes, case.recv_count, dtype)
     ack = be.view(arena, send_bytes + recv_bytes, 1, dtype)
     return send, recv, ack
 
 
-def run_case(be, case, arena, dtype, sync, sampling, state_calls, prior):
-    """Check the op once, then time it. Returns (Measurement, wrong elements on this rank)."""
+def prepare_case(be, case, arena, dtype):
+    """(program, recv): the buffers filled with the op's initial data, and program(k), the k
+    back-to-back calls the harness times."""
     op, rank = case.op, be.rank
-    send, recv, ack = _buffers(be, arena, case, dtype)
+    send, recv, ack = buffers_of(be, arena, case, dtype)
     init_send, init_recv = op.initial(case, rank)
     if init_send is not None:
         be.write(send, init_send)
     if init_recv is not None:
         be.write(recv, init_recv)
-    program = be.wrap_program(op.program(be, send, recv, ack, case, rank))
+    return be.wrap_program(op.program(be, send, recv, ack, case, rank)), recv
+
+
+def wrong_elements(be, case, recv) -> int:
+    """Elements of recv that differ from what the op says this rank must hold (after one call)."""
+    expected = case.op.expected(case, be.rank)
+    if expected is None:
+        return 0
+    got = be.read(recv).astype(np.float64)
+    if _injected("corrupt", case.op.name, case.nbytes, be.rank):
+        got[len(got) // 2] += 1
+    return int(np.count_nonzero(got != expected.astype(np.float64)))
+
+
+def run_case(be, case, arena, dtype, sync, sampling, state_calls, prior):
+    """Check the op once, then time it. Returns (Measurement, wrong elements on this rank)."""
+    op, rank = case.op, be.rank
+    program, recv = prepare_case(be, case, arena, dtype)
     if _injected("raise", op.name, case.nbytes, rank):
         raise RuntimeError("injected failure")
     if _injected("hang", op.name, case.nbytes, rank):
@@ -95,19 +121,14 @@ def run_case(be, case, arena, dtype, sync, sampling, state_calls, prior):
     sync.barrier()
     program(1)
     be.sync()
-    expected = op.expected(case, rank)
-    wrong = 0
-    if expected is not None:
-        got = be.read(recv).astype(np.float64)
-        if _injected("corrupt", op.name, case.nbytes, rank):
-            got[len(got) // 2] += 1
-        wrong = int(np.count_nonzero(got != expected.astype(np.float64)))
+    wrong = wrong_elements(be, case, recv)
     m = measure(program, op.ops_per_call, sync, sampling, calls=state_calls, prior=prior)
     return m, wrong
 
 
-def run_spmd(args, plan: Plan, world, clock=time.perf_counter) -> int:
-    """Measure every case on this rank. `clock` is injectable for tests."""
+def run_spmd(args, plan: Plan, world, argv=("run",), clock=time.perf_counter) -> Outcome:
+    """Measure every case on this rank. argv: the command line after `commbench` (for
+    meta.json); `clock` is injectable for tests."""
     backends = []
     writer = None
     rank = world.rank
@@ -130,8 +151,12 @@ def run_spmd(args, plan: Plan, world, clock=time.perf_counter) -> int:
         if problem:
             if rank == 0:
                 print(f"commbench: error: {problem}", file=sys.stderr)
-            return 2
-        writer, seed = _start_recording(args, plan, backends, hosts)
+            return Outcome(2)
+        writer, seed, problem = _start_recording(args, argv, plan, backends, hosts)
+        if problem:
+            if rank == 0:
+                print(f"commbench: error: {problem}", file=sys.stderr)
+            return Outcome(2)
         jobs = []
         for be in backends:
             arena = be.alloc(arena_bytes(cases))
@@ -142,10 +167,10 @@ def run_spmd(args, plan: Plan, world, clock=time.perf_counter) -> int:
         if writer:
             from bench.record import buffer_info
             writer.write_meta(buffers=buffer_info(PAGE))
-        rc = _measure_all(args, plan, control, jobs, writer, seed)
+        outcome = _measure_all(args, plan, control, jobs, writer, seed)
         for be in reversed(backends):
             be.finalize()
-        return rc
+        return outcome
     except SystemExit:
         raise
     except BaseException as exc:  # noqa: BLE001 - any failure must take the whole job down
@@ -155,52 +180,69 @@ def run_spmd(args, plan: Plan, world, clock=time.perf_counter) -> int:
         if os.environ.get("COMMBENCH_DEBUG"):
             traceback.print_exc()
         if writer is not None:
-            writer.finish("aborted", error=message)
+            try:
+                writer.finish("aborted", error=message)
+            except Exception as again:  # a full disk, say: the job must still end now
+                print(f"commbench: rank {rank} could not record the abort in {writer.dir}: "
+                      f"{again}", file=sys.stderr, flush=True)
+        elif rank != 0:
+            time.sleep(ABORT_GRACE_S)  # rank 0 may be recording the case it just finished
         if backends:
             backends[0].abort(EXIT_ABORT)
         os._exit(EXIT_ABORT)
 
 
-def _start_recording(args, plan, backends, hosts):
-    from bench.record import RunWriter, base_meta, buffer_info, new_run_id, timer_info
+_RUN_LOCKS = []  # rank 0 under an outside launcher: the run directory's lock, held to exit
+
+
+def _start_recording(args, argv, plan, backends, hosts):
+    """(writer, seed, problem) on rank 0; (None, seed, problem) elsewhere. Every rank gets the
+    same seed (the case order) and the same problem (one that stops the run before it starts)."""
+    from bench.core.rundir import RunLock, RunWriter, check_out_dir, load_meta, new_run_id
+    from bench.record import base_meta, buffer_info, timer_info
 
     control = backends[0]
     rank, n = control.rank, control.size
     index = _launch_index(args)
     meta = None
     if rank == 0:
-        out = Path(args.out or Path("results") / new_run_id(args.backend, n))
+        out = Path(args.out if args.out is not None else Path("results") / new_run_id(args.backend, n))
+        problem = None
         if index > 0:  # a later launch of the same run: continue its directory and metadata
-            from analysis.rundir import load_meta
-
             meta = load_meta(out)
             seed = meta["settings"]["seed"] + index
         else:
             seed = args.seed if args.seed is not None else int(time.time_ns() % 2**31)
-        agreed = (str(out), seed)
+            if not os.environ.get(launch.LOCAL_PARENT):  # else the local launcher did this
+                try:
+                    _RUN_LOCKS.append(RunLock(check_out_dir(out, getattr(args, "force", False))))
+                except UsageError as exc:
+                    problem = str(exc)
+        agreed = (str(out), seed, problem)
     else:
         agreed = None
-    out, seed = control.bcast(agreed)  # every rank shuffles the cases with the same seed
-    if rank != 0:
-        return None, seed
-    launch = {"index": index, "started": datetime.now(timezone.utc).isoformat(),
-              "rounds": [index * plan.repeats, (index + 1) * plan.repeats], "hosts": hosts}
+    out, seed, problem = control.bcast(agreed)  # every rank shuffles the cases with the same seed
+    if rank != 0 or problem:
+        return None, seed, problem
+    this_launch = {"index": index, "started": datetime.now(timezone.utc).isoformat(),
+                   "rounds": [index * plan.repeats, (index + 1) * plan.repeats], "hosts": hosts}
     if meta is not None:
-        meta["launches"] = meta.get("launches", []) + [launch]
+        meta["launches"] = meta.get("launches", []) + [this_launch]
         meta["status"] = "running"
-        return RunWriter(Path(out), meta), seed
+        return RunWriter(Path(out), meta), seed, None
     settings = {k: v for k, v in vars(args).items() if not k.startswith("_") and k != "launch_index"}
     settings.update(seed=seed, sampling=asdict(plan.sampling), sizes=plan.sizes)
-    meta = base_meta(Path(out).name, ["commbench"] + list(args._argv), settings)
+    meta = base_meta(Path(out).name, ["commbench"] + list(argv), settings)
     meta.update(
         backend={"name": ",".join(be.name for be in backends),
                  **{k: v for be in reversed(backends) for k, v in be.versions().items()}},
         backends={be.name: be.versions() for be in backends}, nranks=n,
-        nnodes=len(set(hosts)), hosts=hosts, timer=timer_info(), method=METHOD,
+        nnodes=len(set(hosts)), hosts=hosts, timer=timer_info(),
+        method={**METHOD, "loop": {be.name: getattr(be, "loop", "python") for be in backends}},
         buffers=buffer_info(PAGE), dtype=plan.dtype,
-        ops={op.name: op.describe() for op in plan.ops}, launches=[launch],
+        ops={op.name: op.describe() for op in plan.ops}, launches=[this_launch],
     )
-    return RunWriter(Path(out), meta), seed
+    return RunWriter(Path(out), meta), seed, None
 
 
 def _launch_index(args) -> int:
@@ -213,7 +255,7 @@ def _one_of_several_launches(args) -> bool:
     return getattr(args, "launch_index", None) is not None and getattr(args, "launches", 1) > 1
 
 
-def _measure_all(args, plan, control, jobs, writer, seed) -> int:
+def _measure_all(args, plan, control, jobs, writer, seed) -> Outcome:
     """Rounds over all jobs (every backend's cases together), shuffled in each round when
     there are several, so drifts of the machine spread over all cases."""
     from bench.watchdog import Watchdog
@@ -229,6 +271,11 @@ def _measure_all(args, plan, control, jobs, writer, seed) -> int:
         found = noise.calibrate(control, jobs[0].sync)
         if writer:
             writer.write_meta(noise=found)
+    if getattr(args, "ceilings", True) and _launch_index(args) == 0:
+        watchdog.arm("the ceilings' measurement")
+        found = ceilings.measure(control, jobs[0].sync)
+        if writer:
+            writer.write_meta(ceilings=found)
     rng = np.random.default_rng(seed)
     summary_cache = {}  # summary row per (backend, op, size, split)
     started, total, done = time.monotonic(), len(jobs) * plan.repeats, 0
@@ -238,18 +285,20 @@ def _measure_all(args, plan, control, jobs, writer, seed) -> int:
         for job in (jobs[i] for i in order):
             watchdog.arm(job.label)
             try:
+                if writer:
+                    writer.note_case(f"{job.label}, round {round_no}")
                 m, wrong = run_case(job.be, job.case, job.arena, plan.dtype, job.sync,
                                     plan.sampling, job.calls, job.agreed)
                 job.calls = m.calls
                 job.agreed = job.agreed + m.agreed_s
                 gathered = _gather_rows(job, rank, m, wrong)
+                if rank == 0:
+                    _record_case(writer, plan, job, _launch_index(args) * plan.repeats + round_no,
+                                 m, gathered)
+                    writer.write_summary(_summary_rows(plan, jobs, summary_cache, job, writer.meta), op_order=OPS)
             except Exception as exc:
                 exc._commbench_case = job.label
                 raise
-            if rank == 0:
-                _record_case(writer, plan, job, _launch_index(args) * plan.repeats + round_no,
-                             m, gathered)
-                writer.write_summary(_summary_rows(plan, jobs, summary_cache, job))
             done += 1
             now = time.monotonic()
             if rank == 0 and not args.quiet and now - last_progress > 2.0:
@@ -265,14 +314,12 @@ def _measure_all(args, plan, control, jobs, writer, seed) -> int:
         writer.meta["launches"][-1]["contention"] = found
         writer.finish("wrong" if wrong_total else "complete",
                       contention=contention.worst(writer.meta.get("contention"), found))
-        if not args.quiet and not _one_of_several_launches(args):
-            from analysis.tables import print_run
-
-            print_run(writer.dir)
         if wrong_total:
             print(f"commbench: {wrong_total} elements failed validation (see the #wrong column)",
                   file=sys.stderr)
-    return EXIT_WRONG if wrong_total else 0
+    show = rank == 0 and not args.quiet and not _one_of_several_launches(args) \
+        and not os.environ.get(launch.LOCAL_PARENT)
+    return Outcome(EXIT_WRONG if wrong_total else 0, writer.dir if show else None)
 
 
 def _record_case(writer, plan, job, round_no, m, gathered):
@@ -286,7 +333,7 @@ def _record_case(writer, plan, job, round_no, m, gathered):
     job.rounds += 1
 
 
-def _summary_rows(plan, jobs, cache, changed):
+def _summary_rows(plan, jobs, cache, changed, writer_meta):
     """One row per (backend, op, size, split); the jobs of one row (pairs: one per pairing
     round) pool their samples. Only the row of the job just finished is recomputed (`cache`
     keeps the others), so rewriting the summary stays cheap in long runs."""
@@ -300,6 +347,7 @@ def _summary_rows(plan, jobs, cache, changed):
            "wrong": sum(j.wrong for j in group), "rounds": max(j.rounds for j in group)}
     times = [t for j in group for t in j.agreed]
     row.update(summarize_case(times, job.case.nbytes, op.bus_factor(n), op.msgs_per_op(n)))
+    row["ceiling"], row["efficiency"] = ceilings.columns(row, op, writer_meta)
     cache[key_of(changed)] = row
     return list(cache.values())
 

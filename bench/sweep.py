@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench.errors import UsageError
+from bench.core.errors import UsageError
 
 
 def add_arguments(parser) -> None:
@@ -64,10 +64,11 @@ def run_options(argv: list[str]) -> list[str]:
     return out
 
 
-def main(args) -> int:
+def main(args, argv) -> int:
+    """argv: the command line after `commbench` (`sweep ...`)."""
     import argparse
 
-    from bench.run import make_plan
+    from bench.plan import make_plan
 
     counts = parse_counts(args.nranks)
     # every run option checked once, before any rank starts
@@ -82,9 +83,9 @@ def main(args) -> int:
     if taken:
         raise UsageError(f"{taken[0]} exists: give the sweep a new --out directory")
     root.mkdir(parents=True, exist_ok=True)
-    rest = run_options(list(args._argv[1:]))
+    rest = run_options(list(argv[1:]))
     (root / "sweep.json").write_text(json.dumps(
-        {"nranks": counts, "run_options": rest, "argv": ["commbench"] + list(args._argv)},
+        {"nranks": counts, "run_options": rest, "argv": ["commbench"] + list(argv)},
         indent=1) + "\n")
     worst = 0
     for p in counts:

@@ -6,8 +6,9 @@ import pandas as pd
 import pytest
 
 from analysis import compare
-from analysis.rundir import SAMPLE_COLUMNS, load_run, summarize_samples, write_run_dir
+from analysis.rundir import load_run, summarize_samples, write_run_dir
 from bench.cli import main as cli
+from bench.core.rundir import SAMPLE_COLUMNS
 
 SIZES = [8, 64, 512, 4096, 32768]
 
@@ -157,7 +158,7 @@ def test_bad_run_dirs_exit_2(tmp_path, capsys):
     a = make_run(tmp_path / "a", rounds=1, samples=3)
     b = make_run(tmp_path / "b", rounds=1, samples=3, backend="gloo")
     rc, _, err = run_cli(capsys, a, tmp_path / "missing")
-    assert rc == 2 and "not a commbench run directory" in err
+    assert rc == 2 and "missing: no such run directory" in err
     rc, _, err = run_cli(capsys, a, b)
     assert rc == 2 and "no case in common" in err
     rc, _, err = run_cli(capsys, a, a, b)

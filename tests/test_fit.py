@@ -10,8 +10,11 @@ import pandas as pd
 import pytest
 
 from analysis import models
-from analysis.fit import (FITS_COLUMNS, fit_algorithms, fit_hockney, fit_loggp, fit_relative,
-                          segment_for)
+from analysis.algorithms import fit_algorithms, size_steps
+from analysis.hockney import fit_hockney
+from analysis.loggp import fit_loggp
+from analysis.robust import fit_relative, segment_for
+from bench.core.rundir import FITS_COLUMNS
 
 SIZES = 2.0 ** np.arange(0, 23)  # 1 B .. 4 MiB, the default-like geometric sweep
 
@@ -269,8 +272,6 @@ def test_fit_command_rejects_a_non_run(tmp_path, capsys):
 
 
 def test_sizes_rounded_per_rank_count_are_one_step():
-    from analysis.fit import size_steps
-
     idx, starts = size_steps([1020, 1024, 2040, 2048, 4096, 0, 4])
     assert list(idx) == [2, 2, 3, 3, 4, 0, 1]
     assert list(starts) == [0, 4, 1020, 2040, 4096]

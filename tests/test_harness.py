@@ -5,10 +5,10 @@ import argparse
 import numpy as np
 
 from analysis.rundir import load_run, sample_times
-from analysis.stats import median_ci, median_ci_ranks
+from bench.core.stats import median_ci, median_ci_ranks
 from bench.harness import Sampling, Sync, calibrate, measure, stop_reason
 from bench.launch import World
-from bench.run import Plan
+from bench.plan import Plan
 from bench.ops import get_op
 from bench.spmd import run_spmd
 from tests.fakes import FakeBackend, FakeClock
@@ -93,11 +93,13 @@ def test_median_ci_ranks_match_the_binomial_table():
     assert median_ci_ranks(100) == (39, 60)
 
 
+ARGV = ["run", "--fake"]  # the command line the rank loop records in meta.json
+
+
 def _args(**over):
     base = dict(nranks=None, backend="fake", ops="allreduce,barrier", sizes="4,64", dtype="int32",
                 out=None, timeout=0, repeats=1, seed=7, ci_target=0.02, min_samples=5,
-                max_samples=100, budget=1.0, sample_time=2.0 ** -12, quiet=True, noise=False,
-                _argv=["run", "--fake"])
+                max_samples=100, budget=1.0, sample_time=2.0 ** -12, quiet=True, noise=False)
     base.update(over)
     return argparse.Namespace(**base)
 
@@ -111,9 +113,10 @@ def _plan(args):
 def test_rank_loop_writes_exact_rows_and_summary(tmp_path):
     FakeBackend.corrupt = False
     args = _args(out=str(tmp_path / "run"))
-    assert run_spmd(args, _plan(args), World("fake", 0, 1), clock=FakeBackend.clock) == 0
+    assert run_spmd(args, _plan(args), World("fake", 0, 1), argv=ARGV, clock=FakeBackend.clock).rc == 0
     meta, samples, summary = load_run(tmp_path / "run")
     assert meta["status"] == "complete" and meta["nranks"] == 1 and meta["schema"] == 1
+    assert meta["argv"] == ["commbench", *ARGV]
     assert list(summary[["op", "nbytes"]].itertuples(index=False, name=None)) == [
         ("allreduce", 4), ("allreduce", 64), ("barrier", 0)]
     for row in summary.itertuples():
@@ -131,7 +134,7 @@ def test_rank_loop_writes_exact_rows_and_summary(tmp_path):
 def test_rounds_shuffle_cases_and_are_recorded(tmp_path):
     FakeBackend.corrupt = False
     args = _args(out=str(tmp_path / "run"), repeats=3, ops="allreduce")
-    assert run_spmd(args, _plan(args), World("fake", 0, 1), clock=FakeBackend.clock) == 0
+    assert run_spmd(args, _plan(args), World("fake", 0, 1), argv=ARGV, clock=FakeBackend.clock).rc == 0
     meta, samples, summary = load_run(tmp_path / "run")
     assert sorted(samples["round"].unique()) == [0, 1, 2]
     assert (summary.rounds == 3).all()
@@ -142,7 +145,7 @@ def test_wrong_results_are_counted_and_fail_the_run(tmp_path):
     FakeBackend.corrupt = True
     try:
         args = _args(out=str(tmp_path / "run"))
-        assert run_spmd(args, _plan(args), World("fake", 0, 1), clock=FakeBackend.clock) == 1
+        assert run_spmd(args, _plan(args), World("fake", 0, 1), argv=ARGV, clock=FakeBackend.clock).rc == 1
     finally:
         FakeBackend.corrupt = False
     meta, _, summary = load_run(tmp_path / "run")
@@ -154,7 +157,7 @@ def test_wrong_results_are_counted_and_fail_the_run(tmp_path):
 def test_torn_last_line_is_dropped(tmp_path):
     FakeBackend.corrupt = False
     args = _args(out=str(tmp_path / "run"))
-    run_spmd(args, _plan(args), World("fake", 0, 1), clock=FakeBackend.clock)
+    run_spmd(args, _plan(args), World("fake", 0, 1), argv=ARGV, clock=FakeBackend.clock)
     path = tmp_path / "run" / "samples.csv"
     whole = len(load_run(tmp_path / "run")[1])
     path.write_text(path.read_text() + "fake,allreduce,int32,4,1,all,0,99,0,1")
@@ -162,7 +165,7 @@ def test_torn_last_line_is_dropped(tmp_path):
 
 
 def test_modes_find_two_latency_modes_and_only_one_in_a_skewed_distribution():
-    from analysis.stats import modes
+    from bench.core.stats import modes
 
     rng = np.random.default_rng(0)
     two = np.concatenate([1e-6 * np.exp(rng.normal(0, 0.02, 300)), 2e-6 * np.exp(rng.normal(0, 0.02, 200))])

@@ -7,9 +7,10 @@ import pandas as pd
 import pytest
 
 from analysis.links import describe, flag_links, last_ranks, link_times, node_times, outliers, skewed
-from analysis.rundir import SAMPLE_COLUMNS, load_run, load_samples
+from analysis.rundir import load_run, load_samples
 from bench import nodes
-from bench.errors import UsageError
+from bench.core.errors import UsageError
+from bench.core.rundir import SAMPLE_COLUMNS
 from bench.ops import OPS, pairing_rounds
 from tests.conftest import QUICK, needs_mpi, run_commbench
 

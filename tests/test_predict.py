@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 
 from analysis import models
-from analysis.fit import fit_times
+from analysis.fitsfile import fit_times
 from analysis.predict import predict
-from bench.errors import UsageError
+from bench.core.errors import UsageError
 
 
 def noisy(rng, t, n=20, sigma=0.03):

@@ -1,48 +1,56 @@
-"""commbench run on real ranks (Open MPI from the `mpi` extra), oversubscribed on 2 cores."""
+"""commbench run on real ranks, oversubscribed on 2 cores: the run directory, exit codes, faults
+and launch paths, on mpi (Open MPI from the `mpi` extra) and, where the test is the same for it,
+on gloo (torch on CPU). What each op computes is checked on real ranks without a run, at more
+sizes and dtypes, by tests/test_ops_spmd.py."""
 import subprocess
+import sys
 
 import pytest
 
 from analysis.rundir import load_run
 from bench.ops import OPS
 from tests.conftest import QUICK, commbench_env, mpiexec, needs_mpi, run_commbench
-
-pytestmark = needs_mpi
-
-
-def _check_complete(out, nranks, ops):
-    meta, samples, summary = load_run(out)
-    assert meta["status"] == "complete" and meta["nranks"] == nranks and meta["nnodes"] == 1
-    assert len(meta["hosts"]) == nranks
-    assert set(summary.op) == set(ops)
-    assert (summary.wrong == 0).all() and (summary.samples >= 1).all()
-    assert (summary.median_s > 0).all()
-    assert (summary.ci_low_s <= summary.median_s).all() and (summary.median_s <= summary.ci_high_s).all()
-    return meta, samples, summary
+from tests.runs import BACKENDS, LIBRARY, check_complete, env_without
 
 
-@pytest.mark.parametrize("nranks", [1, 2, 4])
-def test_every_op_runs_and_validates(tmp_path, nranks):
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("nranks", [1, 4])
+def test_every_op_runs_and_is_recorded(tmp_path, backend, nranks):
+    """Every default op the rank count allows (on 1 rank, `all` skips the pair ops), validated
+    and recorded by every rank; only the pair writes pingpong rows. The other backend's library
+    is unimportable: mpi users need no torch, and the torch launcher and backend nothing from
+    the mpi extra."""
     ops = [name for name, op in OPS.items() if op.default and op.rank_problem(nranks) is None]
     out = tmp_path / "run"
-    r = run_commbench("run", "-n", nranks, "--sizes", "4,4K,64K", "--out", out, *QUICK, timeout=240)
+    other = LIBRARY["gloo" if backend == "mpi" else "mpi"]
+    r = run_commbench("run", "--backend", backend, "-n", nranks, "--dtype", "int32", "--sizes",
+                      "4,64K", "--out", out, *QUICK, timeout=300, env=env_without(tmp_path, other))
     assert r.returncode == 0, r.stderr
-    meta, samples, summary = _check_complete(out, nranks, ops)
+    meta, samples, summary = check_complete(out, nranks, ops, (backend,))
+    assert set(summary.dtype) == {"int32"} and meta["dtype"] == "int32"
     assert set(samples["rank"]) == set(range(nranks))
     pp = samples[samples.op == "pingpong"]
-    if nranks > 1:
-        assert set(pp["rank"]) == {0, nranks - 1}  # only the pair writes rows
+    assert set(pp["rank"]) == ({0, nranks - 1} if nranks > 1 else set())  # only the pair
+    if backend == "gloo":
+        import torch
+
+        versions = meta["backends"]["gloo"]
+        assert versions["torch"] == torch.__version__ and versions["device"] == "cpu"
+        assert versions["init_method"] == "env://"
 
 
-def test_inside_an_external_mpiexec(tmp_path):
+@needs_mpi
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_inside_an_external_mpiexec(tmp_path, backend):
     out = tmp_path / "run"
-    argv = [mpiexec(), "-n", "2", "--oversubscribe", __import__("sys").executable, "-m", "bench.cli",
-            "run", "--ops", "allreduce,bw", "--sizes", "64", "--out", str(out), *QUICK]
-    r = subprocess.run(argv, capture_output=True, text=True, timeout=120, env=commbench_env())
+    argv = [mpiexec(), "-n", "2", "--oversubscribe", sys.executable, "-m", "bench.cli", "run",
+            "--backend", backend, "--ops", "allreduce,bw", "--sizes", "64", "--out", str(out), *QUICK]
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=200, env=commbench_env())
     assert r.returncode == 0, r.stderr
-    _check_complete(out, 2, ["allreduce", "bw"])
+    check_complete(out, 2, ["allreduce", "bw"], (backend,))
 
 
+@needs_mpi
 def test_summary_is_printed_with_units(tmp_path):
     r = run_commbench("run", "-n", "2", "--ops", "allgather", "--sizes", "1K", "--out",
                       tmp_path / "r", "--budget", "0.05", "--min-samples", "5")
@@ -51,6 +59,7 @@ def test_summary_is_printed_with_units(tmp_path):
     assert "1024" in r.stdout
 
 
+@needs_mpi
 def test_corrupted_data_is_reported_wrong(tmp_path):
     out = tmp_path / "run"
     r = run_commbench("run", "-n", "2", "--ops", "allreduce,pingpong", "--sizes", "64,1K",
@@ -63,13 +72,14 @@ def test_corrupted_data_is_reported_wrong(tmp_path):
     assert wrong == {("allreduce", 64): 0, ("allreduce", 1024): 1, ("pingpong", 64): 0, ("pingpong", 1024): 0}
 
 
-def test_failing_rank_aborts_the_job_and_keeps_finished_cases(tmp_path):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_failing_rank_aborts_the_job_and_keeps_finished_cases(tmp_path, backend):
     out = tmp_path / "run"
-    r = run_commbench("run", "-n", "2", "--ops", "allreduce,broadcast", "--sizes", "64,4K",
-                      "--out", out, *QUICK, env=commbench_env(COMMBENCH_INJECT="raise:broadcast:4096:1"),
-                      timeout=120)
+    r = run_commbench("run", "--backend", backend, "-n", "2", "--ops", "allreduce,broadcast",
+                      "--sizes", "64,4K", "--out", out, *QUICK, timeout=120,
+                      env=commbench_env(COMMBENCH_INJECT="raise:broadcast:4096:1"))
     assert r.returncode == 3
-    assert "rank 1 failed in broadcast at 4096 B on mpi: RuntimeError: injected failure" in r.stderr
+    assert f"rank 1 failed in broadcast at 4096 B on {backend}: RuntimeError: injected failure" in r.stderr
     meta, samples, summary = load_run(out)
     assert meta["status"] == "aborted"
     assert {(o, b) for o, b in zip(summary.op, summary.nbytes)} == {
@@ -77,18 +87,24 @@ def test_failing_rank_aborts_the_job_and_keeps_finished_cases(tmp_path):
     assert len(samples) > 0
 
 
-def test_hung_rank_is_caught_by_the_watchdog(tmp_path):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_hung_rank_ends_the_job(tmp_path, backend):
+    """Rank 0 hangs in a case: rank 0's watchdog aborts the job; on gloo rank 1's process group
+    timeout (the same limit) may come first."""
     out = tmp_path / "run"
-    r = run_commbench("run", "-n", "2", "--ops", "allreduce", "--sizes", "64,4K", "--out", out,
-                      "--timeout", "10", *QUICK, env=commbench_env(COMMBENCH_INJECT="hang:allreduce:4096:0"),
-                      timeout=120)
+    r = run_commbench("run", "--backend", backend, "-n", "2", "--ops", "allreduce", "--sizes",
+                      "64,4K", "--timeout", "5", "--out", out, *QUICK, timeout=120,
+                      env=commbench_env(COMMBENCH_INJECT="hang:allreduce:4096:0"))
     assert r.returncode == 3
-    assert "timeout: allreduce at 4096 B on mpi made no progress for 10 s" in r.stderr
+    watchdog = f"timeout: allreduce at 4096 B on {backend} made no progress for 5 s" in r.stderr
+    group_timeout = "rank 1 failed in allreduce at 4096 B on gloo" in r.stderr and "Timed out" in r.stderr
+    assert watchdog or (backend == "gloo" and group_timeout), r.stderr
     meta, _, summary = load_run(out)
     assert meta["status"] == "aborted" and "allreduce at 4096 B" in meta["error"]
     assert list(summary.nbytes) == [64]
 
 
+@needs_mpi
 def test_noise_calibration_is_stored_and_printed(tmp_path):
     out = tmp_path / "noise"
     r = run_commbench("noise", "--out", out, "--budget", "0.05", timeout=120)
@@ -103,6 +119,7 @@ def test_noise_calibration_is_stored_and_printed(tmp_path):
     assert list(summary.op) == ["barrier"]
 
 
+@needs_mpi
 def test_several_launches_make_one_run(tmp_path):
     """--launches restarts the ranks; rounds continue, the summary covers every launch and
     wrong results of every launch count."""

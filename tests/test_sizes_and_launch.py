@@ -1,8 +1,8 @@
 import pytest
 
-from bench.errors import UsageError
+from bench.core.errors import UsageError
 from bench.launch import detect_world, flavor_of, mpiexec_argv, mpiexec_env, World
-from bench.sizes import parse_size, parse_sizes
+from bench.core.units import parse_size, parse_sizes
 
 
 def test_sizes():

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bench.errors import UsageError
+from bench.core.errors import UsageError
 from bench.sweep import parse_counts, run_options
 
 ROOT = Path(__file__).resolve().parents[1]

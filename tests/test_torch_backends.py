@@ -1,5 +1,8 @@
-"""torch.distributed backends: gloo on CPU under commbench's own launcher, mpiexec and torchrun;
-the env and rendezvous builders; the op-support mechanism; CUDA/NCCL paths skip without a GPU."""
+"""torch.distributed backends: gloo on CPU under mpiexec and torchrun, on sub-groups and beside
+mpi; the env and rendezvous builders; the op-support mechanism; CUDA/NCCL paths skip without a
+GPU. Tests that are the same for mpi and gloo (every op recorded, external mpiexec, failing and
+hung ranks) are parametrised over both in tests/test_run_mpi.py; what each op computes is
+checked on real ranks by tests/test_ops_spmd.py. Only the tests marked needs_torch need torch."""
 import argparse
 import subprocess
 import sys
@@ -9,67 +12,24 @@ import pytest
 
 from analysis.rundir import load_run
 from bench.backends.torch_dist import GlooBackend
-from bench.errors import UsageError
+from bench.core.errors import UsageError
 from bench.launch import World, rendezvous, run_ranks, torch_local_envs
 from bench.ops import OPS, get_op
-from tests.conftest import QUICK, ROOT, commbench_env, mpiexec, needs_mpi, run_commbench
+from tests.conftest import QUICK, ROOT, commbench_env, needs_mpi, run_commbench
+from tests.runs import check_complete, needs_torch
 
-torch = pytest.importorskip("torch")
-cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
-nccl = pytest.mark.skipif(not (torch.cuda.is_available() and torch.distributed.is_nccl_available()),
+try:
+    import torch
+except ImportError:
+    torch = None
+have_cuda = torch is not None and torch.cuda.is_available()
+cuda = pytest.mark.skipif(not have_cuda, reason="no CUDA device")
+nccl = pytest.mark.skipif(not (have_cuda and torch.distributed.is_nccl_available()),
                           reason="no CUDA device or no NCCL in this torch")
 
 
-def _poisoned(tmp_path, name):
-    """A directory that shadows package `name` with one that cannot be imported."""
-    pkg = tmp_path / "poison" / name
-    pkg.mkdir(parents=True)
-    (pkg / "__init__.py").write_text(f"raise ImportError('{name} must not be needed here')\n")
-    return str(tmp_path / "poison")
-
-
-def _env_without(tmp_path, name, **extra):
-    env = commbench_env(**extra)
-    env["PYTHONPATH"] = _poisoned(tmp_path, name) + ":" + env["PYTHONPATH"]
-    return env
-
-
-def _check_complete(out, nranks, ops, backends=("gloo",)):
-    meta, samples, summary = load_run(out)
-    assert meta["status"] == "complete" and meta["nranks"] == nranks
-    assert set(summary.backend) == set(backends)
-    for be in backends:
-        assert set(summary[summary.backend == be].op) == set(ops), be
-    assert (summary.wrong == 0).all() and (summary.samples >= 1).all() and (summary.median_s > 0).all()
-    return meta, samples, summary
-
-
 # --- gloo on CPU, end to end ---------------------------------------------------------------
-@pytest.mark.parametrize("nranks", [1, 2, 4])
-def test_every_op_runs_and_validates_on_gloo(tmp_path, nranks):
-    """Every default op the rank count allows, validated exactly; mpi4py unimportable, so the
-    torch launcher and backend need nothing from the mpi extra."""
-    ops = [name for name, op in OPS.items() if op.default and op.rank_problem(nranks) is None]
-    out = tmp_path / "run"
-    r = run_commbench("run", "--backend", "gloo", "-n", nranks, "--sizes", "4,64K", "--out", out,
-                      *QUICK, timeout=300, env=_env_without(tmp_path, "mpi4py"))
-    assert r.returncode == 0, r.stderr
-    meta, samples, _ = _check_complete(out, nranks, ops)
-    assert set(samples["rank"]) == set(range(nranks))
-    versions = meta["backends"]["gloo"]
-    assert versions["torch"] == torch.__version__ and versions["device"] == "cpu"
-    assert versions["init_method"] == "env://"
-
-
-def test_half_precision_dtypes_validate(tmp_path):
-    out = tmp_path / "run"
-    r = run_commbench("run", "--backend", "gloo", "-n", 2, "--ops", "allreduce,reduce_scatter",
-                      "--dtype", "bfloat16", "--sizes", "64,4K", "--out", out, *QUICK, timeout=200)
-    assert r.returncode == 0, r.stderr
-    _, _, summary = _check_complete(out, 2, ["allreduce", "reduce_scatter"])
-    assert set(summary.dtype) == {"bfloat16"}
-
-
+@needs_torch
 def test_gloo_on_sub_groups(tmp_path):
     """--split on one host: intra is the world again, inter one group of 1 per rank, so rank 1
     is rank 0 of its group (roots and peers are translated to world ranks for torch)."""
@@ -77,33 +37,25 @@ def test_gloo_on_sub_groups(tmp_path):
     r = run_commbench("run", "--backend", "gloo", "-n", 2, "--split", "intra,inter", "--ops",
                       "allreduce,broadcast,alltoall", "--sizes", "64", "--out", out, *QUICK, timeout=200)
     assert r.returncode == 0, r.stderr
-    _, _, summary = _check_complete(out, 2, ["allreduce", "broadcast", "alltoall"])
+    _, _, summary = check_complete(out, 2, ["allreduce", "broadcast", "alltoall"], ("gloo",))
     assert sorted(zip(summary.split, summary.nranks))[::3] == [("inter", 1), ("intra", 2)]
 
 
 @needs_mpi
+@needs_torch
 def test_mpi_and_gloo_side_by_side_in_one_run(tmp_path):
     out = tmp_path / "run"
     ops = ["allreduce", "allreduce_inplace", "pingpong"]
     r = run_commbench("run", "--backend", "mpi,gloo", "-n", 2, "--ops", ",".join(ops),
                       "--sizes", "64,64K", "--out", out, *QUICK, timeout=200)
     assert r.returncode == 0, r.stderr
-    meta, samples, summary = _check_complete(out, 2, ops, ("mpi", "gloo"))
+    meta, samples, summary = check_complete(out, 2, ops, ("mpi", "gloo"))
     assert len(summary) == 12 and set(samples.backend) == {"mpi", "gloo"}
     assert set(meta["backends"]) == {"mpi", "gloo"}
     assert meta["backends"]["gloo"]["init_method"] == "tcp://"  # agreed through MPI
 
 
-@needs_mpi
-def test_gloo_inside_an_external_mpiexec(tmp_path):
-    out = tmp_path / "run"
-    argv = [mpiexec(), "-n", "2", "--oversubscribe", sys.executable, "-m", "bench.cli", "run",
-            "--backend", "gloo", "--ops", "allreduce,bw", "--sizes", "64", "--out", str(out), *QUICK]
-    r = subprocess.run(argv, capture_output=True, text=True, timeout=200, env=commbench_env())
-    assert r.returncode == 0, r.stderr
-    _check_complete(out, 2, ["allreduce", "bw"])
-
-
+@needs_torch
 def test_gloo_under_torchrun(tmp_path):
     out = tmp_path / "run"
     # --standalone: a local rendezvous on a free port (a fixed port could be taken)
@@ -112,18 +64,10 @@ def test_gloo_under_torchrun(tmp_path):
             "64", "--out", str(out), *QUICK]
     r = subprocess.run(argv, capture_output=True, text=True, timeout=200, env=commbench_env())
     assert r.returncode == 0, r.stderr
-    _check_complete(out, 2, ["allreduce"])
+    check_complete(out, 2, ["allreduce"], ("gloo",))
 
 
-@needs_mpi
-def test_mpi_users_do_not_need_torch(tmp_path):
-    out = tmp_path / "run"
-    r = run_commbench("run", "-n", 1, "--ops", "allreduce", "--sizes", "64", "--out", out, *QUICK,
-                      timeout=120, env=_env_without(tmp_path, "torch"))
-    assert r.returncode == 0, r.stderr
-    _check_complete(out, 1, ["allreduce"], ("mpi",))
-
-
+@needs_torch
 def test_importing_commbench_does_not_import_torch():
     code = textwrap.dedent("""
         import sys
@@ -138,34 +82,8 @@ def test_importing_commbench_does_not_import_torch():
     assert r.returncode == 0, r.stderr
 
 
-# --- failures end the whole job ------------------------------------------------------------
-def test_failing_rank_aborts_the_job_under_the_torch_launcher(tmp_path):
-    out = tmp_path / "run"
-    r = run_commbench("run", "--backend", "gloo", "-n", 2, "--ops", "allreduce,broadcast",
-                      "--sizes", "64,4K", "--out", out, *QUICK, timeout=120,
-                      env=commbench_env(COMMBENCH_INJECT="raise:broadcast:4096:1"))
-    assert r.returncode == 3
-    assert "rank 1 failed in broadcast at 4096 B on gloo: RuntimeError: injected failure" in r.stderr
-    meta, _, summary = load_run(out)
-    assert meta["status"] == "aborted"
-    assert {(o, b) for o, b in zip(summary.op, summary.nbytes)} == {
-        ("allreduce", 64), ("allreduce", 4096), ("broadcast", 64)}
-
-
-def test_hung_rank_is_caught_by_the_process_group_timeout_or_the_watchdog(tmp_path):
-    out = tmp_path / "run"
-    r = run_commbench("run", "--backend", "gloo", "-n", 2, "--ops", "allreduce", "--sizes", "64,4K",
-                      "--timeout", "5", "--out", out, *QUICK, timeout=120,
-                      env=commbench_env(COMMBENCH_INJECT="hang:allreduce:4096:0"))
-    assert r.returncode == 3
-    # whichever comes first: rank 1's gloo timeout, or rank 0's watchdog
-    assert ("rank 1 failed in allreduce at 4096 B on gloo" in r.stderr and "Timed out" in r.stderr) \
-        or "timeout: allreduce at 4096 B on gloo made no progress for 5 s" in r.stderr, r.stderr
-    meta, _, summary = load_run(out)
-    assert meta["status"] == "aborted" and meta["error"]
-    assert list(summary.nbytes) == [64]
-
-
+# --- the torch launcher: a rank that ends stops the job (no torch needed) -------------------
+@pytest.mark.timeout(60)
 def test_run_ranks_stops_the_others_when_one_dies():
     code = "import os, sys, time; r = int(os.environ['RANK']); time.sleep(0.2) if r else time.sleep(60); sys.exit(7)"
     envs = torch_local_envs(2, 12345, env={"PATH": "/usr/bin:/bin"})
@@ -177,6 +95,7 @@ def test_run_ranks_stops_the_others_when_one_dies():
     assert rc == 7 and message == "rank 1 exited with status 7; the other ranks were stopped"
 
 
+@pytest.mark.timeout(60)
 def test_run_ranks_reports_the_first_failure_a_rank_printed():
     code = ("import os, sys, time; r = int(os.environ['RANK']); time.sleep(60 if r == 0 else 0.2); "
             "print(f'commbench: rank {r} failed in allreduce at 64 B on gloo: boom', file=sys.stderr); sys.exit(3)")
@@ -184,6 +103,7 @@ def test_run_ranks_reports_the_first_failure_a_rank_printed():
     assert (rc, message) == (3, "commbench: rank 1 failed in allreduce at 64 B on gloo: boom")
 
 
+@pytest.mark.timeout(60)
 def test_run_ranks_waits_for_orderly_exits():
     code = "import os, sys, time; r = int(os.environ['RANK']); time.sleep(0.5 * (1 - r)); sys.exit(1)"
     rc, message = run_ranks([sys.executable, "-c", code], torch_local_envs(2, 1, env={}), grace_s=0.1)
@@ -244,25 +164,23 @@ def test_cuda_index():
 
 
 # --- options and op support, checked before any rank starts -----------------------------------
-def _run_args(*argv):
-    from bench.cli import build_parser
-
-    args = build_parser().parse_args(["run", *argv])
-    args._argv = ["run", *argv]
-    return args
-
-
 def _plan(*argv):
-    from bench.run import make_plan
+    from bench.cli import build_parser
+    from bench.plan import make_plan
 
-    return make_plan(_run_args(*argv))
+    return make_plan(build_parser("run").parse_args(["run", *argv]))
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the messages of a machine without CUDA")
+no_cuda = pytest.mark.skipif(have_cuda, reason="checks the messages of a machine without CUDA")
+
+
 @pytest.mark.parametrize("argv, message", [
-    (["--backend", "gloo", "--device", "cuda"], "backend gloo with --device cuda: no CUDA device visible"),
-    (["--backend", "gloo", "--cuda-graph"], "--cuda-graph: backend gloo cannot capture CUDA graphs"),
-    (["--backend", "mpi", "--device", "cuda"], "backend mpi has no --device cuda (it runs on cpu)"),
+    pytest.param(["--backend", "gloo", "--device", "cuda"],
+                 "backend gloo with --device cuda: no CUDA device visible", marks=[needs_torch, no_cuda]),
+    pytest.param(["--backend", "gloo", "--cuda-graph"],
+                 "--cuda-graph: backend gloo cannot capture CUDA graphs", marks=needs_torch),
+    pytest.param(["--backend", "mpi", "--device", "cuda"],
+                 "backend mpi has no --device cuda (it runs on cpu)", marks=needs_mpi),
 ])
 def test_device_options_are_checked(argv, message):
     with pytest.raises(UsageError) as exc:
@@ -270,17 +188,27 @@ def test_device_options_are_checked(argv, message):
     assert message in str(exc.value)
 
 
-def test_missing_torch_backends_say_so():
-    from bench.backends.torch_dist import NCCLBackend, TorchMPIBackend, UCCBackend
+@needs_torch
+@pytest.mark.parametrize("name", ["nccl", "ucc", "torch-mpi"])
+def test_torch_backends_say_whether_this_torch_has_them(name, monkeypatch):
+    """problem() follows torch.distributed's is_*_available: the real answer here, then each
+    answer forced, so both messages are checked whatever this torch was built with."""
+    from bench.backends import backend_class
 
-    dist = torch.distributed
-    for cls, available in [(NCCLBackend, dist.is_nccl_available()), (UCCBackend, dist.is_ucc_available()),
-                           (TorchMPIBackend, dist.is_mpi_available())]:
-        if not available:
-            assert cls.problem() == f"torch {torch.__version__} has no {cls.torch_backend} backend"
+    cls, dist = backend_class(name), torch.distributed
+    check = f"is_{cls.torch_backend}_available"
+    missing = f"torch {torch.__version__} has no {cls.torch_backend} backend"
+    here = dist.is_available() and getattr(dist, check)()
+    assert cls.problem() == (None if here else missing)
+    monkeypatch.setattr(dist, "is_available", lambda: True)
+    monkeypatch.setattr(dist, check, lambda: False)
+    assert cls.problem() == missing
+    monkeypatch.setattr(dist, check, lambda: True)
+    assert cls.problem() is None
 
 
-@pytest.mark.skipif(torch.distributed.is_nccl_available(), reason="torch has nccl here")
+@needs_torch
+@pytest.mark.skipif(torch is not None and torch.distributed.is_nccl_available(), reason="torch has nccl here")
 def test_nccl_missing_is_one_line_exit_2(tmp_path):
     r = run_commbench("run", "--backend", "nccl", timeout=60, cwd=tmp_path)
     assert r.returncode == 2
@@ -310,9 +238,10 @@ class Limited(GlooBackend):
     unsupported = {"reduce_scatter": "limited has no reduce_scatter"}
 
 
+@needs_torch
 def test_unsupported_primitive_skips_under_all_and_refuses_by_name(monkeypatch):
     from bench import backends
-    from bench.run import skip_notes
+    from bench.plan import skip_notes
 
     monkeypatch.setitem(backends.BACKENDS, "limited", "tests.test_torch_backends:Limited")
     with pytest.raises(UsageError, match="backend limited cannot run reduce_scatter: limited has no reduce_scatter"):
@@ -333,20 +262,19 @@ def test_cuda_graph_refuses_ops_with_host_steps():
 def test_skipped_ops_are_not_run(tmp_path):
     """The rank loop leaves out (backend, op) pairs the plan skips."""
     from bench.harness import Sampling
-    from bench.run import Plan
+    from bench.plan import Plan
     from bench.spmd import run_spmd
     from tests.fakes import FakeBackend
 
     args = argparse.Namespace(nranks=None, backend="fake", ops="all", sizes="4", dtype="int32",
                               out=str(tmp_path / "run"), timeout=0, repeats=1, seed=7, ci_target=0.02,
                               min_samples=5, max_samples=100, budget=1.0, sample_time=2.0 ** -12,
-                              quiet=True, noise=False, device=None, cuda_graph=False,
-                              _argv=["run", "--fake"])
+                              quiet=True, noise=False, device=None, cuda_graph=False)
     FakeBackend.corrupt = False
     plan = Plan([FakeBackend], [get_op("allreduce"), get_op("barrier")], [4], "int32",
                 Sampling(sample_time_s=args.sample_time, min_samples=5), 1, True,
                 {("fake", "barrier"): "fake has no barrier"})
-    assert run_spmd(args, plan, World("fake", 0, 1), clock=FakeBackend.clock) == 0
+    assert run_spmd(args, plan, World("fake", 0, 1), argv=["run", "--fake"], clock=FakeBackend.clock).rc == 0
     assert list(load_run(tmp_path / "run")[2].op) == ["allreduce"]
 
 
@@ -357,7 +285,7 @@ def test_nccl_on_one_gpu_every_op(tmp_path):
     r = run_commbench("run", "--backend", "nccl", "-n", 1, "--sizes", "4,64K", "--out", out, *QUICK,
                       timeout=300)
     assert r.returncode == 0, r.stderr
-    meta, _, _ = _check_complete(out, 1, [n for n, op in OPS.items() if op.default and op.rank_problem(1) is None],
+    meta, _, _ = check_complete(out, 1, [n for n, op in OPS.items() if op.default and op.rank_problem(1) is None],
                                  ("nccl",))
     versions = meta["backends"]["nccl"]
     assert versions["device"] == "cuda" and versions["nccl"] and versions["cuda"]
@@ -370,18 +298,18 @@ def test_nccl_with_cuda_graphs(tmp_path):
                       "allreduce,allgather,broadcast,barrier", "--sizes", "4,64K", "--out", out,
                       *QUICK, timeout=300)
     assert r.returncode == 0, r.stderr
-    meta, _, _ = _check_complete(out, 1, ["allreduce", "allgather", "broadcast", "barrier"], ("nccl",))
+    meta, _, _ = check_complete(out, 1, ["allreduce", "allgather", "broadcast", "barrier"], ("nccl",))
     assert meta["backends"]["nccl"]["cuda_graph"] is True
 
 
 @nccl
-@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="NCCL needs one GPU per rank")
+@pytest.mark.skipif(not have_cuda or torch.cuda.device_count() < 2, reason="NCCL needs one GPU per rank")
 def test_nccl_on_two_gpus_with_gloo_beside_it(tmp_path):
     out = tmp_path / "run"
     r = run_commbench("run", "--backend", "nccl,gloo", "-n", 2, "--ops", "allreduce,pingpong,bw",
                       "--sizes", "4,1M", "--out", out, *QUICK, timeout=300)
     assert r.returncode == 0, r.stderr
-    _check_complete(out, 2, ["allreduce", "pingpong", "bw"], ("nccl", "gloo"))
+    check_complete(out, 2, ["allreduce", "pingpong", "bw"], ("nccl", "gloo"))
 
 
 @cuda
@@ -390,7 +318,7 @@ def test_gloo_with_cuda_tensors(tmp_path):
     r = run_commbench("run", "--backend", "gloo", "--device", "cuda", "-n", 1, "--ops",
                       "allreduce,broadcast", "--sizes", "4,64K", "--out", out, *QUICK, timeout=300)
     assert r.returncode == 0, r.stderr
-    meta, _, _ = _check_complete(out, 1, ["allreduce", "broadcast"])
+    meta, _, _ = check_complete(out, 1, ["allreduce", "broadcast"], ("gloo",))
     assert meta["backends"]["gloo"]["device"] == "cuda"
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-from bench.errors import UsageError
+from bench.core.errors import UsageError
 
 # name -> "module:Class"
 BACKENDS = {
@@ -16,11 +16,6 @@ BACKENDS = {
     "torch-mpi": "bench.backends.torch_dist:TorchMPIBackend",
 }
 
-# The data-plane primitives (what ops may call on a backend).
-PRIMITIVES = ("allreduce", "allreduce_inplace", "allgather", "reduce_scatter", "alltoall", "broadcast", "barrier",
-              "send", "recv", "isend", "irecv", "waitall")
-
-
 def backend_class(name: str):
     try:
         module, cls = BACKENDS[name].split(":")
@@ -31,13 +26,14 @@ def backend_class(name: str):
 
 class _Recorder:
     """Stands in for a backend while an op builds its program, to learn which primitives the
-    op uses (so backends can refuse ops by primitive, with no per-op code anywhere)."""
+    op uses (so backends can refuse ops by primitive, with no per-op code anywhere). Any name
+    counts: a primitive no backend has is then refused by name, not met as a traceback."""
 
     def __init__(self):
         self.used = set()
 
     def __getattr__(self, name):
-        if name not in PRIMITIVES:
+        if name.startswith("__"):
             raise AttributeError(name)
         self.used.add(name)
         if name == "waitall":
@@ -76,6 +72,7 @@ class Backend:
     default_device = "cpu"
     graphs = False     # can capture a sample's k calls in a CUDA graph (--cuda-graph)
     unsupported: dict = {}  # primitive -> why this backend lacks it
+    rank_memory = 64 << 20  # about what one rank process needs besides its buffers (bytes)
 
     @classmethod
     def problem(cls) -> str | None:
@@ -108,9 +105,15 @@ class Backend:
         for prim in sorted(primitives_of(op)):
             if prim in cls.unsupported:
                 return cls.unsupported[prim]
-            if not hasattr(cls, prim):
+            if not cls.has_primitive(prim):
                 return f"backend {cls.name} has no {prim} primitive"
         return None
+
+    @classmethod
+    def has_primitive(cls, name: str) -> bool:
+        """Whether this backend implements the data-plane primitive `name` (the base class
+        declares them all; a backend implements what it can)."""
+        return name in PRIMITIVES and getattr(cls, name) is not getattr(Backend, name)
 
     @classmethod
     def create(cls, world, args):
@@ -131,3 +134,86 @@ class Backend:
 
     def finalize(self) -> None:
         """Release the library's resources at the end of a run (collective on some)."""
+
+    # --- what every backend implements (the harness and bench.spmd call these) ---------------
+    rank: int
+    size: int
+
+    def versions(self) -> dict:
+        """Library versions and settings, for meta.json."""
+        raise NotImplementedError
+
+    def allreduce_max(self, array):
+        """Elementwise max over ranks of a small float64 array (untimed agreement)."""
+        raise NotImplementedError
+
+    def gather(self, obj):
+        """obj of every rank, as a list at rank 0 (None elsewhere)."""
+        raise NotImplementedError
+
+    def bcast(self, obj):
+        """Rank 0's obj on every rank."""
+        raise NotImplementedError
+
+    def abort(self, code: int) -> None:
+        """End the whole job with this exit status."""
+        raise NotImplementedError
+
+    def alloc(self, nbytes: int):
+        """This rank's arena: nbytes, page aligned, every page touched."""
+        raise NotImplementedError
+
+    def view(self, arena, offset: int, count: int, dtype: str):
+        """count elements of dtype at byte offset of the arena (a buffer the primitives take)."""
+        raise NotImplementedError
+
+    def write(self, buf, values) -> None:
+        raise NotImplementedError
+
+    def read(self, buf):
+        """buf's contents as a numpy array on the host."""
+        raise NotImplementedError
+
+    # --- data plane: each returns a prepared zero-argument callable ---------------------------
+    def allreduce(self, send, recv):
+        raise NotImplementedError
+
+    def allreduce_inplace(self, buf):
+        raise NotImplementedError
+
+    def allgather(self, send, recv):
+        raise NotImplementedError
+
+    def reduce_scatter(self, send, recv):
+        raise NotImplementedError
+
+    def alltoall(self, send, recv):
+        raise NotImplementedError
+
+    def broadcast(self, buf, root):
+        raise NotImplementedError
+
+    def barrier(self):
+        raise NotImplementedError
+
+    def send(self, buf, peer):
+        raise NotImplementedError
+
+    def recv(self, buf, peer):
+        raise NotImplementedError
+
+    def isend(self, buf, peer):
+        """Its callable starts the send and returns the request."""
+        raise NotImplementedError
+
+    def irecv(self, buf, peer):
+        raise NotImplementedError
+
+    def waitall(self, requests) -> None:
+        """A plain function of a list of requests (not a prepared callable)."""
+        raise NotImplementedError
+
+
+# The data-plane primitives: what ops may call on a backend (declared on Backend above).
+PRIMITIVES = ("allreduce", "allreduce_inplace", "allgather", "reduce_scatter", "alltoall",
+              "broadcast", "barrier", "send", "recv", "isend", "irecv", "waitall")

@@ -35,7 +35,7 @@ from functools import partial
 import numpy as np
 
 from bench.backends import Backend
-from bench.errors import UsageError
+from bench.core.errors import UsageError
 
 _CONTROL = {}  # the gloo control group, shared by every torch backend of the run
 
@@ -55,6 +55,7 @@ class TorchBackend(Backend):
     devices = ("cpu", "cuda")
     default_device = "cpu"
     graphs = False
+    rank_memory = 512 << 20  # a rank with torch loaded
     # Post the non-blocking sends and receives of a window together (batch_isend_irecv, an NCCL
     # group) when waiting for them. Needed on nccl: there each p2p call is a kernel on one
     # stream per peer pair, so bibw's "64 receives, then 64 sends" on both sides would wait

@@ -30,7 +30,7 @@ def main() -> int:
     ap.add_argument("--out", help="run directory (default: a new temporary one)")
     a = ap.parse_args()
 
-    from analysis.fit import fit_dir
+    from analysis.fitsfile import fit_dir
     from analysis.predict import predict
     from analysis.rundir import load_summary
     from tests.conftest import commbench_env, mpiexec

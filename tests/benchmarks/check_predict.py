@@ -55,7 +55,7 @@ def main() -> int:
     ap.add_argument("--bootstrap", type=int, default=100)
     a = ap.parse_args()
 
-    from analysis.fit import fit_dir
+    from analysis.fitsfile import fit_dir
     from analysis.predict import predict
     from analysis.rundir import load_summary
 

@@ -64,7 +64,7 @@ def main() -> int:
     from bench.backends.torch_dist import GlooBackend
     from bench.harness import Sampling, Sync, measure
     from bench.ops import get_op
-    from bench.spmd import _buffers
+    from bench.spmd import buffers_of
 
     be = GlooBackend(world)
     rank, n = be.rank, be.size
@@ -80,7 +80,7 @@ def main() -> int:
         for name in ("allreduce", "allreduce_inplace"):
             op = get_op(name)
             case = op.case(nbytes, n, 4)
-            send, recv, ack = _buffers(be, arena, case, "float32")
+            send, recv, ack = buffers_of(be, arena, case, "float32")
             init_send, init_recv = op.initial(case, rank)
             if init_send is not None:
                 be.write(send, init_send)
@@ -89,7 +89,7 @@ def main() -> int:
             programs[name](1)
             assert (be.read(recv) == op.expected(case, rank)).all(), f"commbench {name} is wrong"
         case = get_op("allreduce").case(nbytes, n, 4)
-        send, recv, _ = _buffers(be, arena, case, "float32")  # the allreduce op's buffers
+        send, recv, _ = buffers_of(be, arena, case, "float32")  # the allreduce op's buffers
 
         def bare(k):
             for _ in range(k):
@@ -129,7 +129,7 @@ def main() -> int:
         results[label] = (k, got)
         arena = programs = None  # free the buffers before the next size
     if rank == 0:
-        from analysis.stats import median_ci
+        from bench.core.stats import median_ci
 
         print(f"# gloo all_reduce float32, {n} ranks, torch {torch.__version__}, "
               f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}, {args.ticks} samples per "

@@ -1,10 +1,12 @@
-"""Message sizes on the command line: `4`, `64K`, `1M`, `2G` (binary suffixes), a list
-`1K,4K,1M`, or a geometric range `MIN:MAX[:FACTOR]` (factor 2 by default)."""
+"""Sizes and units. Parsing message sizes from the command line: `4`, `64K`, `1M`, `2G`
+(binary suffixes), a list `1K,4K,1M`, or a geometric range `MIN:MAX[:FACTOR]` (factor 2 by
+default); formatting sizes, times and bandwidths for people (stored data stay SI)."""
 from __future__ import annotations
 
+import math
 import re
 
-from bench.errors import UsageError
+from bench.core.errors import UsageError
 
 _SUFFIX = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 _SIZE = re.compile(r"^\s*(\d+)\s*([KMGT]?)(?:I?B)?\s*$", re.IGNORECASE)
@@ -52,3 +54,32 @@ def format_size(nbytes: int) -> str:
         if nbytes >= scale and nbytes % scale == 0:
             return f"{nbytes // scale}{suffix}"
     return str(nbytes)
+
+
+def human_bytes(n: float) -> str:
+    """A size for people: 64 KiB, 1.5 MiB, 100 B (binary units)."""
+    n = float(n)
+    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= size:
+            v = n / size
+            return f"{v:.0f} {unit}" if v == int(v) or v >= 100 else f"{v:.3g} {unit}"
+    return f"{n:.0f} B"
+
+
+def format_time(seconds: float) -> str:
+    """Seconds with the unit that fits: 1.23 us, 4.5 ms; '-' when not finite."""
+    if not math.isfinite(seconds):
+        return "-"
+    for unit, scale in (("s", 1), ("ms", 1e-3), ("us", 1e-6), ("ns", 1e-9)):
+        if abs(seconds) >= scale:
+            return f"{seconds / scale:.3g} {unit}"
+    return f"{seconds / 1e-9:.3g} ns"
+
+
+def format_bw(bytes_per_s: float) -> str:
+    """Bytes per second in GB/s (1 GB = 1e9 bytes); '-' for NaN."""
+    if math.isnan(bytes_per_s):
+        return "-"
+    if math.isinf(bytes_per_s):
+        return "inf"
+    return f"{bytes_per_s / 1e9:.3g} GB/s"

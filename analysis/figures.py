@@ -1,0 +1,277 @@
+"""The figures of `commbench report` (analysis.report): matplotlib figures of one op over
+several series (runs, backends, rank counts) — latency against S with the fitted Hockney model,
+algbw and busbw, the per-rank spread, the residuals of the fit, and a bar chart for ops without
+a size — and the PNG bytes the page embeds.
+
+Units: times in µs (1e-6 s), bandwidth in GB/s (1 GB = 1e9 bytes), sizes in bytes with binary
+prefixes (1 KiB = 1024 B). numpy and matplotlib are imported inside the functions: the CLI
+parser imports the report, and so this module, for every command.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from analysis.hockney import hockney_time
+from bench.core.units import human_bytes
+
+COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2",
+          "#7f7f7f", "#bcbd22", "#17becf"]
+FIG_W, FIG_H, DPI = 7.5, 4.2, 100
+
+
+@dataclass
+class Series:
+    """One curve: an op of one run on one (backend, nranks, dtype, split)."""
+    run: object       # the run it comes from (analysis.report.Run: samples for the ranks figure)
+    key: tuple        # (backend, nranks, dtype, split)
+    label: str
+    color: str
+    rows: object      # summary rows, sorted by nbytes
+    segments: list = field(default_factory=list)  # [(nbytes_lo, nbytes_hi, alpha_s, beta)]
+
+
+def plain(text) -> str:
+    """Text for matplotlib: '$' would start mathtext."""
+    return str(text).replace("$", r"\$")
+
+
+def new_figure(nrows=1, ncols=1, height=FIG_H):
+    from matplotlib.figure import Figure
+
+    # fixed margins in inches: a layout engine would cost a second draw per figure
+    fig = Figure(figsize=(FIG_W, height), dpi=DPI)
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    fig.subplots_adjust(left=0.1, right=0.97, bottom=0.9 / height, top=1 - 0.35 / height,
+                        wspace=0.3, hspace=1.1 / (height / nrows))
+    return fig, axes
+
+
+def size_axis(ax, xlabel="S (bytes)") -> None:
+    from matplotlib.ticker import FuncFormatter
+
+    ax.set_xscale("log", base=2)
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: human_bytes(x) if x >= 1 else ""))
+    ax.set_xlabel(xlabel)
+    ax.grid(True, which="major", alpha=0.3)
+    for label in ax.get_xticklabels():
+        label.set_rotation(30)
+
+
+def log_axis(axis) -> None:
+    """Log scale labelled with plain numbers (2, 5, 10, 20 rather than 2x10^0)."""
+    from matplotlib.ticker import FuncFormatter, LogLocator
+
+    axis.axes.set_yscale("log")
+    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
+
+
+# ---- files: names built from run-directory contents, written without following links
+NAME_LIMIT = 120  # characters of a file name built from run-directory contents
+
+
+def safe_name(*parts, ext: str = ".png", used: set | None = None) -> str:
+    """A file name made of parts (names from a run directory: backend, split, op, run id):
+    only letters, digits and `_.-` (any run of other characters, '/' included, is one '_'), joined by
+    '-', no leading dot, at most NAME_LIMIT characters (a long one ends in a hash of the
+    whole), and not one of `used` (a suffix -2, -3, ... where two parts sanitise alike; the
+    name is added to used). A name that is safe already stays as it is."""
+    raw = "-".join(str(p) for p in parts)
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", raw).lstrip(".") or "_"
+    if len(name) > NAME_LIMIT:
+        name = name[:NAME_LIMIT - 9] + "-" + hashlib.sha1(raw.encode("utf-8", "replace")).hexdigest()[:8]
+    unique, k = name, 1
+    while used is not None and unique + ext in used:
+        k += 1
+        unique = f"{name}-{k}"
+    if used is not None:
+        used.add(unique + ext)
+    return unique + ext
+
+
+def write_file(path, data: bytes) -> None:
+    """Replace path with data in one step, through a temporary file created exclusively next
+    to it: a link planted at path is replaced, never followed (so nothing is written outside
+    the directory of path). OSError when it cannot be written."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(tmp, flags, 0o644)
+    except FileExistsError:  # left by a dead process of the same pid
+        os.unlink(tmp)
+        fd = os.open(tmp, flags, 0o644)
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                if written <= 0:
+                    raise OSError(f"could not write {path}")
+                view = view[written:]
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def png_bytes(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+
+
+def sized(rows):
+    return rows[rows["nbytes"] > 0]
+
+
+def latency_figure(op, series):
+    import numpy as np
+
+    fig, axes = new_figure()
+    ax = axes[0][0]
+    fitted = False
+    for s in series:
+        r = sized(s.rows)
+        if r.empty:
+            continue
+        x = r["nbytes"].to_numpy(float)
+        ax.plot(x, r["median_s"] * 1e6, marker="o", ms=3, lw=1.3, color=s.color, label=plain(s.label))
+        ax.fill_between(x, r["ci_low_s"] * 1e6, r["ci_high_s"] * 1e6, color=s.color, alpha=0.25, lw=0)
+        for lo, hi, alpha, beta in s.segments:
+            xs = np.geomspace(max(lo, 1.0), max(hi, lo, 1.0), 40)
+            ax.plot(xs, (alpha + xs * beta) * 1e6, ls="--", lw=1.2, color="black", alpha=0.7, zorder=3)
+            fitted = True
+    if fitted:
+        ax.plot([], [], ls="--", color="black", lw=1.1, label="Hockney fit α + S·β")
+    ax.plot([], [], marker="o", ms=3, color="grey", label="median, 95% CI band")
+    size_axis(ax)
+    log_axis(ax.yaxis)
+    ax.set_ylabel("time per op (µs)")
+    ax.set_title(plain(f"{op}: latency against size"))
+    ax.legend(fontsize=8)
+    return fig
+
+
+def bandwidth_figure(op, series):
+    fig, axes = new_figure(1, 2)
+    for ax, column, name in ((axes[0][0], "algbw_Bps", "algbw"), (axes[0][1], "busbw_Bps", "busbw")):
+        for s in series:
+            r = sized(s.rows)
+            r = r[r[column] > 0]
+            if r.empty:
+                continue
+            x = r["nbytes"].to_numpy(float)
+            scale = r[column] / r["algbw_Bps"]  # the bus factor of each row
+            ax.plot(x, r[column] / 1e9, marker="o", ms=3, lw=1.3, color=s.color, label=plain(s.label))
+            # the interval of S / median, from the interval of the median
+            ax.fill_between(x, x / r["ci_high_s"] * scale / 1e9, x / r["ci_low_s"] * scale / 1e9,
+                            color=s.color, alpha=0.25, lw=0)
+        size_axis(ax)
+        ax.set_ylabel(f"{name} (GB/s, 1 GB = 1e9 B)")
+        ax.set_title(plain(f"{op}: {name}"), fontsize=10)
+        if ax.lines:
+            ax.legend(fontsize=7)
+    return fig
+
+
+def rank_spread(samples, op, key):
+    """DataFrame ranks x nbytes: each rank's median sample time over the median across ranks."""
+    backend, nranks, dtype, split = key
+    s = samples[(samples["op"] == op) & (samples["backend"] == backend) & (samples["nranks"] == nranks)
+                & (samples["dtype"] == dtype) & (samples["split"] == split) & (samples["rank"] >= 0)]
+    if s.empty or s["rank"].nunique() < 2:
+        return None
+    per_rank = s.groupby(["rank", "nbytes"])["time_s"].median().unstack("nbytes")
+    return per_rank / per_rank.median(axis=0)
+
+
+def ranks_figure(op, series):
+    import numpy as np
+    from matplotlib.colors import TwoSlopeNorm
+
+    panels = [(s, rank_spread(s.run.samples, op, s.key)) for s in series]
+    panels = [(s, m) for s, m in panels if m is not None]
+    if not panels:
+        return None, []
+    fig, axes = new_figure(len(panels), 1, height=1.2 + 2.2 * len(panels))
+    slowest = []
+    for ax, (s, m) in zip(axes[:, 0], panels):
+        values = m.to_numpy(float)
+        top = float(np.nanmax(values)) if np.isfinite(values).any() else 1.0
+        bottom = float(np.nanmin(values)) if np.isfinite(values).any() else 1.0
+        norm = TwoSlopeNorm(vcenter=1.0, vmin=min(bottom, 0.99), vmax=max(top, 1.01))
+        image = ax.imshow(values, aspect="auto", cmap="RdBu_r", norm=norm, interpolation="nearest")
+        ax.set_yticks(range(len(m.index)) if len(m.index) <= 32 else [])
+        ax.set_yticklabels([str(r) for r in m.index] if len(m.index) <= 32 else [])
+        step = max(1, len(m.columns) // 12)
+        ax.set_xticks(range(0, len(m.columns), step))
+        ax.set_xticklabels([human_bytes(c) for c in m.columns[::step]], rotation=30, fontsize=8)
+        ax.set_ylabel("rank")
+        ax.set_xlabel("S")
+        if values.size <= 80:
+            digits = 3 if np.nanmax(np.abs(values - 1)) < 0.05 else 2
+            for (i, j), v in np.ndenumerate(values):
+                if np.isfinite(v):
+                    ax.text(j, i, f"{v:.{digits}f}", ha="center", va="center", fontsize=7)
+        worst = m.mean(axis=1).idxmax()
+        slowest.append((s, int(worst), float(m.mean(axis=1).max())))
+        ax.set_title(plain(f"{op}, {s.label}: slowest rank {worst} "
+                           f"(mean {m.mean(axis=1).max():.2f}x)"), fontsize=9)
+        fig.colorbar(image, ax=ax, label="rank / median over ranks")
+    return fig, slowest
+
+
+def residuals_figure(op, series):
+    import numpy as np
+
+    fitted = [s for s in series if s.segments]
+    if not fitted:
+        return None
+    fig, axes = new_figure()
+    ax = axes[0][0]
+    for s in fitted:
+        r = sized(s.rows)
+        x = r["nbytes"].to_numpy(float)
+        pred = np.array([hockney_time(s.segments, v) for v in x])
+        rel = (r["median_s"].to_numpy() - pred) / pred * 100
+        lo = (r["ci_low_s"].to_numpy() - pred) / pred * 100
+        hi = (r["ci_high_s"].to_numpy() - pred) / pred * 100
+        ax.errorbar(x, rel, yerr=[rel - lo, hi - rel], fmt="o-", ms=3, lw=1, capsize=2,
+                    color=s.color, label=plain(s.label))
+        for lo_b, hi_b, _, _ in s.segments[1:]:
+            ax.axvline(lo_b, color=s.color, ls=":", lw=1)
+    ax.axhline(0, color="black", lw=0.8)
+    size_axis(ax)
+    ax.set_ylabel("(measured − fit) / fit (%)")
+    ax.set_title(plain(f"{op}: residuals of the Hockney fit (dotted: break points)"))
+    ax.legend(fontsize=8)
+    return fig
+
+
+def sizeless_figure(op, series):
+    """Ops without a size (barrier): one bar per series with its 95% interval."""
+    fig, axes = new_figure(height=1.5 + 0.4 * len(series))
+    ax = axes[0][0]
+    for i, s in enumerate(series):
+        r = s.rows.iloc[0]
+        ax.barh(i, r["median_s"] * 1e6, color=s.color,
+                xerr=[[(r["median_s"] - r["ci_low_s"]) * 1e6], [(r["ci_high_s"] - r["median_s"]) * 1e6]],
+                capsize=3)
+    ax.set_yticks(range(len(series)))
+    ax.set_yticklabels([plain(s.label) for s in series], fontsize=8)
+    ax.set_xlabel("time per op (µs), median and 95% CI")
+    ax.set_title(plain(f"{op}: latency"))
+    return fig
+

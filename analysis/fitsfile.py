@@ -1,0 +1,362 @@
+"""fits.csv: every fit of one run or one sweep directory, as tidy rows, and the one reader of it.
+
+Finds the run directories (a run, or a sweep directory holding one run per rank count), loads
+their sample times (max over ranks per round and sample, `analysis.rundir.sample_times`), fits
+them (analysis.hockney per (backend, op, nranks); analysis.algorithms across the rank counts
+of a sweep; analysis.loggp from the prtt ops) and writes the rows.
+
+fits.csv is tidy: backend, op, nranks, split, model, segment, nbytes_lo, nbytes_hi, param,
+value, ci_low, ci_high (bench.core.rundir.FITS_COLUMNS). nbytes_lo / nbytes_hi are the
+smallest and largest measured S inside the segment; nranks is 0 on rows fitted across the rank
+counts of a sweep (their held-out errors per rank count are rows with that nranks); segment is
+-1 on LogGP's per-message scalars (o_s, o_r, L). SI units throughout.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from analysis import models
+from analysis.algorithms import beta_source_ops, fit_algorithms, reduces, selected_beta
+from analysis.hockney import fit_hockney
+from analysis.loggp import loggp_from_times
+from analysis.robust import Segment
+from analysis.rundir import file_error, load_meta, one_line, shown, value_text
+from bench.core.errors import RunDirError
+from bench.core.rundir import CASE, FITS, FITS_COLUMNS, META, atomic_write_text
+from bench.ops import canonical_name
+
+if TYPE_CHECKING:  # pandas is imported where used: `commbench run` ranks never need it
+    import pandas as pd
+
+__all__ = ["FITS_COLUMNS", "discover_runs", "load_times", "load_sweep", "fit_times", "fit_loaded",
+           "fit_dir", "save_fits", "load_fits", "check_fits", "hockney_rows", "algorithm_rows",
+           "loggp_rows", "hockney_segments"]
+
+# what a fits.csv must hold to be read; older files lack the rest (filled in by load_fits)
+REQUIRED_COLUMNS = {"backend", "op", "nranks", "model", "segment", "nbytes_lo", "nbytes_hi",
+                    "param", "value"}
+COLUMN_DEFAULTS = {"split": "all", "ci_low": float("nan"), "ci_high": float("nan")}
+
+
+# ---------------------------------------------------------------- run directories
+def discover_runs(path) -> list[Path]:
+    """A run directory itself, or the run directories directly inside a sweep directory."""
+    path = Path(path)
+    if (path / META).exists() or (path / META).is_symlink():
+        return [path]
+    if path.is_dir():
+        try:
+            runs = sorted(d for d in path.iterdir() if (d / META).exists())
+        except OSError as exc:
+            raise file_error(path, exc, "list it") from None
+        if runs:
+            return runs
+    raise RunDirError(f"{shown(path)}: not a commbench run directory nor a sweep of them "
+                      "(no meta.json)")
+
+
+def load_times(run_dirs, metas=None) -> pd.DataFrame:
+    """Sample times (max over ranks) of all runs, one row per case, round and sample; every
+    meta.json and samples.csv checked (analysis.rundir)."""
+    import pandas as pd
+
+    from analysis.rundir import load_samples, sample_times
+
+    frames = []
+    for i, d in enumerate(run_dirs):
+        meta = metas[i] if metas is not None else load_meta(d)
+        s = load_samples(d, meta)
+        if len(s):
+            frames.append(sample_times(s))
+    if not frames:
+        return pd.DataFrame(columns=CASE + ["round", "sample", "time_s"])
+    t = pd.concat(frames, ignore_index=True)
+    return t[t["time_s"] > 0]
+
+
+def load_sweep(path):
+    """(run directories, their meta.json, their sample times) of a run or sweep directory,
+    every file checked before anything is fitted or printed."""
+    runs = discover_runs(path)
+    metas = [load_meta(d) for d in runs]
+    return runs, metas, load_times(runs, metas)
+
+
+def _one_dtype(df: pd.DataFrame, label: str) -> pd.DataFrame:
+    """fits.csv has no dtype column: fit the most frequent dtype of an op and say so."""
+    if df["dtype"].nunique() > 1:
+        keep = df["dtype"].value_counts().idxmax()
+        print(f"commbench fit: {label}: several dtypes, fitting {keep} only", file=sys.stderr)
+        df = df[df["dtype"] == keep]
+    return df
+
+
+# ---------------------------------------------------------------- rows of fits.csv
+def _row(key, model, segment, lo, hi, param, value, ci_low=float("nan"), ci_high=float("nan")):
+    backend, op, nranks, split = key
+    return dict(backend=backend, op=op, nranks=int(nranks), split=split, model=model,
+                segment=int(segment), nbytes_lo=int(lo), nbytes_hi=int(hi), param=param,
+                value=float(value), ci_low=float(ci_low), ci_high=float(ci_high))
+
+
+def _bandwidth_row(key, model, k, seg, beta, lo, hi):
+    """1/β, with the interval from the β interval inverted (no interval: none; β = 0: an
+    unbounded bandwidth)."""
+    inv = lambda x: x if x != x else 1.0 / x if x > 0 else float("inf")  # noqa: E731
+    return _row(key, model, k, seg.nbytes_lo, seg.nbytes_hi, "bandwidth_Bps", inv(beta),
+                inv(hi), inv(lo))
+
+
+def hockney_rows(key, segments: list[Segment]) -> list[dict]:
+    """Rows of analysis.hockney.fit_hockney's segments; key = (backend, op, nranks, split)."""
+    rows = []
+    for k, seg in enumerate(segments):
+        lo = seg.ci_low if seg.ci_low is not None else np.full(2, np.nan)
+        hi = seg.ci_high if seg.ci_high is not None else np.full(2, np.nan)
+        sized = seg.nbytes_hi > 0  # barrier: no bytes, so no β and no bandwidth
+        for i, param in enumerate(("alpha_s", "beta_s_per_byte")[:2 if sized else 1]):
+            rows.append(_row(key, "hockney", k, seg.nbytes_lo, seg.nbytes_hi, param,
+                             seg.theta[i], lo[i], hi[i]))
+        if sized:
+            rows.append(_bandwidth_row(key, "hockney", k, seg, seg.theta[1], lo[1], hi[1]))
+        rows.append(_row(key, "hockney", k, seg.nbytes_lo, seg.nbytes_hi, "rel_rms",
+                         seg.rel_rms))
+    return rows
+
+
+def algorithm_rows(key, results) -> list[dict]:
+    """Rows of analysis.algorithms.fit_algorithms' results; key's nranks is 0 (all counts)."""
+    rows = []
+    for k, (seg, fits) in enumerate(results):
+        span = (seg.nbytes_lo, seg.nbytes_hi)
+        for f in fits:
+            for i, param in enumerate(models.PARAMS):
+                if i == 2 and f.theta[2] == 0 and not np.any(np.nan_to_num(f.ci_high[2:]) > 0):
+                    continue  # γ not identified: β and γ are fitted as one (see models.py)
+                rows.append(_row(key, f.name, k, *span, param, f.theta[i], f.ci_low[i],
+                                 f.ci_high[i]))
+            rows.append(_row(key, f.name, k, *span, "rel_rms", f.rel_rms))
+            rows.append(_row(key, f.name, k, *span, "loo_rel_error", f.loo_rel_error))
+            rows.append(_row(key, f.name, k, *span, "selected", float(f.selected)))
+            for q, err in sorted(f.heldout.items()):
+                rows.append(_row(key[:2] + (q,) + key[3:], f.name, k, *span,
+                                 "heldout_rel_error", err))
+    return rows
+
+
+def loggp_rows(key, res) -> list[dict]:
+    """Rows of analysis.loggp.fit_loggp's result: g and G per segment, o_s, o_r and L as
+    segment -1 over the whole measured range."""
+    rows = []
+    for k, seg in enumerate(res["segments"]):
+        lo = seg.ci_low if seg.ci_low is not None else np.full(2, np.nan)
+        hi = seg.ci_high if seg.ci_high is not None else np.full(2, np.nan)
+        for i, param in enumerate(("g_s", "G_s_per_byte")):
+            rows.append(_row(key, "loggp", k, seg.nbytes_lo, seg.nbytes_hi, param,
+                             seg.theta[i], lo[i], hi[i]))
+        rows.append(_row(key, "loggp", k, seg.nbytes_lo, seg.nbytes_hi, "rel_rms", seg.rel_rms))
+    s0 = res["segments"][0].nbytes_lo
+    s1 = res["segments"][-1].nbytes_hi
+    for param, (v, lo, hi) in res["scalars"].items():
+        rows.append(_row(key, "loggp", -1, s0, s1, param, v, lo, hi))
+    return rows
+
+
+def _groups(df: pd.DataFrame, by) -> dict:
+    return {k: g["time_s"].to_numpy() for k, g in df.groupby(by)}
+
+
+# ---------------------------------------------------------------- fitting
+def fit_times(times: pd.DataFrame, max_segments=4, min_points=3, n_boot=200, seed=0,
+              ops=None, meta_ops=None) -> pd.DataFrame:
+    """All fits of the sample times of one run or one sweep, as fits.csv rows."""
+    import pandas as pd
+
+    rows: list[dict] = []
+    if ops:
+        times = times[times["op"].isin(ops)]
+    # LogGP from the prtt ops; one that names fewer than 2 messages (no such op is measured:
+    # a hand-made or damaged file) is no round trip series: fitted as an op of its own
+    single = times["op"].str.fullmatch(r"prtt_rtt[nsr]0*[01]")
+    prtt_ops = times["op"].str.startswith("prtt") & ~single.astype(bool)
+    for (backend, op, nranks, split), df in times[~prtt_ops].groupby(
+            ["backend", "op", "nranks", "split"]):
+        df = _one_dtype(df, f"{backend} {op} n{nranks}")
+        cases = _groups(df, "nbytes")
+        seg = fit_hockney(list(cases), list(cases.values()), max_segments, min_points, n_boot,
+                          seed)
+        rows += hockney_rows((backend, op, nranks, split), seg)
+    # algorithm models need at least two rank counts (held-out scoring); ops that move data
+    # without reducing go first: their β lets the reducing ops' γ be fitted
+    groups = [(k, df) for k, df in times[~prtt_ops].groupby(["backend", "op", "split"])
+              if df["nranks"].nunique() >= 2 and models.algorithms(k[1])]
+    groups.sort(key=lambda kd: reduces(kd[0][1]))
+    sources = beta_source_ops()
+    betas: dict = {}
+    for (backend, op, split), df in groups:
+        df = _one_dtype(df, f"{backend} {op}")
+        known = None
+        if reduces(op):
+            known = next((betas[(backend, split, src)] for src in sources
+                          if (backend, split, src) in betas), None)
+        res = fit_algorithms(op, _groups(df, ["nranks", "nbytes"]), max_segments, min_points,
+                             n_boot, seed, beta_known=known)
+        betas[(backend, split, canonical_name(op))] = selected_beta(res)
+        rows += algorithm_rows((backend, op, 0, split), res)
+    for (backend, nranks, split), df in times[prtt_ops].groupby(["backend", "nranks", "split"]):
+        res = loggp_from_times(df, meta_ops or {}, n_boot, seed)
+        if res is not None:
+            rows += loggp_rows((backend, "prtt", nranks, split), res)
+    return pd.DataFrame(rows, columns=FITS_COLUMNS)
+
+
+
+def fit_loaded(runs, metas, times, **kw) -> pd.DataFrame:
+    """The fits of what load_sweep loaded (notes on stderr where runs pool their samples)."""
+    meta_ops, seen = {}, {}
+    for d, meta in zip(runs, metas):
+        meta_ops.update(meta.get("ops") or {})
+        key = (meta.get("nranks"), str(meta.get("backend")))
+        if key in seen:
+            print(f"commbench fit: {shown(d)} and {shown(seen[key])} both ran {key[0]} ranks: "
+                  "their samples are pooled", file=sys.stderr)
+        seen[key] = d
+    return fit_times(times, meta_ops=meta_ops, **kw)
+
+
+def save_fits(path, fits: pd.DataFrame) -> Path:
+    """Write fits.csv into the run or sweep directory (atomically: a planted link is replaced,
+    never followed); RunDirError naming it when it cannot be written (a read-only run)."""
+    target = Path(path) / FITS
+    try:
+        atomic_write_text(target, fits.to_csv(index=False))
+    except OSError as exc:
+        raise file_error(target, exc, "write it") from None
+    return target
+
+
+def fit_dir(path, save: bool = True, **kw) -> pd.DataFrame:
+    """Fit one run or sweep directory and write its fits.csv (unless not save); return the
+    fits."""
+    fits = fit_loaded(*load_sweep(path), **kw)
+    if save:
+        save_fits(path, fits)
+    return fits
+
+
+# ---------------------------------------------------------------- reading
+# the parameters of the models, with what a value may be (fits.csv is checked on reading)
+NONNEGATIVE = {"alpha_s", "beta_s_per_byte", "gamma_s_per_byte", "g_s", "G_s_per_byte"}
+ERRORS = {"rel_rms", "loo_rel_error", "heldout_rel_error"}
+SIGNED = {"o_s_s", "o_r_s", "L_s"}
+
+
+def _fits_spec():
+    from analysis.rundir import KEEP, MAX_BYTES, MAX_RANKS, NAME, Col
+
+    number = Col("num", allow_inf=True, empty=KEEP)
+    return {"backend": NAME, "op": NAME, "split": NAME, "model": NAME, "param": NAME,
+            "nranks": Col("int", 0, MAX_RANKS), "segment": Col("int", -1, 1 << 20),
+            "nbytes_lo": Col("int", 0, MAX_BYTES), "nbytes_hi": Col("int", 0, MAX_BYTES),
+            "value": number, "ci_low": number, "ci_high": number}
+
+
+def check_fits(fits: pd.DataFrame, file) -> None:
+    """Each row's value and interval are of its parameter's kind (α, β, γ, g, G: finite and
+    ≥ 0; 1/β: > 0, infinite when β = 0; errors: ≥ 0 or empty; selected: 0 or 1; LogGP's
+    o_s, o_r, L: finite), its size range ordered and its model known for its op."""
+    import numpy as np
+
+    def fail(i, what):
+        raise RunDirError(f"{shown(file)}: line {int(i) + 2}: {what}")
+
+    if fits.empty:
+        return
+    param = fits["param"].to_numpy()
+    value = fits["value"].to_numpy(float)
+    lo, hi = fits["ci_low"].to_numpy(float), fits["ci_high"].to_numpy(float)
+
+    def absent_or_nonnegative(x):
+        return np.isnan(x) | (np.isfinite(x) & (x >= 0))
+
+    with np.errstate(invalid="ignore"):
+        checks = [
+            (np.isin(param, list(NONNEGATIVE)), ~(np.isfinite(value) & (value >= 0)),
+             "must be a finite number ≥ 0"),
+            (np.isin(param, list(NONNEGATIVE)),
+             ~absent_or_nonnegative(lo) | ~absent_or_nonnegative(hi),
+             "interval: must be finite numbers ≥ 0, or empty"),
+            (param == "bandwidth_Bps", ~(value > 0), "must be a number > 0 (bytes per second)"),
+            (param == "bandwidth_Bps", (lo < 0) | (hi < 0), "interval: must be ≥ 0, or empty"),
+            (np.isin(param, list(ERRORS)), ~absent_or_nonnegative(value),
+             "must be a finite number ≥ 0, or empty"),
+            (param == "selected", ~np.isin(value, [0.0, 1.0]), "must be 0 or 1"),
+            (np.isin(param, list(SIGNED)), ~np.isfinite(value) | np.isinf(lo) | np.isinf(hi),
+             "must be finite"),
+        ]
+    for rows, bad, why in checks:
+        hit = rows & bad
+        if hit.any():
+            i = int(np.flatnonzero(hit)[0])
+            fail(i, f"{one_line(param[i])} {value_text(fits['value'].iloc[i])}: {why}")
+    unordered = (fits["nbytes_lo"] > fits["nbytes_hi"]).to_numpy()
+    if unordered.any():
+        fail(int(np.flatnonzero(unordered)[0]), "nbytes_lo is larger than nbytes_hi")
+    for (op, model), rows in fits.groupby(["op", "model"], sort=False):
+        if model not in ("hockney", "loggp") and model not in models.algorithms(op):
+            fail(rows.index[0], f"model {one_line(model)!r}: no such algorithm of "
+                                f"{one_line(op)!r} (analysis/models.py)")
+
+
+def load_fits(path, fit_missing: bool = False, command: str = "commbench fit"):
+    """The fits of a run or sweep directory (its fits.csv), or of a fits.csv itself, as a
+    frame with every FITS_COLUMNS column (files from before a column existed get its default:
+    split 'all', no interval).
+
+    No fits.csv: None; with fit_missing, the directory is fitted now (after every file is
+    checked and a note on stderr that starts with `command`) and its fits.csv written (when
+    the directory cannot be written: a note, and the fits are used unsaved). A fits.csv that
+    cannot be read, lacks the model columns or holds values no fit gives (check_fits) is a
+    RunDirError naming the file and line."""
+    from analysis.rundir import read_table
+
+    path = Path(path)
+    file = path if path.is_file() else path / FITS
+    if not (file.exists() or file.is_symlink()):
+        if not fit_missing:
+            return None
+        loaded = load_sweep(path)  # not a run, or damaged: one line before anything else
+        if loaded[2].empty:
+            raise RunDirError(f"{shown(path)}: no fits.csv and no samples to fit")
+        print(f"{command}: {shown(path)} has no fits.csv, fitting it now", file=sys.stderr)
+        fits = fit_loaded(*loaded)
+        try:
+            save_fits(path, fits)
+        except RunDirError as exc:
+            print(f"{command}: {exc}; the fits are used without saving them", file=sys.stderr)
+        return fits
+    fits = read_table(file, _fits_spec(), sorted(REQUIRED_COLUMNS), quoted=True,
+                      empty_ok=False, columns=FITS_COLUMNS, kind="a fits file")
+    fits = fits.assign(**{c: v for c, v in COLUMN_DEFAULTS.items() if c not in fits.columns})
+    check_fits(fits, file)
+    return fits
+
+
+def hockney_segments(fits, backend, op, nranks, split) -> list:
+    """[(nbytes_lo, nbytes_hi, alpha_s, beta_s_per_byte)] of the Hockney fit of one case, in
+    segment order (the input of analysis.hockney.hockney_time); [] without fits."""
+    if fits is None or fits.empty:
+        return []
+    sel = fits[(fits["model"] == "hockney") & (fits["backend"] == backend) & (fits["op"] == op)
+               & (fits["nranks"] == nranks) & (fits["split"] == split)]
+    segments = []
+    for _, seg in sel.groupby("segment", sort=True):
+        params = dict(zip(seg["param"], seg["value"]))
+        if "alpha_s" in params and "beta_s_per_byte" in params:
+            segments.append((float(seg["nbytes_lo"].iloc[0]), float(seg["nbytes_hi"].iloc[0]),
+                             float(params["alpha_s"]), float(params["beta_s_per_byte"])))
+    return segments

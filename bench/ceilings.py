@@ -1,0 +1,126 @@
+"""What the machine itself allows, measured at the start of a run (`meta.json` → `ceilings`),
+so that every bandwidth can be set against a limit: the memory copy rate of one core (the
+limit of a shared-memory transport, where each message is copied by one rank) and of all
+ranks of a node copying at once (the node's limit), and the line rates the network devices
+declare (`/sys/class/net/*/speed`, `/sys/class/infiniband/*/ports/*/rate`). A summary row's
+`ceiling` names the limit that applies and `efficiency` = busbw / that limit (multipair:
+algbw, all pairs together, against the node's copy rate)."""
+from __future__ import annotations
+
+import re
+import socket
+import time
+from pathlib import Path
+
+import numpy as np
+
+COPY_BYTES = 64 << 20  # larger than the last-level caches of current CPUs
+COPY_REPEATS = 5       # best of: a copy preempted once does not count
+
+
+def copy_rate(nbytes: int = COPY_BYTES, repeats: int = COPY_REPEATS, clock=time.perf_counter,
+              barrier=None) -> float:
+    """Bytes per second of numpy's copy of an nbytes buffer (best of `repeats`). With a
+    barrier, all ranks copy at the same time (the node's shared memory bandwidth)."""
+    src = np.ones(nbytes, dtype=np.uint8)
+    dst = np.zeros(nbytes, dtype=np.uint8)
+    best = float("inf")
+    for _ in range(repeats):
+        if barrier:
+            barrier()
+        t0 = clock()
+        np.copyto(dst, src)
+        best = min(best, clock() - t0)
+    return nbytes / best if best > 0 else float("nan")
+
+
+def _speed_Bps(text: str) -> float | None:
+    """Line rate in bytes/s from sysfs: '25000' (Mb/s, net) or '100 Gb/sec (4X EDR)' (IB)."""
+    match = re.match(r"\s*(\d+(?:\.\d+)?)\s*(Gb/sec|Mb/sec)?", text)
+    if not match or float(match.group(1)) <= 0:
+        return None
+    value = float(match.group(1))
+    return value * (1e9 if match.group(2) == "Gb/sec" else 1e6) / 8
+
+
+def line_rates(sysfs: Path = Path("/sys/class")) -> list[dict]:
+    """Network devices that declare a line rate (loopback and virtual ones declare none)."""
+    found = []
+    for path in sorted((sysfs / "net").glob("*/speed")):
+        try:
+            rate = _speed_Bps(path.read_text())
+        except OSError:
+            continue
+        if rate:
+            found.append({"device": path.parent.name, "rate_Bps": rate, "source": str(path)})
+    for path in sorted((sysfs / "infiniband").glob("*/ports/*/rate")):
+        try:
+            rate = _speed_Bps(path.read_text())
+        except OSError:
+            continue
+        if rate:
+            device = f"{path.parents[2].name}/{path.parent.name}"
+            found.append({"device": device, "rate_Bps": rate, "source": str(path)})
+    return found
+
+
+def measure(be, sync) -> dict | None:
+    """On every rank (collective); rank 0 gets the record, the others None. One core's copy
+    rate is rank 0's alone (the others wait); the node's is every rank copying at once."""
+    sync.barrier()
+    one = copy_rate() if be.rank == 0 else None
+    sync.barrier()
+    mine = copy_rate(barrier=sync.barrier)
+    gathered = be.gather({"host": socket.gethostname(), "copy_Bps": mine, "nics": line_rates()})
+    if be.rank != 0:
+        return None
+    hosts = {}
+    for g in gathered:
+        entry = hosts.setdefault(g["host"], {"ranks": 0, "copy_node_Bps": 0.0, "nics": g["nics"]})
+        entry["ranks"] += 1
+        entry["copy_node_Bps"] += g["copy_Bps"]
+    return {"method": f"numpy copy of {COPY_BYTES >> 20} MiB, best of {COPY_REPEATS}: rank 0 "
+                      "alone (copy_one_core_Bps), then every rank at once (copy_node_Bps, the sum "
+                      "over a host's ranks); line rates as the devices declare them",
+            "copy_one_core_Bps": one, "hosts": hosts}
+
+
+def applicable(ceilings: dict | None, op, nnodes: int, split: str) -> tuple[str, float]:
+    """(name, bytes/s) of the limit a row of `op` runs into, or ('', nan) when none is known.
+    Host memory on one node (or --split intra): the copy rate; across nodes: the slowest line
+    rate declared; multipair, all pairs at once: the node's copy rate."""
+    if not ceilings:
+        return "", float("nan")
+    hosts = ceilings.get("hosts", {})
+    if nnodes > 1 and split != "intra":
+        rates = [nic["rate_Bps"] for h in hosts.values() for nic in h.get("nics", [])]
+        return ("nic", min(rates)) if rates else ("", float("nan"))
+    if op.name == "multipair":
+        node = min((h["copy_node_Bps"] for h in hosts.values()), default=float("nan"))
+        return "copy-node", node
+    return "copy-core", ceilings.get("copy_one_core_Bps") or float("nan")
+
+
+def efficiency(row: dict, op, ceiling_Bps: float) -> float:
+    """The row's bandwidth as a share of the ceiling (busbw; multipair: algbw)."""
+    rate = row["algbw_Bps"] if op.name == "multipair" else row["busbw_Bps"]
+    if not (ceiling_Bps > 0) or rate != rate:
+        return float("nan")
+    return rate / ceiling_Bps
+
+
+def columns(row: dict, op, meta: dict) -> tuple[str, float]:
+    """(ceiling, efficiency) of a summary row, from the ceilings in the run's meta.json."""
+    if not op.sized:  # no data, no bandwidth
+        return "", float("nan")
+    name, rate = applicable(meta.get("ceilings"), op, meta.get("nnodes", 1), row["split"])
+    return name, efficiency(row, op, rate)
+
+
+def describe(ceilings: dict) -> str:
+    parts = [f"one core copies {ceilings['copy_one_core_Bps'] / 1e9:.1f} GB/s"]
+    for host, h in ceilings.get("hosts", {}).items():
+        nics = ", ".join(f"{n['device']} {n['rate_Bps'] * 8 / 1e9:g} Gb/s" for n in h.get("nics", []))
+        parts.append(f"{host}: {h['ranks']} ranks copy {h['copy_node_Bps'] / 1e9:.1f} GB/s together"
+                     + (f"; {nics}" if nics else "; no line rate declared"))
+    return "; ".join(parts)

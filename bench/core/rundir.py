@@ -1,0 +1,319 @@
+"""The run-directory format (results/README.md), defined once: file and column names, the
+schema version, run naming, the metadata skeleton, atomic and checked writes, the writer of a
+run, and the summary of raw samples. `commbench run` (ranks and the local launcher) and every
+analysis module (readers, importers) go through this module. Standard library and numpy only."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+
+from bench.core.errors import RunDirError, UsageError
+from bench.core.stats import summarize_case
+
+SCHEMA = 1
+META, SAMPLES, SUMMARY, FITS = "meta.json", "samples.csv", "summary.csv", "fits.csv"
+CASE = ["backend", "op", "dtype", "nbytes", "nranks", "split"]
+SAMPLE_COLUMNS = CASE + ["round", "sample", "rank", "calls", "time_s"]
+# Columns added after schema 1 was first written, with the value they take in older files (and
+# in frames built without them): a loader adds them, a writer fills them in.
+SAMPLE_EXTRA = {"peer": -1}
+WRITTEN_SAMPLE_COLUMNS = SAMPLE_COLUMNS + list(SAMPLE_EXTRA)
+SUMMARY_COLUMNS = CASE + [
+    "count", "median_s", "ci_low_s", "ci_high_s", "min_s", "max_s", "algbw_Bps", "busbw_Bps",
+    "msg_rate_per_s", "wrong", "samples", "rounds", "modes", "mode_medians_s",
+]
+# Summary columns added later (older files and imports lack them), with their empty value:
+# which measured limit applies to the row (bench.ceilings) and the row's share of it.
+SUMMARY_EXTRA = {"ceiling": "", "efficiency": float("nan")}
+WRITTEN_SUMMARY_COLUMNS = SUMMARY_COLUMNS + list(SUMMARY_EXTRA)
+FITS_COLUMNS = ["backend", "op", "nranks", "split", "model", "segment", "nbytes_lo",
+                "nbytes_hi", "param", "value", "ci_low", "ci_high"]
+
+
+# ---- naming and metadata -------------------------------------------------------------------
+def new_run_id(label: str, nranks: int) -> str:
+    """YYYYMMDD-HHMMSS-<backends joined by +>-n<ranks>."""
+    return f"{dt.datetime.now():%Y%m%d-%H%M%S}-{label.replace(',', '+')}-n{nranks}"
+
+
+def now_utc() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat()
+
+
+def new_meta(run_id, argv, status: str = "running") -> dict:
+    """The fields every meta.json starts with, whoever writes it."""
+    from bench import __version__
+
+    return {"schema": SCHEMA, "commbench": __version__, "run_id": run_id, "argv": list(argv),
+            "status": status, "started": now_utc(), "finished": None}
+
+
+def load_meta(run_dir) -> dict:
+    """meta.json of a run directory, checked: RunDirError (one line) for anything that is not
+    a commbench run's metadata of this schema."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunDirError(f"{run_dir}: not a directory" if run_dir.exists()
+                          else f"{run_dir}: no such run directory")
+    path = run_dir / META
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RunDirError(f"{run_dir}: not a commbench run directory (no {META})") from None
+    except IsADirectoryError:
+        raise RunDirError(f"{path}: is a directory, not a file") from None
+    except UnicodeDecodeError:
+        raise RunDirError(f"{path}: not UTF-8 text") from None
+    except json.JSONDecodeError as exc:
+        raise RunDirError(f"{path}: unreadable JSON ({exc})") from None
+    except OSError as exc:
+        raise RunDirError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+    if not isinstance(meta, dict):
+        raise RunDirError(f"{path}: expected a JSON object, found {type(meta).__name__}")
+    if meta.get("schema") != SCHEMA:
+        raise RunDirError(f"{path}: schema {meta.get('schema')!r}, this commbench reads {SCHEMA}")
+    return meta
+
+
+# ---- ownership: a run directory belongs to one run -----------------------------------------
+LOCK = ".commbench.lock"
+CURRENT = ".commbench.case"  # the case rank 0 is measuring, for messages after a kill
+RUN_FILES = (META, SAMPLES, SUMMARY, FITS)
+
+
+def holds_run(run_dir) -> bool:
+    return (Path(run_dir) / META).exists() or (Path(run_dir) / SAMPLES).exists()
+
+
+def check_out_dir(run_dir, force: bool = False) -> Path:
+    """The directory a new run may write into, created: refuses an empty path, a file, a place
+    that cannot be written and, unless force (which clears the old run's files), a directory
+    that already holds a run. Raises UsageError with one line."""
+    if not str(run_dir).strip():
+        raise UsageError("--out: empty path")
+    path = Path(run_dir)
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"--out {path}: exists and is not a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".probe{os.getpid()}"
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+        os.unlink(probe)
+    except OSError as exc:
+        raise UsageError(f"--out {path}: cannot write there ({exc.strerror or exc})") from None
+    if holds_run(path):
+        if not force:
+            raise UsageError(f"--out {path} already holds a run: give a new directory, or "
+                             "--force to start it afresh")
+        for name in RUN_FILES:
+            (path / name).unlink(missing_ok=True)
+        import shutil
+
+        shutil.rmtree(path / "report", ignore_errors=True)
+    return path
+
+
+class RunLock:
+    """An exclusive lock on a run directory for the life of a run (flock on a file in it), so a
+    second run into the same directory fails at once instead of mixing its results in."""
+
+    def __init__(self, run_dir):
+        import fcntl
+
+        self.path = Path(run_dir) / LOCK
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(self.fd)
+            raise UsageError(f"--out {run_dir} is in use by another commbench run") from None
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # closing drops the flock
+            self.fd = None
+
+
+# ---- writing ---------------------------------------------------------------------------------
+def _write_all(fd: int, data: bytes, path) -> None:
+    """os.write until everything is written (a short write is not an error by itself)."""
+    view = memoryview(data)
+    while view:
+        try:
+            written = os.write(fd, view)
+        except OSError as exc:  # name the file: os.write's own error does not
+            raise OSError(exc.errno, exc.strerror, str(path)) from None
+        if written <= 0:
+            raise OSError(f"could not write {path}")
+        view = view[written:]
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Replace path with text in one step: readers see the old file or the new one. The
+    temporary file is created exclusively next to its target (never through a planted link)
+    and removed when anything fails (a full disk, say)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(tmp, flags, 0o644)
+    except FileExistsError:  # left by a dead process of the same pid: ours to replace
+        os.unlink(tmp)
+        fd = os.open(tmp, flags, 0o644)
+    try:
+        try:
+            _write_all(fd, text.encode(), path)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def append_text(path: Path, text: str) -> None:
+    """Append in one write (a crash leaves at most a torn last line), then fsync."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0))
+    try:
+        _write_all(fd, text.encode(), path)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def csv_field(value) -> str:
+    """How a value is written in the CSV files: floats exactly (repr), NaN as empty."""
+    if isinstance(value, (float, np.floating)):
+        return repr(float(value)) if not math.isnan(value) else ""
+    return str(value)
+
+
+def csv_text(columns, rows) -> str:
+    """Header and rows (dicts; missing keys empty) as CSV text."""
+    lines = [",".join(columns)]
+    lines += [",".join(csv_field(row.get(c, "")) for c in columns) for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+class RunWriter:
+    """Writes one run directory: meta.json and summary.csv replaced atomically, samples.csv
+    appended once per finished case, so a crash loses at most the case in progress."""
+
+    def __init__(self, out_dir, meta: dict):
+        self.dir = Path(out_dir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.meta = meta
+        self.samples_path = self.dir / SAMPLES
+        if not self.samples_path.exists():
+            self.samples_path.write_text(",".join(WRITTEN_SAMPLE_COLUMNS) + "\n")
+        self.write_meta()
+
+    def write_meta(self, **updates) -> None:
+        self.meta.update(updates)
+        atomic_write_text(self.dir / META, json.dumps(self.meta, indent=2, default=str) + "\n")
+
+    def append_samples(self, rows: list[tuple]) -> None:
+        """Rows in WRITTEN_SAMPLE_COLUMNS order."""
+        append_text(self.samples_path, "".join(",".join(csv_field(v) for v in row) + "\n" for row in rows))
+
+    def write_summary(self, rows: list[dict], op_order=()) -> None:
+        """Rows in one order whoever writes them: backend, op (in op_order, the registry's),
+        split, S."""
+        order = {name: i for i, name in enumerate(op_order)}
+        rows = sorted(rows, key=lambda r: (r["backend"], order.get(r["op"], len(order)),
+                                           r["split"], r["nbytes"]))
+        atomic_write_text(self.dir / SUMMARY, csv_text(WRITTEN_SUMMARY_COLUMNS, rows))
+
+    def note_case(self, label: str) -> None:
+        """Which case rank 0 is measuring now (read back when a rank dies from outside)."""
+        atomic_write_text(self.dir / CURRENT, label + "\n")
+
+    def finish(self, status: str, **extra) -> None:
+        self.write_meta(status=status, finished=now_utc(), **extra)
+        (self.dir / CURRENT).unlink(missing_ok=True)
+
+
+def write_run_dir(run_dir, meta: dict, samples: list[dict], summary: list[dict]) -> Path:
+    """A complete run directory at once (imports, synthetic runs): every file atomically."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    meta = {"schema": SCHEMA, **meta}
+    atomic_write_text(run_dir / META, json.dumps(meta, indent=2, default=str) + "\n")
+    samples = [{**SAMPLE_EXTRA, **row} for row in samples]
+    atomic_write_text(run_dir / SAMPLES, csv_text(WRITTEN_SAMPLE_COLUMNS, samples))
+    atomic_write_text(run_dir / SUMMARY, csv_text(WRITTEN_SUMMARY_COLUMNS, summary))
+    return run_dir
+
+
+def read_current_case(run_dir) -> str:
+    try:
+        return (Path(run_dir) / CURRENT).read_text().strip()
+    except OSError:
+        return ""
+
+
+# ---- reading and summarising (no pandas: the local launcher merges launches with this) ------
+_INT_COLUMNS = {"nbytes", "nranks", "round", "sample", "rank", "calls", "peer"}
+
+
+def read_samples(run_dir) -> list[dict]:
+    """samples.csv as dicts with numbers converted; a torn last line (a crash mid-write) and
+    rows without a time are dropped."""
+    import csv
+
+    path = Path(run_dir) / SAMPLES
+    if not path.exists():
+        return []
+    text = path.read_text()
+    if text and not text.endswith("\n"):
+        text = text[: text.rfind("\n") + 1]
+    rows = []
+    for raw in csv.DictReader(text.splitlines()):
+        if not raw.get("time_s"):
+            continue
+        row = {**SAMPLE_EXTRA, **raw}
+        for c in row:
+            if c in _INT_COLUMNS:
+                row[c] = int(float(row[c])) if row[c] != "" else -1
+        row["time_s"] = float(row["time_s"])
+        rows.append(row)
+    return rows
+
+
+def sample_maxima(samples) -> dict:
+    """{case: {(round, sample): time}}: the time of a sample is the max over ranks."""
+    cases: dict = {}
+    for row in samples:
+        case = tuple(row[c] for c in CASE)
+        key = (row["round"], row["sample"])
+        per = cases.setdefault(case, {})
+        per[key] = max(per.get(key, -math.inf), row["time_s"])
+    return cases
+
+
+def summary_rows(samples, bus_factor=None, msgs_per_op=None, count=None) -> list[dict]:
+    """summary.csv rows from raw samples (dicts with SAMPLE_COLUMNS), sorted by case.
+
+    bus_factor(op, nranks), msgs_per_op(op, nranks) and count(op, dtype, nbytes, nranks) are
+    optional callables; a missing bus_factor or count gives NaN (unknown) rather than a guess,
+    a missing msgs_per_op counts one message per op."""
+    rows = []
+    for case, per_sample in sorted(sample_maxima(samples).items()):
+        row = dict(zip(CASE, case))
+        op, nranks, nbytes = row["op"], int(row["nranks"]), int(row["nbytes"])
+        factor = bus_factor(op, nranks) if bus_factor else float("nan")
+        msgs = msgs_per_op(op, nranks) if msgs_per_op else 1.0
+        row["count"] = count(op, row["dtype"], nbytes, nranks) if count else float("nan")
+        row.update(summarize_case(list(per_sample.values()), nbytes, factor, msgs))
+        row["wrong"] = 0
+        row["rounds"] = len({rnd for rnd, _ in per_sample})
+        rows.append(row)
+    return rows

@@ -1,0 +1,49 @@
+"""Plain-text tables of a summary, one per op, with units in the headers. Rows are dicts (as
+summary.csv holds them), so a rank or the local launcher can print them without pandas."""
+from __future__ import annotations
+
+import math
+
+
+def _num(value, scale=1.0, fmt="{:.2f}") -> str:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return "-"
+    return "-" if math.isnan(value) else fmt.format(value * scale)
+
+
+def _is_multimodal(row) -> bool:
+    modes = row.get("modes", 1)
+    return bool(modes) and modes == modes and modes > 1 and isinstance(row.get("mode_medians_s"), str)
+
+
+def format_summary(rows: list[dict], meta: dict | None = None) -> str:
+    """Latency in µs, bandwidth in GB/s (1 GB = 1e9 bytes), sizes in bytes (S per op)."""
+    ops_info = (meta or {}).get("ops", {})
+    groups: dict = {}
+    for row in rows:
+        groups.setdefault((row["backend"], row["op"], row["nranks"], row["dtype"]), []).append(row)
+    blocks = []
+    for (backend, op, nranks, dtype), group in groups.items():
+        info = ops_info.get(op, {})
+        head = (f"# {op}  backend={backend} ranks={nranks} dtype={dtype}  "
+                f"S={info.get('s_means', '?')}  busbw factor={info.get('bus_factor', '?')}")
+        limits = sorted({r.get("ceiling") for r in group if isinstance(r.get("ceiling"), str) and r.get("ceiling")})
+        if limits:
+            head += f"  %ceil: busbw / {', '.join(limits)} (meta.json: ceilings)"
+        lines = [head, f"#{'S(B)':>11} {'count':>10} {'median(us)':>11} {'ci95_low(us)':>12} "
+                       f"{'ci95_high(us)':>13} {'algbw(GB/s)':>11} {'busbw(GB/s)':>11} "
+                       f"{'Mmsg/s':>8} {'#wrong':>7} {'samples':>8} {'%ceil':>6}"]
+        for r in sorted(group, key=lambda r: r["nbytes"]):
+            flag = "  WRONG" if r["wrong"] else ""
+            if _is_multimodal(r):
+                medians = "/".join(_num(float(m), 1e6) for m in r["mode_medians_s"].split(";"))
+                flag += f"  {int(r['modes'])} modes: {medians} us"
+            lines.append(f"{r['nbytes']:>12} {r['count']:>10} {_num(r['median_s'], 1e6):>11} "
+                         f"{_num(r['ci_low_s'], 1e6):>12} {_num(r['ci_high_s'], 1e6):>13} "
+                         f"{_num(r['algbw_Bps'], 1e-9):>11} {_num(r['busbw_Bps'], 1e-9):>11} "
+                         f"{_num(r['msg_rate_per_s'], 1e-6, '{:.3f}'):>8} {r['wrong']:>7} "
+                         f"{r['samples']:>8} {_num(r.get('efficiency'), 100, '{:.1f}'):>6}{flag}")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)

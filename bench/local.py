@@ -1,0 +1,170 @@
+"""Outside any launcher: commbench starts the ranks itself (mpiexec for MPI backends, its own
+spawner for torch backends), `--launches` times into one run directory, and afterwards merges
+the launches' samples into the run's summary. Runs in the parent process, which never loads
+MPI or torch."""
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from pathlib import Path
+
+from bench import ceilings, launch
+from bench.core import rundir
+from bench.core.errors import RunDirError, UsageError
+from bench.ops import OPS, pairing_rounds
+from bench.plan import EXIT_ABORT, EXIT_WRONG, Outcome, Plan, check_fits, itemsize_of
+
+
+MAX_RANKS_PER_CORE = 16  # local oversubscription beyond this is refused, not attempted
+
+
+class Stopped(Exception):
+    """SIGINT or SIGTERM reached commbench while its ranks ran."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _stop_on_signal(signum, frame):
+    raise Stopped(signum)
+
+
+def check_local_ranks(plan: Plan, n: int) -> None:
+    """Refuse more local ranks than this machine can hold, before starting any."""
+    cores = os.cpu_count() or 1
+    if n > cores * MAX_RANKS_PER_CORE:
+        raise UsageError(f"-n {n}: more local ranks than this machine can run ({cores} cores x "
+                         f"{MAX_RANKS_PER_CORE} ranks per core at most)")
+    check_fits(plan, n, n)  # buffers and each rank's own memory; the ranks report skipped ops
+
+
+def start_local(args, argv, plan: Plan) -> Outcome:
+    """Start N local ranks running this same command (argv after `commbench`). The run
+    directory is checked and locked here for the whole run; SIGINT/SIGTERM end the ranks and
+    mark the run aborted."""
+    n = args.nranks or 2
+    check_local_ranks(plan, n)
+    out = Path(args.out if args.out is not None else Path("results") / rundir.new_run_id(args.backend, n))
+    out = rundir.check_out_dir(out, getattr(args, "force", False)).resolve()
+    lock = rundir.RunLock(out)
+    previous = {s: signal.signal(s, _stop_on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return _launches(args, argv, plan, n, out)
+    except Stopped as stop:
+        mark_if_unfinished(out, 128 + stop.signum, f"commbench: interrupted by {stop} "
+                                                     "(the ranks were stopped)")
+        print(f"commbench: interrupted by {stop}; finished cases are in {out}", file=sys.stderr)
+        return Outcome(128 + stop.signum)
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        lock.release()
+
+
+def _launches(args, argv, plan, n, out) -> Outcome:
+    extra = [] if args.out else ["--out", str(out)]
+    wrong = {}  # case -> wrong elements, summed over launches
+    for index in range(args.launches):
+        several = ["--launch-index", str(index)] if args.launches > 1 else []
+        command = launch.self_command(["run"] + list(argv[1:]) + extra + several)
+        rc, message = start_ranks(plan, n, command)
+        mark_if_unfinished(out, rc, message)
+        if args.launches > 1:
+            add_wrong(out, wrong)
+        if rc not in (0, EXIT_WRONG):
+            break
+    if args.launches > 1 and rc in (0, EXIT_WRONG):
+        merge_launches(out, wrong)
+    finished = rc in (0, EXIT_WRONG)
+    return Outcome(rc if rc in (0, EXIT_WRONG, 2) else EXIT_ABORT,
+                   out if finished and not args.quiet else None)
+
+
+def start_ranks(plan: Plan, n: int, command: list) -> tuple:
+    if any(cls.launcher == "mpi" for cls in plan.backends):
+        mpiexec = launch.find_mpiexec()
+        flavor = launch.mpi_flavor(mpiexec)
+        argv = launch.mpiexec_argv(mpiexec, flavor, n, os.cpu_count() or 1, command)
+        env = launch.mpiexec_env(flavor, os.geteuid() == 0)
+        return launch.run_local(argv, {**env, launch.LOCAL_PARENT: "1"}, n)
+    # torch backends only: no MPI needed, commbench starts the ranks itself
+    envs = launch.torch_local_envs(n, launch.free_port("127.0.0.1"))
+    return launch.run_ranks(command, [{**env, launch.LOCAL_PARENT: "1"} for env in envs])
+
+
+def _case_key(row) -> tuple:
+    return tuple(int(row[c]) if c in ("nbytes", "nranks") else row[c] for c in rundir.CASE)
+
+
+def add_wrong(out: Path, wrong: dict) -> None:
+    """Add the wrong elements of the launch just finished (its summary) to `wrong`."""
+    import csv
+
+    path = out / rundir.SUMMARY
+    if not path.exists():
+        return
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            key = _case_key(row)
+            wrong[key] = wrong.get(key, 0) + int(row["wrong"] or 0)
+
+
+def merge_launches(out: Path, wrong: dict) -> None:
+    """After the last launch: the summary over the samples of all launches (each launch wrote
+    one of its own rounds only) and the final status."""
+    meta = rundir.load_meta(out)
+    itemsize = itemsize_of(meta["dtype"])
+    rows = rundir.summary_rows(
+        pairing_as_sample_group(rundir.read_samples(out)),
+        bus_factor=lambda op, n: OPS[op].bus_factor(n),
+        msgs_per_op=lambda op, n: OPS[op].msgs_per_op(n),
+        count=lambda op, dtype, nbytes, n: OPS[op].case(nbytes, n, itemsize).count)
+    for row in rows:
+        row["wrong"] = wrong.get(_case_key(row), 0)
+        row["ceiling"], row["efficiency"] = ceilings.columns(row, OPS[row["op"]], meta)
+    writer = rundir.RunWriter(out, meta)
+    writer.write_summary(rows, op_order=OPS)
+    writer.finish("wrong" if sum(wrong.values()) else "complete")
+
+
+def pairing_as_sample_group(samples: list[dict]) -> list[dict]:
+    """`pairs` runs one job per pairing round, all with the same sample numbers: number their
+    samples apart so that a sample's max over ranks stays within one pairing round."""
+    index, counts = {}, set()
+    for row in samples:
+        if row["op"] != "pairs":
+            continue
+        n = int(row["nranks"])
+        if n not in counts:
+            counts.add(n)
+            for p, peers in enumerate(pairing_rounds(n)):
+                for rank, peer in enumerate(peers):
+                    index[(n, rank, peer)] = p
+        row["sample"] += index.get((n, row["rank"], row["peer"]), 0) * 1_000_000
+    return samples
+
+
+def mark_if_unfinished(out: Path, rc: int, message: str = "") -> None:
+    """A rank killed from outside cannot say so itself: record it in meta.json, with the case
+    rank 0 last said it was measuring."""
+    try:
+        meta = rundir.load_meta(out)
+    except RunDirError:
+        return
+    recorded = meta.get("error") or ""
+    if meta.get("status") == "aborted" and message and recorded and message != recorded \
+            and message.startswith(recorded):  # the parent saw more (ranks that fell silent)
+        meta["status"] = "running"
+    if meta.get("status") == "running":
+        error = message or recorded or f"ranks exited with status {rc}"
+        case = rundir.read_current_case(out)
+        if case and not error.startswith("commbench:"):  # the ranks named no case themselves
+            error += f", during {case}"
+        if error != recorded:
+            print(error if error.startswith("commbench:") else f"commbench: {error}", file=sys.stderr)
+        try:
+            rundir.RunWriter(out, meta).finish("aborted", error=error)
+        except OSError as exc:  # a full disk, say: the status stays as it was, the exit says why
+            print(f"commbench: could not mark {out} aborted: {exc}", file=sys.stderr)

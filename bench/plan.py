@@ -1,0 +1,171 @@
+"""What a run will measure, checked before any rank starts: backends, ops, sizes, sampling
+settings and splits from the options of `commbench run`, and the cases and buffer memory they
+make on a given rank count. Shared by the local launcher (bench.local) and the ranks
+(bench.spmd)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from bench import launch
+from bench.backends import backend_class
+from bench.core.errors import UsageError
+from bench.core.units import parse_sizes
+from bench.harness import Sampling
+from bench.ops import OPS, get_op
+
+PAGE = 4096
+EXIT_WRONG, EXIT_ABORT = 1, 3  # exit statuses: results failed validation; the job was aborted
+
+
+@dataclass
+class Outcome:
+    """How `commbench run` ended in this process: the exit status, and the run directory whose
+    tables this process should show (None: another process shows them, or there are none)."""
+    rc: int
+    show: Path | None = None
+
+
+@dataclass
+class Plan:
+    backends: list
+    ops: list
+    sizes: list
+    dtype: str
+    sampling: Sampling
+    repeats: int
+    all_ops: bool = False  # ops not named one by one: skip those the rank count rules out
+    skip: dict = field(default_factory=dict)  # (backend, op) -> why that backend cannot run it
+    splits: tuple = ("all",)  # --split: communicators the cases run on (bench.nodes)
+
+
+def make_plan(args) -> Plan:
+    """Everything that can be checked before any rank starts."""
+    names = [b.strip() for b in args.backend.split(",") if b.strip()]
+    if not names:
+        raise UsageError("no backend given")
+    backends = [backend_class(name) for name in dict.fromkeys(names)]
+    for cls in backends:
+        problem = cls.problem()
+        if problem:
+            raise UsageError(problem)
+        cls.check_dtype(args.dtype)
+        cls.check_args(args)
+    names = [n for n, op in OPS.items() if op.default] if args.ops.strip() == "all" else [s.strip() for s in args.ops.split(",") if s.strip()]
+    if not names:
+        raise UsageError("no ops given")
+    ops = [get_op(name) for name in dict.fromkeys(names)]
+    all_ops = args.ops.strip() == "all"
+    skip = {}
+    for cls in backends:
+        for op in ops:
+            why = cls.op_problem(op, args)
+            if why and not all_ops:
+                raise UsageError(f"backend {cls.name} cannot run {op.name}: {why}")
+            if why:
+                skip[(cls.name, op.name)] = why
+    sizes = parse_sizes(args.sizes)
+    positive = {"--timeout": args.timeout, "--ci-target": args.ci_target, "--budget": args.budget,
+                "--sample-time": args.sample_time, "--repeats": args.repeats,
+                "--launches": args.launches,
+                "--min-samples": args.min_samples, "--max-samples": args.max_samples}
+    for flag, value in positive.items():
+        if not value > 0:
+            raise UsageError(f"{flag} must be positive, got {value}")
+    if args.nranks is not None and args.nranks < 1:
+        raise UsageError(f"-n must be at least 1, got {args.nranks}")
+    if args.min_samples > args.max_samples:
+        raise UsageError(f"--min-samples {args.min_samples} is more than --max-samples {args.max_samples}")
+    if args.seed is not None and not 0 <= args.seed < 2**32:
+        raise UsageError(f"--seed must be between 0 and 2**32 - 1, got {args.seed}")
+    if args.out is not None and not str(args.out).strip():
+        raise UsageError("--out: empty path")
+    sampling = Sampling(sample_time_s=args.sample_time, min_samples=args.min_samples,
+                        max_samples=args.max_samples, ci_target=args.ci_target,
+                        budget_s=args.budget / (args.repeats * launches_of(args)))
+    from bench.nodes import parse_splits
+
+    splits = parse_splits(getattr(args, "split", "all"))
+    return Plan(backends, ops, sizes, args.dtype, sampling, args.repeats, all_ops, skip, splits)
+
+
+def launches_of(args) -> int:
+    """Launches this run will have: --launches when commbench starts the ranks itself, one
+    under an outside launcher (mpirun, srun, torchrun) that started them once."""
+    if args.launch_index is not None or launch.detect_world() is None:
+        return args.launches
+    return 1
+
+
+def itemsize_of(dtype: str) -> int:
+    return 2 if dtype == "bfloat16" else np.dtype(dtype).itemsize
+
+
+def cases_of(plan: Plan, nranks: int, say=None) -> list:
+    """(op, Case) for every op and size; sizes that round to the same S run once, and `say`
+    is told which sizes were rounded (to whole elements, or whole per-rank blocks)."""
+    itemsize = itemsize_of(plan.dtype)
+    cases, seen, rounded = [], set(), {}
+    for op in plan.ops:
+        for size in (plan.sizes if op.sized else [0]):
+            for case in op.cases(size, nranks, itemsize):  # pairs: one per pairing round
+                if op.sized and case.nbytes != size:
+                    rounded.setdefault(op.name, []).append(f"{size}->{case.nbytes}")
+                if (op.name, case.nbytes, case.pairing) not in seen:
+                    seen.add((op.name, case.nbytes, case.pairing))
+                    cases.append(case)
+    if say and rounded:
+        say(f"commbench: sizes rounded to whole {plan.dtype} elements on {nranks} rank(s) "
+            "(S in bytes, equal results run once): "
+            + "; ".join(f"{op} {', '.join(dict.fromkeys(r))}" for op, r in rounded.items()))
+    return cases
+
+
+def skip_notes(plan: Plan) -> list:
+    """One line per (backend, op) that `--ops all` leaves out because the backend cannot run it."""
+    return [f"commbench: skipping {op} on {backend}: {why}" for (backend, op), why in plan.skip.items()]
+
+
+def pages(nbytes: int) -> int:
+    """nbytes rounded up to whole pages."""
+    return -(-nbytes // PAGE) * PAGE
+
+
+def arena_bytes(cases) -> int:
+    """Bytes one rank needs for the largest case: send, recv and ack, each page aligned."""
+    return max(pages(c.send_count * c.itemsize) + pages(c.recv_count * c.itemsize) + PAGE
+               for c in cases)
+
+
+def check_fits(plan: Plan, nranks: int, ranks_here: int, say=None) -> list:
+    """The cases to run on nranks, after checking rank counts and memory."""
+    problems = {op.name: op.rank_problem(nranks) for op in plan.ops}
+    problems = {name: p for name, p in problems.items() if p}
+    if problems and not plan.all_ops:
+        raise UsageError(next(iter(problems.values())))
+    if problems:
+        plan.ops = [op for op in plan.ops if op.name not in problems]
+        if say:
+            say(f"commbench: skipping {', '.join(problems)} on {nranks} rank(s): "
+                + "; ".join(problems.values()))
+    cases = cases_of(plan, nranks, say)
+    buffers = arena_bytes(cases) * ranks_here * len(plan.backends)
+    processes = ranks_here * max(cls.rank_memory for cls in plan.backends)
+    available = mem_available()
+    if available and buffers + processes > 0.8 * available:
+        raise UsageError(f"{ranks_here} ranks on this host need {buffers / 2**30:.1f} GiB of buffers "
+                         f"and about {processes / 2**30:.1f} GiB for the processes themselves, more "
+                         f"than 80% of the {available / 2**30:.1f} GiB available")
+    return cases
+
+
+def mem_available() -> int | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
