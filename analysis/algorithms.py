@@ -2,7 +2,13 @@
 sweep`: run directories at several rank counts): per op, all rank counts jointly, piecewise in
 S (break points as for Hockney, analysis.robust.best_partition); in each size range every
 algorithm of the op is fitted (α, β, γ) and scored by its error on each rank count left out in
-turn; the lowest held-out error is marked `selected`.
+turn; the lowest held-out error is marked `selected`, but the algorithm of the range below
+stays selected unless the held-out error supports the switch at the sizes next to the boundary.
+
+Max-rate (analysis.models): each algorithm also gets a node rate limit R — fitted where the
+rank counts load the node differently and the limit explains the times better (BIC), else
+taken from the machine's measured ceilings (the copy rate of all ranks of a node at once
+against one core's, or the NIC's line rate) unless the times contradict it.
 
 γ: in every model of a reducing op β and γ scale alike, so times of that op alone fix only
 their sum. Ops that move the same blocks without reducing (bench.ops: `beta_source`) are
@@ -11,14 +17,14 @@ fitted first, and their β pins β of the reducing ops of the same sweep so γ c
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from analysis import models
-from analysis.robust import (Segment, best_partition, bootstrap_medians, fit_relative,
-                             independent_columns, median_sd, percentile_ci, relative_residuals,
-                             rms, segment_for)
+from analysis.robust import (SIGMA_FLOOR, Segment, best_partition, bootstrap_medians,
+                             fit_relative, independent_columns, median_sd, percentile_ci,
+                             relative_residuals, rms, segment_for)
 from bench.ops import FOREIGN_OPS, OPS, known_op
 
 
@@ -59,19 +65,168 @@ class AlgorithmFit:
     loo_rel_error: float  # rms relative error over all held-out points
     heldout: dict  # nranks -> rms relative error predicting that count from the others
     selected: bool = False
+    # the max-rate limit (analysis.models): R, bytes per second a node moves in total over the
+    # ranks that send at once; inf: no limit (the contention-free model)
+    node_rate: float = math.inf
+    rate_ci: tuple = (math.nan, math.nan)
+    rate_source: str = ""  # "fit" (the sweep's times), "ceiling" (copy ceiling), "nic"
+    count_rms: dict = field(default_factory=dict)  # nranks -> rms relative error of the fit
+    boundary_error: float = math.nan  # held-out error on the sizes next to the lower boundary
+
+    @property
+    def saturation_ranks(self) -> float:
+        """k* = R·β: ranks of a node sending at once at which the limit starts to bind."""
+        return self.node_rate * self.theta[1] if self.theta[1] > 0 else math.inf
+
+
+# switching algorithm between adjacent size ranges needs the new one to be better on the
+# held-out rank counts at the sizes next to the boundary by both of these
+SWITCH_RATIO = 0.8
+SWITCH_MARGIN = 0.01
+# ... unless the previous one is this much worse over the whole range (then the data switch
+# inside the range, and the break point is only misplaced)
+KEEP_RATIO, KEEP_MARGIN = 1.5, 0.03
+PROFILE_POINTS = 12  # grid of k* for the max-rate fit, refined by golden section
+NIC_SLACK = 0.05     # a declared line rate that the measured times beat by more is no limit
+
+
+def soft_l1(r, f_scale: float = 0.05) -> float:
+    """The robust loss fit_relative minimises, of relative residuals r."""
+    r = np.asarray(r, dtype=float)
+    return float(np.sum(2 * f_scale**2 * (np.sqrt(1 + (r / f_scale) ** 2) - 1)))
+
+
+def bic_gain(r_plain, r_rich, sampling_sd: float, extra: int = 1) -> float:
+    """How much better (in BIC units, positive: better) the richer fit explains the points
+    than the plainer, minus ln N per extra parameter; jitter σ from the richer fit's residuals
+    (robust MAD scale), at least the medians' sampling error; residuals capped at 3σ, as
+    analysis.robust.best_partition scores break points."""
+    r_plain, r_rich = np.asarray(r_plain, float), np.asarray(r_rich, float)
+    n = r_rich.size
+    dof = max(n - 4, 1)
+    sigma = max(1.4826 * float(np.median(np.abs(r_rich))) * math.sqrt(n / dof), sampling_sd,
+                SIGMA_FLOOR)
+    cap = 3 * sigma
+
+    def cost(r):
+        return float(np.sum(np.minimum(r * r, cap * cap))) / sigma**2
+    return cost(r_plain) - cost(r_rich) - extra * math.log(max(n, 2))
+
+
+class _Limited:
+    """One algorithm on one size range, with the max-rate factor: design(k*) is the design
+    matrix with the β column scaled by Σ_j w_j·max(1, k_j/k*) (analysis.models)."""
+
+    def __init__(self, op, name, X, p, per_node, spread, beta):
+        if beta is None and X[:, 2].any() and 2 not in independent_columns(X):
+            # β and γ scale alike: fitted as one (γ = 0) with the limit too, which would
+            # otherwise tell them apart by the factor alone
+            X = X.copy()
+            X[:, 2] = 0.0
+        self.X, self.beta = X, beta
+        self.w, self.k = models.senders(op, name, p, per_node, spread)
+        peak = np.where(self.w > 0, self.k, 0).max(axis=1)
+        sized = X[:, 1] > 0
+        self.peak = peak
+        # k* below the smallest peak only rescales β (every point is node-bound), above the
+        # largest it changes nothing: the range worth searching
+        self.k_lo = float(peak[sized].min()) if sized.any() else math.inf
+        self.k_hi = float(peak[sized].max()) if sized.any() else math.inf
+
+    def identifiable(self, rows=None) -> bool:
+        sized = (self.X[:, 1] > 0) if rows is None else (self.X[:, 1] > 0) & rows
+        return bool(sized.any()) and np.unique(self.peak[sized]).size >= 2
+
+    def design(self, kstar):
+        if not np.isfinite(kstar):
+            return self.X
+        X = self.X.copy()
+        X[:, 1] *= (self.w * np.maximum(1.0, self.k / kstar)).sum(axis=1)
+        return X
+
+    def fit(self, kstar, rows, t):
+        return _fitter(self.design(kstar), self.beta)(rows, t)
+
+    def loss(self, kstar, rows, t):
+        theta = self.fit(kstar, rows, t)
+        return soft_l1(relative_residuals(self.design(kstar)[rows], t, theta)), theta
+
+    def profile(self, rows, t, points=PROFILE_POINTS, around=None):
+        """(k*, θ) minimising the robust loss over the rows: k* on a geometric grid over the
+        node loads of the rows, refined by golden section between the best point's
+        neighbours (around an earlier estimate, for the bootstrap: 5 points within ±30%
+        and a parabola through the best three); k* = inf where the best is the largest load
+        (no limit binds within the rows)."""
+        sized = (self.X[:, 1] > 0) & rows
+        if not sized.any() or np.unique(self.peak[sized]).size < 2:
+            return math.inf, self.fit(math.inf, rows, t)
+        lo, hi = float(self.peak[sized].min()), float(self.peak[sized].max())
+        if around is not None and np.isfinite(around):
+            grid = np.clip(around * 1.3 ** np.linspace(-1, 1, 5), lo, hi)
+            scored = [self.loss(k, rows, t) for k in grid]
+            i = int(np.argmin([x[0] for x in scored]))
+            best_k, (best_loss, best_theta) = grid[i], scored[i]
+            if 0 < i < len(grid) - 1:
+                x = np.log(grid[i - 1:i + 2])
+                y = np.array([scored[j][0] for j in range(i - 1, i + 2)])
+                curve = np.polyfit(x, y, 2)
+                if curve[0] > 0:
+                    kk = float(np.exp(np.clip(-curve[1] / (2 * curve[0]), x[0], x[2])))
+                    got = self.loss(kk, rows, t)
+                    if got[0] < best_loss:
+                        best_k, best_loss, best_theta = kk, *got
+        else:
+            grid = np.geomspace(lo, hi, points)
+            scored = [self.loss(k, rows, t) for k in grid]
+            i = int(np.argmin([x[0] for x in scored]))
+            best_k, (best_loss, best_theta) = grid[i], scored[i]
+            if 0 < i < len(grid) - 1:  # golden section between the neighbours
+                a, b = math.log(grid[i - 1]), math.log(grid[i + 1])
+                g = (math.sqrt(5) - 1) / 2
+                c, d = b - g * (b - a), a + g * (b - a)
+                fc, fd = self.loss(math.exp(c), rows, t), self.loss(math.exp(d), rows, t)
+                for _ in range(6):
+                    if fc[0] < fd[0]:
+                        b, d, fd = d, c, fc
+                        c = b - g * (b - a)
+                        fc = self.loss(math.exp(c), rows, t)
+                    else:
+                        a, c, fc = c, d, fd
+                        d = a + g * (b - a)
+                        fd = self.loss(math.exp(d), rows, t)
+                for kk, (l_, th) in ((math.exp(c), fc), (math.exp(d), fd)):
+                    if l_ < best_loss:
+                        best_k, best_loss, best_theta = kk, l_, th
+        if best_k >= hi * (1 - 1e-9):
+            return math.inf, self.fit(math.inf, rows, t)
+        return float(best_k), best_theta
 
 
 def fit_algorithms(op: str, cases: dict, max_segments: int = 4, min_points: int = 3,
-                   n_boot: int = 200, seed: int = 0, beta_known=None):
+                   n_boot: int = 200, seed: int = 0, beta_known=None, *, per_node=None,
+                   spread: bool = False, limit: bool = True, saturation=None, link_rate=None):
     """cases: {(nranks, nbytes): sample times}. Returns [(Segment, [AlgorithmFit, ...])]:
     size ranges found jointly over all rank counts (the cost of a range is the misfit of its
     best algorithm), then in each range every algorithm of op fitted on all counts, scored by
-    leave-one-rank-count-out, the lowest held-out error selected.
+    leave-one-rank-count-out, the lowest held-out error selected — but an algorithm other than
+    the one of the range below is selected only where the held-out error supports the switch
+    at the sizes next to the boundary (SWITCH_RATIO, SWITCH_MARGIN).
 
     γ: in every model of a reducing op β and γ scale alike, so times of that op alone fix only
     their sum (γ comes out 0, β absorbs it). beta_known(S) -> (β, ci_low, ci_high), when given
     (β of a non-reducing op of the same sweep, see analysis.fitsfile.fit_times), pins β so γ
-    can be fitted."""
+    can be fitted.
+
+    Max-rate limit (analysis.models), with limit: per_node(nranks) (a mapping or a function;
+    default nranks: the whole communicator on one node) gives the ranks of one node in the
+    op; spread: one rank per node of per_node communicators at once (`--split inter`). k* is
+    fitted by profiling (a grid and golden section; linear in α, β, γ for each k*) where the
+    counts give at least two node loads, and kept where BIC prefers it (one parameter more)
+    to no limit. Else the machine's ceilings, where known: saturation (ranks whose copies
+    saturate the node, from the copy ceilings: k* = saturation) or link_rate (R of the NIC),
+    kept unless the times contradict them (BIC, or the times beat the line rate). A limit
+    that does not bind at the measured counts changes no fitted value, only predictions at
+    larger counts."""
     names = models.algorithms(op)
     if not names:
         return []
@@ -82,54 +237,191 @@ def fit_algorithms(op: str, cases: dict, max_segments: int = 4, min_points: int 
     med = np.array([np.median(g) for g in groups])
     size_idx, sizes = size_steps(n)
     X = {name: models.design_matrix(op, name, p, n) for name in names}
+    if per_node is None:
+        load = p
+    else:
+        get = per_node.get if isinstance(per_node, dict) else per_node
+        load = np.array([float(get(int(q)) or q) for q in p])
+    counts = np.unique(p)
+    rng = np.random.default_rng(seed)
+    boot = bootstrap_medians(groups, n_boot, rng) if n_boot > 0 else None
+    ceilings = dict(limit=limit, saturation=saturation, link_rate=link_rate)
 
     def rows(i, j):
         return (size_idx >= i) & (size_idx <= j)
 
-    def residuals(i, j):
-        m = rows(i, j)
-        return [relative_residuals(X[name][m], med[m], fit_relative(X[name][m], med[m]))
-                for name in names]
+    def partition(candidates):
+        def residuals(i, j):
+            m = rows(i, j)
+            return [relative_residuals(Z[m], med[m], fit_relative(Z[m], med[m]))
+                    for Z in candidates]
+        return best_partition(len(sizes), residuals, max_segments, min(min_points, len(sizes)),
+                              median_sd(groups))
 
-    part = best_partition(len(sizes), residuals, max_segments, min(min_points, len(sizes)),
-                          median_sd(groups))
-    rng = np.random.default_rng(seed)
-    boot = bootstrap_medians(groups, n_boot, rng) if n_boot > 0 else None
-    counts = np.unique(p)
+    cache: dict = {}
+
+    def fit_range(i, j):
+        """(Segment, [AlgorithmFit], [what the bootstrap needs]) of size range i..j."""
+        if (i, j) not in cache:
+            m = rows(i, j)
+            seg = Segment(i, j, n[m].min(), n[m].max(), theta=None)
+            pinned_of = None
+            if beta_known is not None:
+                pinned_of = beta_known(math.sqrt(max(seg.nbytes_lo, 1) * max(seg.nbytes_hi, 1)))
+            fitted = [_fit_one(op, name, X[name][m], med[m], p[m], load[m], spread, counts,
+                               size_idx[m], [g for g, keep in zip(groups, m) if keep],
+                               pinned_of, ceilings) for name in names]
+            cache[(i, j)] = (seg, [f for f, _ in fitted], [x for _, x in fitted])
+        return cache[(i, j)]
+
+    part = partition(list(X.values()))
+    # break points were placed with contention-free models; where the data showed a limit,
+    # place them again with each algorithm's limit as a candidate too (k* of its largest
+    # size range that has one), so a limit that grows with S is not taken for a protocol
+    # change
+    kglob = {f.name: f.saturation_ranks for i, j in part for f in fit_range(i, j)[1]
+             if f.rate_source == "fit"}
+    if kglob:
+        limited = []
+        for name, kstar in kglob.items():
+            Xk = models.design_matrix(op, name, p, n, kstar, load, spread)
+            if Xk[:, 2].any() and 2 not in independent_columns(X[name]):
+                Xk[:, 2] = 0.0  # β and γ fitted as one, as without the limit
+            limited.append(Xk)
+        part = partition(list(X.values()) + limited)
     out = []
+    previous = None  # the algorithm selected in the size range below
     for i, j in part:
+        seg, fits, extras = fit_range(i, j)
         m = rows(i, j)
-        seg = Segment(i, j, n[m].min(), n[m].max(), theta=None)
-        fits = []
-        for name in names:
-            Xm, tm, pm = X[name][m], med[m], p[m]
-            pinned = None
-            if (beta_known is not None and Xm[:, 2].any()
-                    and 2 not in independent_columns(Xm)):
-                pinned = beta_known(math.sqrt(max(seg.nbytes_lo, 1) * max(seg.nbytes_hi, 1)))
-            fit = _fitter(Xm, pinned[0] if pinned else None)
-            everything = np.ones(len(tm), dtype=bool)
-            theta = fit(everything, tm)
-            held, errors = {}, []
-            for q in counts if counts.size > 1 else []:
-                train = pm != q
-                th = fit(train, tm[train])
-                r = relative_residuals(Xm[~train], tm[~train], th)
-                held[int(q)] = rms(r)
-                errors.append(r)
-            loo = rms(np.concatenate(errors)) if errors else float("nan")
-            lo, hi = np.full(3, np.nan), np.full(3, np.nan)
-            if boot is not None:
-                thetas = np.array([fit(everything, b[m]) for b in boot])
-                lo, hi = percentile_ci(thetas)
-            if pinned:
-                lo[1], hi[1] = pinned[1], pinned[2]
-            fits.append(AlgorithmFit(name, theta, lo, hi,
-                                     rms(relative_residuals(Xm, tm, theta)), loo, held))
+        if boot is not None:
+            for f, x in zip(fits, extras):
+                _bootstrap(f, x, [b[m] for b in boot])
         score = [f.loo_rel_error if np.isfinite(f.loo_rel_error) else f.rel_rms for f in fits]
-        fits[int(np.argmin(score))].selected = True
+        best = int(np.argmin(score))
+        chosen = best
+        if previous is not None and previous != fits[best].name:
+            k = next(x for x, f in enumerate(fits) if f.name == previous)
+            if not switch_supported(fits[k], fits[best], score[k], score[best]):
+                chosen = k
+        fits[chosen].selected = True
+        previous = fits[chosen].name
         out.append((seg, fits))
     return out
+
+
+def _fit_one(op, name, Xm, tm, pm, load, spread, counts, steps, groups, pinned, ceilings):
+    """One algorithm on one size range: (AlgorithmFit without intervals, what _bootstrap
+    needs). See fit_algorithms for the method."""
+    if not (Xm[:, 2].any() and 2 not in independent_columns(Xm)):
+        pinned = None  # β is pinned only where γ cannot be told from it
+    lim = _Limited(op, name, Xm, pm, load, spread, pinned[0] if pinned else None)
+    everything = np.ones(len(tm), dtype=bool)
+    sd = median_sd(groups)
+    # the sizes next to the lower boundary: the lower half of the range's sizes
+    here = np.unique(steps)
+    edge = steps <= here[max(1, (len(here) + 1) // 2) - 1]
+
+    def leave_out(kfix):
+        """(per count, all, next to the boundary) held-out errors, k* refitted per fold
+        ("profile") or fixed."""
+        held, errors, edge_errors = {}, [], []
+        for q in counts if counts.size > 1 else []:
+            train = pm != q
+            if not (~train).any():
+                continue
+            if kfix == "profile":
+                kf, th = lim.profile(train, tm[train])
+            else:
+                kf, th = kfix, lim.fit(kfix, train, tm[train])
+            r = relative_residuals(lim.design(kf)[~train], tm[~train], th)
+            held[int(q)] = rms(r)
+            errors.append(r)
+            edge_errors.append(r[edge[~train]])
+        return held, _total(errors), _total(edge_errors)
+
+    theta = lim.fit(math.inf, everything, tm)
+    r_free = relative_residuals(lim.design(math.inf), tm, theta)
+    kstar, source = math.inf, ""
+    scored = leave_out(math.inf)
+    if ceilings["limit"] and lim.identifiable():
+        k_hat, th = lim.profile(everything, tm)
+        if np.isfinite(k_hat):
+            r_hat = relative_residuals(lim.design(k_hat), tm, th)
+            # k* is no regular parameter (a bend that may sit anywhere): two parameters'
+            # worth of BIC, and it must predict the left-out counts no worse
+            if bic_gain(r_free, r_hat, sd, extra=2) > 0:
+                tried = leave_out("profile")
+                if not tried[1] > scored[1]:
+                    kstar, source, theta, scored = k_hat, "fit", th, tried
+    saturation = ceilings["saturation"]
+    if ceilings["limit"] and not source and saturation and saturation > 0 and Xm[:, 1].any():
+        if saturation >= lim.k_hi:  # binds only beyond the measured loads
+            kstar, source = float(saturation), "ceiling"
+        else:
+            th = lim.fit(saturation, everything, tm)
+            r_c = relative_residuals(lim.design(saturation), tm, th)
+            if bic_gain(r_c, r_free, sd, extra=0) <= math.log(max(len(tm), 2)):
+                kstar, source, theta = float(saturation), "ceiling", th
+                scored = leave_out(kstar)
+    rate = math.inf
+    if source:
+        rate = kstar / theta[1] if theta[1] > 0 else math.inf
+        if not np.isfinite(rate):
+            kstar, source, theta, scored = math.inf, "", lim.fit(math.inf, everything, tm), \
+                leave_out(math.inf)
+    link = ceilings["link_rate"]
+    sized = lim.X[:, 1] > 0
+    if (ceilings["limit"] and not source and link and link > 0 and theta[1] > 0 and sized.any()
+            and np.all(lim.peak[sized] / link <= theta[1] * (1 + NIC_SLACK))):
+        rate, source = float(link), "nic"  # does not bind at the measured loads
+    fitted = relative_residuals(lim.design(kstar), tm, theta)
+    fit = AlgorithmFit(name, theta, np.full(3, np.nan), np.full(3, np.nan), rms(fitted),
+                       scored[1], scored[0], node_rate=rate, rate_source=source,
+                       count_rms={int(q): rms(fitted[pm == q]) for q in np.unique(pm)},
+                       boundary_error=scored[2])
+    return fit, (lim, kstar, pinned)
+
+
+def _bootstrap(fit: AlgorithmFit, extra, replicates) -> None:
+    """Percentile intervals of θ (and of R where the data fitted it: k* refitted near its
+    estimate in every replicate; from a ceiling: k* held, R = k*/β) from the replicates."""
+    lim, kstar, pinned = extra
+    everything = np.ones(len(replicates[0]), dtype=bool)
+    thetas, rhos = [], []
+    for b in replicates:
+        if fit.rate_source == "fit":
+            kb, th = lim.profile(everything, b, around=kstar)
+        else:
+            kb = kstar if fit.rate_source == "ceiling" else math.inf
+            th = lim.fit(kb, everything, b)
+        thetas.append(th)
+        if fit.rate_source in ("fit", "ceiling"):
+            rhos.append(th[1] / kb if np.isfinite(kb) and th[1] > 0 else 0.0)
+    fit.ci_low, fit.ci_high = percentile_ci(np.array(thetas))
+    if rhos:
+        r_lo, r_hi = percentile_ci(np.array(rhos))
+        fit.rate_ci = (1 / r_hi if r_hi > 0 else math.inf, 1 / r_lo if r_lo > 0 else math.inf)
+    elif fit.rate_source == "nic":
+        fit.rate_ci = (fit.node_rate, fit.node_rate)
+    if pinned:
+        fit.ci_low[1], fit.ci_high[1] = pinned[1], pinned[2]
+
+
+def _total(errors) -> float:
+    return rms(np.concatenate(errors)) if errors else float("nan")
+
+
+def switch_supported(old: AlgorithmFit, new: AlgorithmFit, old_score, new_score) -> bool:
+    """Whether the held-out error supports leaving `old` (selected in the size range below)
+    for `new` at the sizes next to the boundary; where it does not, `old` stays unless it is
+    much worse over the whole range."""
+    e_old, e_new = old.boundary_error, new.boundary_error
+    if not (np.isfinite(e_old) and np.isfinite(e_new)):
+        return True
+    if e_new <= SWITCH_RATIO * e_old and e_old - e_new >= SWITCH_MARGIN:
+        return True
+    return old_score > max(KEEP_RATIO * new_score, new_score + KEEP_MARGIN)
 
 
 def _fitter(X: np.ndarray, beta=None):

@@ -22,6 +22,23 @@ Verdict per case, with r = median(NEW units) / median(BASE units):
 The ratio comes with a 95% distribution-free interval of the typical ratio (the order
 statistics of all pairwise NEW/BASE ratios that the Mann-Whitney test implies).
 
+Unreplicated cases (a side holds one (run, round) for the case: a single-round run, or an
+import, which holds one value per size). No test on them can see run-to-run variation, and
+one value per side can never be significant, so the verdict rests on other evidence:
+  - neighbouring sizes: a real change persists over a range of sizes, while a machine that
+    switches latency modes spoils single cases (identical single-round runs on a shared VM
+    differ up to 8x at one size, rarely at two neighbours, not at three in a row);
+  - the machine's noise: meta.json -> noise (`commbench noise`: the spread of 8-byte
+    ping-pong medians over bursts, max/min, the larger of the two sides), else a stated
+    default of 1.1 (a 10% run-to-run change assumed where neither side measured its noise);
+  - the rank test on raw samples, where both sides have enough samples for it to reach alpha.
+Such a case is slower when it lies in a window of 3 consecutive sizes of its series (same
+backend, op, ranks, split) in which every case has r > factor x noise and, where the rank test
+can decide, a significant one; faster mirrored. The row says so: "slower, unreplicated: 7.60×
+at 3/3 sizes" (the median ratio of the window, its cases beyond the threshold). A series of
+fewer than 3 sizes gets no unreplicated verdict. nccl-tests also prints an in-place time per
+size; the importer keeps the out-of-place one only, so it is no second measurement here.
+
 Exit status: 0 when no case is slower, 1 when some case is, 2 on bad input.
 """
 from __future__ import annotations
@@ -41,21 +58,27 @@ JOIN = ["backend", "op", "nbytes", "nranks", "split"]
 VERDICTS = ("slower", "not significant", "faster")  # the order of the closing count
 FORMATS = ("text", "markdown", "json")
 CONFIDENCE = 0.95
+NEIGHBOURS = 3        # consecutive sizes that must agree for an unreplicated verdict
+DEFAULT_NOISE = 1.1   # run-to-run ratio assumed where neither side measured its noise
 
 
 # ---------------------------------------------------------------- loading
 def load_side(run_dirs):
     """Sample times of the run directories of one side (JOIN + run, round, sample, time_s),
-    {run dir: tool} of those imported from other tools, and how many launches of the ranks
-    the side holds (`commbench run --launches`; one per run directory when not recorded)."""
+    {run dir: tool} of those imported from other tools, how many launches of the ranks
+    the side holds (`commbench run --launches`; one per run directory when not recorded) and
+    the largest noise its run directories measured (`measured_noise`; None when none did)."""
     import pandas as pd
 
     from analysis.rundir import load_meta, load_samples, sample_times, shown
 
-    frames, imported, launches = [], {}, 0
+    frames, imported, launches, noise = [], {}, 0, None
     for i, run_dir in enumerate(run_dirs):
         meta = load_meta(run_dir)  # a clear error for a path that is not a run directory
         launches += max(1, len(meta.get("launches") or []))
+        mine = measured_noise(meta)
+        if mine is not None:
+            noise = max(noise or mine, mine)
         if meta.get("source"):
             imported[str(run_dir)] = meta["source"]
         samples = load_samples(run_dir, meta)  # checked: finite positive times, ...
@@ -64,7 +87,19 @@ def load_side(run_dirs):
         times = sample_times(samples)
         times = times[times["time_s"] > 0]
         frames.append(times.assign(run=i))
-    return pd.concat(frames, ignore_index=True), imported, launches
+    return pd.concat(frames, ignore_index=True), imported, launches, noise
+
+
+def measured_noise(meta: dict) -> float | None:
+    """The run-to-run ratio a run's own noise calibration saw (meta.json -> noise -> pingpong
+    -> max_over_min: the slowest over the fastest burst median of an 8 B ping-pong), or None
+    when the run did not measure it (imports, `--no-noise`)."""
+    ping = ((meta.get("noise") or {}).get("pingpong") or {}) if isinstance(meta.get("noise"), dict) else {}
+    value = ping.get("max_over_min") if isinstance(ping, dict) else None
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) \
+            and value >= 1:
+        return float(value)
+    return None
 
 
 # ---------------------------------------------------------------- statistics
@@ -86,7 +121,10 @@ def one_sided_p(new, base, alternative: str) -> float:
 
 def smallest_p(n1: int, n2: int) -> float:
     """The smallest one-sided p an exact Mann-Whitney test can give for n1 vs n2 values."""
-    return 1.0 / math.comb(n1 + n2, n1)
+    try:
+        return 1.0 / math.comb(n1 + n2, n1)
+    except OverflowError:  # thousands of samples: as good as zero
+        return 0.0
 
 
 def ratio_interval(base, new, confidence=CONFIDENCE) -> tuple[float, float]:
@@ -143,6 +181,7 @@ def compare_case(base_times, new_times, factor, alpha) -> dict:
         "ratio": ratio, "ratio_ci_low": lo, "ratio_ci_high": hi,
         "p_value": p_slower if ratio >= 1 else p_faster,
         "verdict": verdict(ratio, p_slower, p_faster, factor, alpha),
+        "_p": (p_slower, p_faster),  # for the unreplicated pass; dropped before output
     }
 
 
@@ -152,7 +191,7 @@ def compare_runs(base_dirs, new_dirs, factor=1.1, alpha=0.05, ops=None) -> dict:
         raise UsageError(f"--factor must be at least 1, got {factor}")
     if not 0 < alpha < 1:
         raise UsageError(f"--alpha must be between 0 and 1, got {alpha}")
-    (base, base_imported, base_launches), (new, new_imported, new_launches) = \
+    (base, base_imported, base_launches, base_noise), (new, new_imported, new_launches, new_noise) = \
         load_side(base_dirs), load_side(new_dirs)
     if ops:
         base, new = base[base["op"].isin(ops)], new[new["op"].isin(ops)]
@@ -167,22 +206,71 @@ def compare_runs(base_dirs, new_dirs, factor=1.1, alpha=0.05, ops=None) -> dict:
         row["nbytes"], row["nranks"] = int(row["nbytes"]), int(row["nranks"])
         row.update(compare_case(base_groups[key], new_groups[key], factor, alpha))
         rows.append(row)
+    measured = [n for n in (base_noise, new_noise) if n is not None]
+    noise = {"ratio": max(measured), "source": "measured"} if measured else \
+        {"ratio": DEFAULT_NOISE, "source": "default"}
+    unreplicated(rows, factor, alpha, noise["ratio"])
+    for row in rows:
+        row.pop("_p", None)
     result = {
         "base": [str(d) for d in base_dirs], "new": [str(d) for d in new_dirs],
-        "factor": factor, "alpha": alpha, "rows": rows,
+        "factor": factor, "alpha": alpha, "noise": noise, "rows": rows,
         "counts": {v: sum(r["verdict"] == v for r in rows) for v in VERDICTS},
         "notes": notes(rows, base_groups, new_groups, alpha, base_launches, new_launches,
-                       {**base_imported, **new_imported}),
+                       {**base_imported, **new_imported}, noise=noise, factor=factor),
         # the same notes with what they quote from the runs escaped for Markdown (not in JSON)
         "_markdown_notes": notes(rows, base_groups, new_groups, alpha, base_launches,
-                                 new_launches, {**base_imported, **new_imported}, md_escape),
+                                 new_launches, {**base_imported, **new_imported}, md_escape,
+                                 noise=noise, factor=factor),
     }
     result["exit_status"] = 1 if result["counts"]["slower"] else 0
     return result
 
 
+def unreplicated(rows, factor: float, alpha: float, noise: float) -> None:
+    """Verdicts of the unreplicated rows (unit 'samples'; module docstring), in place: each
+    gets `evidence` {ratio, agree, of, sizes, threshold}: the window of NEIGHBOURS consecutive
+    sizes of its series that holds it and agrees best with the direction of its ratio."""
+    import numpy as np
+
+    series: dict = {}
+    for row in rows:
+        series.setdefault((row["backend"], row["op"], row["nranks"], row["split"]), []).append(row)
+    threshold = factor * noise
+    for members in series.values():
+        members.sort(key=lambda r: r["nbytes"])
+        if not any(r["unit"] == "samples" for r in members):
+            continue
+        ratios = np.array([r["ratio"] for r in members])
+        # the rank test counts where it can reach alpha (several samples on both sides)
+        decides = np.array([smallest_p(r["n_base"], r["n_new"]) < alpha for r in members])
+        p_slower = np.array([r["_p"][0] for r in members])
+        p_faster = np.array([r["_p"][1] for r in members])
+        beyond = {"slower": (ratios > threshold) & (~decides | (p_slower < alpha)),
+                  "faster": (ratios < 1 / threshold) & (~decides | (p_faster < alpha))}
+        n = len(members)
+        for i, row in enumerate(members):
+            if row["unit"] != "samples":
+                continue
+            direction = "slower" if row["ratio"] >= 1 else "faster"
+            # the windows of NEIGHBOURS sizes that hold case i; the best agreeing one wins,
+            # ties going to the one centred on i
+            centre = min(max(i - NEIGHBOURS // 2, 0), max(n - NEIGHBOURS, 0))
+            starts = range(max(0, i - NEIGHBOURS + 1), min(i, n - NEIGHBOURS) + 1)
+            windows = [slice(s, s + NEIGHBOURS) for s in starts] or [slice(0, n)]
+            best = max(windows, key=lambda w: (int(beyond[direction][w].sum()),
+                                               -abs(w.start - centre)))
+            agree = int(beyond[direction][best].sum())
+            row["evidence"] = {
+                "kind": "unreplicated", "ratio": float(np.median(ratios[best])), "agree": agree,
+                "of": NEIGHBOURS, "sizes": [members[j]["nbytes"] for j in range(n)[best]],
+                "threshold": threshold if direction == "slower" else 1 / threshold}
+            whole = n >= NEIGHBOURS and agree == NEIGHBOURS and beyond[direction][i]
+            row["verdict"] = direction if whole else "not significant"
+
+
 def notes(rows, base_groups, new_groups, alpha, base_launches=1, new_launches=1, imported=None,
-          quote=None) -> list:
+          quote=None, noise=None, factor=None) -> list:
     """The notes under the table; quote(text) is applied to what they quote from the runs
     (default: control characters written out)."""
     quote = quote or one_line
@@ -200,6 +288,20 @@ def notes(rows, base_groups, new_groups, alpha, base_launches=1, new_launches=1,
             "one (run, round) only: that test cannot see run-to-run variation (on a shared "
             "machine up to 2x); for a trustworthy verdict use `commbench run --repeats 5` or "
             "several run directories per side")
+        if noise and factor:
+            where = ("the larger of the two sides' own measurement (meta.json → noise: 8 B "
+                     "ping-pong, slowest over fastest burst)" if noise["source"] == "measured"
+                     else "a stated default: neither side measured its noise (meta.json → noise)")
+            out.append(
+                f"unreplicated cases are slower (faster) only where {NEIGHBOURS} consecutive sizes "
+                f"of their series all have a ratio beyond factor {factor:g} × noise "
+                f"{noise['ratio']:.3g} = {factor * noise['ratio']:.3g} (below its inverse), and the "
+                f"rank test on raw samples agrees where it can decide; noise {noise['ratio']:.3g} is "
+                f"{where}")
+        short = sum(1 for r in by_samples if len(r.get("evidence", {}).get("sizes", [])) < NEIGHBOURS)
+        if short:
+            out.append(f"{short} unreplicated cases belong to series of fewer than {NEIGHBOURS} "
+                       "sizes: they get no verdict without replication")
     weak = [r for r in rows if r["unit"] == "rounds" and smallest_p(r["n_base"], r["n_new"]) >= alpha]
     if weak:
         r = weak[0]
@@ -209,7 +311,8 @@ def notes(rows, base_groups, new_groups, alpha, base_launches=1, new_launches=1,
             f"{smallest_p(r['n_base'], r['n_new']):.3g}); run more rounds")
     for run_dir, tool in (imported or {}).items():
         out.append(f"{quote(run_dir)} is imported from {quote(tool)}: one value per size (the tool's own "
-                   "average), so a test against it rests on that single value")
+                   "average), so a test against it rests on that single value and on its "
+                   "neighbouring sizes")
     only_base = len(set(base_groups) - set(new_groups))
     only_new = len(set(new_groups) - set(base_groups))
     if only_base or only_new:
@@ -239,9 +342,24 @@ def table_rows(result, quote=None) -> list:
             quote(r["backend"]), quote(r["op"]), str(r["nranks"]), human_bytes(r["nbytes"]),
             micro(r["base_median_s"]), micro(r["new_median_s"]), ratio_text(r["ratio"]),
             f"[{ratio_text(r['ratio_ci_low'])}, {ratio_text(r['ratio_ci_high'])}]", f"{r['p_value']:.2g}",
-            f"{r['n_base']}/{r['n_new']} {r['unit']}", r["verdict"],
+            f"{r['n_base']}/{r['n_new']} {r['unit']}", verdict_text(r),
         ])
     return out
+
+
+def verdict_text(row) -> str:
+    """The verdict, and for an unreplicated case the evidence it rests on."""
+    def times(x):
+        return f"{x:.2f}×" if 0.01 <= x < 100 else f"{x:.2g}×"
+
+    ev = row.get("evidence")
+    if not ev:
+        return row["verdict"]
+    if row["verdict"] == "not significant":
+        side = "beyond" if ev["threshold"] >= 1 else "below"
+        return (f"not significant, unreplicated: {ev['agree']}/{ev['of']} sizes {side} "
+                f"{times(ev['threshold'])}")
+    return f"{row['verdict']}, unreplicated: {times(ev['ratio'])} at {ev['agree']}/{ev['of']} sizes"
 
 
 def heading(result, quote=None) -> str:

@@ -43,6 +43,20 @@ if TYPE_CHECKING:  # pandas is imported where used: `commbench run` ranks never 
 
 
 # ---------------------------------------------------------------- table
+PER_COUNT = ("heldout_rel_error", "count_rel_rms")  # rows per rank count, not table lines
+ORIGIN = {0: "fitted", 1: "copy ceiling", 2: "NIC line rate"}
+
+
+def node_rate_text(v: dict) -> str:
+    """'node 12.3 GB/s [..] (k* 5.2, fitted)': R of the max-rate limit, its interval, the
+    ranks sending at once from which it binds (k* = R·β) and where it comes from."""
+    r = v["node_rate_Bps"]
+    beta = v.get("beta_s_per_byte", (math.nan,))[0]
+    kstar = r[0] * beta if beta == beta and beta > 0 else math.nan
+    origin = ORIGIN.get(int(v.get("node_rate_origin", (0,))[0]), "fitted")
+    where = f"k* {kstar:.3g}, " if kstar == kstar else ""
+    return (f"node {bandwidth_text(r[0])} {format_interval(bandwidth_text, r[1], r[2])} "
+            f"({where}{origin})").replace("  (", " (")
 def inverse(x: float) -> float:
     """1/x of a non-negative β or G: NaN stays NaN (no value), 0 gives an unbounded inf."""
     return x if x != x else 1 / x if x > 0 else float("inf")
@@ -65,7 +79,7 @@ def format_table(fits: pd.DataFrame) -> str:
     lines = []
     wide = fits[fits["segment"] >= 0]
     keys = ["backend", "op", "split", "nranks", "segment", "model"]
-    wide = wide[wide["param"] != "heldout_rel_error"]
+    wide = wide[~wide["param"].isin(PER_COUNT)]
     for k, g in wide.groupby(keys, sort=True):
         k = (k[0], k[1], k[3], k[2], k[5], k[4])  # backend, op, nranks, split, model, segment
         v = {r.param: (r.value, r.ci_low, r.ci_high) for r in g.itertuples()}
@@ -92,6 +106,8 @@ def format_table(fits: pd.DataFrame) -> str:
                          f"{format_interval(bandwidth_text, bw[1], bw[2])}")
         if "gamma_s_per_byte" in v:
             parts.append(f"γ {v['gamma_s_per_byte'][0]:.3g} s/B")
+        if "node_rate_Bps" in v:
+            parts.append(node_rate_text(v))
         parts.append(f"rms {100 * v['rel_rms'][0]:.1f}%")
         if "loo_rel_error" in v:
             sel = " *" if v.get("selected", (0,))[0] else ""
@@ -108,7 +124,9 @@ def format_table(fits: pd.DataFrame) -> str:
                          "path, or time stolen from the busy wait)")
     header = ("α latency, 1/β asymptotic bandwidth (GB/s = 1e9 B/s; LogGP: g gap, 1/G), 95% "
               "bootstrap intervals; rms: relative fit error; held-out: error on rank counts "
-              "left out (* = selected algorithm); n*: fitted across the rank counts")
+              "left out (* = selected algorithm); n*: fitted across the rank counts; node: "
+              "max-rate limit R, what a node moves in total over its ranks sending at once "
+              "(bytes cost max(β, k/R) with k of them; k* = R·β ranks saturate it)")
     return header + "\n" + "\n".join(lines)
 
 

@@ -13,6 +13,7 @@ counts of a sweep (their held-out errors per rank count are rows with that nrank
 """
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -34,7 +35,7 @@ if TYPE_CHECKING:  # pandas is imported where used: `commbench run` ranks never 
 
 __all__ = ["FITS_COLUMNS", "discover_runs", "load_times", "load_sweep", "fit_times", "fit_loaded",
            "fit_dir", "save_fits", "load_fits", "check_fits", "hockney_rows", "algorithm_rows",
-           "loggp_rows", "hockney_segments"]
+           "loggp_rows", "hockney_segments", "machine_limits", "node_loads", "RATE_ORIGINS"]
 
 # what a fits.csv must hold to be read; older files lack the rest (filled in by load_fits)
 REQUIRED_COLUMNS = {"backend", "op", "nranks", "model", "segment", "nbytes_lo", "nbytes_hi",
@@ -111,8 +112,9 @@ def _bandwidth_row(key, model, k, seg, beta, lo, hi):
                 inv(hi), inv(lo))
 
 
-def hockney_rows(key, segments: list[Segment]) -> list[dict]:
-    """Rows of analysis.hockney.fit_hockney's segments; key = (backend, op, nranks, split)."""
+def hockney_rows(key, segments: list[Segment], node_rate=None) -> list[dict]:
+    """Rows of analysis.hockney.fit_hockney's segments; key = (backend, op, nranks, split).
+    node_rate: the NIC's line rate, for fits across nodes (split inter), where known."""
     rows = []
     for k, seg in enumerate(segments):
         lo = seg.ci_low if seg.ci_low is not None else np.full(2, np.nan)
@@ -123,13 +125,20 @@ def hockney_rows(key, segments: list[Segment]) -> list[dict]:
                              seg.theta[i], lo[i], hi[i]))
         if sized:
             rows.append(_bandwidth_row(key, "hockney", k, seg, seg.theta[1], lo[1], hi[1]))
+        if sized and node_rate:
+            rows.append(_row(key, "hockney", k, seg.nbytes_lo, seg.nbytes_hi, models.RATE,
+                             node_rate, node_rate, node_rate))
+            rows.append(_row(key, "hockney", k, seg.nbytes_lo, seg.nbytes_hi,
+                             "node_rate_origin", RATE_ORIGINS.index("nic")))
         rows.append(_row(key, "hockney", k, seg.nbytes_lo, seg.nbytes_hi, "rel_rms",
                          seg.rel_rms))
     return rows
 
 
 def algorithm_rows(key, results) -> list[dict]:
-    """Rows of analysis.algorithms.fit_algorithms' results; key's nranks is 0 (all counts)."""
+    """Rows of analysis.algorithms.fit_algorithms' results; key's nranks is 0 (all counts).
+    The max-rate limit, where there is one: node_rate_Bps (R) and node_rate_origin (0: fitted
+    to the times, 1: the machine's copy ceiling, 2: the NIC's declared line rate)."""
     rows = []
     for k, (seg, fits) in enumerate(results):
         span = (seg.nbytes_lo, seg.nbytes_hi)
@@ -139,12 +148,19 @@ def algorithm_rows(key, results) -> list[dict]:
                     continue  # γ not identified: β and γ are fitted as one (see models.py)
                 rows.append(_row(key, f.name, k, *span, param, f.theta[i], f.ci_low[i],
                                  f.ci_high[i]))
+            if f.rate_source and np.isfinite(f.node_rate):
+                rows.append(_row(key, f.name, k, *span, models.RATE, f.node_rate, *f.rate_ci))
+                rows.append(_row(key, f.name, k, *span, "node_rate_origin",
+                                 RATE_ORIGINS.index(f.rate_source)))
             rows.append(_row(key, f.name, k, *span, "rel_rms", f.rel_rms))
             rows.append(_row(key, f.name, k, *span, "loo_rel_error", f.loo_rel_error))
             rows.append(_row(key, f.name, k, *span, "selected", float(f.selected)))
             for q, err in sorted(f.heldout.items()):
                 rows.append(_row(key[:2] + (q,) + key[3:], f.name, k, *span,
                                  "heldout_rel_error", err))
+            for q, err in sorted(f.count_rms.items()):
+                rows.append(_row(key[:2] + (q,) + key[3:], f.name, k, *span,
+                                 "count_rel_rms", err))
     return rows
 
 
@@ -172,10 +188,13 @@ def _groups(df: pd.DataFrame, by) -> dict:
 
 # ---------------------------------------------------------------- fitting
 def fit_times(times: pd.DataFrame, max_segments=4, min_points=3, n_boot=200, seed=0,
-              ops=None, meta_ops=None) -> pd.DataFrame:
-    """All fits of the sample times of one run or one sweep, as fits.csv rows."""
+              ops=None, meta_ops=None, machine=None) -> pd.DataFrame:
+    """All fits of the sample times of one run or one sweep, as fits.csv rows. machine: what
+    the runs' meta.json say of the nodes (machine_limits); without it every communicator of
+    split all or intra is taken to sit on one node, and no ceiling is known."""
     import pandas as pd
 
+    machine = machine or {}
     rows: list[dict] = []
     if ops:
         times = times[times["op"].isin(ops)]
@@ -189,7 +208,8 @@ def fit_times(times: pd.DataFrame, max_segments=4, min_points=3, n_boot=200, see
         cases = _groups(df, "nbytes")
         seg = fit_hockney(list(cases), list(cases.values()), max_segments, min_points, n_boot,
                           seed)
-        rows += hockney_rows((backend, op, nranks, split), seg)
+        rows += hockney_rows((backend, op, nranks, split), seg,
+                             machine.get("nic_Bps") if split == "inter" else None)
     # algorithm models need at least two rank counts (held-out scoring); ops that move data
     # without reducing go first: their β lets the reducing ops' γ be fitted
     groups = [(k, df) for k, df in times[~prtt_ops].groupby(["backend", "op", "split"])
@@ -204,7 +224,7 @@ def fit_times(times: pd.DataFrame, max_segments=4, min_points=3, n_boot=200, see
             known = next((betas[(backend, split, src)] for src in sources
                           if (backend, split, src) in betas), None)
         res = fit_algorithms(op, _groups(df, ["nranks", "nbytes"]), max_segments, min_points,
-                             n_boot, seed, beta_known=known)
+                             n_boot, seed, beta_known=known, **node_loads(machine, split))
         betas[(backend, split, canonical_name(op))] = selected_beta(res)
         rows += algorithm_rows((backend, op, 0, split), res)
     for (backend, nranks, split), df in times[prtt_ops].groupby(["backend", "nranks", "split"]):
@@ -213,6 +233,73 @@ def fit_times(times: pd.DataFrame, max_segments=4, min_points=3, n_boot=200, see
             rows += loggp_rows((backend, "prtt", nranks, split), res)
     return pd.DataFrame(rows, columns=FITS_COLUMNS)
 
+
+# ---------------------------------------------------------------- what the nodes allow
+RATE_ORIGINS = ("fit", "ceiling", "nic")  # node_rate_origin 0, 1, 2
+SATURATED = 0.8  # all ranks of a host copying at once below this share of k × one core's rate
+
+
+def _positive(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x > 0
+
+
+def machine_limits(runs, metas) -> dict:
+    """What the runs' meta.json say of the nodes, for the max-rate fits:
+    ranks_per_node {world ranks: ranks per node}, nodes {world ranks: nodes} (for the
+    concurrency of each split), saturation (copies of a node's ranks at once that saturate
+    it: copy_node_Bps / copy_one_core_Bps on the host with the most ranks, where that host's
+    copies fell below SATURATED × ranks × one core's rate; None where they did not or no run
+    measured it) and nic_Bps (the fastest declared NIC of each host, the slowest such host;
+    None where none declares a rate). Runs from before the ceilings were measured, and
+    imported ones, lack them: no ceiling then. A ceilings entry that is not what
+    bench.ceilings writes is a RunDirError naming the file."""
+    out = {"ranks_per_node": {}, "nodes": {}, "saturation": None, "nic_Bps": None}
+    copies, nics = [], []  # (ranks on the host, all of them at once, one core); NIC rates
+    for run, meta in zip(runs, metas):
+        nranks, nnodes = meta.get("nranks"), meta.get("nnodes") or 1
+        if nranks:
+            out["ranks_per_node"][int(nranks)] = -(-int(nranks) // int(nnodes))
+            out["nodes"][int(nranks)] = int(nnodes)
+        ceil = meta.get("ceilings")
+        if not ceil:
+            continue
+        try:
+            one = ceil["copy_one_core_Bps"]
+            for host in (ceil.get("hosts") or {}).values():
+                ranks, node = host["ranks"], host["copy_node_Bps"]
+                rates = [nic["rate_Bps"] for nic in host.get("nics") or []]
+                if not (isinstance(ranks, int) and ranks >= 1
+                        and all(_positive(r) for r in rates)):
+                    raise ValueError("a host entry out of range")
+                if rates:
+                    nics.append(max(rates))
+                if _positive(one) and _positive(node) and ranks >= 2:
+                    copies.append((ranks, node, one))
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            raise RunDirError(f"{shown(Path(run) / META)}: ceilings: malformed "
+                              f"({type(exc).__name__}: {one_line(exc)[:80]})") from None
+    if copies:
+        top = max(c[0] for c in copies)
+        saturated = [node / one for ranks, node, one in copies
+                     if ranks == top and node < SATURATED * ranks * one]
+        out["saturation"] = float(min(saturated)) if saturated else None
+    if nics:
+        out["nic_Bps"] = float(min(nics))
+    return out
+
+
+def node_loads(machine: dict, split: str) -> dict:
+    """fit_algorithms' max-rate arguments for a split: the ranks of a node in each rank
+    count's op, whether they are spread one per node (inter), and the ceiling that applies."""
+    per_node, nodes = machine.get("ranks_per_node", {}), machine.get("nodes", {})
+    if split == "inter":  # one rank per node, every local rank's communicator at once
+        by_nodes = {nodes[w]: per_node[w] for w in per_node if nodes.get(w, 1) > 1}
+        return dict(per_node=lambda q: by_nodes.get(q, 1), spread=True,
+                    link_rate=machine.get("nic_Bps"))
+    if split == "all" and any(nodes.get(w, 1) > 1 for w in nodes):
+        # a flat communicator across nodes: the ranks of the fullest node share it
+        return dict(per_node=lambda q: per_node.get(q, q))
+    return dict(saturation=machine.get("saturation"))
 
 
 def fit_loaded(runs, metas, times, **kw) -> pd.DataFrame:
@@ -225,6 +312,7 @@ def fit_loaded(runs, metas, times, **kw) -> pd.DataFrame:
             print(f"commbench fit: {shown(d)} and {shown(seen[key])} both ran {key[0]} ranks: "
                   "their samples are pooled", file=sys.stderr)
         seen[key] = d
+    kw.setdefault("machine", machine_limits(runs, metas))
     return fit_times(times, meta_ops=meta_ops, **kw)
 
 
@@ -251,7 +339,7 @@ def fit_dir(path, save: bool = True, **kw) -> pd.DataFrame:
 # ---------------------------------------------------------------- reading
 # the parameters of the models, with what a value may be (fits.csv is checked on reading)
 NONNEGATIVE = {"alpha_s", "beta_s_per_byte", "gamma_s_per_byte", "g_s", "G_s_per_byte"}
-ERRORS = {"rel_rms", "loo_rel_error", "heldout_rel_error"}
+ERRORS = {"rel_rms", "loo_rel_error", "heldout_rel_error", "count_rel_rms"}
 SIGNED = {"o_s_s", "o_r_s", "L_s"}
 
 
@@ -295,6 +383,11 @@ def check_fits(fits: pd.DataFrame, file) -> None:
             (np.isin(param, list(ERRORS)), ~absent_or_nonnegative(value),
              "must be a finite number ≥ 0, or empty"),
             (param == "selected", ~np.isin(value, [0.0, 1.0]), "must be 0 or 1"),
+            (param == models.RATE, ~(np.isfinite(value) & (value > 0)),
+             "must be a finite number > 0 (bytes per second)"),
+            (param == models.RATE, ~absent_or_nonnegative(lo) | ~(np.isnan(hi) | (hi >= 0)),
+             "interval: must be ≥ 0, or empty"),
+            (param == "node_rate_origin", ~np.isin(value, [0.0, 1.0, 2.0]), "must be 0, 1 or 2"),
             (np.isin(param, list(SIGNED)), ~np.isfinite(value) | np.isinf(lo) | np.isinf(hi),
              "must be finite"),
         ]

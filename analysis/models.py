@@ -15,9 +15,24 @@ array on each rank; for allgather and reduce-scatter n is the whole gathered / s
 The formulas assume p is a power of two. For other p, lg p is rounded up (⌈lg p⌉): the
 recursive algorithms of MPICH and Open MPI add a fold-in step for the ranks beyond the largest
 power of two, which costs about one more round.
+
+Max-rate (Gropp, Olson & Samfass, EuroMPI 2016): k ranks of a node that send at once share
+what the node can move in total, R (its memory for shared-memory transports, its NIC across
+nodes), so one message of m bytes costs m / min(1/β, R/k) = m·max(β, kρ), ρ = 1/R. In a
+collective every step's bytes pay that price with the k of that step:
+
+    t = a(p)·α + b(p, n)·Σ_j w_j·max(β, k_j·ρ) + c(p, n)·γ
+
+(w_j the step's share of the bytes b, k_j the ranks of one node sending in it; most algorithms
+send from every rank in every step, one step with k = the communicator's ranks on the node;
+binomial trees send from 2^i ranks in step i). With no limit (ρ = 0) this is the formula
+above. The reduction (γ) runs on each rank's own core and is not shared. With k* = R·β, the
+ranks that saturate the node, the byte term is b·β·Σ_j w_j·max(1, k_j/k*): for a fixed k*
+the model stays linear in (α, β, γ), which is how it is fitted (analysis.algorithms).
 """
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import numpy as np
@@ -27,8 +42,12 @@ from bench.ops import canonical_name  # an op's other spellings live with the op
 # (op, algorithm) -> function (p, n) -> (a, b, c), arrays broadcast from p and n
 _MODELS: dict[tuple[str, str], Callable] = {}
 _DOCS: dict[tuple[str, str], str] = {}
+# (op, algorithm) -> function p -> [(w, f)]: the steps' shares of the bytes and the fraction
+# of the ranks that send in them (absent: every rank sends in every step)
+_STEPS: dict[tuple[str, str], Callable] = {}
 
 PARAMS = ("alpha_s", "beta_s_per_byte", "gamma_s_per_byte")
+RATE = "node_rate_Bps"  # R of the max-rate model: bytes per second a node moves in total
 
 
 def lg(p):
@@ -36,11 +55,14 @@ def lg(p):
     return np.ceil(np.log2(np.maximum(np.asarray(p, dtype=float), 1.0)))
 
 
-def model(op: str, name: str, doc: str):
-    """Register the cost formula of algorithm `name` for `op`."""
+def model(op: str, name: str, doc: str, steps: Callable | None = None):
+    """Register the cost formula of algorithm `name` for `op`; steps(p) -> [(w, f)] where not
+    every rank sends in every step (see the module's max-rate note)."""
     def register(fn):
         _MODELS[(op, name)] = fn
         _DOCS[(op, name)] = doc
+        if steps is not None:
+            _STEPS[(op, name)] = steps
         return fn
     return register
 
@@ -55,26 +77,119 @@ def describe(op: str, name: str) -> str:
     return _DOCS[(canonical_name(op), name)]
 
 
-def design_matrix(op: str, name: str, p, n) -> np.ndarray:
-    """Columns (α, β, γ) coefficients, one row per (p, n) point."""
+def step_table(op: str, name: str, p) -> tuple[np.ndarray, np.ndarray]:
+    """(w, f): per point of p (rows) and step (columns), the step's share of the bytes and
+    the fraction of the communicator's ranks sending in it; unused columns have w = 0."""
+    p = np.atleast_1d(np.asarray(p, dtype=float))
+    fn = _STEPS.get((canonical_name(op), name))
+    if fn is None:
+        return np.ones((p.size, 1)), np.ones((p.size, 1))
+    table = {q: fn(q) for q in np.unique(p)}
+    width = max(len(v) for v in table.values())
+    w, f = np.zeros((p.size, width)), np.zeros((p.size, width))
+    for i, q in enumerate(p):
+        for j, (wj, fj) in enumerate(table[q]):
+            w[i, j], f[i, j] = wj, fj
+    return w, f
+
+
+def senders(op: str, name: str, p, per_node=None, spread: bool = False) -> tuple:
+    """(w, k): the steps' byte shares and the ranks of one node sending in each. per_node:
+    ranks of the communicator on one node (default p: all of it on one node); spread: one
+    rank per node of each of per_node communicators that run at once (`--split inter`, the
+    inter-node level of a hierarchical model), so a node sends from all per_node ranks in
+    every step in which its communicator's rank sends."""
+    p = np.atleast_1d(np.asarray(p, dtype=float))
+    k = p if per_node is None else np.broadcast_to(np.asarray(per_node, dtype=float), p.shape)
+    w, f = step_table(op, name, p)
+    if spread:
+        f = (f > 0).astype(float)
+    return w, f * k[:, None]
+
+
+def byte_factor(op: str, name: str, p, kstar, per_node=None, spread=False) -> np.ndarray:
+    """Σ_j w_j·max(1, k_j/k*): how much slower the bytes move than at the link rate when k*
+    ranks saturate the node (1 when k* is infinite or not reached)."""
+    w, k = senders(op, name, p, per_node, spread)
+    if not np.isfinite(kstar):
+        return w.sum(axis=1)
+    return (w * np.maximum(1.0, k / kstar)).sum(axis=1)
+
+
+def design_matrix(op: str, name: str, p, n, kstar: float = math.inf, per_node=None,
+                  spread: bool = False) -> np.ndarray:
+    """Columns (α, β, γ) coefficients, one row per (p, n) point; with k* finite the β column
+    carries the max-rate factor (byte_factor)."""
     p, n = np.broadcast_arrays(np.atleast_1d(np.asarray(p, dtype=float)),
                                np.atleast_1d(np.asarray(n, dtype=float)))
     a, b, c = _MODELS[(canonical_name(op), name)](p, n)
-    return np.column_stack([np.broadcast_to(a, p.shape), np.broadcast_to(b, p.shape),
-                            np.broadcast_to(c, p.shape)]).astype(float)
+    X = np.column_stack([np.broadcast_to(a, p.shape), np.broadcast_to(b, p.shape),
+                         np.broadcast_to(c, p.shape)]).astype(float)
+    if np.isfinite(kstar):
+        X[:, 1] *= byte_factor(op, name, p.ravel(), kstar, per_node, spread)
+    return X
 
 
-def predict(op: str, name: str, p, n, params) -> np.ndarray:
-    """t(p, n) = design · (α, β, γ); params is a mapping or a 3-sequence (missing γ = 0)."""
+def node_rho(params) -> float:
+    """ρ = 1/R of a parameter mapping or sequence (α, β, γ[, R]); 0 (no limit) where R is
+    missing, infinite or not a positive number."""
+    if isinstance(params, dict):
+        rate = params.get(RATE)
+    else:
+        rate = params[3] if len(params) > 3 else None
+    try:
+        rate = float(rate)
+    except (TypeError, ValueError):
+        return 0.0
+    return 1.0 / rate if np.isfinite(rate) and rate > 0 else 0.0
+
+
+def predict(op: str, name: str, p, n, params, per_node=None, spread: bool = False) -> np.ndarray:
+    """t(p, n) = a·α + b·Σ_j w_j·max(β, k_j/R) + c·γ; params is a mapping or a sequence
+    (α, β, γ[, R]) (missing γ = 0, missing R: no limit, the contention-free formula)."""
+    rho = node_rho(params)
     if isinstance(params, dict):
         params = [params.get(k, 0.0) for k in PARAMS]
-        params = [0.0 if (v is None or not np.isfinite(v)) else v for v in params]
-    t = design_matrix(op, name, p, n) @ np.asarray(params, dtype=float)
-    return t.reshape(np.broadcast(np.asarray(p), np.asarray(n)).shape)  # scalar in, scalar out
+    params = [0.0 if (v is None or not np.isfinite(v)) else float(v) for v in list(params)[:3]]
+    params += [0.0] * (3 - len(params))
+    shape = np.broadcast(np.asarray(p), np.asarray(n)).shape
+    X = design_matrix(op, name, p, n)
+    alpha, beta, gamma = params
+    if rho > 0:
+        pp = np.broadcast_to(np.asarray(p, dtype=float), shape).ravel()
+        w, k = senders(op, name, pp, per_node, spread)
+        beta_eff = (w * np.maximum(beta, k * rho)).sum(axis=1)
+    else:
+        beta_eff = beta
+    t = X[:, 0] * alpha + X[:, 1] * beta_eff + X[:, 2] * gamma
+    return t.reshape(shape)  # scalar in, scalar out
 
 
 def frac(p):
     return (p - 1.0) / p
+
+
+def _rounds(p: float) -> int:
+    return int(lg(p))
+
+
+def binomial_steps(p: float) -> list:
+    """A binomial tree: round i (of ⌈lg p⌉) moves the whole n from min(2^i, p − 2^i) ranks."""
+    r = _rounds(p)
+    return [(1.0 / r, min(2.0 ** i, p - 2.0 ** i) / p) for i in range(r)] or [(1.0, 1.0)]
+
+
+def halving_tree_steps(p: float) -> list:
+    """Half of the bytes in a binomial scatter (or gather) — round i moves n/2^(i+1) from 2^i
+    ranks — the other half in an exchange in which every rank sends (ring allgather,
+    reduce-scatter)."""
+    r = _rounds(p)
+    if r == 0:
+        return [(1.0, 1.0)]
+    weights = np.array([2.0 ** -(i + 1) for i in range(r)])
+    weights = 0.5 * weights / weights.sum()
+    tree = [(float(wi), min(2.0 ** i, p - 2.0 ** i) / p) for i, wi in enumerate(weights)]
+    return tree + [(0.5, 1.0)]
 
 
 # ---- allreduce (n = bytes of the array on each rank) --------------------------------------
@@ -132,22 +247,24 @@ def _(p, n):
 
 
 # ---- broadcast and reduce (n = bytes of the array) ---------------------------------------------
-@model("broadcast", "binomial", "lg p·(α + nβ)")
+@model("broadcast", "binomial", "lg p·(α + nβ)", steps=binomial_steps)
 def _(p, n):
     return lg(p), n * lg(p), 0 * n
 
 
-@model("broadcast", "scatter_allgather", "(lg p + p − 1)α + 2n(p−1)/p·β (scatter + ring allgather)")
+@model("broadcast", "scatter_allgather", "(lg p + p − 1)α + 2n(p−1)/p·β (scatter + ring allgather)",
+       steps=halving_tree_steps)
 def _(p, n):
     return lg(p) + p - 1, 2 * n * frac(p), 0 * n
 
 
-@model("reduce", "binomial", "lg p·(α + nβ + nγ)")
+@model("reduce", "binomial", "lg p·(α + nβ + nγ)", steps=binomial_steps)
 def _(p, n):
     return lg(p), n * lg(p), n * lg(p)
 
 
-@model("reduce", "rabenseifner", "2 lg p·α + 2n(p−1)/p·β + n(p−1)/p·γ (reduce-scatter + gather)")
+@model("reduce", "rabenseifner", "2 lg p·α + 2n(p−1)/p·β + n(p−1)/p·γ (reduce-scatter + gather)",
+       steps=halving_tree_steps)
 def _(p, n):
     return 2 * lg(p), 2 * n * frac(p), n * frac(p)
 

@@ -2,34 +2,50 @@
 from the models `commbench fit` wrote to DIR/fits.csv (fitted first if DIR has none).
 
 Which model: for a collective with algorithm fits (a sweep over rank counts), the size range of
-S and in it the algorithm with the lowest held-out error (or --model); otherwise the Hockney fit
-of the op at exactly that rank count (point-to-point ops: at any rank count, since the pair
-does not change), in the size range of S.
+S and in it the selected algorithm (or --model); otherwise the Hockney fit of the op at exactly
+that rank count (point-to-point ops: at any rank count, since the pair does not change), in
+the size range of S. Algorithm models carry the max-rate limit where the fit found one
+(analysis.models): the ranks of a node that send at once share R, so no prediction assumes
+more bandwidth in total than the node (or, across nodes, the NIC) has. The output says from
+how many ranks the limit binds, and when the algorithm that fits the nearest measured rank
+count best is not the one used at the target count.
 
-Interval: the model evaluated at the low and at the high ends of the parameters' bootstrap
-intervals (every coefficient is non-negative, so the time is monotone in each parameter), then
-widened by the model's relative error e — its held-out error for algorithm models, its rms
-error for Hockney — to [low / (1 + e), high · (1 + e)] (symmetric in log time, never
-negative). Parameter intervals alone would claim a precision the model does not have once it
-extrapolates.
+Interval (LEVEL = 90% claimed): in log time, the parameters' bootstrap intervals (the model at
+their low and high ends: every coefficient is non-negative, so the time is monotone in each)
+combined with Z·ln(1 + e), e the model's relative error — its held-out error across rank
+counts for algorithm models (beyond the measured counts, the held-out error of the outermost
+count times the distance in doublings relative to the doubling it was held out over), its rms
+error for Hockney — and widened to cover every algorithm that the held-out error cannot tell
+from the chosen one (analysis.algorithms: the switch criterion). Parameter intervals alone
+would claim a precision the model does not have once it extrapolates.
+`tests/benchmarks/check_predict.py` measures how often the interval holds the measured time.
 
-Hierarchical (several nodes, --ranks-per-node q): allreduce as intra-node reduce-scatter (ring,
-q ranks, intra parameters) + inter-node allreduce of S/q bytes over P/q nodes (inter
-parameters) + intra-node allgather (ring). Intra parameters come from fits with split `intra`
-(or `all` of single-node runs), inter from fits with split `inter` (runs across nodes with
-`--split inter`); each level takes, in this order, algorithm fits across rank counts, the Hockney
-fit at exactly that rank count, or the ring formula with that split's pingpong α and β.
+Hierarchical (several nodes, --ranks-per-node q, N = P/q nodes), each op as two levels on the
+grid of q local × N node ranks, the inter-node level run by the q local ranks at once (one
+communicator per local rank, as `--split inter` measures):
+  allreduce       intra allreduce (q ranks, S) + inter allreduce (N, S/q)
+  reduce_scatter  intra reduce_scatter (q, S) + inter reduce_scatter (N, S/q)
+  allgather       inter allgather (N, S/q) + intra allgather (q, S)
+  alltoall        intra alltoall (q, S) + inter alltoall (N, S)
+  broadcast       inter broadcast (N, S, one leader per node) + intra broadcast (q, S)
+Intra parameters come from fits with split `intra` (or `all` of single-node runs), inter from
+fits with split `inter` (runs across nodes with `--split inter`); each level takes, in this
+order, algorithm fits across rank counts, the Hockney fit at exactly that rank count, or the
+ring formula with that split's pingpong α and β. The inter level's bytes cost at least
+k/R_NIC per byte with k ranks of a node sending at once (the NIC's declared line rate, where
+the runs recorded it and the times do not beat it).
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from analysis import models
-from analysis.fitsfile import load_fits
+from analysis.algorithms import KEEP_MARGIN, SWITCH_MARGIN, SWITCH_RATIO
+from analysis.fitsfile import RATE_ORIGINS, load_fits
 from analysis.robust import segment_for
 from analysis.rundir import one_line, shown
 from bench.core.errors import RunDirError, UsageError
@@ -38,6 +54,18 @@ from bench.ops import canonical_name, known_op
 
 if TYPE_CHECKING:  # pandas is imported where used: `commbench run` ranks never need it
     import pandas as pd
+
+LEVEL = 0.90  # the share of measured times the interval claims to hold
+Z = 1.645     # two-sided normal quantile of LEVEL
+ORIGIN_TEXT = {"fit": "fitted to the sweep's times", "ceiling": "the machine's copy ceiling",
+               "nic": "the NIC's declared line rate"}
+HIERARCHY = {  # op -> levels (split, ranks "q" or "N", bytes divided by q?, local ranks at once)
+    "allreduce": (("intra", "q", False, None), ("inter", "N", True, "q")),
+    "reduce_scatter": (("intra", "q", False, None), ("inter", "N", True, "q")),
+    "allgather": (("inter", "N", True, "q"), ("intra", "q", False, None)),
+    "alltoall": (("intra", "q", False, None), ("inter", "N", False, "q")),
+    "broadcast": (("inter", "N", False, "1"), ("intra", "q", False, None)),
+}
 
 
 @dataclass
@@ -48,6 +76,8 @@ class Prediction:
     model: str
     detail: str
     warnings: list
+    notes: list = field(default_factory=list)  # what the output should say besides warnings
+    level: float = LEVEL
 
     def bandwidth(self, nbytes):
         """algbw = S / t; the interval swaps ends."""
@@ -71,6 +101,18 @@ def _params(rows: pd.DataFrame):
             v, lo, hi = (float(r.iloc[0][c]) for c in ("value", "ci_low", "ci_high"))
             out[:, i] = [v, lo if np.isfinite(lo) else v, hi if np.isfinite(hi) else v]
     return out
+
+
+def _rate(rows: pd.DataFrame):
+    """(R, R_low, R_high, origin) of the max-rate limit, inf where there is none (a missing
+    interval end is the value; an infinite upper end is no limit)."""
+    r = rows[rows.param == models.RATE]
+    if not len(r):
+        return math.inf, math.inf, math.inf, ""
+    v, lo, hi = (float(r.iloc[0][c]) for c in ("value", "ci_low", "ci_high"))
+    origin = int(_one(rows, "node_rate_origin")) if (rows.param == "node_rate_origin").any() else 0
+    return (v, lo if lo == lo and lo > 0 else v, hi if hi == hi else v,
+            RATE_ORIGINS[origin] if 0 <= origin < len(RATE_ORIGINS) else "fit")
 
 
 def _one(rows: pd.DataFrame, param: str) -> float:
@@ -103,38 +145,151 @@ def _pick_backend(fits, backend):
     return backend
 
 
-def predict_algorithm(fits, op, nranks, nbytes, model=None, split="all") -> Prediction | None:
-    """From the algorithm fits across rank counts (nranks 0 rows), or None if there are none."""
+def interval(t: float, lo: float, hi: float, err: float) -> tuple[float, float]:
+    """[low, high] of LEVEL around t: in log time, the parameter interval's half-widths
+    combined with Z·ln(1 + err) (root of the sum of squares); never negative."""
+    s = Z * math.log1p(max(err, 0.0))
+    if t > 0 and lo > 0 and hi > 0:
+        down = math.log(t / lo) if lo < t else 0.0
+        up = math.log(hi / t) if hi > t else 0.0
+        return t * math.exp(-math.hypot(down, s)), t * math.exp(math.hypot(up, s))
+    return max(lo, 0.0) / math.exp(s), hi * math.exp(s)
+
+
+def extrapolation_error(loo: float, heldout: dict, nranks: float) -> tuple[float, str]:
+    """The relative error to expect at nranks: the held-out error inside the measured counts;
+    beyond them the held-out error of the outermost count (at least the overall one), times
+    the distance in doublings over the doubling that count was held out over."""
+    counts = sorted(heldout)
+    if len(counts) < 2 or counts[0] <= nranks <= counts[-1]:
+        return loo, ""
+    if nranks > counts[-1]:
+        edge, inner = counts[-1], counts[-2]
+    else:
+        edge, inner = counts[0], counts[1]
+    base = max(loo, heldout[edge]) if np.isfinite(loo) else heldout[edge]
+    scale = max(1.0, abs(math.log2(nranks / edge)) / abs(math.log2(edge / inner)))
+    return base * scale, (f"held-out error at {edge} ranks {100 * heldout[edge]:.1f}% "
+                          f"× {scale:.2g} for the distance")
+
+
+def _supported_alternative(sel_err: float, alt_err: float) -> bool:
+    """Whether the held-out error cannot tell an alternative from the selected algorithm (the
+    switch criterion of analysis.algorithms)."""
+    if not (np.isfinite(sel_err) and np.isfinite(alt_err)):
+        return False
+    return alt_err <= max(sel_err / SWITCH_RATIO, sel_err + SWITCH_MARGIN)
+
+
+def _evaluate(op, model, nranks, nbytes, mrows, per_node, spread):
+    """(t, t_low, t_high) of one algorithm's rows, and its (α, β, γ) and limit."""
+    value, lo, hi = _params(mrows)
+    rate, r_lo, r_hi, origin = _rate(mrows)
+    t = float(models.predict(op, model, nranks, nbytes, list(value) + [rate], per_node, spread))
+    t_lo = float(models.predict(op, model, nranks, nbytes, list(lo) + [r_hi], per_node, spread))
+    t_hi = float(models.predict(op, model, nranks, nbytes, list(hi) + [r_lo], per_node, spread))
+    return (t, min(t_lo, t), max(t_hi, t)), value, (rate, r_lo, r_hi, origin)
+
+
+def _limit_text(op, model, nranks, beta, rate_info, per_node, spread, counts) -> tuple[str, list]:
+    """(detail text, notes) of the max-rate limit at the target."""
+    rate, r_lo, r_hi, origin = rate_info
+    if not np.isfinite(rate):
+        return "", []
+    kstar = rate * beta if beta > 0 else 0.0
+    _, k = models.senders(op, model, nranks, per_node, spread)
+    k_now = float(k.max())
+    text = (f", node limit R {format_bw(rate)} in total ({ORIGIN_TEXT.get(origin, origin)}; "
+            f"k* = R·β = {kstar:.3g} ranks sending at once)")
+    binds_now = k_now > kstar
+    # on one node the measured counts loaded it with their own ranks; spread over nodes the
+    # load of the measured runs is not in the fits
+    binds_measured = spread or any(
+        float(models.senders(op, model, q)[1].max()) > kstar for q in counts)
+    if binds_now and not binds_measured:
+        return text, [f"the node limit binds here ({k_now:.3g} ranks of a node send at once, "
+                      f"k* = {kstar:.3g}) but at none of the measured counts: its share of the "
+                      f"time comes from {ORIGIN_TEXT.get(origin, origin)}"]
+    if binds_now:
+        return text, [f"the node limit binds: {k_now:.3g} ranks of a node send at once, more "
+                      f"than the k* = {kstar:.3g} at which they saturate R = {format_bw(rate)}"]
+    return text, []
+
+
+def predict_algorithm(fits, op, nranks, nbytes, model=None, split="all", per_node=None,
+                      spread=False) -> Prediction | None:
+    """From the algorithm fits across rank counts (nranks 0 rows), or None if there are none.
+    per_node, spread: the ranks of one node in the op (analysis.models.senders; default the
+    whole communicator on one node)."""
     rows = fits[(fits.op == op) & (fits.nranks == 0) & (fits.split == split)
                 & (fits.model != "hockney")]
     if rows.empty:
         return None
     warnings: list = []
+    notes: list = []
     seg = _segment_rows(rows, nbytes, warnings)
     if seg is None or seg.empty:
         return None
+    forced = model is not None
     if model is None:
         sel = seg[(seg.param == "selected") & (seg.value == 1)]
         model = sel.model.iloc[0] if len(sel) else seg.model.iloc[0]
     elif model not in set(seg.model):
         raise UsageError(f"no {model!r} fit for {op}; have {', '.join(sorted(set(seg.model)))}")
     mrows = seg[seg.model == model]
-    value, lo, hi = _params(mrows)
-    t, t_lo, t_hi = (float(models.predict(op, model, nranks, nbytes, v)) for v in (value, lo, hi))
-    err = _one(mrows, "loo_rel_error")
-    err = err if np.isfinite(err) else _one(mrows, "rel_rms")
-    err = err if np.isfinite(err) else 0.0
-    counts = sorted(int(q) for q in fits[(fits.op == op) & (fits.model == model)
-                                         & (fits.param == "heldout_rel_error")].nranks.unique())
+    (t, t_lo, t_hi), value, rate_info = _evaluate(op, model, nranks, nbytes, mrows, per_node,
+                                                  spread)
+    per_count = fits[(fits.op == op) & (fits.split == split) & (fits.segment == mrows.segment.iloc[0])
+                     & (fits.nbytes_lo == mrows.nbytes_lo.iloc[0]) & (fits.nranks > 0)]
+    held = per_count[(per_count.model == model) & (per_count.param == "heldout_rel_error")]
+    heldout = {int(r.nranks): float(r.value) for r in held.itertuples() if r.value == r.value}
+    loo = _one(mrows, "loo_rel_error")
+    loo = loo if np.isfinite(loo) else _one(mrows, "rel_rms")
+    loo = loo if np.isfinite(loo) else 0.0
+    err, how = extrapolation_error(loo, heldout, nranks)
+    counts = sorted(heldout) or sorted(int(q) for q in fits[
+        (fits.op == op) & (fits.model == model) & (fits.param == "heldout_rel_error")
+        & (fits.split == split)].nranks.unique())
     if counts and not counts[0] <= nranks <= counts[-1]:
         warnings.append(f"{nranks} ranks lies outside the measured rank counts "
                         f"{','.join(map(str, counts))}: extrapolated")
+    low, high = interval(t, t_lo, t_hi, err)
+    # the algorithms the held-out error cannot tell from this one, and the one that fits the
+    # nearest measured count best: their predictions belong in the interval
+    others = {}
+    if not forced:
+        for name in sorted(set(seg.model) - {model}):
+            arows = seg[seg.model == name]
+            alt_err = _one(arows, "loo_rel_error")
+            if _supported_alternative(loo, alt_err):
+                others[name] = f"held-out error {100 * alt_err:.1f}% vs {100 * loo:.1f}%"
+        fitted = per_count[per_count.param == "count_rel_rms"]
+        if counts and len(fitted):
+            near = min(counts, key=lambda q: (abs(math.log(max(nranks, 1) / q)), -q))
+            at = fitted[fitted.nranks == near].set_index("model").value
+            if model in at.index and len(at):
+                best = at.idxmin()
+                if best != model and not at[model] <= max(at[best] / SWITCH_RATIO,
+                                                          at[best] + SWITCH_MARGIN):
+                    others[best] = (f"fits the {near}-rank times best "
+                                    f"({100 * at[best]:.1f}% vs {100 * at[model]:.1f}%)")
+                    notes.append(f"the algorithm changes: at {near} ranks (the nearest measured "
+                                 f"count) {best} fits best, at {nranks} ranks the prediction "
+                                 f"uses {model} (selected by held-out error over all counts)")
+    for name, why in others.items():
+        (ta, _, _), _, _ = _evaluate(op, name, nranks, nbytes, seg[seg.model == name], per_node,
+                                     spread)
+        if not (low <= ta <= high) and math.isfinite(ta):
+            notes.append(f"{name} ({why}) predicts {format_time(ta)}: the interval covers it")
+            low, high = min(low, ta), max(high, ta)
+    limit, limit_notes = _limit_text(op, model, nranks, value[1], rate_info, per_node, spread,
+                                     counts)
     detail = (f"{model} [{models.describe(op, model)}], size range "
               f"{int(mrows.nbytes_lo.iloc[0])}..{int(mrows.nbytes_hi.iloc[0])} B, "
               f"α {value[0]:.3g} s, β {value[1]:.3g} s/B"
-              + (f", γ {value[2]:.3g} s/B" if value[2] else "")
-              + f", held-out error {100 * err:.1f}%")
-    return Prediction(t, t_lo / (1 + err), t_hi * (1 + err), model, detail, warnings)
+              + (f", γ {value[2]:.3g} s/B" if value[2] else "") + limit
+              + f", held-out error {100 * loo:.1f}%" + (f" ({how})" if how else ""))
+    return Prediction(t, low, high, model, detail, warnings, limit_notes + notes)
 
 
 def predict_hockney(fits, op, nranks, nbytes, split="all") -> Prediction | None:
@@ -158,13 +313,15 @@ def predict_hockney(fits, op, nranks, nbytes, split="all") -> Prediction | None:
               f"{int(seg.nbytes_lo.iloc[0])}..{int(seg.nbytes_hi.iloc[0])} B, "
               f"α {value[0]:.3g} s, 1/β {1 / value[1] if value[1] else math.inf:.3g} B/s, "
               f"fit rms {100 * err:.1f}%")
-    return Prediction(f(value), f(lo) / (1 + err), f(hi) * (1 + err), "hockney", detail,
-                      warnings)
+    low, high = interval(f(value), f(lo), f(hi), err)
+    return Prediction(f(value), low, high, "hockney", detail, warnings)
 
 
-def predict_from_pingpong(fits, op, nranks, nbytes, split, algorithm="ring") -> Prediction | None:
+def predict_from_pingpong(fits, op, nranks, nbytes, split, algorithm="ring", per_node=None,
+                          spread=False) -> Prediction | None:
     """An algorithm's cost formula with α, β of the link: the Hockney fit of pingpong in that
-    split, in the size range of the algorithm's messages (S/p for ring-type algorithms)."""
+    split, in the size range of the algorithm's messages (S/p for ring-type algorithms); the
+    NIC's line rate bounds what the ranks of a node send at once where the fits have it."""
     rows = fits[(fits.op == "pingpong") & (fits.model == "hockney") & (fits.split == split)]
     if rows.empty or algorithm not in models.algorithms(op):
         return None
@@ -175,35 +332,41 @@ def predict_from_pingpong(fits, op, nranks, nbytes, split, algorithm="ring") -> 
         return None
     value, lo, hi = _params(seg)
     value[2] = lo[2] = hi[2] = 0.0  # pingpong has no reduction: γ unknown, taken as 0
-    t, t_lo, t_hi = (float(models.predict(op, algorithm, nranks, nbytes, v))
-                     for v in (value, lo, hi))
+    rate, r_lo, r_hi, origin = _rate(seg)
+    t, t_lo, t_hi = (float(models.predict(op, algorithm, nranks, nbytes, list(v) + [r],
+                                          per_node, spread))
+                     for v, r in ((value, rate), (lo, r_hi), (hi, r_lo)))
     err = _one(seg, "rel_rms")
     err = err if np.isfinite(err) else 0.0
     detail = (f"{algorithm} [{models.describe(op, algorithm)}] with the {split} pingpong link "
-              f"α {value[0]:.3g} s, β {value[1]:.3g} s/B (γ taken as 0)")
-    return Prediction(t, t_lo / (1 + err), t_hi * (1 + err), f"{algorithm}(pingpong)", detail,
-                      warnings)
+              f"α {value[0]:.3g} s, β {value[1]:.3g} s/B (γ taken as 0)"
+              + (f", NIC {format_bw(rate)} shared by the ranks of a node sending at once"
+                 if np.isfinite(rate) else ""))
+    low, high = interval(t, t_lo, t_hi, err)
+    return Prediction(t, low, high, f"{algorithm}(pingpong)", detail, warnings)
 
 
-def predict_level(fits, op, nranks, nbytes, split, model=None) -> Prediction | None:
+def predict_level(fits, op, nranks, nbytes, split, model=None, per_node=None,
+                  spread=False) -> Prediction | None:
     """One level of a hierarchical model, from the best source the fits have for that split:
     algorithm fits across rank counts, else the Hockney fit at exactly nranks, else the ring
-    formula with the split's pingpong link parameters."""
+    formula with the split's pingpong link parameters. per_node, spread: the ranks of a node
+    sending at once (analysis.models.senders)."""
     if nranks <= 1:
         return Prediction(0.0, 0.0, 0.0, "none", "one rank: nothing to do", [])
-    return (predict_algorithm(fits, op, nranks, nbytes, model, split=split)
+    return (predict_algorithm(fits, op, nranks, nbytes, model, split=split, per_node=per_node,
+                              spread=spread)
             or (None if model else predict_hockney(fits, op, nranks, nbytes, split=split))
-            or predict_from_pingpong(fits, op, nranks, nbytes, split, model or "ring"))
+            or predict_from_pingpong(fits, op, nranks, nbytes, split, model or "ring",
+                                     per_node=per_node, spread=spread))
 
 
 def predict_hierarchical(fits, op, nranks, nbytes, ranks_per_node, model=None) -> Prediction:
-    """Two-level allreduce on P nodes × q ranks: intra-node reduce-scatter and allgather
-    (together costed as the intra-node allreduce of S on q ranks, as fitted) plus an inter-node
-    allreduce of S/q on P nodes (q of them at once, one per local rank, as `--split inter`
-    measures them). Intra parameters: split `intra` (or `all` of single-node runs); inter:
-    split `inter` (runs across nodes)."""
-    if op != "allreduce":
-        raise UsageError("the hierarchical model covers allreduce only")
+    """A two-level op on N nodes × q ranks (HIERARCHY, see the module docstring). Intra
+    parameters: split `intra` (or `all` of single-node runs); inter: split `inter` (runs
+    across nodes), with the q local ranks' communicators at once sharing the NIC."""
+    if op not in HIERARCHY:
+        raise UsageError(f"the hierarchical model covers {', '.join(HIERARCHY)}; not {op}")
     q = ranks_per_node
     if nranks % q:
         raise UsageError(f"--nranks {nranks} is not a multiple of --ranks-per-node {q}")
@@ -212,19 +375,29 @@ def predict_hierarchical(fits, op, nranks, nbytes, ranks_per_node, model=None) -
         raise UsageError("a hierarchical prediction needs inter-node fits (split 'inter', from "
                          "runs across nodes with --split inter); these fits have none")
     intra_split = "intra" if (fits.split == "intra").any() else "all"
-    inner = predict_level(fits, "allreduce", q, nbytes, intra_split)
-    if inner is None:
-        raise UsageError(f"no intra-node allreduce fits at {q} ranks (split {intra_split})")
-    outer = predict_level(fits, "allreduce", nodes, nbytes / q, "inter", model)
-    if outer is None:
-        raise UsageError(f"no inter-node allreduce or pingpong fits to cover {nodes} nodes")
-    detail = (f"intra: {inner.model} on {q} ranks, S ({format_time(inner.time_s)}) + inter: "
-              f"{outer.model} on {nodes} nodes, S/{q} ({format_time(outer.time_s)}); "
-              f"intra {inner.detail}; inter {outer.detail}")
-    return Prediction(inner.time_s + outer.time_s, inner.low_s + outer.low_s,
-                      inner.high_s + outer.high_s,
-                      f"hierarchical({inner.model}, {outer.model})", detail,
-                      inner.warnings + outer.warnings)
+    parts = []
+    for split, ranks, divided, at_once in HIERARCHY[op]:
+        p = q if ranks == "q" else nodes
+        size = nbytes / q if divided else nbytes
+        if split == "intra":
+            got = predict_level(fits, op, p, size, intra_split)
+            if got is None:
+                raise UsageError(f"no intra-node {op} fits at {q} ranks (split {intra_split})")
+        else:
+            got = predict_level(fits, op, p, size, "inter", model,
+                                per_node=q if at_once == "q" else 1, spread=True)
+            if got is None:
+                raise UsageError(f"no inter-node {op} or pingpong fits to cover {nodes} nodes")
+        parts.append((split, p, size, got))
+    detail = " + ".join(f"{split}: {g.model} on {p} {'ranks' if split == 'intra' else 'nodes'}, "
+                        f"{human_bytes(size)} ({format_time(g.time_s)})"
+                        for split, p, size, g in parts)
+    detail += "; " + "; ".join(f"{split} {g.detail}" for split, _, _, g in parts)
+    return Prediction(sum(g.time_s for *_, g in parts), sum(g.low_s for *_, g in parts),
+                      sum(g.high_s for *_, g in parts),
+                      f"hierarchical({', '.join(g.model for *_, g in parts)})", detail,
+                      [w for *_, g in parts for w in g.warnings],
+                      [f"{split}: {n}" for split, _, _, g in parts for n in g.notes])
 
 
 def predict(fits: pd.DataFrame, op: str, nranks: int, nbytes: float, backend=None, model=None,
@@ -288,7 +461,10 @@ def main(args) -> int:
         top = format_bw(bw_hi) if math.isfinite(bw_hi) else "no upper bound"
         print(f"  algbw      {format_bw(bw)}  [{format_bw(bw_lo)}, {top}]  (S / time)")
     print(f"  model      {p.detail}")
-    print("  interval   parameter bootstrap intervals widened by the model's error")
+    print(f"  interval   {100 * p.level:.0f}% prediction interval: parameter bootstrap intervals "
+          "and the model's held-out error, covering the algorithms it cannot tell apart")
+    for n in p.notes:
+        print(f"  note       {n}")
     for w in p.warnings:
         print(f"  warning    {w}")
     return 0

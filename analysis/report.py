@@ -184,7 +184,17 @@ def figure_html(name, title, png, caption="") -> str:
 
 
 SUMMARY_HEAD = ["series", "S", "count", "median µs", "95% CI µs", "min µs", "max µs",
-                "algbw GB/s", "busbw GB/s", "M msg/s", "samples", "rounds", "#wrong", "modes (µs)"]
+                "algbw GB/s", "busbw GB/s", "% of ceiling", "M msg/s", "samples", "rounds",
+                "#wrong", "modes (µs)"]
+
+
+def ceiling_cell(row) -> str:
+    """The row's efficiency against the ceiling that applies (bench.ceilings), e.g. '59 copy-core'."""
+    name = row.get("ceiling")
+    eff = row.get("efficiency")
+    if not isinstance(name, str) or not name or eff is None or eff != eff:
+        return "–"
+    return f"{num(eff, 100, 3)} {esc(name)}"
 
 
 def modes_text(row) -> str:
@@ -211,7 +221,7 @@ def summary_table(series) -> str:
                      num(r["count"], digits=12), num(r["median_s"], 1e6),
                      f"{num(r['ci_low_s'], 1e6)} – {num(r['ci_high_s'], 1e6)}",
                      num(r["min_s"], 1e6), num(r["max_s"], 1e6), num(r["algbw_Bps"], 1e-9),
-                     num(r["busbw_Bps"], 1e-9), num(r["msg_rate_per_s"], 1e-6),
+                     num(r["busbw_Bps"], 1e-9), ceiling_cell(r), num(r["msg_rate_per_s"], 1e-6),
                      num(r["samples"], digits=12), num(r["rounds"], digits=12), str(wrong),
                      esc(modes_text(r))]
             cls = " class='wrong'" if wrong else ""
@@ -441,6 +451,41 @@ def machine_html(runs) -> str:
     return f"<h2 id='machine'>Machine</h2><ul class='machine'>{body}</ul>"
 
 
+def ceilings_html(runs) -> str:
+    """What each machine allows (meta.json → ceilings, measured at the start of a run): a short
+    table; the summary tables give each row's share of the ceiling that applies to it."""
+    from bench.ceilings import COPY_BYTES
+
+    rows = []
+    for run in runs:
+        c = run.meta.get("ceilings")
+        if not isinstance(c, dict) or not isinstance(c.get("hosts"), dict):
+            continue
+        above = int((run.summary["efficiency"] > 1).sum()) if "efficiency" in run.summary else 0
+        for host, h in c["hosts"].items():
+            if not isinstance(h, dict):
+                continue
+            nics = ", ".join(f"{esc(n.get('device', '?'))} {num(n.get('rate_Bps'), 8e-9)} Gb/s"
+                             for n in h.get("nics") or [] if isinstance(n, dict)) or "none declared"
+            rows.append(f"<tr><td>{esc(run.label)}</td><td>{esc(host)}</td>"
+                        f"<td>{num(c.get('copy_one_core_Bps'), 1e-9)}</td>"
+                        f"<td>{esc(h.get('ranks', '–'))}</td><td>{num(h.get('copy_node_Bps'), 1e-9)}</td>"
+                        f"<td>{nics}</td><td>{above} of {len(run.summary)}</td></tr>")
+    if not rows:
+        return ""
+    return ("<h2 id='ceilings'>Ceilings</h2><p class='note'>Measured at the start of the run "
+            "(meta.json → ceilings): the memory copy rate of one core and of all ranks of a host at "
+            f"once (a numpy copy of {COPY_BYTES >> 20} MiB, beyond the caches), and the line rates "
+            "the network devices declare. The summary tables give each row's busbw as a % of the "
+            "ceiling that applies (across nodes: the slowest line rate; on one node: one core's copy "
+            "rate; multipair: algbw against all ranks' copy rate). Above 100%: "
+            "a message that fits in the caches, ranks copying in parallel, or an algorithm that "
+            "moves less than busbw assumes (tree, NVLS, SHARP).</p>"
+            "<table class='data'><thead><tr><th>run</th><th>host</th><th>one core GB/s</th>"
+            "<th>ranks</th><th>all ranks GB/s</th><th>line rates</th><th>rows above 100%</th>"
+            "</tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
+
+
 def method_html(runs) -> str:
     parts = ["<h2 id='method'>Method and units</h2>",
              "<p>Times are seconds per op in the data and µs (1e-6 s) here. Bandwidths are GB/s "
@@ -495,6 +540,7 @@ def write_report(paths, out_dir=None, fit_missing=True) -> Path:
 <ul>{run_list}</ul>
 {warnings_html(runs)}
 {machine_html(runs)}
+{ceilings_html(runs)}
 <nav>{nav}</nav>
 {''.join(sections)}
 {links_html(runs, out_dir, pngs)}

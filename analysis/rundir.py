@@ -217,6 +217,7 @@ SUMMARY_SPEC = {
     "wrong": Col("int", 0, MAX_BYTES, empty=KEEP), "samples": Col("int", 0, MAX_BYTES, empty=KEEP),
     "rounds": Col("int", 0, MAX_BYTES, empty=KEEP), "modes": Col("int", 0, MAX_BYTES, empty=KEEP),
     "ceiling": Col("str", empty=""), "efficiency": Col("num", 0.0, empty=KEEP),
+    "flags": Col("str", empty=""),
 }
 # what each table must hold to be read (later additions are optional, filled in or absent)
 SAMPLE_REQUIRED = list(fmt.SAMPLE_COLUMNS)

@@ -51,6 +51,53 @@ def noise(args, argv) -> int:
     return main(["run", "--ops", "barrier", "--noise", "--launches", "1", *argv[1:]])
 
 
+def workload(args, argv) -> int:
+    """`commbench workload`: derive a training step's communication (analysis.workload); with
+    --measure, first run its cases through `commbench run`, one run per layout group on that
+    group's communicators (split group:SIZE:STRIDE) into OUT/measure/GROUP, then report on the
+    process that starts the ranks, or on rank 0 under an outside launcher."""
+    from analysis import workload as wl
+
+    if args.measure is None:
+        return wl.main(args, argv)
+    from bench import launch
+    from bench.backends import backend_class
+    from bench.nodes import group_split
+    from bench.run import main as run_main
+
+    out_given = args.out is not None
+    spec = wl.prepare(args)
+    given = build_parser("run").parse_args(["run", *args.measure])
+    if given.ops != "all" or given.split != "all" or given.out is not None or any(
+            a == "--sizes" or a.startswith("--sizes=") for a in args.measure):
+        raise UsageError("--measure comes last and takes options of commbench run; workload "
+                         "sets their --ops, --sizes, --split and --out itself")
+    world, need = launch.detect_world(), spec.layout.world
+    if world is None and (given.nranks or need) != need or world and world.size not in (0, need):
+        got = given.nranks if world is None else world.size
+        raise UsageError(f"--measure: the layout needs tp × pp × dp = {need} ranks, got {got}")
+    if world is not None and not out_given:
+        raise UsageError("--measure under a launcher needs --out (the same on every rank)")
+    dtype = given.dtype if any(a == "--dtype" or a.startswith("--dtype=") for a in args.measure) \
+        else spec.layout.dtype
+    try:  # the model's dtype where the backends take it, else float32 of the same S
+        for name in given.backend.split(","):
+            backend_class(name.strip()).check_dtype(dtype)
+    except UsageError:
+        dtype = "float32"
+    rc = 0
+    for r in wl.measure_runs(spec, dtype):
+        run_argv = ["run", *(["-n", str(need)] if world is None and not given.nranks else []),
+                    *args.measure, "--dtype", dtype, "--ops", ",".join(r.ops), "--sizes",
+                    ",".join(map(str, r.sizes)), "--split", group_split(r.size, r.stride),
+                    "--out", str(r.out)]
+        outcome = run_main(build_parser("run").parse_args(run_argv), run_argv)
+        if outcome.rc not in (0, 1):
+            return outcome.rc
+        rc = max(rc, outcome.rc)
+    return max(rc, wl.main(args, argv, measured=True)) if world is None or world.rank == 0 else rc
+
+
 @dataclass(frozen=True)
 class Command:
     module: str                 # where add_arguments lives (and main, unless `main` is given)
@@ -64,12 +111,14 @@ COMMANDS = {
     "noise": Command("bench.run", "calibrate the machine's own noise (timer, OS jitter, ping-pong spread)", noise),
     "report": Command("analysis.report", "write RUN_DIR/report/index.html: figures, tables, method, environment"),
     "compare": Command("analysis.compare", "compare runs case by case; exit 1 when NEW is significantly slower"),
+    "check": Command("analysis.check", "is my number right? verdicts against expected figures, baselines or --min; exit 1 when not met"),
     "import": Command("analysis.importers", "turn nccl-tests, OSU or IMB output into a run directory"),
     "sweep": Command("bench.sweep", "one run per rank count (--nranks 2,4,8) into one directory, for fit",
                      takes_argv=True),
     "fit": Command("analysis.fit", "fit latency/bandwidth, LogGP and collective algorithm models (fits.csv)"),
     "links": Command("analysis.links", "across nodes: host map, pairwise link map with slow links/nodes flagged, rank skew"),
     "predict": Command("analysis.predict", "predict an op's time at a rank count and size from fitted models"),
+    "workload": Command("analysis.workload", "a model's communication per training step: derive, predict (--fits), measure (--measure)", workload),
 }
 
 

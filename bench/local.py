@@ -9,7 +9,7 @@ import signal
 import sys
 from pathlib import Path
 
-from bench import ceilings, launch
+from bench import ceilings, launch, plausible
 from bench.core import rundir
 from bench.core.errors import RunDirError, UsageError
 from bench.ops import OPS, pairing_rounds
@@ -31,12 +31,14 @@ def _stop_on_signal(signum, frame):
     raise Stopped(signum)
 
 
-def check_local_ranks(plan: Plan, n: int) -> None:
+def check_local_ranks(args, plan: Plan, n: int) -> None:
     """Refuse more local ranks than this machine can hold, before starting any."""
     cores = os.cpu_count() or 1
     if n > cores * MAX_RANKS_PER_CORE:
         raise UsageError(f"-n {n}: more local ranks than this machine can run ({cores} cores x "
                          f"{MAX_RANKS_PER_CORE} ranks per core at most)")
+    for cls in plan.backends:
+        cls.check_ranks(args, n)
     check_fits(plan, n, n)  # buffers and each rank's own memory; the ranks report skipped ops
 
 
@@ -45,7 +47,7 @@ def start_local(args, argv, plan: Plan) -> Outcome:
     directory is checked and locked here for the whole run; SIGINT/SIGTERM end the ranks and
     mark the run aborted."""
     n = args.nranks or 2
-    check_local_ranks(plan, n)
+    check_local_ranks(args, plan, n)
     out = Path(args.out if args.out is not None else Path("results") / rundir.new_run_id(args.backend, n))
     out = rundir.check_out_dir(out, getattr(args, "force", False)).resolve()
     lock = rundir.RunLock(out)
@@ -116,14 +118,20 @@ def merge_launches(out: Path, wrong: dict) -> None:
     one of its own rounds only) and the final status."""
     meta = rundir.load_meta(out)
     itemsize = itemsize_of(meta["dtype"])
+    samples = pairing_as_sample_group(rundir.read_samples(out))
+    calls = {}  # case -> k of its samples (the largest)
+    for sample in samples:
+        key = _case_key(sample)
+        calls[key] = max(calls.get(key, 1), sample["calls"])
     rows = rundir.summary_rows(
-        pairing_as_sample_group(rundir.read_samples(out)),
+        samples,
         bus_factor=lambda op, n: OPS[op].bus_factor(n),
         msgs_per_op=lambda op, n: OPS[op].msgs_per_op(n),
         count=lambda op, dtype, nbytes, n: OPS[op].case(nbytes, n, itemsize).count)
     for row in rows:
         row["wrong"] = wrong.get(_case_key(row), 0)
         row["ceiling"], row["efficiency"] = ceilings.columns(row, OPS[row["op"]], meta)
+        row["flags"] = plausible.flags(row, OPS[row["op"]], calls.get(_case_key(row), 1), meta)
     writer = rundir.RunWriter(out, meta)
     writer.write_summary(rows, op_order=OPS)
     writer.finish("wrong" if sum(wrong.values()) else "complete")

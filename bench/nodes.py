@@ -8,12 +8,36 @@ real host map):
   inter  one communicator per local index: the i-th rank of every node (purely inter-node)
 Both intra and inter need the same number of ranks on every node, so that every communicator
 of a split has the same size and runs the same cases at the same time.
+
+Layout groups (`commbench workload --measure`), by rank as Megatron-LM places them, not by host:
+  group:SIZE:STRIDE  communicators of SIZE ranks STRIDE apart: rank r is in the one of
+                     r // (SIZE·STRIDE) · STRIDE + r mod STRIDE. Tensor-parallel groups of
+                     t adjacent ranks are group:t:1; data-parallel groups across them
+                     group:d:t; pipeline stages group:p:t·d. The world must be a multiple of
+                     SIZE·STRIDE.
 """
 from __future__ import annotations
 
 from bench.core.errors import UsageError
 
 SPLITS = ("all", "intra", "inter")
+GROUP = "group"  # group:SIZE:STRIDE, a layout group
+
+
+def group_split(size: int, stride: int) -> str:
+    """The split name of communicators of `size` ranks `stride` apart."""
+    return f"{GROUP}:{size}:{stride}"
+
+
+def parse_group(split: str) -> tuple[int, int] | None:
+    """(size, stride) of a group:SIZE:STRIDE split; None for any other split; UsageError when
+    it is malformed."""
+    if not split.startswith(GROUP + ":"):
+        return None
+    parts = split.split(":")
+    if len(parts) != 3 or not all(p.isdigit() and int(p) >= 1 for p in parts[1:]):
+        raise UsageError(f"--split {split!r}: expected group:SIZE:STRIDE with positive integers")
+    return int(parts[1]), int(parts[2])
 
 
 def parse_splits(text: str) -> tuple[str, ...]:
@@ -21,8 +45,9 @@ def parse_splits(text: str) -> tuple[str, ...]:
     if not names:
         raise UsageError("--split: none given")
     for name in names:
-        if name not in SPLITS:
-            raise UsageError(f"--split {name!r}: known are {', '.join(SPLITS)}")
+        if name not in SPLITS and parse_group(name) is None:
+            raise UsageError(f"--split {name!r}: known are {', '.join(SPLITS)}, "
+                             f"{GROUP}:SIZE:STRIDE")
     return names
 
 
@@ -55,6 +80,13 @@ def split_size(split: str, hosts: list[str]) -> int:
     """Ranks in each communicator of `split`; UsageError when the split cannot be made."""
     if split == "all":
         return len(hosts)
+    group = parse_group(split)
+    if group:
+        size, stride = group
+        if len(hosts) % (size * stride):
+            raise UsageError(f"--split {split} needs a multiple of {size * stride} ranks "
+                             f"({size} ranks {stride} apart), got {len(hosts)}")
+        return size
     per_node = set(ranks_per_node(hosts).values())
     if len(per_node) != 1:
         raise UsageError(f"--split {split} needs the same number of ranks on every node, got "
@@ -69,6 +101,10 @@ def color(split: str, rank: int, hosts: list[str]) -> int:
         return node_index(hosts)[rank]
     if split == "inter":
         return local_index(hosts)[rank]
+    group = parse_group(split)
+    if group:
+        size, stride = group
+        return rank // (size * stride) * stride + rank % stride
     return 0
 
 

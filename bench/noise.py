@@ -72,12 +72,13 @@ def pingpong_spread(be, sync) -> dict | None:
             "cv": float(np.std(medians) / np.mean(medians))}
 
 
-def calibrate(be, sync) -> dict:
-    """Run on every rank; returns rank 0's record (None elsewhere)."""
+def calibrate(be, sync, pingpong: bool = True) -> dict:
+    """Run on every rank; returns rank 0's record (None elsewhere). pingpong=False: the
+    backend cannot send point to point on its buffers (gloo on CUDA), so no ping-pong spread."""
     from bench.record import timer_info
 
     mine = jitter()  # the real clock: this measures the machine, not the harness
-    spread = pingpong_spread(be, sync)
+    spread = pingpong_spread(be, sync) if pingpong else None
     gathered = be.gather(mine)
     if be.rank != 0:
         return None

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench import ceilings, contention, launch, nodes
+from bench import ceilings, contention, launch, nodes, plausible
 from bench.core.errors import UsageError
 from bench.core.stats import summarize_case
 from bench.harness import Sync, measure
@@ -268,7 +268,8 @@ def _measure_all(args, plan, control, jobs, writer, seed) -> Outcome:
         from bench import noise
 
         watchdog.arm("the noise calibration")
-        found = noise.calibrate(control, jobs[0].sync)
+        found = noise.calibrate(control, jobs[0].sync,
+                                pingpong=control.op_problem(OPS["pingpong"], args) is None)
         if writer:
             writer.write_meta(noise=found)
     if getattr(args, "ceilings", True) and _launch_index(args) == 0:
@@ -348,6 +349,7 @@ def _summary_rows(plan, jobs, cache, changed, writer_meta):
     times = [t for j in group for t in j.agreed]
     row.update(summarize_case(times, job.case.nbytes, op.bus_factor(n), op.msgs_per_op(n)))
     row["ceiling"], row["efficiency"] = ceilings.columns(row, op, writer_meta)
+    row["flags"] = plausible.flags(row, op, max(j.calls or 1 for j in group), writer_meta)
     cache[key_of(changed)] = row
     return list(cache.values())
 

@@ -62,3 +62,29 @@ def test_efficiency_and_rows_without_bandwidth():
     assert name == "" and math.isnan(eff)
     name, eff = ceilings.columns(row, OPS["allreduce"], {})
     assert name == "" and math.isnan(eff)  # a run without ceilings (or an import)
+
+
+def test_numbers_that_cannot_be_true_are_flagged():
+    from bench import plausible
+
+    meta = {"timer": {"measured_resolution_s": 50e-9}}
+    base = {"nranks": 2, "nbytes": 1 << 20, "median_s": 1e-4, "ceiling": "copy-core", "efficiency": 0.5}
+    assert plausible.flags(base, OPS["allreduce"], 100, meta) == ""
+    assert plausible.flags({**base, "nranks": 1}, OPS["broadcast"], 100, meta) == "no-op"
+    assert plausible.flags({**base, "median_s": 1e-12}, OPS["allreduce"], 1000, meta) == "below-timer"
+    big = {**base, "nbytes": 64 << 20, "efficiency": 1.5}
+    assert plausible.flags(big, OPS["allreduce"], 10, meta) == "above-ceiling"
+    in_cache = {**base, "nbytes": 64 << 10, "efficiency": 1.5}
+    assert plausible.flags(in_cache, OPS["allreduce"], 10, meta) == ""  # caches beat memory
+    nic = {**in_cache, "ceiling": "nic"}
+    assert plausible.flags(nic, OPS["allreduce"], 10, meta) == "above-ceiling"
+
+
+def test_flagged_rows_print_no_bandwidth():
+    from bench.core.tables import format_summary
+
+    row = dict(backend="mpi", op="broadcast", nranks=1, dtype="float32", nbytes=4, count=1,
+               median_s=1e-8, ci_low_s=1e-8, ci_high_s=1e-8, algbw_Bps=4e8, busbw_Bps=4e8,
+               msg_rate_per_s=1e8, wrong=0, samples=10, efficiency=0.05, flags="no-op")
+    line = format_summary([row]).splitlines()[-1]
+    assert "[no-op]" in line and "0.40" not in line

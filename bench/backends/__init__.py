@@ -110,6 +110,10 @@ class Backend:
         return None
 
     @classmethod
+    def check_ranks(cls, args, ranks_here: int) -> None:
+        """Refuse (UsageError) more ranks on one host than this backend can place there."""
+
+    @classmethod
     def has_primitive(cls, name: str) -> bool:
         """Whether this backend implements the data-plane primitive `name` (the base class
         declares them all; a backend implements what it can)."""

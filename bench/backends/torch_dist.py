@@ -61,6 +61,8 @@ class TorchBackend(Backend):
     # stream per peer pair, so bibw's "64 receives, then 64 sends" on both sides would wait
     # on each other for ever. COMMBENCH_TORCH_BATCH_P2P=1/0 overrides it.
     batch_p2p = False
+    unsupported_on_cuda: dict = {}  # primitive -> why it cannot run on CUDA tensors
+    one_gpu_per_rank = False        # the library refuses two ranks on one GPU
 
     # --- before any rank starts ------------------------------------------------------------
     @classmethod
@@ -93,7 +95,25 @@ class TorchBackend(Backend):
     def op_problem(cls, op, args):
         if getattr(args, "cuda_graph", False) and op.host_steps:
             return f"{op.name} runs host code between its calls, which a CUDA graph cannot hold"
+        if cls.device_of(args) == "cuda":
+            from bench.backends import primitives_of
+
+            for prim in sorted(primitives_of(op)):
+                if prim in cls.unsupported_on_cuda:
+                    return cls.unsupported_on_cuda[prim]
         return super().op_problem(op, args)
+
+    @classmethod
+    def check_ranks(cls, args, ranks_here: int) -> None:
+        """nccl: one GPU per rank; more ranks on a host than GPUs visible is refused (NCCL
+        would stop the job with "Duplicate GPU detected")."""
+        if cls.one_gpu_per_rank and cls.device_of(args) == "cuda":
+            import torch
+
+            visible = torch.cuda.device_count()
+            if ranks_here > visible:
+                raise UsageError(f"backend {cls.name}: {ranks_here} ranks on this host but "
+                                 f"{visible} GPU(s) visible; {cls.name} needs one GPU per rank")
 
     @classmethod
     def create(cls, world, args):
@@ -366,6 +386,8 @@ def _cuda_index(visible: int, local_rank: int) -> int:
 
 class GlooBackend(TorchBackend):
     name = torch_backend = "gloo"
+    unsupported_on_cuda = {p: "gloo sends no CUDA tensors point to point (its collectives take "
+                              "them): use --device cpu, or nccl" for p in ("send", "recv", "isend", "irecv")}
 
 
 class NCCLBackend(TorchBackend):
@@ -374,6 +396,7 @@ class NCCLBackend(TorchBackend):
     default_device = "cuda"
     graphs = True
     batch_p2p = True
+    one_gpu_per_rank = True
 
 
 class UCCBackend(TorchBackend):

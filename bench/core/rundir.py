@@ -28,8 +28,9 @@ SUMMARY_COLUMNS = CASE + [
     "msg_rate_per_s", "wrong", "samples", "rounds", "modes", "mode_medians_s",
 ]
 # Summary columns added later (older files and imports lack them), with their empty value:
-# which measured limit applies to the row (bench.ceilings) and the row's share of it.
-SUMMARY_EXTRA = {"ceiling": "", "efficiency": float("nan")}
+# which measured limit applies to the row (bench.ceilings), the row's share of it, and marks
+# of numbers that cannot be physically true (bench.plausible).
+SUMMARY_EXTRA = {"ceiling": "", "efficiency": float("nan"), "flags": ""}
 WRITTEN_SUMMARY_COLUMNS = SUMMARY_COLUMNS + list(SUMMARY_EXTRA)
 FITS_COLUMNS = ["backend", "op", "nranks", "split", "model", "segment", "nbytes_lo",
                 "nbytes_hi", "param", "value", "ci_low", "ci_high"]

@@ -36,14 +36,18 @@ def format_summary(rows: list[dict], meta: dict | None = None) -> str:
                        f"{'ci95_high(us)':>13} {'algbw(GB/s)':>11} {'busbw(GB/s)':>11} "
                        f"{'Mmsg/s':>8} {'#wrong':>7} {'samples':>8} {'%ceil':>6}"]
         for r in sorted(group, key=lambda r: r["nbytes"]):
+            marks = r.get("flags") if isinstance(r.get("flags"), str) else ""
             flag = "  WRONG" if r["wrong"] else ""
+            flag += f"  [{marks.replace(';', ', ')}]" if marks else ""
+            no_op = "no-op" in marks.split(";")
             if _is_multimodal(r):
                 medians = "/".join(_num(float(m), 1e6) for m in r["mode_medians_s"].split(";"))
                 flag += f"  {int(r['modes'])} modes: {medians} us"
             lines.append(f"{r['nbytes']:>12} {r['count']:>10} {_num(r['median_s'], 1e6):>11} "
                          f"{_num(r['ci_low_s'], 1e6):>12} {_num(r['ci_high_s'], 1e6):>13} "
-                         f"{_num(r['algbw_Bps'], 1e-9):>11} {_num(r['busbw_Bps'], 1e-9):>11} "
+                         f"{_num(r['algbw_Bps'] if not no_op else None, 1e-9):>11} "
+                         f"{_num(r['busbw_Bps'] if not no_op else None, 1e-9):>11} "
                          f"{_num(r['msg_rate_per_s'], 1e-6, '{:.3f}'):>8} {r['wrong']:>7} "
-                         f"{r['samples']:>8} {_num(r.get('efficiency'), 100, '{:.1f}'):>6}{flag}")
+                         f"{r['samples']:>8} {_num(r.get('efficiency') if not no_op else None, 100, '{:.1f}'):>6}{flag}")
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)

@@ -48,6 +48,7 @@ SPIN, REPEAT = 12, 13
 CODE_NAMES = ("", "send", "recv", "isend", "irecv", "waitall", "allreduce", "allgather",
               "reduce_scatter", "alltoall", "bcast", "barrier", "spin", "repeat")
 IN_PLACE = -1    # ALLREDUCE's send buffer for MPI_IN_PLACE
+INT_MAX = 2**31 - 1
 
 
 def find_mpicc(env=None) -> tuple[str | None, str]:
@@ -212,16 +213,18 @@ class NotDescribable(Exception):
     """A step that says nothing of what it does: the program stays a Python loop."""
 
 
-def assemble(steps, primitive) -> tuple[np.ndarray, int]:
+def assemble(steps, primitive, describe=None) -> tuple[np.ndarray, int]:
     """(instructions, most requests in flight) for a program of `steps`; raises NotDescribable.
     `primitive(desc)` gives the instruction (a list of ints, code first) of a backend primitive's
-    descriptor, or raises NotDescribable."""
+    descriptor, or raises NotDescribable. `describe(step)` gives a step's descriptor (default:
+    its `desc` attribute; a backend may know steps that cannot carry one)."""
     rows: list[list[int]] = []
     maxreq = 0
+    describe = describe or (lambda step: getattr(step, "desc", None))
 
     def emit(step, in_window=False):
         nonlocal maxreq
-        desc = getattr(step, "desc", None)
+        desc = describe(step)
         if not desc:
             raise NotDescribable(repr(step))
         kind = desc[0]
@@ -250,6 +253,10 @@ def assemble(steps, primitive) -> tuple[np.ndarray, int]:
 
     for step in steps:
         emit(step)
+    counts = {SEND: (2,), RECV: (2,), ISEND: (2,), IRECV: (2,), ALLREDUCE: (3,),
+              ALLGATHER: (2, 4), REDUCE_SCATTER: (3,), ALLTOALL: (2, 4), BCAST: (2,)}
+    if any(i < len(row) and row[i] > INT_MAX for row in rows for i in counts.get(row[0], ())):
+        raise NotDescribable("a count beyond a C int (loop.c has no large-count calls)")
     code = np.zeros((len(rows), WORDS), dtype=np.int64)
     for i, row in enumerate(rows):
         code[i, :len(row)] = [as_int64(v) for v in row]
@@ -261,8 +268,8 @@ class NativeProgram:
     loop = "native"
 
     def __init__(self, lib: NativeLib, comm_handle: int, code: np.ndarray, maxreq: int,
-                 keep=(), error=RuntimeError, steps=()):
-        self.lib, self.code, self.keep, self.steps = lib, code, keep, steps  # keep: the buffers
+                 steps=(), error=RuntimeError):
+        self.lib, self.code, self.steps = lib, code, steps  # the steps hold the buffers
         self._run = lib.cb_run
         self._args = (as_int64(comm_handle), code.ctypes.data, len(code), maxreq)
         self._error = error

@@ -1,0 +1,31 @@
+"""A number that cannot be physically true is marked, never printed plain: the `flags` column
+of summary.csv holds words joined by ';', and the tables print them beside the row.
+
+  no-op          one rank: a collective moves no data, so its bandwidth means nothing
+  below-timer    a sample (k calls) lasted less than TIMER_STEPS steps of the clock
+  above-ceiling  busbw above the ceiling measured on the machine (bench.ceilings): above a
+                 declared line rate at any size, above a copy rate for messages too large to
+                 sit in the caches (at least IN_CACHE_BYTES)"""
+from __future__ import annotations
+
+from bench import ceilings
+
+NO_OP, BELOW_TIMER, ABOVE_CEILING = "no-op", "below-timer", "above-ceiling"
+TIMER_STEPS = 10
+IN_CACHE_BYTES = ceilings.COPY_BYTES // 4
+
+
+def flags(row: dict, op, calls: int, meta: dict) -> str:
+    """The flags of a summary row; `calls` is k of its samples (the largest, if several)."""
+    found = []
+    if row["nranks"] == 1:
+        found.append(NO_OP)
+    step = (meta.get("timer") or {}).get("measured_resolution_s")
+    sample_s = row["median_s"] * calls * op.ops_per_call
+    if step and sample_s == sample_s and sample_s < TIMER_STEPS * step:
+        found.append(BELOW_TIMER)
+    efficiency = row.get("efficiency")
+    if efficiency == efficiency and efficiency is not None and efficiency > 1 and (
+            row.get("ceiling") == "nic" or row["nbytes"] >= IN_CACHE_BYTES):
+        found.append(ABOVE_CEILING)
+    return ";".join(found)
