@@ -20,7 +20,10 @@ per-size medians (robust to outlying samples); the numerics are in analysis.robu
   sweep`: run directories at several rank counts): per op, all rank counts jointly, piecewise
   in S as above; in each size range every algorithm of the op is fitted (α, β, γ) and scored
   by its error on each rank count left out in turn; the lowest held-out error is marked
-  `selected`.
+  `selected` (but the algorithm of the size range below stays unless the held-out error
+  supports the switch next to the boundary). Each algorithm also gets the max-rate limit R
+  of the node where there is one (node_rate_Bps: fitted, or from the runs' copy ceiling or
+  NIC line rate; analysis.models, analysis.algorithms).
 
 fits.csv (written and read by analysis.fitsfile) is tidy: backend, op, nranks, split, model,
 segment, nbytes_lo, nbytes_hi, param, value, ci_low, ci_high. nbytes_lo / nbytes_hi are the

@@ -21,14 +21,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from analysis import models
-from analysis.algorithms import beta_source_ops, fit_algorithms, reduces, selected_beta
+from analysis.algorithms import (NIC_SLACK, beta_source_ops, fit_algorithms, reduces,
+                                 selected_beta)
 from analysis.hockney import fit_hockney
 from analysis.loggp import loggp_from_times
 from analysis.robust import Segment
 from analysis.rundir import file_error, load_meta, one_line, shown, value_text
 from bench.core.errors import RunDirError
 from bench.core.rundir import CASE, FITS, FITS_COLUMNS, META, atomic_write_text
-from bench.ops import canonical_name
+from bench.ops import canonical_name, known_op
 
 if TYPE_CHECKING:  # pandas is imported where used: `commbench run` ranks never need it
     import pandas as pd
@@ -114,7 +115,9 @@ def _bandwidth_row(key, model, k, seg, beta, lo, hi):
 
 def hockney_rows(key, segments: list[Segment], node_rate=None) -> list[dict]:
     """Rows of analysis.hockney.fit_hockney's segments; key = (backend, op, nranks, split).
-    node_rate: the NIC's line rate, for fits across nodes (split inter), where known."""
+    node_rate: the NIC's line rate, for point-to-point fits across nodes (split inter), where
+    known; kept in the segments whose bandwidth does not beat it (else it is no limit of this
+    network)."""
     rows = []
     for k, seg in enumerate(segments):
         lo = seg.ci_low if seg.ci_low is not None else np.full(2, np.nan)
@@ -125,7 +128,7 @@ def hockney_rows(key, segments: list[Segment], node_rate=None) -> list[dict]:
                              seg.theta[i], lo[i], hi[i]))
         if sized:
             rows.append(_bandwidth_row(key, "hockney", k, seg, seg.theta[1], lo[1], hi[1]))
-        if sized and node_rate:
+        if sized and node_rate and seg.theta[1] * (1 + NIC_SLACK) * node_rate >= 1:
             rows.append(_row(key, "hockney", k, seg.nbytes_lo, seg.nbytes_hi, models.RATE,
                              node_rate, node_rate, node_rate))
             rows.append(_row(key, "hockney", k, seg.nbytes_lo, seg.nbytes_hi,
@@ -208,8 +211,8 @@ def fit_times(times: pd.DataFrame, max_segments=4, min_points=3, n_boot=200, see
         cases = _groups(df, "nbytes")
         seg = fit_hockney(list(cases), list(cases.values()), max_segments, min_points, n_boot,
                           seed)
-        rows += hockney_rows((backend, op, nranks, split), seg,
-                             machine.get("nic_Bps") if split == "inter" else None)
+        nic = machine.get("nic_Bps") if split == "inter" and point_to_point(op) else None
+        rows += hockney_rows((backend, op, nranks, split), seg, nic)
     # algorithm models need at least two rank counts (held-out scoring); ops that move data
     # without reducing go first: their β lets the reducing ops' γ be fitted
     groups = [(k, df) for k, df in times[~prtt_ops].groupby(["backend", "op", "split"])
@@ -235,6 +238,11 @@ def fit_times(times: pd.DataFrame, max_segments=4, min_points=3, n_boot=200, see
 
 
 # ---------------------------------------------------------------- what the nodes allow
+def point_to_point(op: str) -> bool:
+    found = known_op(op)
+    return bool(found and found.point_to_point)
+
+
 RATE_ORIGINS = ("fit", "ceiling", "nic")  # node_rate_origin 0, 1, 2
 SATURATED = 0.8  # all ranks of a host copying at once below this share of k × one core's rate
 

@@ -27,7 +27,9 @@ communicator per local rank, as `--split inter` measures):
   reduce_scatter  intra reduce_scatter (q, S) + inter reduce_scatter (N, S/q)
   allgather       inter allgather (N, S/q) + intra allgather (q, S)
   alltoall        intra alltoall (q, S) + inter alltoall (N, S)
-  broadcast       inter broadcast (N, S, one leader per node) + intra broadcast (q, S)
+  broadcast       inter broadcast (N, S/q) + intra broadcast (q, S): the root's node scatters
+                  S to its q ranks, each broadcasts its piece across the nodes, each node
+                  gathers S back (scatter + allgather, costed as the intra broadcast of S)
 Intra parameters come from fits with split `intra` (or `all` of single-node runs), inter from
 fits with split `inter` (runs across nodes with `--split inter`); each level takes, in this
 order, algorithm fits across rank counts, the Hockney fit at exactly that rank count, or the
@@ -64,7 +66,7 @@ HIERARCHY = {  # op -> levels (split, ranks "q" or "N", bytes divided by q?, loc
     "reduce_scatter": (("intra", "q", False, None), ("inter", "N", True, "q")),
     "allgather": (("inter", "N", True, "q"), ("intra", "q", False, None)),
     "alltoall": (("intra", "q", False, None), ("inter", "N", False, "q")),
-    "broadcast": (("inter", "N", False, "1"), ("intra", "q", False, None)),
+    "broadcast": (("inter", "N", True, "q"), ("intra", "q", False, None)),
 }
 
 
@@ -239,8 +241,9 @@ def predict_algorithm(fits, op, nranks, nbytes, model=None, split="all", per_nod
     mrows = seg[seg.model == model]
     (t, t_lo, t_hi), value, rate_info = _evaluate(op, model, nranks, nbytes, mrows, per_node,
                                                   spread)
-    per_count = fits[(fits.op == op) & (fits.split == split) & (fits.segment == mrows.segment.iloc[0])
-                     & (fits.nbytes_lo == mrows.nbytes_lo.iloc[0]) & (fits.nranks > 0)]
+    here = mrows.iloc[0]
+    per_count = fits[(fits.op == op) & (fits.split == split) & (fits.segment == here.segment)
+                     & (fits.nbytes_lo == here.nbytes_lo) & (fits.nranks > 0)]
     held = per_count[(per_count.model == model) & (per_count.param == "heldout_rel_error")]
     heldout = {int(r.nranks): float(r.value) for r in held.itertuples() if r.value == r.value}
     loo = _one(mrows, "loo_rel_error")

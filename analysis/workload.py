@@ -52,6 +52,9 @@ def add_arguments(p) -> None:
                    "span nodes are predicted hierarchically or from inter-node fits)")
     p.add_argument("--backend", dest="fits_backend", metavar="NAME",
                    help="with --fits: the backend of the fits, when they hold several")
+    p.add_argument("--export", choices=("simai",),
+                   help="with --fits or --measure: write OUT/busbw.yaml, the bus bandwidth per "
+                   "group and op in SimAI's analytical-mode format")
     p.add_argument("--measure", nargs="...", metavar="RUN_OPTIONS",
                    help="last option: run the rows' cases on the layout's groups (commbench run "
                    "with the options that follow, e.g. -n 4 --budget 0.2; runs go to OUT/measure/GROUP)")
@@ -155,6 +158,8 @@ def print_workload(spec: Spec, file=None) -> None:
 def main(args, argv=None, measured: bool = False) -> int:
     """Derive, write and print; predict with --fits; with `measured`, the runs of --measure
     are in OUT/measure (bench.cli ran them) and are reported next to the prediction."""
+    if getattr(args, "export", None) and not (args.fits or measured or args.measure is not None):
+        raise UsageError("--export simai needs bandwidths: give --fits DIR or --measure")
     spec = prepare(args)
     write(spec, argv)
     print_workload(spec)

@@ -235,6 +235,44 @@ def time_records(rows: list[Row], timed: dict, nranks: int, source: str) -> list
     return out
 
 
+# SimAI-Analytical's busbw file (its docs/Tutorial.md, example/busbw.yaml): a name line, then
+# per section the busbw in GB/s of each op ("null": none given); EP's allgather and
+# reducescatter are the expert-data-parallel group's (DP_EP), its alltoall the ep group's.
+SIMAI_SECTIONS = {"TP": {op: "tp" for op in ("allreduce", "allgather", "reduce_scatter", "alltoall")},
+                  "DP": {op: "dp" for op in ("allreduce", "allgather", "reduce_scatter", "alltoall")},
+                  "EP": {"allreduce": "edp", "allgather": "edp", "reduce_scatter": "edp",
+                         "alltoall": "ep"}}
+SIMAI_OP_NAMES = {"allreduce": "allreduce", "allgather": "allgather",
+                  "reduce_scatter": "reducescatter", "alltoall": "alltoall"}
+
+
+def simai_busbw(rows: list[Row], timed: dict) -> str:
+    """The busbw per (group, op) of the row with the largest S (the bandwidth regime), as
+    commbench computes busbw (nccl-tests' factors), in SimAI's busbw.yaml layout."""
+    from bench.ops import OPS
+
+    best = {}  # (group, op) -> (nbytes, busbw in B/s)
+    for r in rows:
+        t = timed.get(r.key())
+        if not isinstance(t, Timed) or not t.time_s > 0:
+            continue
+        factor = OPS[r.op].bus_factor(r.group_size) if r.op in OPS else 1.0
+        rate = r.nbytes / t.time_s * (factor or 1.0)
+        if r.nbytes >= best.get((r.group, r.op), (-1, 0))[0]:
+            best[(r.group, r.op)] = (r.nbytes, rate)
+
+    def value(group, op):
+        found = best.get((group, op))
+        return f"{found[1] / 1e9:.4g}" if found else "null"
+
+    lines = ["commbench"]
+    for section, ops in SIMAI_SECTIONS.items():
+        lines.append(f"{section}:")
+        lines += [f"{SIMAI_OP_NAMES[op]},: {value(group, op)}" for op, group in ops.items()]
+    lines += ["PP:", f"busbw: {value('pp', 'pingpong')}"]
+    return "\n".join(lines) + "\n"
+
+
 def report(spec: Spec, args, measured: bool, file=None) -> None:
     """Print (and write OUT/workload_times.csv) the measured and predicted time per step."""
     file = file or sys.stdout
@@ -278,6 +316,14 @@ def report(spec: Spec, args, measured: bool, file=None) -> None:
         print(table(rows, cols), file=file)
         for line in summary_lines(cols, rows) + notes_of(rows, timed):
             print(line, file=file)
+    if getattr(args, "export", None) == "simai" and columns:
+        source_name, timed = columns[0]  # measured where there is a measurement
+        path = Path(spec.out) / "busbw.yaml"
+        try:
+            atomic_write_text(path, simai_busbw(spec.rows, timed))
+            print(f"# SimAI busbw ({source_name.split('/')[0]}): {path}", file=file)
+        except OSError as exc:
+            print(f"commbench workload: cannot write {path} ({exc.strerror or exc})", file=sys.stderr)
     if records:
         try:
             atomic_write_text(Path(spec.out) / "workload_times.csv",

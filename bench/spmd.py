@@ -59,7 +59,8 @@ class Job:
 
     @property
     def label(self) -> str:
-        where = "" if self.split == "all" else f" ({self.split}-node)"
+        where = "" if self.split == "all" else (
+            f" ({self.split}-node)" if self.split in ("intra", "inter") else f" ({self.split})")
         pairing = f", pairing round {self.case.pairing}" if self.case.pairing >= 0 else ""
         return f"{self.case.op.name} at {self.case.nbytes} B on {self.be.name}{where}{pairing}"
 

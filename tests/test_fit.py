@@ -277,3 +277,28 @@ def test_sizes_rounded_per_rank_count_are_one_step():
     assert list(starts) == [0, 4, 1020, 2040, 4096]
     idx, starts = size_steps([1000, 1040, 1060])  # 1060 is 6% above the step's first size
     assert list(idx) == [0, 0, 1] and list(starts) == [1000, 1060]
+
+
+def test_fit_table_shows_the_node_rate_limit():
+    """A sweep whose times show the max-rate limit: the table gives R, k* = R·β and where R
+    comes from; rows per rank count stay out of the table."""
+    from analysis.fit import format_table
+    from analysis.fitsfile import fit_times
+
+    rng = np.random.default_rng(12)
+    sizes = 2.0 ** np.arange(10, 23)
+    rows = []
+    for p in (2, 4, 8):
+        t = models.predict("allreduce", "ring", p, sizes, [3e-6, 1e-10, 0, 4e10])
+        for n, x in zip(sizes, t):
+            for i, s in enumerate(noisy(rng, x, n=15, outliers=0)):
+                rows.append(("mpi", "allreduce", "float32", int(n), p, "all", 0, i, s))
+    times = pd.DataFrame(rows, columns=["backend", "op", "dtype", "nbytes", "nranks", "split",
+                                        "round", "sample", "time_s"])
+    text = format_table(fit_times(times, n_boot=10))
+    line = next(x for x in text.splitlines() if " ring " in x and "n*" in x)
+    import re
+    got = re.search(r"node ([\d.]+) GB/s .*\(k\* ([\d.]+), fitted\)", line)
+    assert got, line
+    assert abs(float(got[1]) / 40 - 1) < 0.05 and abs(float(got[2]) / 4 - 1) < 0.05
+    assert "nan" not in text and " inf" not in text

@@ -138,7 +138,8 @@ def test_a_limit_that_does_not_bind_changes_nothing_measured():
     assert len(both) == len(plain)
     assert np.allclose(both.value, both.value_lim, equal_nan=True)
     rate = rows_of(limited, "allreduce", "ring", models.RATE)
-    assert len(rate) and (rows_of(limited, "allreduce", "ring", "node_rate_origin").value == 1).all()
+    origin = rows_of(limited, "allreduce", "ring", "node_rate_origin")
+    assert len(rate) and (origin.value == 1).all()
     kstar = rate.value.iloc[-1] * rows_of(limited, "allreduce", "ring",
                                           "beta_s_per_byte").value.iloc[-1]
     assert kstar == pytest.approx(6.0)
@@ -199,14 +200,18 @@ def test_machine_limits_from_meta(tmp_path):
         machine_limits(runs[:1], bad)
 
 
-def test_fit_of_a_sweep_reads_the_ceilings(tmp_path):
-    """commbench fit on a sweep whose runs measured the copy ceiling: the limit comes from it."""
+@pytest.mark.parametrize("contended", [True, False])
+def test_fit_of_a_sweep_reads_the_ceilings(tmp_path, contended):
+    """commbench fit on a sweep whose runs measured the copy ceiling (2.5 ranks' copies
+    saturate the node): with times that show it, a limit near it; with times that show no
+    contention at all, none (the ceiling's DRAM copy is not what these messages hit)."""
     from bench.cli import main
     from test_fit import write_run
 
     rng = np.random.default_rng(9)
+    rate = 2.5 / LINK[1] if contended else math.inf
     for p in (2, 3, 4):
-        t = models.predict("allgather", "ring", p, SIZES, LINK)
+        t = models.predict("allgather", "ring", p, SIZES, LINK + [rate])
         write_run(tmp_path / f"n{p}", {("allgather", n): noisy(rng, x, n=15)
                                        for n, x in zip(SIZES, t)}, nranks=p)
         meta = json.loads((tmp_path / f"n{p}" / "meta.json").read_text())
@@ -217,8 +222,10 @@ def test_fit_of_a_sweep_reads_the_ceilings(tmp_path):
     fits = pd.read_csv(tmp_path / "fits.csv")
     check_fits(fits, tmp_path / "fits.csv")
     r = rows_of(fits, "allgather", "ring", models.RATE)
-    assert len(r) and (r.value * rows_of(fits, "allgather", "ring", "beta_s_per_byte").value.values
-                       == pytest.approx(2.5))
+    if contended:
+        assert len(r) and (abs(r.value / rate - 1) <= 0.10).all()
+    else:
+        assert not len(r)
 
 
 def test_a_damaged_node_rate_is_refused(tmp_path):
@@ -327,7 +334,7 @@ def test_hierarchical_covers_more_ops(op, alg):
     levels = {"allgather": [("inter", nodes, n / q), ("intra", q, n)],
               "reduce_scatter": [("intra", q, n), ("inter", nodes, n / q)],
               "alltoall": [("intra", q, n), ("inter", nodes, n)],
-              "broadcast": [("inter", nodes, n), ("intra", q, n)]}[op]
+              "broadcast": [("inter", nodes, n / q), ("intra", q, n)]}[op]
     want = sum(float(models.predict(op, alg, p, s, intra_p if split == "intra" else inter_p))
                for split, p, s in levels)
     assert abs(got.time_s / want - 1) <= 0.05

@@ -1,12 +1,19 @@
 """Benchmark (not a timed test): does `commbench predict` get a held-out rank count right?
 
 Runs `commbench sweep` over local ranks (e.g. 2,3,4, oversubscribed on a small machine), fits
-the algorithm models on all counts but one, predicts every measured case of the held-out count
-and compares with its measured median. Prints per-case errors and the summary figures (median
-and worst relative error, share within 25%, share inside the predicted interval).
+the algorithm models on all counts but one (by default the largest: extrapolation, the case
+that matters), predicts every measured case of the held-out count and compares with its
+measured median. Prints per-case errors and the summary figures: median and worst relative
+error, share within 25%, and coverage — the share of measured medians inside the predicted
+interval, against the level the interval claims (analysis.predict.LEVEL) — and whether the
+targets hold (every case within 25%, median within 10%).
 
-    .venv/bin/python tests/benchmarks/check_predict.py --counts 2,3,4 --holdout 3
-    .venv/bin/python tests/benchmarks/check_predict.py --reuse DIR --holdout 4   # no new runs
+    .venv/bin/python tests/benchmarks/check_predict.py --counts 2,3,4            # holds out 4
+    .venv/bin/python tests/benchmarks/check_predict.py --counts 2,4,8,16 --holdout largest
+    .venv/bin/python tests/benchmarks/check_predict.py --reuse DIR --holdout 8    # no new runs
+
+--reuse takes any sweep directory (DIR/n<count> runs), also one of imported OSU results
+(`commbench import` of osu_allreduce at each count into DIR/n<count>).
 """
 from __future__ import annotations
 
@@ -44,7 +51,8 @@ def training_dir(sweep_dir: Path, holdout: int) -> Path:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--counts", default="2,3,4")
-    ap.add_argument("--holdout", type=int, default=3)
+    ap.add_argument("--holdout", default="largest",
+                    help="rank count to hold out, or 'largest' (default)")
     ap.add_argument("--ops", default="allreduce,allgather")
     ap.add_argument("--backend", default="mpi")
     ap.add_argument("--sizes", default="1K:1M")
@@ -59,11 +67,20 @@ def main() -> int:
     from analysis.predict import predict
     from analysis.rundir import load_summary
 
+    from analysis.predict import LEVEL
+
     if a.reuse:
         root = Path(a.reuse)
     else:
         root = Path(a.out or tempfile.mkdtemp(prefix="commbench-sweep-")) / "sweep"
         sweep(root, a.counts, a.ops, a.sizes, a.budget, a.repeats, a.backend)
+    if a.holdout == "largest":
+        runs = [int(d.name[1:]) for d in root.iterdir()
+                if d.name[:1] == "n" and d.name[1:].isdigit() and (d / "meta.json").exists()]
+        if len(runs) < 3:
+            sys.exit(f"{root}: needs runs at 3 or more rank counts, has {sorted(runs)}")
+        a.holdout = max(runs)
+    a.holdout = int(a.holdout)
     held = load_summary(root / f"n{a.holdout}")
     train = training_dir(root, a.holdout)
     fits = fit_dir(train, n_boot=a.bootstrap)
@@ -78,18 +95,28 @@ def main() -> int:
                          predicted_us=p.time_s * 1e6, low_us=p.low_s * 1e6,
                          high_us=p.high_s * 1e6, model=p.model,
                          rel_error=(p.time_s - r.median_s) / r.median_s,
-                         inside=p.low_s <= r.median_s <= p.high_s))
+                         inside=p.low_s <= r.median_s <= p.high_s,
+                         width=p.high_s / p.low_s if p.low_s > 0 else np.inf,
+                         limit="binds" if any("limit binds" in x for x in p.notes) else "",
+                         change="yes" if any("algorithm changes" in x for x in p.notes) else ""))
     res = pd.DataFrame(rows)
     pd.set_option("display.width", 160)
     print(f"sweep {root}; trained on {sorted(x.name for x in train.iterdir())}, "
           f"held out n{a.holdout}")
     print(res.to_string(index=False, float_format=lambda x: f"{x:.3g}"))
+    if res.empty:
+        sys.exit("nothing predicted")
     err = np.abs(res.rel_error)
     for op, g in res.groupby("op"):
         e = np.abs(g.rel_error)
         print(f"{op}: median |error| {100 * e.median():.1f}%, worst {100 * e.max():.1f}%, "
-              f"within 25%: {(e <= 0.25).mean():.0%}, inside interval: {g.inside.mean():.0%}")
-    print(f"all: median |error| {100 * err.median():.1f}%, within 25%: {(err <= 0.25).mean():.0%}")
+              f"within 25%: {(e <= 0.25).mean():.0%}, coverage {g.inside.mean():.0%} "
+              f"(claimed {LEVEL:.0%}), median interval high/low {g.width.median():.2f}")
+    print(f"all: median |error| {100 * err.median():.1f}%, worst {100 * err.max():.1f}%, "
+          f"within 25%: {(err <= 0.25).mean():.0%}, coverage {res.inside.mean():.0%} of "
+          f"{len(res)} cases (claimed {LEVEL:.0%})")
+    ok = bool((err <= 0.25).all() and err.median() <= 0.10)
+    print(f"targets (every case within 25%, median within 10%): {'met' if ok else 'NOT met'}")
     return 0
 
 
