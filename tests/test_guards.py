@@ -119,7 +119,9 @@ def test_a_signal_ends_the_job_and_marks_the_run_aborted(tmp_path, sig, code):
 def _start_long_run(out, *extra):
     return subprocess.Popen([sys.executable, "-m", "bench.cli", "run", "--ops", "allreduce",
                              "--sizes", "4:1M:2", "--budget", "60", "--min-samples", "4000",
-                             "--max-samples", "5000", "--launches", "1", "--no-noise", "-q",
+                             "--sample-time", "0.0002",  # a case lasts ~1 s, well under --timeout
+                             "--max-samples", "5000", "--launches", "1", "--no-noise",
+                             "--no-ceilings", "-q",
                              "--out", str(out), *extra], env=commbench_env(), cwd=ROOT,
                             stderr=subprocess.PIPE, text=True)
 
@@ -142,7 +144,9 @@ def _rank_pids(out) -> list[int]:
 def _wait_for_samples(proc, out):
     deadline = time.monotonic() + 60
     while not (out / "samples.csv").exists() or (out / "samples.csv").read_text().count("\n") < 2:
-        assert proc.poll() is None and time.monotonic() < deadline, "the run never got going"
+        if proc.poll() is not None:
+            pytest.fail(f"the run ended ({proc.returncode}) before a case: {proc.stderr.read()[-2000:]}")
+        assert time.monotonic() < deadline, "the run never got going"
         time.sleep(0.2)
 
 
@@ -168,7 +172,7 @@ def test_a_killed_rank_is_named_with_the_case(tmp_path):
 @needs_mpi
 def test_a_stopped_rank_is_named_by_the_watchdogs_of_the_others(tmp_path):
     out = tmp_path / "run"
-    proc = _start_long_run(out, "--timeout", "4")
+    proc = _start_long_run(out, "--timeout", "6")
     try:
         _wait_for_samples(proc, out)
         pids = _rank_pids(out)
