@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from analysis.hockney import hockney_time
+from bench.core.rundir import atomic_write_bytes
 from bench.core.units import human_bytes
 
 COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2",
@@ -96,34 +95,10 @@ def safe_name(*parts, ext: str = ".png", used: set | None = None) -> str:
 
 
 def write_file(path, data: bytes) -> None:
-    """Replace path with data in one step, through a temporary file created exclusively next
-    to it: a link planted at path is replaced, never followed (so nothing is written outside
-    the directory of path). OSError when it cannot be written."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
-    try:
-        fd = os.open(tmp, flags, 0o644)
-    except FileExistsError:  # left by a dead process of the same pid
-        os.unlink(tmp)
-        fd = os.open(tmp, flags, 0o644)
-    try:
-        try:
-            view = memoryview(data)
-            while view:
-                written = os.write(fd, view)
-                if written <= 0:
-                    raise OSError(f"could not write {path}")
-                view = view[written:]
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    """Replace path with data in one step (bench.core.rundir.atomic_write_bytes): a link
+    planted at path is replaced, never followed, so nothing is written outside the directory
+    of path. OSError when it cannot be written."""
+    atomic_write_bytes(path, data)
 
 
 def png_bytes(fig) -> bytes:

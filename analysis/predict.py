@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from analysis import models
-from analysis.algorithms import KEEP_MARGIN, SWITCH_MARGIN, SWITCH_RATIO
+from analysis.algorithms import SWITCH_MARGIN, SWITCH_RATIO
 from analysis.fitsfile import RATE_ORIGINS, load_fits
 from analysis.robust import segment_for
 from analysis.rundir import one_line, shown

@@ -70,7 +70,7 @@ def test_malformed_nccl_rows_are_counted_and_named(tmp_path, capsys):
                            ("8192", nccl_row("8192", time="0.00"), "time printed as zero"),
                            ("32768", nccl_row("32768")[:-7], "12 fields, the header names 13")]:
         rc, out, _, _ = run(capsys, tmp_path, edit_rows(NCCL, {size: row}))
-        assert rc == 0 and f"1 malformed row not imported: line" in out and why in out
+        assert rc == 0 and "1 malformed row not imported: line" in out and why in out
 
 
 def test_malformed_osu_and_imb_rows(tmp_path, capsys):

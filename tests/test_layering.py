@@ -10,7 +10,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 from conftest import QUICK, ROOT, commbench_env, mpiexec, needs_mpi
 

@@ -154,10 +154,10 @@ def _write_all(fd: int, data: bytes, path) -> None:
         view = view[written:]
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Replace path with text in one step: readers see the old file or the new one. The
-    temporary file is created exclusively next to its target (never through a planted link)
-    and removed when anything fails (a full disk, say)."""
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Replace path with data in one step: readers see the old file or the new one. The
+    temporary file is created exclusively next to its target (a link planted there is
+    replaced, never followed) and removed when anything fails (a full disk, say)."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
@@ -168,7 +168,7 @@ def atomic_write_text(path: Path, text: str) -> None:
         fd = os.open(tmp, flags, 0o644)
     try:
         try:
-            _write_all(fd, text.encode(), path)
+            _write_all(fd, data, path)
         finally:
             os.close(fd)
         os.replace(tmp, path)
@@ -178,6 +178,10 @@ def atomic_write_text(path: Path, text: str) -> None:
         except OSError:
             pass
         raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode())
 
 
 def append_text(path: Path, text: str) -> None:
