@@ -117,8 +117,8 @@ class _Limited:
     """One algorithm on one size range, with the max-rate factor: design(k*) is the design
     matrix with the β column scaled by Σ_j w_j·max(1, k_j/k*) (analysis.models)."""
 
-    def __init__(self, op, name, X, p, per_node, spread, beta):
-        if beta is None and X[:, 2].any() and 2 not in independent_columns(X):
+    def __init__(self, op, name, X, p, per_node, spread, beta, tied):
+        if beta is None and tied:
             # β and γ scale alike: fitted as one (γ = 0) with the limit too, which would
             # otherwise tell them apart by the factor alone
             X = X.copy()
@@ -129,8 +129,7 @@ class _Limited:
         sized = X[:, 1] > 0
         self.peak = peak
         # k* below the smallest peak only rescales β (every point is node-bound), above the
-        # largest it changes nothing: the range worth searching
-        self.k_lo = float(peak[sized].min()) if sized.any() else math.inf
+        # largest it changes nothing: the range worth searching (profile)
         self.k_hi = float(peak[sized].max()) if sized.any() else math.inf
 
     def identifiable(self, rows=None) -> bool:
@@ -157,9 +156,9 @@ class _Limited:
         neighbours (around an earlier estimate, for the bootstrap: 5 points within ±30%
         and a parabola through the best three); k* = inf where the best is the largest load
         (no limit binds within the rows)."""
-        sized = (self.X[:, 1] > 0) & rows
-        if not sized.any() or np.unique(self.peak[sized]).size < 2:
+        if not self.identifiable(rows):
             return math.inf, self.fit(math.inf, rows, t)
+        sized = (self.X[:, 1] > 0) & rows
         lo, hi = float(self.peak[sized].min()), float(self.peak[sized].max())
         if around is not None and np.isfinite(around):
             grid = np.clip(around * 1.3 ** np.linspace(-1, 1, 5), lo, hi)
@@ -250,11 +249,17 @@ def fit_algorithms(op: str, cases: dict, max_segments: int = 4, min_points: int 
     def rows(i, j):
         return (size_idx >= i) & (size_idx <= j)
 
-    def partition(candidates):
+    def fitted(Z, m):
+        return relative_residuals(Z[m], med[m], fit_relative(Z[m], med[m]))
+
+    plain: dict = {}  # (i, j) -> residuals of the contention-free models, for both partitions
+
+    def partition(limited=()):
         def residuals(i, j):
             m = rows(i, j)
-            return [relative_residuals(Z[m], med[m], fit_relative(Z[m], med[m]))
-                    for Z in candidates]
+            if (i, j) not in plain:
+                plain[(i, j)] = [fitted(Z, m) for Z in X.values()]
+            return plain[(i, j)] + [fitted(Z, m) for Z in limited]
         return best_partition(len(sizes), residuals, max_segments, min(min_points, len(sizes)),
                               median_sd(groups))
 
@@ -274,7 +279,7 @@ def fit_algorithms(op: str, cases: dict, max_segments: int = 4, min_points: int 
             cache[(i, j)] = (seg, [f for f, _ in fitted], [x for _, x in fitted])
         return cache[(i, j)]
 
-    part = partition(list(X.values()))
+    part = partition()
     # break points were placed with contention-free models; where the data showed a limit,
     # place them again with each algorithm's limit as a candidate too (k* of its largest
     # size range that has one), so a limit that grows with S is not taken for a protocol
@@ -288,7 +293,7 @@ def fit_algorithms(op: str, cases: dict, max_segments: int = 4, min_points: int 
             if Xk[:, 2].any() and 2 not in independent_columns(X[name]):
                 Xk[:, 2] = 0.0  # β and γ fitted as one, as without the limit
             limited.append(Xk)
-        part = partition(list(X.values()) + limited)
+        part = partition(limited)
     out = []
     previous = None  # the algorithm selected in the size range below
     for i, j in part:
@@ -313,9 +318,10 @@ def fit_algorithms(op: str, cases: dict, max_segments: int = 4, min_points: int 
 def _fit_one(op, name, Xm, tm, pm, load, spread, counts, steps, groups, pinned, ceilings):
     """One algorithm on one size range: (AlgorithmFit without intervals, what _bootstrap
     needs). See fit_algorithms for the method."""
-    if not (Xm[:, 2].any() and 2 not in independent_columns(Xm)):
+    tied = bool(Xm[:, 2].any()) and 2 not in independent_columns(Xm)  # β, γ scale alike
+    if not tied:
         pinned = None  # β is pinned only where γ cannot be told from it
-    lim = _Limited(op, name, Xm, pm, load, spread, pinned[0] if pinned else None)
+    lim = _Limited(op, name, Xm, pm, load, spread, pinned[0] if pinned else None, tied)
     everything = np.ones(len(tm), dtype=bool)
     sd = median_sd(groups)
     # the sizes next to the lower boundary: the lower half of the range's sizes

@@ -42,9 +42,10 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from analysis.compare import md_escape
+from analysis.compare import markdown_table, md_escape
 from analysis.rundir import one_line, shown
 from bench.core.errors import UsageError
+from bench.core.tables import text_table
 from bench.core.units import human_bytes, parse_size
 
 EXPECTED = Path(__file__).with_name("expected.csv")
@@ -374,8 +375,7 @@ def check(run_dirs, refs: list[Reference], nics=None, tolerance=DEFAULT_TOLERANC
     result = {"runs": [r.path for r in runs], "tolerance": tolerance, "nics": nics,
               "references": sources, "rows": rows,
               "counts": {v: sum(r["verdict"] == v for r in rows) for v in VERDICTS},
-              "ceilings": {run.path: ceilings_text(run.meta) for run in runs
-                           if ceilings_text(run.meta)},
+              "ceilings": {run.path: text for run in runs if (text := ceilings_text(run.meta))},
               "notes": notes(unused, refs, runs)}
     result["exit_status"] = 0 if result["counts"]["meets"] == len(rows) else 1
     return result
@@ -502,13 +502,8 @@ def heading(result, quote=None) -> str:
 
 
 def format_text(result) -> str:
-    rows = [HEADER] + table_rows(result)
-    widths = [max(len(row[i]) for row in rows) for i in range(len(HEADER))]
-    right = {3, 4, 5, 6, 7}
     lines = [f"commbench check {heading(result)}"]
-    for row in rows:
-        cells = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))]
-        lines.append("  ".join(cells).rstrip())
+    lines += text_table(HEADER, table_rows(result), right={3, 4, 5, 6, 7})
     lines.append(closing(result))
     lines += source_lines(result)
     lines += [f"ceilings of {one_line(run)}: {one_line(text)}" for run, text in result["ceilings"].items()]
@@ -517,12 +512,8 @@ def format_text(result) -> str:
 
 
 def format_markdown(result) -> str:
-    def cells(row):
-        return "| " + " | ".join(row) + " |"
-
-    lines = [f"**commbench check** {heading(result, md_escape)}", "", cells(HEADER),
-             "|" + "|".join("---" for _ in HEADER) + "|"]
-    lines += [cells(row) for row in table_rows(result, md_escape)]
+    lines = [f"**commbench check** {heading(result, md_escape)}", ""]
+    lines += markdown_table(HEADER, table_rows(result, md_escape))
     lines += ["", f"**{closing(result)}**", ""]
     lines += [f"- {line}" for line in source_lines(result, md_escape)]
     lines += [f"- ceilings of {md_escape(run)}: {md_escape(text)}" for run, text in result["ceilings"].items()]

@@ -49,6 +49,7 @@ import sys
 
 from analysis.rundir import one_line
 from bench.core.errors import RunDirError, UsageError
+from bench.core.tables import text_table
 from bench.core.units import human_bytes
 
 # numpy, pandas and scipy are imported inside the functions: building the CLI parser imports
@@ -84,9 +85,7 @@ def load_side(run_dirs):
         samples = load_samples(run_dir, meta)  # checked: finite positive times, ...
         if samples.empty:
             raise RunDirError(f"{shown(run_dir)}: no samples")
-        times = sample_times(samples)
-        times = times[times["time_s"] > 0]
-        frames.append(times.assign(run=i))
+        frames.append(sample_times(samples).assign(run=i))
     return pd.concat(frames, ignore_index=True), imported, launches, noise
 
 
@@ -374,13 +373,7 @@ def closing(result) -> str:
 
 
 def format_text(result) -> str:
-    rows = [HEADER] + table_rows(result)
-    widths = [max(len(row[i]) for row in rows) for i in range(len(HEADER))]
-    right = {2, 3, 4, 5, 6, 8}
-    lines = [heading(result)]
-    for row in rows:
-        cells = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))]
-        lines.append("  ".join(cells).rstrip())
+    lines = [heading(result)] + text_table(HEADER, table_rows(result), right={2, 3, 4, 5, 6, 8})
     lines.append(closing(result))
     lines += [f"note: {one_line(n)}" for n in result["notes"]]
     return "\n".join(lines)
@@ -399,13 +392,17 @@ def md_escape(text) -> str:
     return "".join(MD_ESCAPES.get(c, c) for c in one_line(text))
 
 
-def format_markdown(result) -> str:
+def markdown_table(header, rows) -> list:
+    """The lines of a Markdown table (cells already escaped: md_escape)."""
     def cells(row):
         return "| " + " | ".join(row) + " |"
 
-    lines = [f"**commbench compare** {heading(result, md_escape)}", "", cells(HEADER),
-             "|" + "|".join("---" for _ in HEADER) + "|"]
-    lines += [cells(row) for row in table_rows(result, md_escape)]
+    return [cells(header), "|" + "|".join("---" for _ in header) + "|"] + [cells(row) for row in rows]
+
+
+def format_markdown(result) -> str:
+    lines = [f"**commbench compare** {heading(result, md_escape)}", ""]
+    lines += markdown_table(HEADER, table_rows(result, md_escape))
     lines += ["", f"**{closing(result)}**"]
     lines += [f"- note: {n}" for n in result.get("_markdown_notes", result["notes"])]
     return "\n".join(lines)

@@ -36,7 +36,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from analysis.fitsfile import fit_loaded, load_sweep, save_fits
+from analysis.fitsfile import fit_loaded, inverse, load_sweep, save_fits
 from analysis.rundir import shown
 from bench.core.errors import UsageError
 from bench.core.units import format_bw, format_time, human_bytes
@@ -60,9 +60,6 @@ def node_rate_text(v: dict) -> str:
     where = f"k* {kstar:.3g}, " if kstar == kstar else ""
     return (f"node {bandwidth_text(r[0])} {format_interval(bandwidth_text, r[1], r[2])} "
             f"({where}{origin})").replace("  (", " (")
-def inverse(x: float) -> float:
-    """1/x of a non-negative β or G: NaN stays NaN (no value), 0 gives an unbounded inf."""
-    return x if x != x else 1 / x if x > 0 else float("inf")
 
 
 def bandwidth_text(x: float) -> str:

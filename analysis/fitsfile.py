@@ -36,7 +36,8 @@ if TYPE_CHECKING:  # pandas is imported where used: `commbench run` ranks never 
 
 __all__ = ["FITS_COLUMNS", "discover_runs", "load_times", "load_sweep", "fit_times", "fit_loaded",
            "fit_dir", "save_fits", "load_fits", "check_fits", "hockney_rows", "algorithm_rows",
-           "loggp_rows", "hockney_segments", "machine_limits", "node_loads", "RATE_ORIGINS"]
+           "loggp_rows", "hockney_segments", "machine_limits", "node_loads", "RATE_ORIGINS",
+           "inverse", "point_to_point"]
 
 # what a fits.csv must hold to be read; older files lack the rest (filled in by load_fits)
 REQUIRED_COLUMNS = {"backend", "op", "nranks", "model", "segment", "nbytes_lo", "nbytes_hi",
@@ -105,12 +106,16 @@ def _row(key, model, segment, lo, hi, param, value, ci_low=float("nan"), ci_high
                 value=float(value), ci_low=float(ci_low), ci_high=float(ci_high))
 
 
+def inverse(x: float) -> float:
+    """1/x of a non-negative β or G: NaN stays NaN (no value), 0 gives an unbounded inf."""
+    return x if x != x else 1 / x if x > 0 else float("inf")
+
+
 def _bandwidth_row(key, model, k, seg, beta, lo, hi):
     """1/β, with the interval from the β interval inverted (no interval: none; β = 0: an
     unbounded bandwidth)."""
-    inv = lambda x: x if x != x else 1.0 / x if x > 0 else float("inf")  # noqa: E731
-    return _row(key, model, k, seg.nbytes_lo, seg.nbytes_hi, "bandwidth_Bps", inv(beta),
-                inv(hi), inv(lo))
+    return _row(key, model, k, seg.nbytes_lo, seg.nbytes_hi, "bandwidth_Bps", inverse(beta),
+                inverse(hi), inverse(lo))
 
 
 def hockney_rows(key, segments: list[Segment], node_rate=None) -> list[dict]:
@@ -239,6 +244,7 @@ def fit_times(times: pd.DataFrame, max_segments=4, min_points=3, n_boot=200, see
 
 # ---------------------------------------------------------------- what the nodes allow
 def point_to_point(op: str) -> bool:
+    """One message between two ranks (bench.ops): its Hockney fit holds at any rank count."""
     found = known_op(op)
     return bool(found and found.point_to_point)
 
@@ -365,8 +371,6 @@ def check_fits(fits: pd.DataFrame, file) -> None:
     """Each row's value and interval are of its parameter's kind (α, β, γ, g, G: finite and
     ≥ 0; 1/β: > 0, infinite when β = 0; errors: ≥ 0 or empty; selected: 0 or 1; LogGP's
     o_s, o_r, L: finite), its size range ordered and its model known for its op."""
-    import numpy as np
-
     def fail(i, what):
         raise RunDirError(f"{shown(file)}: line {int(i) + 2}: {what}")
 

@@ -119,9 +119,9 @@ def heatmap_figure(links: pd.DataFrame, hosts: list[str], title: str = ""):
     ax.set_yticks(range(n), labels, fontsize=7)
     if "outlier" in links:  # flagged nodes: red tick labels
         nodes = node_times(links)
-        slow = set(nodes.loc[nodes["outlier"], "node"])
+        slow = {plain(h) for h in nodes.loc[nodes["outlier"], "node"]}
         for label in ax.get_xticklabels() + ax.get_yticklabels():
-            if label.get_text().split(" ", 1)[-1] in {plain(h) for h in slow}:
+            if label.get_text().split(" ", 1)[-1] in slow:
                 label.set_color("red")
     for r in links[links.get("outlier", False) == True].itertuples():  # noqa: E712
         for i, j in ((r.a, r.b), (r.b, r.a)):

@@ -47,12 +47,12 @@ import numpy as np
 
 from analysis import models
 from analysis.algorithms import SWITCH_MARGIN, SWITCH_RATIO
-from analysis.fitsfile import RATE_ORIGINS, load_fits
+from analysis.fitsfile import RATE_ORIGINS, load_fits, point_to_point
 from analysis.robust import segment_for
 from analysis.rundir import one_line, shown
 from bench.core.errors import RunDirError, UsageError
 from bench.core.units import format_bw, format_time, human_bytes, parse_size
-from bench.ops import canonical_name, known_op
+from bench.ops import canonical_name
 
 if TYPE_CHECKING:  # pandas is imported where used: `commbench run` ranks never need it
     import pandas as pd
@@ -85,12 +85,6 @@ class Prediction:
         """algbw = S / t; the interval swaps ends."""
         f = (lambda t: nbytes / t if t > 0 else float("inf"))  # noqa: E731
         return f(self.time_s), f(self.high_s), f(self.low_s)
-
-
-def point_to_point(op: str) -> bool:
-    """One message between two ranks (bench.ops): its Hockney fit holds at any rank count."""
-    found = known_op(op)
-    return bool(found and found.point_to_point)
 
 
 def _params(rows: pd.DataFrame):

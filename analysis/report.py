@@ -30,10 +30,10 @@ from pathlib import Path
 from analysis.figures import (COLORS, NAME_LIMIT, Series, bandwidth_figure, latency_figure,
                               png_bytes, ranks_figure, residuals_figure, safe_name,
                               sizeless_figure, write_file)
-from analysis.fitsfile import fit_times, hockney_segments, load_fits
+from analysis.fitsfile import discover_runs, fit_times, hockney_segments, load_fits
 from analysis.rundir import file_error, shown
 from bench.core.errors import RunDirError, UsageError
-from bench.core.rundir import FITS, META, SUMMARY, atomic_write_text
+from bench.core.rundir import FITS, SUMMARY, atomic_write_text
 from bench.core.units import human_bytes
 
 # pandas and matplotlib are imported inside functions (numpy too, in the figures): the CLI
@@ -55,38 +55,34 @@ class Run:
 
 # ---------------------------------------------------------------- loading
 def expand(paths) -> list:
-    """(run dir, dir holding its fits.csv candidates) for run and sweep directories."""
+    """(run dir, dir holding its fits.csv candidates) for run and sweep directories
+    (analysis.fitsfile.discover_runs)."""
     out = []
     for p in paths:
         p = Path(p)
-        if (p / META).exists() or (p / META).is_symlink():
-            out.append((p, [p]))
-            continue
-        try:
-            runs = sorted(d for d in p.iterdir() if (d / META).exists()) if p.is_dir() else []
-        except OSError as exc:
-            raise file_error(p, exc, "list it") from None
-        if not runs:
-            raise RunDirError(f"{shown(p)}: not a commbench run directory nor a sweep of them "
-                              "(no meta.json)")
-        out += [(d, [d, p]) for d in runs]
+        runs = discover_runs(p)
+        out += [(p, [p])] if runs == [p] else [(d, [d, p]) for d in runs]
     return out
 
 
-def first_fits(dirs):
+def first_fits(dirs, loaded=None):
     """The first fits.csv among dirs (analysis.fitsfile.load_fits), as (DataFrame, path) or
-    (None, ""). A damaged one is an error (one line naming it), not silently passed over."""
+    (None, ""). A damaged one is an error (one line naming it), not silently passed over.
+    loaded: {directory: its fits or None}, shared by the runs of a sweep so that the sweep's
+    fits.csv is read and checked once."""
+    loaded = {} if loaded is None else loaded
     for d in dirs:
-        fits = load_fits(d)
-        if fits is not None:
-            return fits, str(Path(d) / FITS)
+        if Path(d) not in loaded:
+            loaded[Path(d)] = load_fits(d)
+        if loaded[Path(d)] is not None:
+            return loaded[Path(d)], str(Path(d) / FITS)
     return None, ""
 
 
 def load_runs(paths, fit_missing=True) -> list:
     from analysis.rundir import load_run
 
-    runs, labels = [], set()
+    runs, labels, loaded = [], set(), {}
     for run_dir, fit_dirs in expand(paths):
         meta, samples, summary = load_run(run_dir)
         if summary.empty:
@@ -96,7 +92,7 @@ def load_runs(paths, fit_missing=True) -> list:
         while label in labels:
             label += "'"
         labels.add(label)
-        fits, source = first_fits(fit_dirs)
+        fits, source = first_fits(fit_dirs, loaded)
         runs.append(Run(run_dir, label, meta, samples, summary, fits, source))
     if fit_missing:
         for run in runs:

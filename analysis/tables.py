@@ -2,15 +2,13 @@
 what the run found about the nodes (link map), the machine's contention and noise."""
 from __future__ import annotations
 
-from analysis.rundir import load_meta, shown
+from analysis.rundir import load_meta, load_samples, load_summary, shown
 from bench import ceilings, contention, noise
 from bench.core.tables import format_summary
 
 
 def print_run(run_dir) -> None:
     """The tables of a run directory, every file checked (analysis.rundir)."""
-    from analysis.rundir import load_samples, load_summary
-
     meta = load_meta(run_dir)
     summary = load_summary(run_dir)
     nodes = (meta.get("nnodes") or 1) > 1 or "pairs" in (meta.get("ops") or {})

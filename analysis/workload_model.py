@@ -49,6 +49,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from bench.core.errors import UsageError
+from bench.core.tables import text_table
 from bench.core.units import human_bytes
 from bench.ops import get_op
 
@@ -327,6 +328,11 @@ class Row:
     def key(self):
         return (self.phase, self.op, self.group, self.group_size, self.nbytes, self.overlap)
 
+    def cells(self) -> list[str]:
+        """The row as the tables print it: phase, op, group, size, S, count, overlap."""
+        return [self.phase, self.op, self.group, str(self.group_size), human_bytes(self.nbytes),
+                str(self.count), "yes" if self.overlap else "no"]
+
 
 def _pad(elements: int, multiple: int) -> int:
     return -(-elements // multiple) * multiple
@@ -463,15 +469,15 @@ def count_text(n: float) -> str:
     return f"{n:.0f}"
 
 
+def aligned(head, body, right) -> str:
+    """A plain-text table (bench.core.tables.text_table) as one string."""
+    return "\n".join(text_table(head, body, right))
+
+
 def format_table(rows: list[Row]) -> str:
     head = ("phase", "op", "group", "size", "S", "count", "overlap", "bytes/step")
-    body = [(r.phase, r.op, r.group, str(r.group_size), human_bytes(r.nbytes), str(r.count),
-             "yes" if r.overlap else "no", human_bytes(r.bytes_per_step)) for r in rows]
-    widths = [max(len(x) for x in col) for col in zip(head, *body)]
-    right = {3, 4, 5, 7}
-    line = lambda cells: "  ".join(c.rjust(w) if i in right else c.ljust(w)  # noqa: E731
-                                   for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
-    return "\n".join([line(head)] + [line(b) for b in body])
+    body = [r.cells() + [human_bytes(r.bytes_per_step)] for r in rows]
+    return aligned(head, body, {3, 4, 5, 7})
 
 
 def describe_params(model: Model) -> str:

@@ -22,7 +22,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from analysis.workload_model import ITEMSIZE, Layout, Row, Spec, measured_size, scaled, schedule
+from analysis.workload_model import (ITEMSIZE, Layout, Row, Spec, aligned, measured_size, scaled,
+                                     schedule)
 from bench.core.errors import UsageError
 from bench.core.rundir import atomic_write_text, csv_text
 from bench.core.units import format_time
@@ -171,12 +172,9 @@ def table(rows: list[Row], columns: list[tuple[str, dict]]) -> str:
     modelled = any(not t.startswith("measured") for t, _ in columns)
     head = ["phase", "op", "group", "size", "S", "count", "overlap"] + [t for t, _ in columns] \
         + (["model"] if modelled else [])
-    from bench.core.units import human_bytes
-
     body = []
     for r in rows:
-        cells = [r.phase, r.op, r.group, str(r.group_size), human_bytes(r.nbytes), str(r.count),
-                 "yes" if r.overlap else "no"]
+        cells = r.cells()
         model = ""
         for title, timed in columns:
             t = timed.get(r.key())
@@ -188,14 +186,7 @@ def table(rows: list[Row], columns: list[tuple[str, dict]]) -> str:
             else:
                 cells.append("-")
         body.append(cells + ([model] if modelled else []))
-    widths = [max(len(x) for x in col) for col in zip(head, *body)]
-    right = {3, 4, 5}
-
-    def line(cells):
-        return "  ".join(c.rjust(w) if i in right else c.ljust(w)
-                         for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
-
-    return "\n".join([line(head)] + [line(b) for b in body])
+    return aligned(head, body, {3, 4, 5})
 
 
 def summary_lines(columns: list[tuple[str, dict]], rows: list[Row]) -> list[str]:

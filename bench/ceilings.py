@@ -46,21 +46,17 @@ def _speed_Bps(text: str) -> float | None:
 def line_rates(sysfs: Path = Path("/sys/class")) -> list[dict]:
     """Network devices that declare a line rate (loopback and virtual ones declare none)."""
     found = []
-    for path in sorted((sysfs / "net").glob("*/speed")):
-        try:
-            rate = _speed_Bps(path.read_text())
-        except OSError:
-            continue
-        if rate:
-            found.append({"device": path.parent.name, "rate_Bps": rate, "source": str(path)})
-    for path in sorted((sysfs / "infiniband").glob("*/ports/*/rate")):
-        try:
-            rate = _speed_Bps(path.read_text())
-        except OSError:
-            continue
-        if rate:
-            device = f"{path.parents[2].name}/{path.parent.name}"
-            found.append({"device": device, "rate_Bps": rate, "source": str(path)})
+    sources = ((sysfs / "net", "*/speed", lambda path: path.parent.name),
+               (sysfs / "infiniband", "*/ports/*/rate",
+                lambda path: f"{path.parents[2].name}/{path.parent.name}"))
+    for root, pattern, device in sources:
+        for path in sorted(root.glob(pattern)):
+            try:
+                rate = _speed_Bps(path.read_text())
+            except OSError:
+                continue
+            if rate:
+                found.append({"device": device(path), "rate_Bps": rate, "source": str(path)})
     return found
 
 
@@ -88,22 +84,23 @@ def measure(be, sync) -> dict | None:
 def applicable(ceilings: dict | None, op, nnodes: int, split: str) -> tuple[str, float]:
     """(name, bytes/s) of the limit a row of `op` runs into, or ('', nan) when none is known.
     Host memory on one node (or --split intra): the copy rate; across nodes: the slowest line
-    rate declared; multipair, all pairs at once: the node's copy rate."""
+    rate declared; an op whose ranks all move data at once (op.node_wide: multipair): the
+    node's copy rate."""
     if not ceilings:
         return "", float("nan")
     hosts = ceilings.get("hosts", {})
     if nnodes > 1 and split != "intra":
         rates = [nic["rate_Bps"] for h in hosts.values() for nic in h.get("nics", [])]
         return ("nic", min(rates)) if rates else ("", float("nan"))
-    if op.name == "multipair":
+    if op.node_wide:
         node = min((h["copy_node_Bps"] for h in hosts.values()), default=float("nan"))
         return "copy-node", node
     return "copy-core", ceilings.get("copy_one_core_Bps") or float("nan")
 
 
 def efficiency(row: dict, op, ceiling_Bps: float) -> float:
-    """The row's bandwidth as a share of the ceiling (busbw; multipair: algbw)."""
-    rate = row["algbw_Bps"] if op.name == "multipair" else row["busbw_Bps"]
+    """The row's bandwidth as a share of the ceiling (busbw; node-wide ops: algbw)."""
+    rate = row["algbw_Bps"] if op.node_wide else row["busbw_Bps"]
     if not (ceiling_Bps > 0) or rate != rate:
         return float("nan")
     return rate / ceiling_Bps

@@ -130,11 +130,14 @@ class Op:
     sized = True           # barrier has no size
     default = True         # part of `--ops all` (specialised ops are run by name only)
     host_steps = False     # runs host code between its calls (a CUDA graph cannot hold it)
+    node_wide = False      # every rank of a node moves data at once: its ceiling is the node's
+                           # copy rate, set against algbw (bench.ceilings)
     # --- what analysis knows of the op ----------------------------------------------------
     aliases: tuple = ()    # other spellings (torch, MPI, other tools)
     tool_names: dict = {}  # tool -> its name for the op: nccl-tests program stem, IMB
                            # benchmark (lower case), OSU title (a regex; the longest match wins)
     point_to_point = False # one message between two ranks per op (Hockney's alpha + S beta)
+    two_ranks = False      # runs between two ranks only, whatever the world (other tools too)
     reduces = False        # does arithmetic on the data (a gamma term in its cost models)
     beta_source = 0        # >0: moves blocks as a reducing op's data movement does, so its
                            # fitted beta pins theirs (the lowest number found wins)
@@ -395,6 +398,7 @@ class Barrier(Op):
 # placement over nodes they sit on different nodes); the other ranks wait.
 # ---------------------------------------------------------------------------------------
 class _Pair(Op):
+    two_ranks = True
     def rank_problem(self, n):
         return None if n >= 2 else f"{self.name} needs at least 2 ranks (it runs between the first and the last)"
 
@@ -515,6 +519,7 @@ class MultiPair(Op):
     s_means = "bytes all pairs move per round (n/2 x one message)"
     tool_names = {"osu": r"\bmultiple bandwidth / message rate\b", "imb": "uniband"}
     ops_per_call = WINDOW
+    node_wide = True
 
     def rank_problem(self, n):
         return None if n >= 2 and n % 2 == 0 else f"multipair needs an even number of ranks, got {n}"
@@ -765,6 +770,7 @@ class SendRecv(_Foreign):
     """Each rank sends to one neighbour and receives from the other. S = bytes of one message."""
     name = "sendrecv"
     s_means = "bytes of one message"
+    two_ranks = True  # as OSU and IMB run it
     tool_names = {"nccl-tests": "sendrecv", "imb": "sendrecv"}
     point_to_point = True
 

@@ -35,6 +35,7 @@ to 1 GiB; JSON files up to 64 MiB; at most 200000 result rows per import.
 """
 from __future__ import annotations
 
+import itertools
 import math
 import re
 import sys
@@ -46,8 +47,8 @@ from analysis.importers.nccl import op_name as nccl_op_name
 from analysis.importers.nccl import parse_json as parse_nccl_json
 from analysis.importers.nccl import parse_text as parse_nccl_text
 from analysis.importers.osu import parse as parse_osu
-from analysis.importers.table import (MAX_TEXT_BYTES, Imported, Row, as_lines, file_lines, numbered,
-                                      op_named)
+from analysis.importers.table import (MAX_TEXT_BYTES, Imported, Row, as_lines, file_lines, msgs_per_op,
+                                      numbered, op_named)
 from bench.core.errors import UsageError
 from bench.core.rundir import CASE, META, SAMPLE_COLUMNS, new_meta, new_run_id
 from bench.ops import FOREIGN_OPS, OPS, known_op
@@ -78,7 +79,7 @@ def detect(source) -> tuple[str, dict]:
         if raw.strip():
             if nccl.looks_like_json(raw):
                 return nccl.JSON, {}
-            lines = _chain(raw, lines)
+            lines = itertools.chain([raw], lines)
             break
     for i, s in numbered(lines):
         if s[0] != "#":
@@ -90,11 +91,6 @@ def detect(source) -> tuple[str, dict]:
         raise UsageError("cannot tell the format; name it with --format (known: " + ", ".join(FORMATS) + ")")
     first = min(found, key=found.get)
     return first, {f: line for f, line in found.items() if f != first}
-
-
-def _chain(first, rest):
-    yield first
-    yield from rest
 
 
 def detect_format(source) -> str:
@@ -155,11 +151,6 @@ def op_description(op: str) -> dict:
 def bus_factor(op: str, n: int) -> float:
     known = op_named(op)
     return (known.bus_factor(n) or float("nan")) if known else float("nan")  # barrier: 0, no bandwidth
-
-
-def msgs_per_op(op: str, n: int) -> float:
-    known = op_named(op)
-    return known.msgs_per_op(n) if known else 1.0
 
 
 # ---------------------------------------------------------------- the run directory

@@ -27,6 +27,7 @@ from analysis.importers.table import (Imported, TableShape, as_lines, canon_dtyp
                                       integer, make_row, msgs_per_op, number, ops_named_by,
                                       s_of_tool_size, split_columns)
 from bench.core.errors import UsageError
+from bench.ops import known_op
 
 TOOL = "osu"
 METHOD = {
@@ -35,8 +36,12 @@ METHOD = {
     "summary across ranks": "OSU: average over ranks of each rank's mean (collectives)",
     "stop rule": "fixed iteration count (OSU -i / -x)",
 }
-# ops OSU only ever runs on two ranks (sendrecv: named with --op)
-TWO_RANK_OPS = {"pingpong", "bw", "bibw", "sendrecv"}
+def _runs_on_two(op_name) -> bool:
+    """OSU runs the pair ops (and sendrecv, named with --op) on two ranks only."""
+    op = known_op(op_name) if op_name else None
+    return bool(op and op.two_ranks)
+
+
 # words a title may hold besides the op's own pattern
 NEUTRAL = {"osu", "mpi", "test", "latency", "mpi-cuda", "mpi-rocm", "mpi-openacc", "mpi-sycl",
            "nccl", "rccl", "xccl", "hccl", "mccl"}
@@ -151,7 +156,7 @@ def _add_block(imp: Imported, block, title, op, nranks) -> None:
     # rank count
     launch = block.fact("launch")
     pairs = block.fact("pairs")
-    if block_op in TWO_RANK_OPS:
+    if _runs_on_two(block_op):
         n, source = 2, "point to point"
     elif block_op == "multipair" and pairs:
         n, source = 2 * int(pairs), f"{pairs} pairs"
@@ -207,7 +212,7 @@ def _add_block(imp: Imported, block, title, op, nranks) -> None:
             table["backend"] = "-".join(x for x in (backend or "mpi", variant) if x)
         if placement:
             table["buffers"] = f"{placement[:len(placement) // 2]} {placement[len(placement) // 2:]}"
-        if launch is not None and block_op in TWO_RANK_OPS | {"multipair"} and launch.count \
+        if launch is not None and (_runs_on_two(block_op) or block_op == "multipair") and launch.count \
                 and launch.count != n:
             imp.notes.append(f"{where}: {launch.how} says {launch.count} ranks; the test runs on {n}")
         imp.tables.append(table)

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from bench.core.errors import UsageError
+from bench.core.units import human_bytes
 from bench.ops import FOREIGN_OPS, OPS, known_op
 
 # ---------------------------------------------------------------- limits
@@ -203,13 +204,6 @@ def check_file(path: Path, limit: int) -> int:
         raise UsageError(f"{human_bytes(st.st_size)}: larger than the {human_bytes(limit)} commbench "
                          "import reads from one file (cut the tables out of it)")
     return st.st_size
-
-
-def human_bytes(n: int) -> str:
-    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if n >= size:
-            return f"{n / size:.3g} {unit}"
-    return f"{n} B"
 
 
 def text_lines(text: str) -> Iterator[str]:

@@ -102,12 +102,19 @@ class Backend:
     @classmethod
     def op_problem(cls, op, args) -> str | None:
         """Why this backend cannot run `op` with these options, or None."""
+        unsupported = cls.unsupported_for(args)
         for prim in sorted(primitives_of(op)):
-            if prim in cls.unsupported:
-                return cls.unsupported[prim]
+            if prim in unsupported:
+                return unsupported[prim]
             if not cls.has_primitive(prim):
                 return f"backend {cls.name} has no {prim} primitive"
         return None
+
+    @classmethod
+    def unsupported_for(cls, args) -> dict:
+        """primitive -> why this backend lacks it with these options (by default `unsupported`,
+        whatever the options)."""
+        return cls.unsupported
 
     @classmethod
     def check_ranks(cls, args, ranks_here: int) -> None:

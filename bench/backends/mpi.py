@@ -57,8 +57,9 @@ class MPIBackend(Backend):
         if getattr(args, "loop", None) == "native":
             from bench.native import find_mpicc
 
-            if find_mpicc()[0] is None:
-                raise UsageError(f"--loop native: {find_mpicc()[1]}")
+            mpicc, why = find_mpicc()
+            if mpicc is None:
+                raise UsageError(f"--loop native: {why}")
 
     @classmethod
     def create(cls, world, args):

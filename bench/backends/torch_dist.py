@@ -95,13 +95,13 @@ class TorchBackend(Backend):
     def op_problem(cls, op, args):
         if getattr(args, "cuda_graph", False) and op.host_steps:
             return f"{op.name} runs host code between its calls, which a CUDA graph cannot hold"
-        if cls.device_of(args) == "cuda":
-            from bench.backends import primitives_of
-
-            for prim in sorted(primitives_of(op)):
-                if prim in cls.unsupported_on_cuda:
-                    return cls.unsupported_on_cuda[prim]
         return super().op_problem(op, args)
+
+    @classmethod
+    def unsupported_for(cls, args) -> dict:
+        if cls.device_of(args) == "cuda" and cls.unsupported_on_cuda:
+            return {**cls.unsupported, **cls.unsupported_on_cuda}
+        return cls.unsupported
 
     @classmethod
     def check_ranks(cls, args, ranks_here: int) -> None:

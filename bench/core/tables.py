@@ -51,3 +51,12 @@ def format_summary(rows: list[dict], meta: dict | None = None) -> str:
                          f"{r['samples']:>8} {_num(r.get('efficiency') if not no_op else None, 100, '{:.1f}'):>6}{flag}")
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
+
+
+def text_table(header, rows, right=()) -> list:
+    """The lines of a plain-text table: columns as wide as their widest cell, those in `right`
+    (column numbers) right-aligned, two spaces between."""
+    rows = [list(header)] + [list(r) for r in rows]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    return ["  ".join(c.rjust(w) if i in right else c.ljust(w)
+                      for i, (c, w) in enumerate(zip(row, widths))).rstrip() for row in rows]

@@ -1,7 +1,7 @@
 /* commbench's native timed loop: program(k) of the mpi backend run in compiled code.
  *
  * An op's program is a flat list of instructions (8 int64 each: code, then arguments), built
- * in Python (bench/native/__init__.py: compile_program) from the steps the op declared with
+ * in Python (bench/native/__init__.py: assemble) from the steps the op declared with
  * the backend's primitives. cb_run executes the list k times against the MPI library that
  * mpi4py loaded (this file is compiled with that MPI's mpicc and linked to the same libmpi),
  * so a sample of k calls costs one foreign call, and each call costs what it costs in C.
