@@ -231,6 +231,9 @@ def implausible(run: Run, row, ref: Reference, nics) -> str:
     if int(row.nranks) == 1:
         return (f"1 rank: {row.op} moves no data between ranks (a no-op), so its time is the "
                 "call's overhead; run on 2 or more ranks")
+    if "empty-graph" in str(getattr(row, "flags", "")).split(";"):
+        return ("its CUDA graph captured no GPU work (flag empty-graph), so the time is a replay "
+                "of nothing")
     busbw = float(row.busbw_Bps)
     bound = ref.bound_Bps * (nics if ref.per == "nic" else 1)
     if bound == bound and busbw > bound:

@@ -18,6 +18,18 @@ from analysis.hockney import hockney_time
 from bench.core.rundir import atomic_write_bytes
 from bench.core.units import human_bytes
 
+# Flags of summary rows (bench.plausible, summary.csv `flags`: words joined by ';'). A flagged
+# row's bandwidth is not a measurement (no-op: one rank moves nothing; empty-graph: a CUDA graph
+# that captured no GPU work) or cannot be trusted (below-timer, above-ceiling): it is never drawn
+# as a bandwidth point, and latency figures draw it hollow.
+FLAG_MEANING = {
+    "no-op": "one rank: a collective moves no data",
+    "empty-graph": "the CUDA graph captured no GPU work",
+    "below-timer": "a sample shorter than 10 steps of the clock",
+    "above-ceiling": "busbw above the ceiling measured on the machine",
+}
+NO_BANDWIDTH_FLAGS = ("no-op", "empty-graph")  # the tables print no bandwidth for these
+
 COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2",
           "#7f7f7f", "#bcbd22", "#17becf"]
 FIG_W, FIG_H, DPI = 7.5, 4.2, 100
@@ -111,6 +123,48 @@ def sized(rows):
     return rows[rows["nbytes"] > 0]
 
 
+def row_flags(value) -> list:
+    """The words of one `flags` cell ('' or NaN: none)."""
+    return [w for w in value.split(";") if w] if isinstance(value, str) else []
+
+
+def flagged(rows):
+    """Boolean Series over rows: the row carries at least one flag."""
+    if "flags" not in rows:
+        return rows["nbytes"] != rows["nbytes"]  # all False, same index
+    return rows["flags"].map(lambda v: bool(row_flags(v)))
+
+
+def bandwidth_rows(rows, column):
+    """The rows of one series a bandwidth figure draws for `column` (algbw_Bps, busbw_Bps):
+    sized, with a positive bandwidth, and no flag (a flagged bandwidth is not a measurement)."""
+    r = sized(rows)
+    r = r[r[column] > 0]
+    return r[~flagged(r)]
+
+
+def left_out_flags(series) -> dict:
+    """{flag: number of sized rows carrying it} over the series: what bandwidth figures leave
+    out, in the order of FLAG_MEANING (unknown words last)."""
+    counts: dict = {}
+    for s in series:
+        for value in sized(s.rows).get("flags", []):
+            for word in row_flags(value):
+                counts[word] = counts.get(word, 0) + 1
+    order = list(FLAG_MEANING)
+    return dict(sorted(counts.items(), key=lambda kv: (order.index(kv[0]) if kv[0] in order
+                                                       else len(order), kv[0])))
+
+
+def flag_words(frames) -> list:
+    """The flags that occur in the rows of frames, each once, in order of appearance."""
+    words: list = []
+    for rows in frames:
+        for value in rows.get("flags", []):
+            words += [w for w in row_flags(value) if w not in words]
+    return words
+
+
 def latency_figure(op, series):
     import numpy as np
 
@@ -124,6 +178,10 @@ def latency_figure(op, series):
         x = r["nbytes"].to_numpy(float)
         ax.plot(x, r["median_s"] * 1e6, marker="o", ms=3, lw=1.3, color=s.color, label=plain(s.label))
         ax.fill_between(x, r["ci_low_s"] * 1e6, r["ci_high_s"] * 1e6, color=s.color, alpha=0.25, lw=0)
+        marked = flagged(r).to_numpy(bool)
+        if marked.any():  # flagged rows: hollow markers over the filled ones
+            ax.plot(x[marked], r["median_s"].to_numpy(float)[marked] * 1e6, ls="none", marker="o",
+                    ms=5, mfc="white", mec=s.color, mew=1.2, zorder=4)
         for lo, hi, alpha, beta in s.segments:
             xs = np.geomspace(max(lo, 1.0), max(hi, lo, 1.0), 40)
             ax.plot(xs, (alpha + xs * beta) * 1e6, ls="--", lw=1.2, color="black", alpha=0.7, zorder=3)
@@ -131,6 +189,10 @@ def latency_figure(op, series):
     if fitted:
         ax.plot([], [], ls="--", color="black", lw=1.1, label="Hockney fit α + S·β")
     ax.plot([], [], marker="o", ms=3, color="grey", label="median, 95% CI band")
+    words = flag_words(sized(s.rows) for s in series)
+    if words:
+        ax.plot([], [], ls="none", marker="o", ms=5, mfc="white", mec="grey", mew=1.2,
+                label=plain(f"hollow: flagged ({', '.join(words)})"))
     size_axis(ax)
     log_axis(ax.yaxis)
     ax.set_ylabel("time per op (µs)")
@@ -140,11 +202,16 @@ def latency_figure(op, series):
 
 
 def bandwidth_figure(op, series):
-    fig, axes = new_figure(1, 2)
-    for ax, column, name in ((axes[0][0], "algbw_Bps", "algbw"), (axes[0][1], "busbw_Bps", "busbw")):
+    """algbw and busbw against S, one panel each; only unflagged rows with a positive bandwidth
+    (bandwidth_rows). A panel with nothing to draw is left out; None when both are."""
+    panels = [(column, name) for column, name in (("algbw_Bps", "algbw"), ("busbw_Bps", "busbw"))
+              if any(not bandwidth_rows(s.rows, column).empty for s in series)]
+    if not panels:
+        return None
+    fig, axes = new_figure(1, len(panels))
+    for ax, (column, name) in zip(axes[0], panels):
         for s in series:
-            r = sized(s.rows)
-            r = r[r[column] > 0]
+            r = bandwidth_rows(s.rows, column)
             if r.empty:
                 continue
             x = r["nbytes"].to_numpy(float)
@@ -239,13 +306,18 @@ def sizeless_figure(op, series):
     """Ops without a size (barrier): one bar per series with its 95% interval."""
     fig, axes = new_figure(height=1.5 + 0.4 * len(series))
     ax = axes[0][0]
+    labels = []
     for i, s in enumerate(series):
         r = s.rows.iloc[0]
-        ax.barh(i, r["median_s"] * 1e6, color=s.color,
+        words = row_flags(r.get("flags"))
+        ax.barh(i, r["median_s"] * 1e6, color="white" if words else s.color, edgecolor=s.color,
                 xerr=[[(r["median_s"] - r["ci_low_s"]) * 1e6], [(r["ci_high_s"] - r["median_s"]) * 1e6]],
                 capsize=3)
+        labels.append(s.label + (f" [{', '.join(words)}]" if words else ""))
     ax.set_yticks(range(len(series)))
-    ax.set_yticklabels([plain(s.label) for s in series], fontsize=8)
+    ax.set_yticklabels([plain(t) for t in labels], fontsize=8)
+    # room for the labels (about 6.5 px a character at 8 pt, and the ticks), within half the width
+    fig.subplots_adjust(left=min(0.5, max(0.1, (20 + 6.5 * max(map(len, labels))) / (FIG_W * DPI))))
     ax.set_xlabel("time per op (µs), median and 95% CI")
     ax.set_title(plain(f"{op}: latency"))
     return fig

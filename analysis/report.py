@@ -27,9 +27,10 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
-from analysis.figures import (COLORS, NAME_LIMIT, Series, bandwidth_figure, latency_figure,
-                              png_bytes, ranks_figure, residuals_figure, safe_name,
-                              sizeless_figure, write_file)
+from analysis.figures import (COLORS, FLAG_MEANING, NAME_LIMIT, NO_BANDWIDTH_FLAGS, Series,
+                              bandwidth_figure, bandwidth_rows, flag_words, latency_figure,
+                              left_out_flags, png_bytes, ranks_figure, residuals_figure,
+                              row_flags, safe_name, sized, sizeless_figure, write_file)
 from analysis.fitsfile import discover_runs, fit_times, hockney_segments, load_fits
 from analysis.rundir import file_error, shown
 from bench.core.errors import RunDirError, UsageError
@@ -181,7 +182,7 @@ def figure_html(name, title, png, caption="") -> str:
 
 SUMMARY_HEAD = ["series", "S", "count", "median µs", "95% CI µs", "min µs", "max µs",
                 "algbw GB/s", "busbw GB/s", "% of ceiling", "M msg/s", "samples", "rounds",
-                "#wrong", "modes (µs)"]
+                "#wrong", "modes (µs)", "flags"]
 
 
 def ceiling_cell(row) -> str:
@@ -213,16 +214,70 @@ def summary_table(series) -> str:
             size = human_bytes(r["nbytes"])
             if not size.endswith(" B"):
                 size += f" ({int(r['nbytes'])} B)"
+            words = row_flags(r.get("flags"))
+            # as the text tables: no bandwidth where nothing was moved or nothing was timed
+            moved = not any(w in NO_BANDWIDTH_FLAGS for w in words)
             cells = [esc(s.label), esc(size),
                      num(r["count"], digits=12), num(r["median_s"], 1e6),
                      f"{num(r['ci_low_s'], 1e6)} – {num(r['ci_high_s'], 1e6)}",
-                     num(r["min_s"], 1e6), num(r["max_s"], 1e6), num(r["algbw_Bps"], 1e-9),
-                     num(r["busbw_Bps"], 1e-9), ceiling_cell(r), num(r["msg_rate_per_s"], 1e-6),
+                     num(r["min_s"], 1e6), num(r["max_s"], 1e6),
+                     num(r["algbw_Bps"] if moved else None, 1e-9),
+                     num(r["busbw_Bps"] if moved else None, 1e-9),
+                     ceiling_cell(r) if moved else "–", num(r["msg_rate_per_s"], 1e-6),
                      num(r["samples"], digits=12), num(r["rounds"], digits=12), str(wrong),
-                     esc(modes_text(r))]
-            cls = " class='wrong'" if wrong else ""
+                     esc(modes_text(r)), esc(", ".join(words))]
+            cls = " class='wrong'" if wrong else " class='flagged'" if words else ""
             body.append(f"<tr{cls}>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-    return f"<table class='data'><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    table = f"<table class='data'><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    words = flag_words(s.rows for s in series)
+    if words:
+        table += ("<p class='note'>flags (bench.plausible): " + "; ".join(
+            f"{esc(w)} ({esc(FLAG_MEANING.get(w, 'see summary.csv'))})" for w in words)
+            + ". Flagged rows are drawn hollow in the latency figure and left out of the "
+              "bandwidth figure; no-op and empty-graph rows show no bandwidth.</p>")
+    return table
+
+
+# Why a figure is left out: one sentence per flag that every sized row of an op carries.
+NO_BANDWIDTH_BECAUSE = {
+    "no-op": "every case ran on one rank, where collectives move no data (flag no-op)",
+    "empty-graph": "every CUDA graph captured no GPU work, so no data moved while timed "
+                   "(flag empty-graph)",
+    "below-timer": "every sample was shorter than 10 steps of the clock, so no time is "
+                   "resolved (flag below-timer)",
+    "above-ceiling": "every bandwidth is above the ceiling measured on the machine "
+                     "(flag above-ceiling)",
+}
+
+
+def flag_counts_text(counts: dict) -> str:
+    """'no-op: 5, below-timer: 2'."""
+    return ", ".join(f"{w}: {n}" for w, n in counts.items())
+
+
+def no_bandwidth_sentence(series) -> str:
+    """Why an op has no bandwidth figure: every sized row is flagged, or has no bandwidth."""
+    rows = [sized(s.rows) for s in series]
+    total = sum(len(r) for r in rows)
+    counts = left_out_flags(series)
+    for word, why in NO_BANDWIDTH_BECAUSE.items():
+        if total and counts.get(word) == total:
+            return f"No bandwidth plot: {why}."
+    if counts:
+        return ("No bandwidth plot: no case has a meaningful bandwidth (flagged "
+                f"{flag_counts_text(counts)}; see the flags column).")
+    return "No bandwidth plot: no case has a bandwidth recorded."
+
+
+def no_ranks_sentence(series) -> str:
+    """Why an op has no per-rank spread figure."""
+    if all(int(s.key[1]) < 2 for s in series):
+        return ("No per-rank spread: every case ran on one rank, so there is no other rank to "
+                "compare it with.")
+    if all(s.run.meta.get("source") for s in series):
+        return ("No per-rank spread: imported results keep one time per size, not each "
+                "rank's.")
+    return "No per-rank spread: the samples hold no per-rank times."
 
 
 def fit_table(series) -> str:
@@ -264,7 +319,7 @@ table.data td{text-align:right;font-variant-numeric:tabular-nums}
 table.data td:first-child{text-align:left}
 table.kv th{background:#f6f6f6;font-weight:600}
 tr.wrong td{background:#fdd}.warn{background:#fff3cd;border:1px solid #e0c36c;padding:.5em 1em}
-li.bad{color:#8a1c1c}
+li.bad{color:#8a1c1c}tr.flagged td{color:#777}
 .note{color:#555;font-size:.9em}details{margin:.5em 0}summary{cursor:pointer;font-weight:600}
 nav a{margin-right:1em}
 """
@@ -317,16 +372,26 @@ def ordered_ops(runs) -> list:
 def op_section(op, runs, out_dir, pngs) -> str:
     series = series_of(runs, op)
     parts = [f"<h2 id='op-{esc(slug(op))}'>{esc(op)}</h2>", op_info_html(op, runs)]
-    figures = []
+    figures, absent = [], []  # absent: one sentence per figure left out for having nothing to show
     if all((s.rows["nbytes"] <= 0).all() for s in series):
         figures.append(("latency", f"{op}: latency", sizeless_figure(op, series), ""))
     else:
         figures.append(("latency", f"{op}: latency against size", latency_figure(op, series),
                         "Median time per op (max over ranks per sample) with its 95% "
                         "order-statistic confidence band; dashed: the fitted Hockney model."))
-        figures.append(("bandwidth", f"{op}: algbw and busbw", bandwidth_figure(op, series),
-                        "algbw = S / median time; busbw = algbw x bus factor (nccl-tests "
-                        "convention); bands from the interval of the median."))
+        fig = bandwidth_figure(op, series)
+        if fig is None:
+            absent.append(no_bandwidth_sentence(series))
+        else:
+            counts = left_out_flags(series)
+            figures.append(("bandwidth", f"{op}: algbw and busbw", fig,
+                            "algbw = S / median time; busbw = algbw x bus factor (nccl-tests "
+                            "convention); bands from the interval of the median."
+                            + (f" Left out: flagged rows ({flag_counts_text(counts)}); see the "
+                               "flags column." if counts else "")))
+            absent += [f"No {name} panel: no unflagged case has a {name} (e.g. an unknown bus "
+                       "factor)." for column, name in (("algbw_Bps", "algbw"), ("busbw_Bps", "busbw"))
+                       if all(bandwidth_rows(s.rows, column).empty for s in series)]
         fig = residuals_figure(op, series)
         if fig is not None:
             figures.append(("residuals", f"{op}: residuals of the fit", fig,
@@ -337,6 +402,8 @@ def op_section(op, runs, out_dir, pngs) -> str:
                         "Each rank's median sample time over the median across ranks; "
                         "red ranks are slow. A sample's time is the max over ranks, so the "
                         "slowest rank sets it."))
+    else:
+        absent.append(no_ranks_sentence(series))
     for s, rank, ratio in slowest:
         if ratio > 1 + RANK_SPREAD_NOTICE:
             parts.append(f"<p>{esc(s.label)}: slowest rank: {rank} ({ratio:.3g}x the median "
@@ -348,6 +415,7 @@ def op_section(op, runs, out_dir, pngs) -> str:
         png = png_bytes(fig)
         name = save_png(out_dir, pngs, (kind, op), png)
         parts.append(figure_html(name, title, png, caption))
+    parts += [f"<p class='note absent'>{esc(text)}</p>" for text in absent]
     if not any(s.segments for s in series) and not all((s.rows["nbytes"] <= 0).all() for s in series):
         parts.append("<p class='note'>No fitted model for this op (no fits.csv; run "
                      "<code>commbench fit RUN_DIR</code>).</p>")
@@ -397,8 +465,12 @@ def links_html(runs, out_dir, pngs) -> str:
             continue
         table = links.flag_links(table)
         hosts = links.map_hosts(table, list(run.meta.get("hosts") or []))
+        single = 0
         for key, group in table.groupby(links.CASE_KEYS):
             case = dict(zip(links.CASE_KEYS, key))
+            if len(group) < 2:  # one pair of ranks: a map with one value compares nothing
+                single += 1
+                continue
             fig = links.heatmap_figure(group, hosts, title=f"{run.label}: pairs, {case['backend']}, "
                                                            f"S = {human_bytes(int(case['nbytes']))}")
             png = png_bytes(fig)
@@ -409,6 +481,11 @@ def links_html(runs, out_dir, pngs) -> str:
                                      "Latency (small S) or bandwidth (large S) of every pair of "
                                      "ranks; boxed: outlier links; red labels: outlier nodes. "
                                      + links.RULE))
+        if single:
+            parts.append(f"<p class='note absent'>No link map for {single} size"
+                         f"{'s' if single > 1 else ''}: only one pair of ranks was measured, so "
+                         "there is no other link to compare it with (its times are above and in "
+                         "the pairs table).</p>")
     if not parts:
         return ""
     return "<h2 id='links'>Links and skew</h2>" + "\n".join(parts)
@@ -495,8 +572,23 @@ def method_html(runs) -> str:
         meta = run.meta
         block = {"method": meta.get("method"), "timer": meta.get("timer"),
                  "buffers": meta.get("buffers"), "fits": run.fits_source or "none"}
-        parts.append(f"<h3>{esc(run.label)}</h3>" + render_value(block))
+        parts.append(f"<h3>{esc(run.label)}</h3><p class='timer'>{esc(timer_line(meta))}</p>"
+                     + render_value(block))
     return "\n".join(parts)
+
+
+def timer_line(meta) -> str:
+    """How the samples were timed (meta.json → settings.timer; a run without it: host)."""
+    if meta.get("source"):
+        return f"Timing: by the tool the run was imported from ({meta['source']})."
+    settings = meta.get("settings") if isinstance(meta.get("settings"), dict) else {}
+    timer = settings.get("timer")
+    how = {"host": "the host clock around the k calls of a sample, after a device synchronize "
+                   "for GPU backends, as nccl-tests",
+           "cuda": "CUDA events recorded around the k calls of a sample on the device's stream"}
+    if not timer:
+        return f"Timing: host (the default; meta.json has no settings.timer): {how['host']}."
+    return f"Timing: {timer} (settings.timer): {how.get(timer, 'as recorded')}."
 
 
 def environment_html(runs) -> str:

@@ -513,4 +513,5 @@ def write_run_dir(run_dir, meta: dict, samples: pd.DataFrame, summary: pd.DataFr
     """A complete run directory from frames (bench.core.rundir.write_run_dir)."""
     samples = with_sample_extras(samples)[WRITTEN_SAMPLE_COLUMNS]
     return fmt.write_run_dir(run_dir, meta, samples.to_dict("records"),
-                             summary[SUMMARY_COLUMNS].to_dict("records"))
+                             summary[[c for c in fmt.WRITTEN_SUMMARY_COLUMNS
+                                      if c in summary]].to_dict("records"))

@@ -1,7 +1,8 @@
 """Timing of one case, identical for every op and backend.
 
 A sample is k back-to-back calls after a barrier, timed by each rank on its own clock; the
-sample's time is the max over ranks. k is calibrated collectively so a sample lasts at least
+sample's time is the max over ranks; by default each rank's host clock times it (after a device
+synchronize, as nccl-tests), or, with a device timer (--timer cuda), events on the device. k is calibrated collectively so a sample lasts at least
 `sample_time_s`. Samples are taken in batches; after each batch the ranks agree (one small
 allreduce, outside the timed region) on the per-sample max and the elapsed time, and every
 rank evaluates the same stop rule on the same numbers, so they stop together without a
@@ -36,6 +37,9 @@ class Sync:
     allreduce_max: Callable[[np.ndarray], np.ndarray]
     device_sync: Callable[[], None] = lambda: None
     clock: Callable[[], float] = time.perf_counter
+    # Times on the device instead of the host clock: device_timer() starts timing (enqueues a
+    # start event) and returns stop(), which ends it and gives the seconds between the two.
+    device_timer: Callable[[], Callable[[], float]] | None = None
 
 
 @dataclass
@@ -44,6 +48,7 @@ class Measurement:
     local_s: list = field(default_factory=list)   # this rank: seconds per op, per sample
     agreed_s: list = field(default_factory=list)  # max over ranks, per sample
     stop: str = ""                              # why sampling ended
+    flags: tuple = ()                           # what the program says of itself (empty-graph)
 
 
 def _timed(run, k: int, sync: Sync) -> float:
@@ -51,6 +56,10 @@ def _timed(run, k: int, sync: Sync) -> float:
     if prepare is not None:
         prepare(k)  # per-k setup that is not the op's cost (CUDA graph capture), untimed
     sync.barrier()
+    if sync.device_timer is not None:
+        stop = sync.device_timer()
+        run(k)
+        return stop()
     t0 = sync.clock()
     run(k)
     sync.device_sync()
@@ -104,6 +113,7 @@ def measure(run, ops_per_call: int, sync: Sync, settings: Sampling, calls: int |
         elapsed = float(agreed[-1])
         m.stop = stop_reason(list(prior) + m.agreed_s, len(m.agreed_s), elapsed, settings)
         if m.stop:
+            m.flags = tuple(sorted(getattr(run, "flags", ())))
             return m
         # Check less often as samples pile up, but never overrun the budget by much.
         per_sample = elapsed / len(m.agreed_s)

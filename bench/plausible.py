@@ -2,6 +2,7 @@
 of summary.csv holds words joined by ';', and the tables print them beside the row.
 
   no-op          one rank: a collective moves no data, so its bandwidth means nothing
+  empty-graph    --cuda-graph: the captured calls held no GPU work, so replays time nothing
   below-timer    a sample (k calls) lasted less than TIMER_STEPS steps of the clock
   above-ceiling  busbw above the ceiling measured on the machine (bench.ceilings): above a
                  declared line rate at any size, above a copy rate for messages too large to
@@ -11,16 +12,18 @@ from __future__ import annotations
 from bench import ceilings
 
 NO_OP, BELOW_TIMER, ABOVE_CEILING = "no-op", "below-timer", "above-ceiling"
+EMPTY_GRAPH = "empty-graph"  # raised by the program itself (bench.backends.torch_dist)
 TIMER_STEPS = 10
 IN_CACHE_BYTES = ceilings.COPY_BYTES // 4
 
 
-def flags(row: dict, op, calls: int, meta: dict) -> str:
-    """The flags of a summary row; `calls` is k of its samples (the largest, if several)."""
-    found = []
+def flags(row: dict, op, calls: int, meta: dict, found=()) -> str:
+    """The flags of a summary row; `calls` is k of its samples (the largest, if several);
+    `found`: flags the ranks' programs raised while running the case."""
+    found = sorted(found)
     if row["nranks"] == 1:
-        found.append(NO_OP)
-    step = (meta.get("timer") or {}).get("measured_resolution_s")
+        found.insert(0, NO_OP)
+    step = (meta.get("timer") or {}).get("measured_resolution_s")  # of the timer that was used
     sample_s = row["median_s"] * calls * op.ops_per_call
     if step and sample_s == sample_s and sample_s < TIMER_STEPS * step:
         found.append(BELOW_TIMER)

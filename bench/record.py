@@ -45,6 +45,18 @@ def timer_info(clock=time.perf_counter, name="time.perf_counter") -> dict:
             "read_cost_s": float(np.median(steps))}
 
 
+def device_timer_info(start, name="CUDA events", pairs=200) -> dict:
+    """--timer cuda: the smallest step seen between two events recorded back to back (its
+    resolution) and their median gap; the host clock's own record is kept beside it."""
+    gaps = []
+    for _ in range(pairs):
+        stop = start()
+        gaps.append(stop())
+    positive = [gap for gap in gaps if gap > 0]
+    return {"name": name, "measured_resolution_s": float(min(positive)) if positive else None,
+            "read_cost_s": float(np.median(gaps)), "host": timer_info()}
+
+
 def _read(path: str) -> str:
     try:
         return Path(path).read_text().strip()

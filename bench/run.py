@@ -29,6 +29,10 @@ def add_arguments(p) -> None:
     p.add_argument("--cuda-graph", action="store_true",
                    help="capture the k calls of a sample in a CUDA graph and time its replay "
                    "(like nccl-tests -G): small-message latency without launch overhead (nccl)")
+    p.add_argument("--timer", choices=("host", "cuda"), default="host",
+                   help="what times a sample: host (the host clock around the k calls, after a "
+                   "device synchronize, as nccl-tests; default) or cuda (CUDA events recorded "
+                   "before and after the k calls on the device; --device cuda)")
     p.add_argument("--loop", choices=("native", "python"),
                    help="how the k calls of a sample run: native (compiled code against the "
                    "MPI mpi4py uses, built with its mpicc at first use and cached; mpi backend) "

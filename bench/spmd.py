@@ -9,6 +9,7 @@ import time
 import traceback
 from datetime import datetime, timezone
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ from bench import ceilings, contention, launch, nodes, plausible
 from bench.core.errors import UsageError
 from bench.core.stats import summarize_case
 from bench.harness import Sync, measure
-from bench.ops import OPS
+from bench.ops import OPS, count_wrong
 from bench.plan import EXIT_ABORT, EXIT_WRONG, PAGE, Outcome, Plan, arena_bytes, check_fits, pages, skip_notes
 
 ABORT_GRACE_S = 1.0  # a failing rank waits this long before aborting the job
@@ -56,6 +57,7 @@ class Job:
     split: str = "all"            # --split: be is then this rank's sub-communicator
     world: object = None          # the backend on the whole world (gathers rows); None: be
     world_of: list | None = None  # world rank of each rank of be (None: the same)
+    flags: set = field(default_factory=set)  # what a rank's program said of itself (empty-graph)
 
     @property
     def label(self) -> str:
@@ -100,14 +102,18 @@ def prepare_case(be, case, arena, dtype):
 
 
 def wrong_elements(be, case, recv) -> int:
-    """Elements of recv that differ from what the op says this rank must hold (after one call)."""
+    """Elements of recv that differ from what the op says this rank must hold (after one call).
+    Every element is compared exactly, where the buffer lives when the backend can count there
+    (`count_wrong`: a GPU buffer is not copied to the host), else on the host (read)."""
     expected = case.op.expected(case, be.rank)
     if expected is None:
         return 0
-    got = be.read(recv).astype(np.float64)
     if _injected("corrupt", case.op.name, case.nbytes, be.rank):
-        got[len(got) // 2] += 1
-    return int(np.count_nonzero(got != expected.astype(np.float64)))
+        recv[len(recv) // 2] += 1  # the data arrived with one element wrong
+    count = getattr(be, "count_wrong", None)
+    if count is not None:
+        return int(count(recv, expected))
+    return count_wrong(be.read(recv), expected)
 
 
 def run_case(be, case, arena, dtype, sync, sampling, state_calls, prior):
@@ -162,7 +168,7 @@ def run_spmd(args, plan: Plan, world, argv=("run",), clock=time.perf_counter) ->
         for be in backends:
             arena = be.alloc(arena_bytes(cases))
             sync = Sync(barrier=be.control_barrier(), allreduce_max=be.allreduce_max,
-                        device_sync=be.sync, clock=clock)
+                        device_sync=be.sync, clock=clock, device_timer=_device_timer(args, be))
             jobs += [job for job in _split_jobs(be, by_split, hosts, sync, arena)
                      if (be.name, job.case.op.name) not in plan.skip]
         if writer:
@@ -193,6 +199,12 @@ def run_spmd(args, plan: Plan, world, argv=("run",), clock=time.perf_counter) ->
         os._exit(EXIT_ABORT)
 
 
+def _device_timer(args, be):
+    if getattr(args, "timer", "host") != "cuda":
+        return None
+    return be.device_timer()
+
+
 _RUN_LOCKS = []  # rank 0 under an outside launcher: the run directory's lock, held to exit
 
 
@@ -200,7 +212,7 @@ def _start_recording(args, argv, plan, backends, hosts):
     """(writer, seed, problem) on rank 0; (None, seed, problem) elsewhere. Every rank gets the
     same seed (the case order) and the same problem (one that stops the run before it starts)."""
     from bench.core.rundir import RunLock, RunWriter, check_out_dir, load_meta, new_run_id
-    from bench.record import base_meta, buffer_info, timer_info
+    from bench.record import base_meta, buffer_info, device_timer_info, timer_info
 
     control = backends[0]
     rank, n = control.rank, control.size
@@ -238,7 +250,9 @@ def _start_recording(args, argv, plan, backends, hosts):
         backend={"name": ",".join(be.name for be in backends),
                  **{k: v for be in reversed(backends) for k, v in be.versions().items()}},
         backends={be.name: be.versions() for be in backends}, nranks=n,
-        nnodes=len(set(hosts)), hosts=hosts, timer=timer_info(),
+        nnodes=len(set(hosts)), hosts=hosts,
+        timer=next((device_timer_info(start) for start in map(partial(_device_timer, args), backends)
+                    if start), None) or timer_info(),
         method={**METHOD, "loop": {be.name: getattr(be, "loop", "python") for be in backends}},
         buffers=buffer_info(PAGE), dtype=plan.dtype,
         ops={op.name: op.describe() for op in plan.ops}, launches=[this_launch],
@@ -269,7 +283,7 @@ def _measure_all(args, plan, control, jobs, writer, seed) -> Outcome:
         from bench import noise
 
         watchdog.arm("the noise calibration")
-        found = noise.calibrate(control, jobs[0].sync,
+        found = noise.calibrate(control, replace(jobs[0].sync, device_timer=None),
                                 pingpong=control.op_problem(OPS["pingpong"], args) is None)
         if writer:
             writer.write_meta(noise=found)
@@ -328,8 +342,9 @@ def _record_case(writer, plan, job, round_no, m, gathered):
     case = job.case
     fixed = (job.be.name, case.op.name, plan.dtype, case.nbytes, case.nranks, job.split, round_no)
     rows = []
-    for rank, local, wrong, peer in gathered:
+    for rank, local, wrong, peer, flags in gathered:
         job.wrong += wrong
+        job.flags.update(flags)
         rows += [fixed + (i, rank, m.calls, float(t), peer) for i, t in enumerate(local or [])]
     writer.append_samples(rows)
     job.rounds += 1
@@ -350,7 +365,8 @@ def _summary_rows(plan, jobs, cache, changed, writer_meta):
     times = [t for j in group for t in j.agreed]
     row.update(summarize_case(times, job.case.nbytes, op.bus_factor(n), op.msgs_per_op(n)))
     row["ceiling"], row["efficiency"] = ceilings.columns(row, op, writer_meta)
-    row["flags"] = plausible.flags(row, op, max(j.calls or 1 for j in group), writer_meta)
+    row["flags"] = plausible.flags(row, op, max(j.calls or 1 for j in group), writer_meta,
+                                   found=set().union(*(j.flags for j in group)))
     cache[key_of(changed)] = row
     return list(cache.values())
 
@@ -401,12 +417,12 @@ def _split_jobs(be, by_split, hosts, sync, arena):
 
 def _gather_rows(job, rank, m, wrong):
     """At world rank 0: (world rank, its samples or None when idle, wrong elements, world rank
-    of its peer or -1) of every rank."""
+    of its peer or -1, flags its program raised) of every rank."""
     case, here = job.case, job.be.rank
     peer = case.op.peer_of(case, here)
     if peer >= 0 and job.world_of:
         peer = job.world_of[peer]
     local = m.local_s if case.op.active_in(case, here) else None
-    return (job.world or job.be).gather((rank, local, wrong, peer))
+    return (job.world or job.be).gather((rank, local, wrong, peer, m.flags))
 
 

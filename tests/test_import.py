@@ -181,3 +181,14 @@ def test_nccl_text_with_several_runs_pasted(tmp_path, capsys):
     assert set(summary["op"]) == {"allreduce", "allgather"}
     assert (summary.loc[summary["op"] == "allreduce", "rounds"] == 2).all()
     assert (summary.loc[summary["op"] == "allgather", "rounds"] == 1).all()
+
+
+def test_one_rank_imports_are_flagged_no_op(tmp_path, capsys):
+    one = tmp_path / "one_gpu.txt"  # the same table from a run on one GPU
+    one.write_text("".join(line for line in (DATA / "nccl_all_reduce.txt").read_text().splitlines(True)
+                           if "Rank  1 " not in line))
+    rc = cli(["import", str(one), "--out", str(tmp_path / "r")])
+    summary = load_run(tmp_path / "r")[2]
+    assert rc == 0 and set(summary["nranks"]) == {1} and set(summary["flags"]) == {"no-op"}
+    rc, _, _ = do_import(capsys, tmp_path / "two", "nccl_all_reduce.txt")
+    assert set(load_run(tmp_path / "two")[2]["flags"].fillna("")) == {""}

@@ -13,6 +13,7 @@ import pytest
 from analysis.rundir import summarize_samples, write_run_dir
 from bench.cli import main as cli
 from bench.core.rundir import SAMPLE_COLUMNS
+from bench.core.rundir import write_run_dir as write_summary_run_dir
 
 SIZES = [4, 64, 1024, 16384, 262144]
 EVIL = "<script>alert('x')</script>&"
@@ -24,8 +25,11 @@ def hockney(nbytes):
     return 2e-6 + nbytes / 5e9 if nbytes < 4096 else 6e-6 + nbytes / 10e9
 
 
-def make_run(path, nranks=4, slow_rank=3, seed=0, scale=1.0, evil=False, backend="mpi"):
-    """A synthetic run of allreduce (sized) and barrier (no size); one rank 20% slower."""
+def make_run(path, nranks=4, slow_rank=3, seed=0, scale=1.0, evil=False, backend="mpi",
+             settings=None):
+    """A synthetic run of allreduce (sized) and barrier (no size); one rank 20% slower. Its
+    summary carries the flags bench.plausible gives (no-op on one rank); settings: meta.json's."""
+    from bench import plausible
     from bench.ops import OPS
 
     rng = np.random.default_rng(seed)
@@ -46,12 +50,16 @@ def make_run(path, nranks=4, slow_rank=3, seed=0, scale=1.0, evil=False, backend
             "hosts": ["node-a"] * nranks, "method": {"sample": "synthetic"},
             "ops": {op: OPS[op].describe() for op in ("allreduce", "barrier")},
             "env": {"OMPI_MCA_btl": "self,vader"}}
+    if settings is not None:
+        meta["settings"] = settings
+    summary["flags"] = [plausible.flags(r, OPS[r["op"]], 8, meta) for r in summary.to_dict("records")]
     if evil:
         meta["hosts"] = [EVIL] * nranks
         meta["env"]["UCX_TLS"] = EVIL
         meta["ops"]["allreduce"]["s_means"] = EVIL
         meta["run_id"] = "run<b>1</b>"
-    write_run_dir(path, meta, df, summary)
+    # bench.core.rundir's writer: it keeps every summary column, flags included
+    write_summary_run_dir(path, meta, df.to_dict("records"), summary.to_dict("records"))
     return path
 
 
@@ -183,6 +191,70 @@ def test_imported_run_without_fit(tmp_path, capsys):
     assert "imported from osu" in page
     assert sorted(p.name for p in out.glob("*.png")) == ["bandwidth-pingpong.png", "latency-pingpong.png"]
     assert "No fitted model for this op" in page  # no residuals, no ranks (rank -1 only)
+
+
+def test_one_rank_report_has_no_empty_plots(tmp_path):
+    """One rank: every collective is a no-op. No bandwidth figure (it would be empty or draw
+    S / time as if data moved) and no per-rank spread, each with a sentence saying why; the
+    latency figures stay; the tables show the flag and no bandwidth. settings.timer = cuda is
+    stated as CUDA events."""
+    run = make_run(tmp_path / "one", nranks=1, settings={"timer": "cuda"})
+    assert cli(["report", str(run), "--no-fit"]) == 0
+    out = run / "report"
+    assert sorted(p.name for p in out.glob("*.png")) == ["latency-allreduce.png", "latency-barrier.png"]
+    page = (out / "index.html").read_text()
+    assert len(embedded_images(page)) == 2
+    assert ("No bandwidth plot: every case ran on one rank, where collectives move no data "
+            "(flag no-op).") in page
+    assert page.count("No per-rank spread: every case ran on one rank") == 2  # allreduce, barrier
+    # the table: flag in its own column, no algbw, busbw or % of ceiling
+    row = re.search(r"<tr class='flagged'><td>mpi n=1</td><td>256 KiB \(262144 B\)</td>.*?</tr>", page)
+    assert row
+    cells = re.findall(r"<td>(.*?)</td>", row.group(0))
+    assert cells[-1] == "no-op" and cells[7:10] == ["–", "–", "–"]
+    assert float(cells[3]) > 0  # the latency is kept
+    assert "CUDA events recorded around the k calls" in page and "Timing: cuda (settings.timer)" in page
+
+
+def test_timer_default_is_host(evil_report):
+    page = (evil_report / "index.html").read_text()
+    assert "Timing: host (the default; meta.json has no settings.timer)" in page
+    assert "CUDA events" not in page
+
+
+def test_flagged_rows_are_not_bandwidth_points(tmp_path):
+    """A flagged row is left out of what the bandwidth figure plots and drawn hollow in the
+    latency figure; a figure with no unflagged row is not drawn at all."""
+    from analysis.figures import bandwidth_figure, bandwidth_rows, latency_figure
+    from analysis.report import load_runs, no_bandwidth_sentence, series_of
+
+    run = make_run(tmp_path / "two", nranks=2)
+    summary = pd.read_csv(run / "summary.csv")
+    flagged = {1024: "below-timer", 262144: "above-ceiling;below-timer"}
+    summary["flags"] = [flagged.get(n, "") if op == "allreduce" else "" for op, n in
+                        zip(summary["op"], summary["nbytes"])]
+    summary.to_csv(run / "summary.csv", index=False)
+    runs = load_runs([run], fit_missing=False)
+    series = series_of(runs, "allreduce")
+    for column in ("algbw_Bps", "busbw_Bps"):
+        assert sorted(bandwidth_rows(series[0].rows, column)["nbytes"]) == [4, 64, 16384]
+    fig = bandwidth_figure("allreduce", series)
+    assert len(fig.axes) == 2
+    for ax in fig.axes:
+        drawn = {float(x) for line in ax.lines for x in line.get_xdata()}
+        assert drawn == {4.0, 64.0, 16384.0}
+    # latency: all sizes on the line, the flagged ones again as hollow (white-faced) markers
+    ax = latency_figure("allreduce", series).axes[0]
+    hollow = [line for line in ax.lines if line.get_markerfacecolor() == "white" and len(line.get_xdata())]
+    assert [sorted(line.get_xdata()) for line in hollow] == [[1024.0, 262144.0]]
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "hollow: flagged (below-timer, above-ceiling)" in legend
+    # every row flagged: no figure, and the reason names the flags
+    summary["flags"] = "below-timer"
+    summary.to_csv(run / "summary.csv", index=False)
+    series = series_of(load_runs([run], fit_missing=False), "allreduce")
+    assert bandwidth_figure("allreduce", series) is None
+    assert "every sample was shorter than 10 steps of the clock" in no_bandwidth_sentence(series)
 
 
 def test_bad_input_exit_2(tmp_path, capsys):

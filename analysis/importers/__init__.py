@@ -6,7 +6,7 @@
 Formats (auto-detected from the content unless --format names one):
   nccl-tests       the text table of nccl-tests (all_reduce_perf, ...), every layout from the
                    2.0 era on: out-of-place time
-  nccl-tests-json  the JSON file nccl-tests writes with -J (format version 2)
+  nccl-tests-json  the JSON file nccl-tests writes with -J (format versions 2 and 3)
   osu              OSU Micro-Benchmarks 5.x-7.x text (osu_latency, osu_bw, osu_bibw,
                    osu_mbw_mr, blocking collectives, the XCCL builds)
   imb              Intel MPI Benchmarks text (IMB-MPI1: PingPong, collectives, Uniband, Biband)
@@ -198,6 +198,7 @@ def to_frames(imports: list, backend: str | None = None):
     )
     wrong = {case: case_wrong(list(g)) for case, g in table.groupby(CASE)["wrong"]}
     summary["wrong"] = [wrong.get(tuple(r[c] for c in CASE), 0.0) for _, r in summary.iterrows()]
+    summary["flags"] = summary["nranks"].map({1: "no-op"}).fillna("")  # as commbench's own rows
     return table[SAMPLE_COLUMNS], summary
 
 

@@ -1,5 +1,5 @@
 """nccl-tests (all_reduce_perf, ...): the text table, and the JSON file written with -J
-(format version 2).
+(format versions 2 and 3).
 
 Text, every layout since the 2.0 era: the table is read by its header's column names. The
 2.0-era header has no `root` column (some ops no `redop` either) and prints `error` (the
@@ -225,7 +225,7 @@ def _wrong(text: str, kind: str, oob) -> float:
 
 # ---------------------------------------------------------------- JSON
 def parse_json(source, op: str | None = None, nranks: int | None = None) -> Imported:
-    """The JSON file of nccl-tests -J (version 2): a path (read whole, up to MAX_JSON_BYTES)
+    """The JSON file of nccl-tests -J (versions 2 and 3): a path (read whole, up to MAX_JSON_BYTES)
     or its text. A document of another shape is refused with what is wrong in it; a result
     record that cannot be read is counted as malformed and named."""
     if isinstance(source, Path):

@@ -95,6 +95,9 @@ class Backend:
         if device not in cls.devices:
             raise UsageError(f"backend {cls.name} has no --device {device} (it runs on "
                              f"{', '.join(cls.devices)})")
+        if getattr(args, "timer", "host") == "cuda" and device != "cuda":
+            raise UsageError(f"--timer cuda needs buffers on a GPU (--device cuda); backend "
+                             f"{cls.name} runs on {device}")
         if getattr(args, "cuda_graph", False) and not cls.graphs:
             raise UsageError(f"--cuda-graph: backend {cls.name} cannot capture CUDA graphs "
                              "(it needs a backend that enqueues work on the GPU: nccl, --device cuda)")
@@ -133,6 +136,11 @@ class Backend:
 
     def sync(self) -> None:
         """Wait until work issued so far has finished (device backends); host backends: no-op."""
+
+    def device_timer(self):
+        """For --timer cuda: a function that starts timing on the device and returns the
+        function that stops it and gives the seconds between; None where buffers are on the host."""
+        return None
 
     def control_barrier(self):
         """The barrier the harness runs before each sample (untimed); the data-plane one by

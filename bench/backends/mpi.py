@@ -152,7 +152,12 @@ class MPIBackend(Backend):
         return arena[offset:offset + count * itemsize].view(dtype)
 
     def write(self, buf, values):
-        buf[...] = values
+        """values: an array, or a bench.ops.Periodic, written a tile at a time (no temporary
+        of the buffer's size)."""
+        from bench.ops import tiles
+
+        for start, stop, tile in tiles(values, lambda tile: tile.astype(buf.dtype)):
+            buf[start:stop] = tile[:stop - start]
 
     def read(self, buf):
         return np.asarray(buf)

@@ -13,10 +13,12 @@ Semantics and timing, so results compare with the MPI backend and with nccl-test
 - The harness waits on a host barrier of a gloo group before each sample, and device work is
   timed with the host clock after torch.cuda.synchronize() (as nccl-tests), so a sample covers
   the k calls from the first launch to the end of the last kernel.
-- --cuda-graph (nccl, --device cuda): the k calls of a sample are captured once per k into a
-  torch.cuda.CUDAGraph (untimed, after one eager warm-up call that creates the communicators),
-  and each sample times one replay plus the synchronize: latency without launch cost, like
-  nccl-tests -G.
+- --cuda-graph (nccl, --device cuda): the k calls of a sample run as replays of CUDA graphs of
+  at most GRAPH_CALLS calls each, captured before the clock starts (after one eager warm-up
+  call that creates the communicators): latency without launch cost, like nccl-tests -G.
+  A capture that holds no GPU work marks the case `empty-graph`.
+- --timer cuda (--device cuda): a sample is timed by CUDA events recorded on the current stream
+  before and after the k calls (torch makes that stream wait for the collectives' own).
 - Control traffic (agreement on sample times, gathering results) goes over a gloo group on the
   host, so no device synchronisation sneaks into it.
 - CPU buffers are one anonymous mmap arena per rank, as in the MPI backend (same page backing,
@@ -30,11 +32,13 @@ import importlib.util
 import mmap
 import os
 import sys
+import warnings
 from functools import partial
 
 import numpy as np
 
 from bench.backends import Backend
+from bench.plausible import EMPTY_GRAPH
 from bench.core.errors import UsageError
 
 _CONTROL = {}  # the gloo control group, shared by every torch backend of the run
@@ -236,7 +240,8 @@ class TorchBackend(Backend):
             info.update(cuda_device=torch.cuda.get_device_name(self.device),
                         cuda_graph=bool(self.cuda_graph),
                         buffers="one torch.empty arena per rank on its GPU, zero-filled before timing",
-                        timing="host clock after torch.cuda.synchronize()")
+                        timing="host clock after torch.cuda.synchronize(), or CUDA events "
+                               "(--timer cuda: settings.timer)")
         if self.torch_backend == "nccl":
             try:
                 info["nccl"] = ".".join(map(str, torch.cuda.nccl.version()))
@@ -260,7 +265,68 @@ class TorchBackend(Backend):
         return arena[offset:offset + count * itemsize].view(tdtype)
 
     def write(self, buf, values):
-        buf.copy_(self.torch.from_numpy(np.ascontiguousarray(values)))  # casts, copies to device
+        """values: an array, or a bench.ops.Periodic, written a tile at a time (each distinct
+        tile made once; on a GPU, copied there once), so nothing of the buffer's size is built
+        on the host or copied to the device. On the CPU through numpy on the same memory
+        (several times faster than torch's copies there)."""
+        from bench.ops import Periodic, tiles
+
+        torch = self.torch
+        if not isinstance(values, Periodic):
+            buf.copy_(torch.from_numpy(np.ascontiguousarray(values)))  # casts, copies to device
+            return
+        host = self._host_array(buf)
+        if host is not None:
+            for start, stop, tile in tiles(values, lambda tile: self._host_array(
+                    torch.from_numpy(tile).to(buf.dtype))):
+                host[start:stop] = tile[:stop - start]
+            return
+        for start, stop, tile in tiles(values, lambda tile: torch.from_numpy(tile).to(buf.dtype)
+                                       .to(buf.device), chunk=self.device_chunk):
+            buf[start:stop].copy_(tile[:stop - start])
+
+    def count_wrong(self, buf, expected) -> int:
+        """Elements of buf that differ from `expected` (a bench.ops.Periodic or an array),
+        counted where buf lives, tile by tile (one synchronisation, no copy of buf): compared
+        in buf's own dtype, exact where it holds every expected value; where it cannot (a sum
+        that wraps in int8, 257 in bfloat16), in float64, as the numbers they are (such an
+        element can never match). On the CPU, numpy on the same memory (10x torch's compare
+        there): bfloat16 by its bits first, and by value where the bits differ (-0.0 is 0)."""
+        from bench.ops import CHUNK, count_wrong, tiles
+
+        torch = self.torch
+        t = buf.detach()
+        if len(t) != len(expected):
+            raise ValueError(f"received {len(t)} elements, expected {len(expected)}")
+        host = self._host_array(t)  # on the CPU: numpy on its memory; on a GPU: None
+        if host is not None and t.dtype != torch.bfloat16:
+            return count_wrong(host, expected)
+        bits = host  # CPU bfloat16: its int16 bits
+
+        def convert(tile):
+            given = torch.from_numpy(np.array(tile))
+            same = given.to(t.dtype)
+            if not torch.equal(same.double(), given.double()):
+                return given.double().to(t.device), None
+            return same.to(t.device), (None if bits is None else self._host_array(same))
+        wrong = torch.zeros((), dtype=torch.int64, device=t.device)
+        chunk = self.device_chunk if bits is None else CHUNK
+        for start, stop, (tile, tile_bits) in tiles(expected, convert, chunk=chunk):
+            size = stop - start
+            if tile_bits is not None and np.array_equal(bits[start:stop], tile_bits[:size]):
+                continue
+            wrong += torch.count_nonzero(t[start:stop] != tile[:size])
+        return int(wrong)
+
+    device_chunk = 1 << 22  # elements per tile on a GPU: a 1 GiB buffer is a few hundred kernels
+
+    def _host_array(self, t):
+        """numpy on the memory of a CPU tensor (bfloat16, which numpy lacks, as its int16
+        bits); None for a tensor on a GPU."""
+        if t.device.type != "cpu":
+            return None
+        t = t.detach()
+        return (t.view(self.torch.int16) if t.dtype == self.torch.bfloat16 else t).numpy()
 
     def read(self, buf):
         t = buf.detach()
@@ -272,55 +338,74 @@ class TorchBackend(Backend):
         if self.device.type == "cuda":
             self.torch.cuda.synchronize(self.device)
 
+    def device_timer(self):
+        if self.device.type != "cuda":
+            return None
+        event = partial(self.torch.cuda.Event, enable_timing=True)
+
+        def start():
+            begin, end = event(), event()
+            begin.record()
+
+            def stop():
+                end.record()
+                end.synchronize()
+                return begin.elapsed_time(end) * 1e-3  # torch gives milliseconds
+            return stop
+        return start
+
     # --- data plane ------------------------------------------------------------------------
+    # Arguments go positionally (orders as in torch 2.x): a partial with keywords takes
+    # CPython's slow call path and torch's logging wrapper rebuilds the keyword dict on every
+    # call, about 1 us per call that a bare loop does not pay.
     def allreduce(self, send, recv):
-        all_reduce, group, copy = self.dist.all_reduce, self.group, recv.copy_
+        all_reduce, group, copy, total = self.dist.all_reduce, self.group, recv.copy_, self.dist.ReduceOp.SUM
 
         def call():
             copy(send)  # out of place, as the op defines it; torch reduces in place
-            all_reduce(recv, group=group)
+            all_reduce(recv, total, group)
         return call
 
     def allreduce_inplace(self, buf):
-        return partial(self.dist.all_reduce, buf, group=self.group)
+        return partial(self.dist.all_reduce, buf, self.dist.ReduceOp.SUM, self.group)
 
     def allgather(self, send, recv):
-        return partial(self._all_gather, recv, send, group=self.group)
+        return partial(self._all_gather, recv, send, self.group)
 
     def reduce_scatter(self, send, recv):
-        return partial(self._reduce_scatter, recv, send, group=self.group)
+        return partial(self._reduce_scatter, recv, send, self.dist.ReduceOp.SUM, self.group)
 
     def alltoall(self, send, recv):
-        return partial(self.dist.all_to_all_single, recv, send, group=self.group)
+        return partial(self.dist.all_to_all_single, recv, send, None, None, self.group)
 
     def broadcast(self, buf, root):
-        return partial(self.dist.broadcast, buf, self._g(root), group=self.group)
+        return partial(self.dist.broadcast, buf, self._g(root), self.group)
 
     def barrier(self):
         if self.device.type == "cuda" and self.cuda_graph:
             # dist.barrier waits on the host, which a graph cannot hold: the GPU-side part only
-            return partial(self.dist.all_reduce, self._one, group=self.group)
+            return partial(self.dist.all_reduce, self._one, self.dist.ReduceOp.SUM, self.group)
         if self.torch_backend == "nccl":
-            return partial(self.dist.barrier, group=self.group, device_ids=[self.device.index])
-        return partial(self.dist.barrier, group=self.group)
+            return partial(self.dist.barrier, self.group, False, [self.device.index])
+        return partial(self.dist.barrier, self.group)
 
     def send(self, buf, peer):
-        return partial(self.dist.send, buf, self._g(peer), group=self.group)
+        return partial(self.dist.send, buf, self._g(peer), self.group)
 
     def recv(self, buf, peer):
-        return partial(self.dist.recv, buf, self._g(peer), group=self.group)
+        return partial(self.dist.recv, buf, self._g(peer), self.group)
 
     def isend(self, buf, peer):
         if self.batch_p2p:
             op = self.dist.P2POp(self.dist.isend, buf, self._g(peer), self.group)
             return lambda: op  # posted by waitall, with the rest of the window
-        return partial(self.dist.isend, buf, self._g(peer), group=self.group)
+        return partial(self.dist.isend, buf, self._g(peer), self.group)
 
     def irecv(self, buf, peer):
         if self.batch_p2p:
             op = self.dist.P2POp(self.dist.irecv, buf, self._g(peer), self.group)
             return lambda: op
-        return partial(self.dist.irecv, buf, self._g(peer), group=self.group)
+        return partial(self.dist.irecv, buf, self._g(peer), self.group)
 
     def waitall(self, requests):
         if self.batch_p2p:
@@ -335,40 +420,75 @@ class TorchBackend(Backend):
         return GraphProgram(self.torch, program, self.device)
 
 
-class GraphProgram:
-    """program(k) captured into a CUDA graph per k and replayed. `prepare(k)` (which the
-    harness calls before the timed region) captures; calling it replays. One graph is kept at a
-    time: calibration tries several k, and a graph of thousands of calls is not small."""
+GRAPH_CALLS = 100  # calls one CUDA graph holds at most (a sample replays it as often as k needs)
 
-    def __init__(self, torch, program, device):
-        self.torch, self.program, self.device = torch, program, device
-        self.k, self.graph, self.warm = None, None, False
+
+class GraphProgram:
+    """program(k) run from CUDA graphs: k // g replays of a graph of g = min(k, GRAPH_CALLS)
+    calls, then one replay of a graph of the rest. A capture thus never holds more than
+    GRAPH_CALLS calls (a capture of thousands takes seconds, and calibration tries several k),
+    at most two graphs are kept, and `prepare(k)` (which the harness calls before its clock
+    starts) captures what k needs. A capture that recorded no GPU work (an op that moves nothing,
+    such as broadcast on one rank) is remembered in `flags`: its replays time nothing."""
+
+    def __init__(self, torch, program, device, most=GRAPH_CALLS):
+        self.torch, self.program, self.device, self.most = torch, program, device, most
+        self.graphs = {}   # calls -> its captured graph
+        self.plan = None   # (k, g, full replays, rest)
+        self.warm = False
+        self.flags = set()
 
     def prepare(self, k):
-        if k == self.k:
+        if self.plan and self.plan[0] == k:
             return
-        torch = self.torch
-        self.graph = self.k = None
         if not self.warm:
-            # One eager call on a side stream first: NCCL creates communicators (p2p ones
-            # lazily) on first use, which must not happen inside a capture.
-            side = torch.cuda.Stream(self.device)
-            side.wait_stream(torch.cuda.current_stream(self.device))
-            with torch.cuda.stream(side):
-                self.program(1)
-            torch.cuda.current_stream(self.device).wait_stream(side)
-            torch.cuda.synchronize(self.device)
-            self.warm = True
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            self.program(k)
-        torch.cuda.synchronize(self.device)
-        self.graph, self.k = graph, k
+            self._warm_up()
+        g = min(k, self.most)
+        full, rest = divmod(k, g)
+        wanted = {g, rest} - {0}
+        self.graphs = {calls: graph for calls, graph in self.graphs.items() if calls in wanted}
+        for calls in sorted(wanted - set(self.graphs)):
+            self.graphs[calls] = self._capture(calls)
+        self.plan = (k, g, full, rest)
 
     def __call__(self, k):
-        if k != self.k:
+        if not self.plan or self.plan[0] != k:
             self.prepare(k)
-        self.graph.replay()
+        _, g, full, rest = self.plan
+        replay = self.graphs[g].replay
+        for _ in range(full):
+            replay()
+        if rest:
+            self.graphs[rest].replay()
+
+    def _warm_up(self):
+        # One eager call on a side stream first: NCCL creates communicators (p2p ones
+        # lazily) on first use, which must not happen inside a capture.
+        torch = self.torch
+        side = torch.cuda.Stream(self.device)
+        side.wait_stream(torch.cuda.current_stream(self.device))
+        with torch.cuda.stream(side):
+            self.program(1)
+        torch.cuda.current_stream(self.device).wait_stream(side)
+        torch.cuda.synchronize(self.device)
+        self.warm = True
+
+    def _capture(self, calls):
+        torch = self.torch
+        graph = torch.cuda.CUDAGraph()
+        # torch warns "The CUDA Graph is empty" when a capture holds no node (its only sign)
+        with warnings.catch_warnings(record=True) as said:
+            warnings.simplefilter("always")
+            with torch.cuda.graph(graph):
+                self.program(calls)
+        torch.cuda.synchronize(self.device)
+        for warning in said:
+            if "graph is empty" in str(warning.message).lower():
+                self.flags.add(EMPTY_GRAPH)
+            else:
+                warnings.warn_explicit(warning.message, warning.category, warning.filename,
+                                       warning.lineno)
+        return graph
 
 
 def _cuda_index(visible: int, local_rank: int) -> int:

@@ -39,7 +39,7 @@ def format_summary(rows: list[dict], meta: dict | None = None) -> str:
             marks = r.get("flags") if isinstance(r.get("flags"), str) else ""
             flag = "  WRONG" if r["wrong"] else ""
             flag += f"  [{marks.replace(';', ', ')}]" if marks else ""
-            no_op = "no-op" in marks.split(";")
+            no_op = bool({"no-op", "empty-graph"} & set(marks.split(";")))  # no bandwidth to print
             if _is_multimodal(r):
                 medians = "/".join(_num(float(m), 1e6) for m in r["mode_medians_s"].split(";"))
                 flag += f"  {int(r['modes'])} modes: {medians} us"
