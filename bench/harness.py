@@ -1,12 +1,13 @@
 """Timing of one case, identical for every op and backend.
 
-A sample is k back-to-back calls after a barrier, timed by each rank on its own clock; the
-sample's time is the max over ranks; by default each rank's host clock times it (after a device
-synchronize, as nccl-tests), or, with a device timer (--timer cuda), events on the device. k is calibrated collectively so a sample lasts at least
-`sample_time_s`. Samples are taken in batches; after each batch the ranks agree (one small
-allreduce, outside the timed region) on the per-sample max and the elapsed time, and every
-rank evaluates the same stop rule on the same numbers, so they stop together without a
-broadcast. The clock is injected so this module can be tested without time passing.
+A sample is k back-to-back calls after a barrier, timed by each rank: by its host clock
+(after a device synchronize, as nccl-tests) or, with a device timer (--timer cuda), by events
+on the device; the sample's time is the max over ranks. k is calibrated collectively so a
+sample lasts at least `sample_time_s`. Samples are taken in batches; after each batch the
+ranks agree (one small allreduce, outside the timed region) on the per-sample max and the
+elapsed time, and every rank evaluates the same stop rule on the same numbers, so they stop
+together without a broadcast. The clock is injected so this module can be tested without
+time passing.
 """
 from __future__ import annotations
 

@@ -25,7 +25,8 @@ ABORT_GRACE_S = 1.0  # a failing rank waits this long before aborting the job
 
 METHOD = {
     "synchronisation": "barrier before every sample",
-    "sample": "k back-to-back calls timed on each rank with its own clock; k calibrated "
+    "sample": "k back-to-back calls timed on each rank with its own host clock after a device "
+              "synchronize (--timer host), or by CUDA events around them (--timer cuda); k calibrated "
               "collectively so a sample lasts at least sample_time_s on the slowest rank",
     "time_per_op": "sample duration / (k x ops per call)",
     "across_ranks": "the time of a sample is the max over ranks (per-rank rows are kept)",

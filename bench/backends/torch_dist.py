@@ -38,8 +38,8 @@ from functools import partial
 import numpy as np
 
 from bench.backends import Backend
-from bench.plausible import EMPTY_GRAPH
 from bench.core.errors import UsageError
+from bench.plausible import EMPTY_GRAPH
 
 _CONTROL = {}  # the gloo control group, shared by every torch backend of the run
 

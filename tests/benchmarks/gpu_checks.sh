@@ -50,4 +50,4 @@ fi
 if want predict16 $WANTED; then  # issue 14: predict 16 ranks from 2, 4, 8 on 16 cores
   step predict16 420 "python3 tests/benchmarks/check_predict.py --counts 2,4,8,16 --sizes 64:1M:4 --out $OUT/predict16"
 fi
-cat "$OUT/steps.txt"
+echo "results: $OUT/steps.txt"
