@@ -188,3 +188,19 @@ def test_an_empty_graph_prints_no_bandwidth_and_is_implausible():
     assert "[empty-graph]" in line and "270000000000.00" not in line and "2.7e+11" not in line
     why = implausible(None, types.SimpleNamespace(**row), None, 1)
     assert "captured no GPU work (flag empty-graph)" in why
+
+
+def test_graph_program_captures_outside_the_timed_region():
+    """One eager warm-up, one capture per new k, prepared by the harness before its clock
+    starts; replays otherwise."""
+    log, clock = [], FakeClock()
+    torch, program = fake_cuda(log, clock)
+    run = GraphProgram(torch, program, "cuda:0")
+    run(1)  # the validation call: warm-up, capture, replay
+    assert log == [("eager", 1), ("capture", 1), ("replay", 1)]
+    log.clear()
+    starts = []
+    sync = Sync(barrier=lambda: starts.append(len(log)), allreduce_max=lambda a: a, clock=clock)
+    measure(run, 1, sync, Sampling(min_samples=3, max_samples=3), calls=4)
+    assert log == [("capture", 4)] + [("replay", 4)] * 3
+    assert starts[0] == 1  # the capture happened before the first sample's barrier
