@@ -5,7 +5,7 @@
 #   mkdir -p shared/tools && cp ../shared/tools/nccl-tests-src.tar.gz shared/tools/   # here
 #   run: OUT=$OUT bash tests/benchmarks/gpu_checks.sh [steps...]    (on the device; default all)
 # Steps: pytest-cuda guards gloo-cuda eager nccl-tests predict16 (not yet run on a GPU: the
-# step limits add up to about 30 minutes, so a 15-minute device session should pick steps).
+# step limits add up to 38 minutes, so a 15-minute device session should pick steps).
 set -u
 OUT=${OUT:-results/gpu-checks}
 mkdir -p "$OUT"
