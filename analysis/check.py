@@ -45,6 +45,7 @@ from pathlib import Path
 from analysis.compare import markdown_table, md_escape
 from analysis.rundir import one_line, shown
 from bench.core.errors import UsageError
+from bench.core.rundir import EMPTY_GRAPH, split_flags
 from bench.core.tables import text_table
 from bench.core.units import human_bytes, parse_size
 
@@ -231,7 +232,7 @@ def implausible(run: Run, row, ref: Reference, nics) -> str:
     if int(row.nranks) == 1:
         return (f"1 rank: {row.op} moves no data between ranks (a no-op), so its time is the "
                 "call's overhead; run on 2 or more ranks")
-    if "empty-graph" in str(getattr(row, "flags", "")).split(";"):
+    if EMPTY_GRAPH in split_flags(getattr(row, "flags", "")):
         return ("its CUDA graph captured no GPU work (flag empty-graph), so the time is a replay "
                 "of nothing")
     busbw = float(row.busbw_Bps)

@@ -15,20 +15,11 @@ import re
 from dataclasses import dataclass, field
 
 from analysis.hockney import hockney_time
-from bench.core.rundir import atomic_write_bytes
+from bench.core.rundir import FLAGS, atomic_write_bytes, split_flags
 from bench.core.units import human_bytes
 
-# Flags of summary rows (bench.plausible, summary.csv `flags`: words joined by ';'). A flagged
-# row's bandwidth is not a measurement (no-op: one rank moves nothing; empty-graph: a CUDA graph
-# that captured no GPU work) or cannot be trusted (below-timer, above-ceiling): it is never drawn
-# as a bandwidth point, and latency figures draw it hollow.
-FLAG_MEANING = {
-    "no-op": "one rank: a collective moves no data",
-    "empty-graph": "the CUDA graph captured no GPU work",
-    "below-timer": "a sample shorter than 10 steps of the clock",
-    "above-ceiling": "busbw above the ceiling measured on the machine",
-}
-NO_BANDWIDTH_FLAGS = ("no-op", "empty-graph")  # the tables print no bandwidth for these
+# Flagged rows (summary.csv `flags`, bench.core.rundir.FLAGS) are never drawn as bandwidth
+# points (their bandwidth is no measurement or cannot be trusted); latency figures draw them hollow.
 
 COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2",
           "#7f7f7f", "#bcbd22", "#17becf"]
@@ -123,16 +114,11 @@ def sized(rows):
     return rows[rows["nbytes"] > 0]
 
 
-def row_flags(value) -> list:
-    """The words of one `flags` cell ('' or NaN: none)."""
-    return [w for w in value.split(";") if w] if isinstance(value, str) else []
-
-
 def flagged(rows):
     """Boolean Series over rows: the row carries at least one flag."""
     if "flags" not in rows:
         return rows["nbytes"] != rows["nbytes"]  # all False, same index
-    return rows["flags"].map(lambda v: bool(row_flags(v)))
+    return rows["flags"].map(lambda v: bool(split_flags(v)))
 
 
 def bandwidth_rows(rows, column):
@@ -145,13 +131,13 @@ def bandwidth_rows(rows, column):
 
 def left_out_flags(series) -> dict:
     """{flag: number of sized rows carrying it} over the series: what bandwidth figures leave
-    out, in the order of FLAG_MEANING (unknown words last)."""
+    out, in the order of FLAGS (unknown words last)."""
     counts: dict = {}
     for s in series:
         for value in sized(s.rows).get("flags", []):
-            for word in row_flags(value):
+            for word in split_flags(value):
                 counts[word] = counts.get(word, 0) + 1
-    order = list(FLAG_MEANING)
+    order = list(FLAGS)
     return dict(sorted(counts.items(), key=lambda kv: (order.index(kv[0]) if kv[0] in order
                                                        else len(order), kv[0])))
 
@@ -161,7 +147,7 @@ def flag_words(frames) -> list:
     words: list = []
     for rows in frames:
         for value in rows.get("flags", []):
-            words += [w for w in row_flags(value) if w not in words]
+            words += [w for w in split_flags(value) if w not in words]
     return words
 
 
@@ -309,7 +295,7 @@ def sizeless_figure(op, series):
     labels = []
     for i, s in enumerate(series):
         r = s.rows.iloc[0]
-        words = row_flags(r.get("flags"))
+        words = split_flags(r.get("flags"))
         ax.barh(i, r["median_s"] * 1e6, color="white" if words else s.color, edgecolor=s.color,
                 xerr=[[(r["median_s"] - r["ci_low_s"]) * 1e6], [(r["ci_high_s"] - r["median_s"]) * 1e6]],
                 capsize=3)

@@ -27,14 +27,13 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
-from analysis.figures import (COLORS, FLAG_MEANING, NAME_LIMIT, NO_BANDWIDTH_FLAGS, Series,
-                              bandwidth_figure, bandwidth_rows, flag_words, latency_figure,
-                              left_out_flags, png_bytes, ranks_figure, residuals_figure,
-                              row_flags, safe_name, sized, sizeless_figure, write_file)
+from analysis.figures import (COLORS, NAME_LIMIT, Series, bandwidth_figure, bandwidth_rows,
+                              flag_words, latency_figure, left_out_flags, png_bytes, ranks_figure,
+                              residuals_figure, safe_name, sized, sizeless_figure, write_file)
 from analysis.fitsfile import discover_runs, fit_times, hockney_segments, load_fits
 from analysis.rundir import file_error, shown
 from bench.core.errors import RunDirError, UsageError
-from bench.core.rundir import FITS, SUMMARY, atomic_write_text
+from bench.core.rundir import FITS, FLAGS, NO_BANDWIDTH, SUMMARY, atomic_write_text, split_flags
 from bench.core.units import human_bytes
 
 # pandas and matplotlib are imported inside functions (numpy too, in the figures): the CLI
@@ -214,9 +213,9 @@ def summary_table(series) -> str:
             size = human_bytes(r["nbytes"])
             if not size.endswith(" B"):
                 size += f" ({int(r['nbytes'])} B)"
-            words = row_flags(r.get("flags"))
+            words = split_flags(r.get("flags"))
             # as the text tables: no bandwidth where nothing was moved or nothing was timed
-            moved = not any(w in NO_BANDWIDTH_FLAGS for w in words)
+            moved = not any(w in NO_BANDWIDTH for w in words)
             cells = [esc(s.label), esc(size),
                      num(r["count"], digits=12), num(r["median_s"], 1e6),
                      f"{num(r['ci_low_s'], 1e6)} – {num(r['ci_high_s'], 1e6)}",
@@ -232,7 +231,7 @@ def summary_table(series) -> str:
     words = flag_words(s.rows for s in series)
     if words:
         table += ("<p class='note'>flags (bench.plausible): " + "; ".join(
-            f"{esc(w)} ({esc(FLAG_MEANING.get(w, 'see summary.csv'))})" for w in words)
+            f"{esc(w)} ({esc(FLAGS.get(w, 'see summary.csv'))})" for w in words)
             + ". Flagged rows are drawn hollow in the latency figure and left out of the "
               "bandwidth figure; no-op and empty-graph rows show no bandwidth.</p>")
     return table

@@ -10,9 +10,7 @@ of summary.csv holds words joined by ';', and the tables print them beside the r
 from __future__ import annotations
 
 from bench import ceilings
-
-NO_OP, BELOW_TIMER, ABOVE_CEILING = "no-op", "below-timer", "above-ceiling"
-EMPTY_GRAPH = "empty-graph"  # raised by the program itself (bench.backends.torch_dist)
+from bench.core.rundir import ABOVE_CEILING, BELOW_TIMER, NO_OP
 TIMER_STEPS = 10
 IN_CACHE_BYTES = ceilings.COPY_BYTES // 4
 

@@ -194,7 +194,7 @@ def _torch_backend(on_device):
     class OnDevice(GlooBackend):
         device_chunk = 1000  # many tiles, and tiles that end inside a segment
 
-        def _host_array(self, t):
+        def _numpy(self, t):
             return None
 
     cls = OnDevice if on_device else GlooBackend

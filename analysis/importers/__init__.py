@@ -50,7 +50,7 @@ from analysis.importers.osu import parse as parse_osu
 from analysis.importers.table import (MAX_TEXT_BYTES, Imported, Row, as_lines, file_lines, msgs_per_op,
                                       numbered, op_named)
 from bench.core.errors import UsageError
-from bench.core.rundir import CASE, META, SAMPLE_COLUMNS, new_meta, new_run_id
+from bench.core.rundir import CASE, META, NO_OP, SAMPLE_COLUMNS, new_meta, new_run_id
 from bench.ops import FOREIGN_OPS, OPS, known_op
 
 __all__ = ["FORMATS", "Imported", "Row", "add_arguments", "build_meta", "bus_factor", "detect_format",
@@ -198,7 +198,7 @@ def to_frames(imports: list, backend: str | None = None):
     )
     wrong = {case: case_wrong(list(g)) for case, g in table.groupby(CASE)["wrong"]}
     summary["wrong"] = [wrong.get(tuple(r[c] for c in CASE), 0.0) for _, r in summary.iterrows()]
-    summary["flags"] = summary["nranks"].map({1: "no-op"}).fillna("")  # as commbench's own rows
+    summary["flags"] = summary["nranks"].map({1: NO_OP}).fillna("")  # as commbench's own rows
     return table[SAMPLE_COLUMNS], summary
 
 

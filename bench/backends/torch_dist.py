@@ -39,7 +39,7 @@ import numpy as np
 
 from bench.backends import Backend
 from bench.core.errors import UsageError
-from bench.plausible import EMPTY_GRAPH
+from bench.core.rundir import EMPTY_GRAPH
 
 _CONTROL = {}  # the gloo control group, shared by every torch backend of the run
 
@@ -267,66 +267,52 @@ class TorchBackend(Backend):
     def write(self, buf, values):
         """values: an array, or a bench.ops.Periodic, written a tile at a time (each distinct
         tile made once; on a GPU, copied there once), so nothing of the buffer's size is built
-        on the host or copied to the device. On the CPU through numpy on the same memory
-        (several times faster than torch's copies there)."""
-        from bench.ops import Periodic, tiles
+        on the host or copied to the device."""
+        from bench.ops import tiles
 
-        torch = self.torch
-        if not isinstance(values, Periodic):
-            buf.copy_(torch.from_numpy(np.ascontiguousarray(values)))  # casts, copies to device
-            return
-        host = self._host_array(buf)
-        if host is not None:
-            for start, stop, tile in tiles(values, lambda tile: self._host_array(
-                    torch.from_numpy(tile).to(buf.dtype))):
+        host = self._numpy(buf)
+        if host is not None:  # numpy on the same memory: several times faster than torch there
+            for start, stop, tile in tiles(values, lambda tile: tile.astype(host.dtype)):
                 host[start:stop] = tile[:stop - start]
             return
-        for start, stop, tile in tiles(values, lambda tile: torch.from_numpy(tile).to(buf.dtype)
-                                       .to(buf.device), chunk=self.device_chunk):
+        torch = self.torch
+        for start, stop, tile in tiles(values, lambda tile: torch.from_numpy(np.asarray(tile)).to(
+                buf.dtype).to(buf.device), chunk=self.device_chunk):
             buf[start:stop].copy_(tile[:stop - start])
 
     def count_wrong(self, buf, expected) -> int:
         """Elements of buf that differ from `expected` (a bench.ops.Periodic or an array),
-        counted where buf lives, tile by tile (one synchronisation, no copy of buf): compared
-        in buf's own dtype, exact where it holds every expected value; where it cannot (a sum
-        that wraps in int8, 257 in bfloat16), in float64, as the numbers they are (such an
-        element can never match). On the CPU, numpy on the same memory (10x torch's compare
-        there): bfloat16 by its bits first, and by value where the bits differ (-0.0 is 0)."""
-        from bench.ops import CHUNK, count_wrong, tiles
+        counted where buf lives, tile by tile (one synchronisation, no copy of a GPU buffer to
+        the host): in buf's own dtype, exact where it holds every expected value; where it
+        cannot (a sum that wraps in int8, 257 in bfloat16), in float64, as the numbers they are
+        (such an element can never match)."""
+        from bench.ops import count_wrong, tiles
 
         torch = self.torch
         t = buf.detach()
         if len(t) != len(expected):
             raise ValueError(f"received {len(t)} elements, expected {len(expected)}")
-        host = self._host_array(t)  # on the CPU: numpy on its memory; on a GPU: None
-        if host is not None and t.dtype != torch.bfloat16:
+        host = self._numpy(t)
+        if host is not None:  # numpy's compare: about 10x torch's on the CPU
             return count_wrong(host, expected)
-        bits = host  # CPU bfloat16: its int16 bits
 
         def convert(tile):
-            given = torch.from_numpy(np.array(tile))
+            given = torch.from_numpy(np.asarray(tile))
             same = given.to(t.dtype)
-            if not torch.equal(same.double(), given.double()):
-                return given.double().to(t.device), None
-            return same.to(t.device), (None if bits is None else self._host_array(same))
+            exact = torch.equal(same.double(), given.double())
+            return (same if exact else given.double()).to(t.device)
         wrong = torch.zeros((), dtype=torch.int64, device=t.device)
-        chunk = self.device_chunk if bits is None else CHUNK
-        for start, stop, (tile, tile_bits) in tiles(expected, convert, chunk=chunk):
-            size = stop - start
-            if tile_bits is not None and np.array_equal(bits[start:stop], tile_bits[:size]):
-                continue
-            wrong += torch.count_nonzero(t[start:stop] != tile[:size])
+        for start, stop, tile in tiles(expected, convert, chunk=self.device_chunk):
+            wrong += torch.count_nonzero(t[start:stop] != tile[:stop - start])
         return int(wrong)
 
     device_chunk = 1 << 22  # elements per tile on a GPU: a 1 GiB buffer is a few hundred kernels
 
-    def _host_array(self, t):
-        """numpy on the memory of a CPU tensor (bfloat16, which numpy lacks, as its int16
-        bits); None for a tensor on a GPU."""
-        if t.device.type != "cpu":
+    def _numpy(self, t):
+        """numpy on the memory of a CPU tensor; None on a GPU, or for bfloat16 (numpy has none)."""
+        if t.device.type != "cpu" or t.dtype == self.torch.bfloat16:
             return None
-        t = t.detach()
-        return (t.view(self.torch.int16) if t.dtype == self.torch.bfloat16 else t).numpy()
+        return t.detach().numpy()
 
     def read(self, buf):
         t = buf.detach()

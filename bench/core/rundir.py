@@ -32,8 +32,23 @@ SUMMARY_COLUMNS = CASE + [
 # of numbers that cannot be physically true (bench.plausible).
 SUMMARY_EXTRA = {"ceiling": "", "efficiency": float("nan"), "flags": ""}
 WRITTEN_SUMMARY_COLUMNS = SUMMARY_COLUMNS + list(SUMMARY_EXTRA)
+# The words of the `flags` column, joined by ';' (bench.plausible sets them; a program may
+# raise empty-graph itself). Rows with a NO_BANDWIDTH word moved nothing while timed.
+NO_OP, EMPTY_GRAPH, BELOW_TIMER, ABOVE_CEILING = "no-op", "empty-graph", "below-timer", "above-ceiling"
+FLAGS = {
+    NO_OP: "one rank: a collective moves no data",
+    EMPTY_GRAPH: "the CUDA graph captured no GPU work",
+    BELOW_TIMER: "a sample shorter than 10 steps of the timer",
+    ABOVE_CEILING: "busbw above the ceiling measured on the machine",
+}
+NO_BANDWIDTH = (NO_OP, EMPTY_GRAPH)
 FITS_COLUMNS = ["backend", "op", "nranks", "split", "model", "segment", "nbytes_lo",
                 "nbytes_hi", "param", "value", "ci_low", "ci_high"]
+
+
+def split_flags(cell) -> list:
+    """The words of one `flags` cell ('' or a missing value: none)."""
+    return [word for word in cell.split(";") if word] if isinstance(cell, str) else []
 
 
 # ---- naming and metadata -------------------------------------------------------------------

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+from bench.core.rundir import NO_BANDWIDTH, split_flags
+
 
 def _num(value, scale=1.0, fmt="{:.2f}") -> str:
     try:
@@ -36,10 +38,10 @@ def format_summary(rows: list[dict], meta: dict | None = None) -> str:
                        f"{'ci95_high(us)':>13} {'algbw(GB/s)':>11} {'busbw(GB/s)':>11} "
                        f"{'Mmsg/s':>8} {'#wrong':>7} {'samples':>8} {'%ceil':>6}"]
         for r in sorted(group, key=lambda r: r["nbytes"]):
-            marks = r.get("flags") if isinstance(r.get("flags"), str) else ""
+            marks = split_flags(r.get("flags"))
             flag = "  WRONG" if r["wrong"] else ""
-            flag += f"  [{marks.replace(';', ', ')}]" if marks else ""
-            no_op = bool({"no-op", "empty-graph"} & set(marks.split(";")))  # no bandwidth to print
+            flag += f"  [{', '.join(marks)}]" if marks else ""
+            no_op = any(word in NO_BANDWIDTH for word in marks)  # no bandwidth to print
             if _is_multimodal(r):
                 medians = "/".join(_num(float(m), 1e6) for m in r["mode_medians_s"].split(";"))
                 flag += f"  {int(r['modes'])} modes: {medians} us"

@@ -34,18 +34,6 @@ sys.path.insert(0, str(ROOT))
 SIZES = {"64K": 64 << 10, "1M": 1 << 20, "16M": 16 << 20}
 
 
-def _launch_self(argv) -> int:
-    from bench.launch import free_port, run_ranks, torch_local_envs
-
-    envs = torch_local_envs(2, free_port("127.0.0.1"))
-    for env in envs:
-        env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    rc, message = run_ranks([sys.executable, str(Path(__file__).resolve()), *argv], envs)
-    if message:
-        print(message, file=sys.stderr)
-    return rc
-
-
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--ticks", type=int, default=60, help="samples per variant (default 60)")
@@ -56,7 +44,9 @@ def main() -> int:
 
     world = detect_world()
     if world is None:
-        return _launch_self(sys.argv[1:])
+        from local_ranks import run_self
+
+        return run_self(__file__, sys.argv[1:], 2)
 
     import torch
     import torch.distributed as dist

@@ -78,20 +78,14 @@ def parse_args():
 
 def launch_self(args, argv) -> int:
     from bench.core.errors import UsageError
-    from bench.launch import free_port, run_ranks, torch_local_envs
+    from local_ranks import run_self
 
     n = args.n or (1 if args.backend == "nccl" else 2)
     try:
         args.cls.check_ranks(args, n)  # nccl: one GPU per rank
     except UsageError as exc:
         fail(str(exc))
-    envs = torch_local_envs(n, free_port("127.0.0.1"))
-    for env in envs:
-        env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    rc, message = run_ranks([sys.executable, str(Path(__file__).resolve()), *argv], envs)
-    if message:
-        print(message, file=sys.stderr)
-    return rc
+    return run_self(__file__, argv, n)
 
 
 def bare_loop(be, name, send, recv):
