@@ -6,9 +6,11 @@ turn; the lowest held-out error is marked `selected`, but the algorithm of the r
 stays selected unless the held-out error supports the switch at the sizes next to the boundary.
 
 Max-rate (analysis.models): each algorithm also gets a node rate limit R — fitted where the
-rank counts load the node differently and the limit explains the times better (BIC), else
-taken from the machine's measured ceilings (the copy rate of all ranks of a node at once
-against one core's, or the NIC's line rate) unless the times contradict it.
+rank counts load the node differently and the limit explains the times better (BIC) than
+the algorithm without it and than every algorithm without it (else a wrong algorithm could
+bend itself towards the right one with a limit), else taken from the machine's measured
+ceilings (the copy rate of all ranks of a node at once against one core's, or the NIC's line
+rate) unless the times contradict it (fit worse with it than the best algorithm without).
 
 γ: in every model of a reducing op β and γ scale alike, so times of that op alone fix only
 their sum. Ops that move the same blocks without reducing (bench.ops: `beta_source`) are
@@ -221,9 +223,10 @@ def fit_algorithms(op: str, cases: dict, max_segments: int = 4, min_points: int 
     op; spread: one rank per node of per_node communicators at once (`--split inter`). k* is
     fitted by profiling (a grid and golden section; linear in α, β, γ for each k*) where the
     counts give at least two node loads, and kept where BIC prefers it (one parameter more)
-    to no limit. Else the machine's ceilings, where known: saturation (ranks whose copies
-    saturate the node, from the copy ceilings: k* = saturation) or link_rate (R of the NIC),
-    kept unless the times contradict them (BIC, or the times beat the line rate). A limit
+    to no limit, for this algorithm and for the best of all algorithms without a limit. Else
+    the machine's ceilings, where known: saturation (ranks whose copies saturate the node,
+    from the copy ceilings: k* = saturation) or link_rate (R of the NIC), kept unless the
+    times contradict them (BIC against both, or the times beat the line rate). A limit
     that does not bind at the measured counts changes no fitted value, only predictions at
     larger counts."""
     names = models.algorithms(op)
@@ -273,10 +276,13 @@ def fit_algorithms(op: str, cases: dict, max_segments: int = 4, min_points: int 
             pinned_of = None
             if beta_known is not None:
                 pinned_of = beta_known(math.sqrt(max(seg.nbytes_lo, 1) * max(seg.nbytes_hi, 1)))
-            fitted = [_fit_one(op, name, X[name][m], med[m], p[m], load[m], spread, counts,
-                               size_idx[m], [g for g, keep in zip(groups, m) if keep],
-                               pinned_of, ceilings) for name in names]
-            cache[(i, j)] = (seg, [f for f, _ in fitted], [x for _, x in fitted])
+            # a limit must explain the times better than every contention-free algorithm:
+            # else a wrong algorithm could bend itself towards the right one with it
+            rival = min((fitted(X[name], m) for name in names), key=soft_l1)
+            each = [_fit_one(op, name, X[name][m], med[m], p[m], load[m], spread, counts,
+                             size_idx[m], [g for g, keep in zip(groups, m) if keep],
+                             pinned_of, ceilings, rival) for name in names]
+            cache[(i, j)] = (seg, [f for f, _ in each], [x for _, x in each])
         return cache[(i, j)]
 
     part = partition()
@@ -315,7 +321,8 @@ def fit_algorithms(op: str, cases: dict, max_segments: int = 4, min_points: int 
     return out
 
 
-def _fit_one(op, name, Xm, tm, pm, load, spread, counts, steps, groups, pinned, ceilings):
+def _fit_one(op, name, Xm, tm, pm, load, spread, counts, steps, groups, pinned, ceilings,
+             rival):
     """One algorithm on one size range: (AlgorithmFit without intervals, what _bootstrap
     needs). See fit_algorithms for the method."""
     tied = bool(Xm[:, 2].any()) and 2 not in independent_columns(Xm)  # β, γ scale alike
@@ -356,7 +363,8 @@ def _fit_one(op, name, Xm, tm, pm, load, spread, counts, steps, groups, pinned, 
             r_hat = relative_residuals(lim.design(k_hat), tm, th)
             # k* is no regular parameter (a bend that may sit anywhere): two parameters'
             # worth of BIC, and it must predict the left-out counts no worse
-            if bic_gain(r_free, r_hat, sd, extra=2) > 0:
+            if bic_gain(r_free, r_hat, sd, extra=2) > 0 and bic_gain(rival, r_hat, sd,
+                                                                     extra=2) > 0:
                 tried = leave_out("profile")
                 if not tried[1] > scored[1]:
                     kstar, source, theta, scored = k_hat, "fit", th, tried
@@ -367,7 +375,9 @@ def _fit_one(op, name, Xm, tm, pm, load, spread, counts, steps, groups, pinned, 
         else:
             th = lim.fit(saturation, everything, tm)
             r_c = relative_residuals(lim.design(saturation), tm, th)
-            if bic_gain(r_c, r_free, sd, extra=0) <= math.log(max(len(tm), 2)):
+            worse = math.log(max(len(tm), 2))  # how much worse the times may fit with it
+            if bic_gain(r_c, r_free, sd, extra=0) <= worse and bic_gain(r_c, rival, sd,
+                                                                        extra=0) <= worse:
                 kstar, source, theta = float(saturation), "ceiling", th
                 scored = leave_out(kstar)
     rate = math.inf

@@ -12,9 +12,12 @@ below n = S. That is the formulas' own convention: for allreduce, broadcast and 
 array on each rank; for allgather and reduce-scatter n is the whole gathered / scattered buffer
 (per-rank count × p), which is S; for alltoall n is what one rank sends in total, which is S.
 
-The formulas assume p is a power of two. For other p, lg p is rounded up (⌈lg p⌉): the
-recursive algorithms of MPICH and Open MPI add a fold-in step for the ranks beyond the largest
-power of two, which costs about one more round.
+Rank counts that are not a power of two: Bruck, binomial trees and dissemination take ⌈lg p⌉
+rounds. Recursive doubling and halving pair ranks up and cannot; MPICH and Open MPI fold the
+r = p − p' ranks beyond the largest power of two p' into p' first (r ranks send their whole n
+to a partner, which reduces it), run the algorithm on p' ranks, and send the results back: two
+more rounds of n (one more reduction) on top of lg p' (`folded`), so 3 ranks take longer
+than 4 (README: measured on emulated nodes).
 
 Max-rate (Gropp, Olson & Samfass, EuroMPI 2016): k ranks of a node that send at once share
 what the node can move in total, R (its memory for shared-memory transports, its NIC across
@@ -51,8 +54,34 @@ RATE = "node_rate_Bps"  # R of the max-rate model: bytes per second a node moves
 
 
 def lg(p):
-    """Rounds of a doubling / halving algorithm: ⌈log2 p⌉ (0 for one rank)."""
+    """Rounds of a tree or dissemination algorithm: ⌈log2 p⌉ (0 for one rank)."""
     return np.ceil(np.log2(np.maximum(np.asarray(p, dtype=float), 1.0)))
+
+
+def pof2(p):
+    """p', the largest power of two not above p (1 for one rank)."""
+    return 2.0 ** np.floor(np.log2(np.maximum(np.asarray(p, dtype=float), 1.0)))
+
+
+def folded(p):
+    """1 where p is not a power of two (recursive doubling and halving fold ranks in and out
+    again: two more rounds), else 0."""
+    p = np.asarray(p, dtype=float)
+    return (p > pof2(p)).astype(float)
+
+
+def fold_steps(main_bytes: Callable, fold_bytes: Callable) -> Callable:
+    """steps(p) of a folding algorithm: the main rounds run on p' of the p ranks, the fold-in
+    and fold-out rounds on the p − p' folded ones; main_bytes(p), fold_bytes(p): their
+    coefficients of n·β."""
+    def steps(p: float) -> list:
+        main, fold = float(main_bytes(p)), float(fold_bytes(p))
+        total = main + fold
+        if fold <= 0 or total <= 0:
+            return [(1.0, 1.0)]
+        q = float(pof2(p))
+        return [(main / total, q / p), (fold / total, (p - q) / p)]
+    return steps
 
 
 def model(op: str, name: str, doc: str, steps: Callable | None = None):
@@ -193,15 +222,24 @@ def halving_tree_steps(p: float) -> list:
 
 
 # ---- allreduce (n = bytes of the array on each rank) --------------------------------------
-@model("allreduce", "recursive_doubling", "lg p·α + n lg p·(β+γ)")
+def _rd_rounds(p):
+    return np.log2(pof2(p)) + 2 * folded(p)
+
+
+@model("allreduce", "recursive_doubling",
+       "lg p·α + n lg p·(β+γ); p not a power of two: lg p' + 2 rounds, lg p' + 1 reductions",
+       steps=fold_steps(lambda p: np.log2(pof2(p)), lambda p: 2 * folded(p)))
 def _(p, n):
-    return lg(p), n * lg(p), n * lg(p)
+    return _rd_rounds(p), n * _rd_rounds(p), n * (np.log2(pof2(p)) + folded(p))
 
 
 @model("allreduce", "rabenseifner",
-       "2 lg p·α + 2n(p−1)/p·β + n(p−1)/p·γ (reduce-scatter by halving + allgather by doubling)")
+       "2 lg p·α + 2n(p−1)/p·β + n(p−1)/p·γ (reduce-scatter by halving + allgather by "
+       "doubling); p not a power of two: on p', plus 2α + 2nβ + nγ to fold",
+       steps=fold_steps(lambda p: 2 * frac(pof2(p)), lambda p: 2 * folded(p)))
 def _(p, n):
-    return 2 * lg(p), 2 * n * frac(p), n * frac(p)
+    q, f = pof2(p), folded(p)
+    return 2 * np.log2(q) + 2 * f, 2 * n * (frac(q) + f), n * (frac(q) + f)
 
 
 @model("allreduce", "ring", "2(p−1)α + 2n(p−1)/p·β + n(p−1)/p·γ")
@@ -230,9 +268,13 @@ def _(p, n):
     return p - 1, n * frac(p), n * frac(p)
 
 
-@model("reduce_scatter", "recursive_halving", "lg p·α + n(p−1)/p·(β+γ)")
+@model("reduce_scatter", "recursive_halving",
+       "lg p·α + n(p−1)/p·(β+γ); p not a power of two: on p', plus 2α + n(1 + 1/p)β + nγ to "
+       "fold in the whole buffer and send each folded rank its block",
+       steps=fold_steps(lambda p: frac(pof2(p)), lambda p: folded(p) * (1 + 1 / p)))
 def _(p, n):
-    return lg(p), n * frac(p), n * frac(p)
+    q, f = pof2(p), folded(p)
+    return np.log2(q) + 2 * f, n * (frac(q) + f * (1 + 1 / p)), n * (frac(q) + f)
 
 
 # ---- alltoall (n = S = bytes one rank sends in total) ---------------------------------------
@@ -252,6 +294,12 @@ def _(p, n):
     return lg(p), n * lg(p), 0 * n
 
 
+@model("broadcast", "linear", "(p−1)(α + nβ) (the root sends n to every rank in turn)",
+       steps=lambda p: [(1.0, 1.0 / p)])
+def _(p, n):
+    return p - 1, n * (p - 1), 0 * n
+
+
 @model("broadcast", "scatter_allgather", "(lg p + p − 1)α + 2n(p−1)/p·β (scatter + ring allgather)",
        steps=halving_tree_steps)
 def _(p, n):
@@ -263,10 +311,23 @@ def _(p, n):
     return lg(p), n * lg(p), n * lg(p)
 
 
-@model("reduce", "rabenseifner", "2 lg p·α + 2n(p−1)/p·β + n(p−1)/p·γ (reduce-scatter + gather)",
-       steps=halving_tree_steps)
+def _folded_tree(p: float) -> list:
+    """halving_tree_steps on p' ranks, after a fold-in round of n from the p − p' others."""
+    q = float(pof2(p))
+    if q == p:
+        return halving_tree_steps(p)
+    main = 2 * float(frac(q))
+    return ([(w * main / (main + 1), f * q / p) for w, f in halving_tree_steps(q)]
+            + [(1 / (main + 1), (p - q) / p)])
+
+
+@model("reduce", "rabenseifner",
+       "2 lg p·α + 2n(p−1)/p·β + n(p−1)/p·γ (reduce-scatter + gather); p not a power of two: "
+       "on p', plus α + n(β+γ) to fold in",
+       steps=_folded_tree)
 def _(p, n):
-    return 2 * lg(p), 2 * n * frac(p), n * frac(p)
+    q, f = pof2(p), folded(p)
+    return 2 * np.log2(q) + f, n * (2 * frac(q) + f), n * (frac(q) + f)
 
 
 # ---- barrier (no payload) -------------------------------------------------------------------

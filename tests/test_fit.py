@@ -147,6 +147,8 @@ def test_algorithm_identification_by_held_out_rank_counts():
 
 @pytest.mark.parametrize("op,algs", [("alltoall", ("bruck", "pairwise")),
                                      ("broadcast", ("binomial", "scatter_allgather")),
+                                     ("broadcast", ("binomial", "linear")),
+                                     ("reduce_scatter", ("recursive_halving", "ring")),
                                      ("allgather", ("recursive_doubling", "ring"))])
 def test_other_collectives_identified(op, algs):
     rng = np.random.default_rng(3)
@@ -154,6 +156,64 @@ def test_other_collectives_identified(op, algs):
     res = fit_algorithms(op, cases, n_boot=0)
     chosen = [next(f.name for f in fits if f.selected) for _, fits in res]
     assert chosen[0] == algs[0] and chosen[-1] == algs[1]
+
+
+def test_rank_counts_that_are_not_powers_of_two_fold_in():
+    """Recursive doubling and halving fold the p − p' ranks beyond a power of two in and out
+    again: two more rounds of n (one more reduction), so 3 ranks cost more than 4; at powers
+    of two the textbook formulas; trees and Bruck keep ⌈lg p⌉ rounds."""
+    p = np.array([2, 3, 4, 5, 6, 8, 12, 16])
+    lg2 = np.log2([2, 2, 4, 4, 4, 8, 8, 16])  # lg p'
+    fold = np.array([0, 1, 0, 1, 1, 0, 1, 0])
+    q = 2.0 ** lg2
+
+    def X(op, alg):
+        return models.design_matrix(op, alg, p, 1.0)
+    assert np.allclose(X("allreduce", "recursive_doubling"),
+                       np.column_stack([lg2 + 2 * fold, lg2 + 2 * fold, lg2 + fold]))
+    assert np.allclose(X("allreduce", "rabenseifner"),
+                       np.column_stack([2 * lg2 + 2 * fold, 2 * (q - 1) / q + 2 * fold,
+                                        (q - 1) / q + fold]))
+    assert np.allclose(X("reduce_scatter", "recursive_halving"),
+                       np.column_stack([lg2 + 2 * fold, (q - 1) / q + fold * (1 + 1 / p),
+                                        (q - 1) / q + fold]))
+    assert np.allclose(X("reduce", "rabenseifner"),
+                       np.column_stack([2 * lg2 + fold, 2 * (q - 1) / q + fold,
+                                        (q - 1) / q + fold]))
+    rd = models.predict("allreduce", "recursive_doubling", p, 1 << 20, [1e-6, 1e-9, 1e-10])
+    assert rd[1] > rd[2]  # 3 ranks slower than 4
+    assert np.allclose(X("alltoall", "bruck")[:, 0], np.ceil(np.log2(p)))
+    assert np.allclose(X("broadcast", "binomial")[:, 0], np.ceil(np.log2(p)))
+    # max-rate: the main rounds load p' ranks, the fold rounds the p − p' folded ones
+    for alg in ("recursive_doubling", "rabenseifner"):
+        w, k = models.senders("allreduce", alg, [3, 4, 6])
+        assert np.allclose(w.sum(axis=1), 1.0)
+        assert np.allclose(k[0], [2, 1]) and np.allclose(k[1, :1], [4]) and w[1, 0] == 1.0
+        assert np.allclose(k[2], [4, 2])
+    w, k = models.senders("reduce", "rabenseifner", [6])
+    assert np.isclose(w.sum(), 1.0) and k.max() <= 4 and np.isclose(k[0, -1], 2)
+    # linear broadcast: only the root sends
+    assert np.allclose(models.senders("broadcast", "linear", [8])[1], 1.0)
+
+
+@pytest.mark.parametrize("op,alg", [("allreduce", "recursive_doubling"),
+                                    ("allreduce", "rabenseifner"),
+                                    ("broadcast", "linear")])
+def test_predicted_beyond_non_powers_of_two(op, alg):
+    """A sweep over 2, 3, 4 and 5 ranks (two of them folded) predicts 6 ranks from the
+    algorithm that made it."""
+    rng = np.random.default_rng(8)
+    params = [2e-6, 1 / 4e9, 1 / 8e9]
+    sizes = 2.0 ** np.arange(10, 23)
+    cases = {(p, n): noisy(rng, float(models.predict(op, alg, p, n, params)), n=30)
+             for p in (2, 3, 4, 5) for n in sizes}
+    res = fit_algorithms(op, cases, n_boot=0)
+    for seg, fits in res:
+        best = next(f for f in fits if f.selected)
+        assert best.name == alg
+        mid = np.sqrt(seg.nbytes_lo * seg.nbytes_hi)
+        got = models.predict(op, alg, 6, mid, list(best.theta))
+        assert close(got, models.predict(op, alg, 6, mid, params)), (seg, best.theta)
 
 
 def test_gamma_is_not_invented_when_unidentifiable():

@@ -106,8 +106,9 @@ def test_node_rate_of_a_binomial_broadcast():
 
 
 def test_no_limit_is_the_old_contention_free_fit():
-    """Times without contention: no limit row, and every row as the fit without the max-rate
-    model gives it (fits.csv of existing sweeps only gains per-count rows)."""
+    """Times without contention: no limit row (not even for a wrong algorithm, which a limit
+    would bend towards the right one), and every row as the fit without the max-rate model
+    gives it (fits.csv of existing sweeps only gains per-count rows)."""
     rng = np.random.default_rng(5)
     times = frame(rng, (2, 3, 4, 8))
     f = fit_times(times, n_boot=20)

@@ -48,6 +48,68 @@ def training_dir(sweep_dir: Path, holdout: int) -> Path:
     return train
 
 
+def trained_on(train: Path) -> list[str]:
+    return sorted(x.name for x in train.iterdir() if (x / "meta.json").exists())
+
+
+def held_out_count(root: Path, holdout: str) -> int:
+    """The rank count to hold out: `holdout`, or the largest of the runs (DIR/n<count>)."""
+    if holdout != "largest":
+        return int(holdout)
+    runs = [int(d.name[1:]) for d in root.iterdir()
+            if d.name[:1] == "n" and d.name[1:].isdigit() and (d / "meta.json").exists()]
+    if len(runs) < 3:
+        sys.exit(f"{root}: needs runs at 3 or more rank counts, has {sorted(runs)}")
+    return max(runs)
+
+
+def compare(fits, held, nranks: int, **predict_kw) -> pd.DataFrame:
+    """Every case of `held` (a summary) predicted at nranks from the fits, against its median:
+    errors, whether the interval holds it, its width, the model and what its notes say."""
+    from analysis.predict import predict
+
+    rows = []
+    for r in held.itertuples():
+        try:
+            p = predict(fits, r.op, nranks, r.nbytes, backend=r.backend, **predict_kw)
+        except Exception as exc:  # an op without algorithm models
+            print(f"{r.op} {r.nbytes}: {exc}", file=sys.stderr)
+            continue
+        rows.append(dict(op=r.op, nbytes=r.nbytes, measured_us=r.median_s * 1e6,
+                         predicted_us=p.time_s * 1e6, low_us=p.low_s * 1e6,
+                         high_us=p.high_s * 1e6, model=p.model,
+                         rel_error=(p.time_s - r.median_s) / r.median_s,
+                         inside=p.low_s <= r.median_s <= p.high_s,
+                         width=p.high_s / p.low_s if p.low_s > 0 else np.inf,
+                         limit="binds" if any("limit binds" in x for x in p.notes) else "",
+                         change="yes" if any("algorithm changes" in x for x in p.notes) else ""))
+    return pd.DataFrame(rows)
+
+
+def summarize(res: pd.DataFrame, label: str = "") -> bool:
+    """Print the table, per-op and overall figures; whether the targets hold (every case
+    within 25%, median within 10%)."""
+    from analysis.predict import LEVEL
+
+    pd.set_option("display.width", 160)
+    print(res.to_string(index=False, float_format=lambda x: f"{x:.3g}"))
+    if res.empty:
+        sys.exit("nothing predicted")
+    err = np.abs(res.rel_error)
+    for op, g in res.groupby("op"):
+        e = np.abs(g.rel_error)
+        print(f"{label}{op}: median |error| {100 * e.median():.1f}%, worst {100 * e.max():.1f}%, "
+              f"within 25%: {(e <= 0.25).mean():.0%}, coverage {g.inside.mean():.0%} "
+              f"(claimed {LEVEL:.0%}), median interval high/low {g.width.median():.2f}")
+    print(f"{label}all: median |error| {100 * err.median():.1f}%, worst {100 * err.max():.1f}%, "
+          f"within 25%: {(err <= 0.25).mean():.0%}, coverage {res.inside.mean():.0%} of "
+          f"{len(res)} cases (claimed {LEVEL:.0%})")
+    ok = bool((err <= 0.25).all() and err.median() <= 0.10)
+    print(f"{label}targets (every case within 25%, median within 10%): "
+          f"{'met' if ok else 'NOT met'}")
+    return ok
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--counts", default="2,3,4")
@@ -64,59 +126,19 @@ def main() -> int:
     a = ap.parse_args()
 
     from analysis.fitsfile import fit_dir
-    from analysis.predict import predict
     from analysis.rundir import load_summary
-
-    from analysis.predict import LEVEL
 
     if a.reuse:
         root = Path(a.reuse)
     else:
         root = Path(a.out or tempfile.mkdtemp(prefix="commbench-sweep-")) / "sweep"
         sweep(root, a.counts, a.ops, a.sizes, a.budget, a.repeats, a.backend)
-    if a.holdout == "largest":
-        runs = [int(d.name[1:]) for d in root.iterdir()
-                if d.name[:1] == "n" and d.name[1:].isdigit() and (d / "meta.json").exists()]
-        if len(runs) < 3:
-            sys.exit(f"{root}: needs runs at 3 or more rank counts, has {sorted(runs)}")
-        a.holdout = max(runs)
-    a.holdout = int(a.holdout)
-    held = load_summary(root / f"n{a.holdout}")
-    train = training_dir(root, a.holdout)
+    holdout = held_out_count(root, a.holdout)
+    train = training_dir(root, holdout)
     fits = fit_dir(train, n_boot=a.bootstrap)
-    rows = []
-    for r in held.itertuples():
-        try:
-            p = predict(fits, r.op, a.holdout, r.nbytes, backend=r.backend)
-        except Exception as exc:  # an op without algorithm models
-            print(f"{r.op} {r.nbytes}: {exc}", file=sys.stderr)
-            continue
-        rows.append(dict(op=r.op, nbytes=r.nbytes, measured_us=r.median_s * 1e6,
-                         predicted_us=p.time_s * 1e6, low_us=p.low_s * 1e6,
-                         high_us=p.high_s * 1e6, model=p.model,
-                         rel_error=(p.time_s - r.median_s) / r.median_s,
-                         inside=p.low_s <= r.median_s <= p.high_s,
-                         width=p.high_s / p.low_s if p.low_s > 0 else np.inf,
-                         limit="binds" if any("limit binds" in x for x in p.notes) else "",
-                         change="yes" if any("algorithm changes" in x for x in p.notes) else ""))
-    res = pd.DataFrame(rows)
-    pd.set_option("display.width", 160)
-    print(f"sweep {root}; trained on {sorted(x.name for x in train.iterdir())}, "
-          f"held out n{a.holdout}")
-    print(res.to_string(index=False, float_format=lambda x: f"{x:.3g}"))
-    if res.empty:
-        sys.exit("nothing predicted")
-    err = np.abs(res.rel_error)
-    for op, g in res.groupby("op"):
-        e = np.abs(g.rel_error)
-        print(f"{op}: median |error| {100 * e.median():.1f}%, worst {100 * e.max():.1f}%, "
-              f"within 25%: {(e <= 0.25).mean():.0%}, coverage {g.inside.mean():.0%} "
-              f"(claimed {LEVEL:.0%}), median interval high/low {g.width.median():.2f}")
-    print(f"all: median |error| {100 * err.median():.1f}%, worst {100 * err.max():.1f}%, "
-          f"within 25%: {(err <= 0.25).mean():.0%}, coverage {res.inside.mean():.0%} of "
-          f"{len(res)} cases (claimed {LEVEL:.0%})")
-    ok = bool((err <= 0.25).all() and err.median() <= 0.10)
-    print(f"targets (every case within 25%, median within 10%): {'met' if ok else 'NOT met'}")
+    print(f"sweep {root}; trained on {trained_on(train)}, "
+          f"held out n{holdout}")
+    summarize(compare(fits, load_summary(root / f"n{holdout}"), holdout))
     return 0
 
 
