@@ -52,12 +52,19 @@ def trained_on(train: Path) -> list[str]:
     return sorted(x.name for x in train.iterdir() if (x / "meta.json").exists())
 
 
+def run_counts(root: Path) -> list[int]:
+    """The rank counts of the runs in a sweep directory (DIR/n<count>)."""
+    if not root.is_dir():
+        sys.exit(f"{root}: not a directory")
+    return sorted(int(d.name[1:]) for d in root.iterdir()
+                  if d.name[:1] == "n" and d.name[1:].isdigit() and (d / "meta.json").exists())
+
+
 def held_out_count(root: Path, holdout: str) -> int:
     """The rank count to hold out: `holdout`, or the largest of the runs (DIR/n<count>)."""
     if holdout != "largest":
         return int(holdout)
-    runs = [int(d.name[1:]) for d in root.iterdir()
-            if d.name[:1] == "n" and d.name[1:].isdigit() and (d / "meta.json").exists()]
+    runs = run_counts(root)
     if len(runs) < 3:
         sys.exit(f"{root}: needs runs at 3 or more rank counts, has {sorted(runs)}")
     return max(runs)

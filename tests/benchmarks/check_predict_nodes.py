@@ -27,8 +27,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from check_predict import (compare, held_out_count, summarize, trained_on,  # noqa: E402
-                           training_dir)
+from check_predict import (compare, held_out_count, run_counts, summarize,  # noqa: E402
+                           trained_on, training_dir)
 
 
 def measure(root: Path, nodes: list[int], q: int, a) -> None:
@@ -76,8 +76,9 @@ def main() -> int:
     else:
         root = Path(a.out or tempfile.mkdtemp(prefix="commbench-nodes-")) / "runs"
         measure(root, nodes, q, a)
-    runs = sorted(int(d.name[1:]) for d in root.iterdir()
-                  if d.name[:1] == "n" and d.name[1:].isdigit() and (d / "meta.json").exists())
+    runs = run_counts(root)
+    if not runs:
+        sys.exit(f"{root}: no runs (n<ranks>/meta.json)")
     if len(runs) == 1:
         holdout, train = runs[0], root / f"n{runs[0]}"
     else:  # holding out one of two would leave one count: no algorithm fits
