@@ -1,10 +1,12 @@
 """What the machine itself allows, measured at the start of a run (`meta.json` → `ceilings`),
 so that every bandwidth can be set against a limit: the memory copy rate of one core (the
 limit of a shared-memory transport, where each message is copied by one rank) and of all
-ranks of a node copying at once (the node's limit), and the line rates the network devices
-declare (`/sys/class/net/*/speed`, `/sys/class/infiniband/*/ports/*/rate`). A summary row's
-`ceiling` names the limit that applies and `efficiency` = busbw / that limit (multipair:
-algbw, all pairs together, against the node's copy rate)."""
+ranks of a node copying at once (the node's limit), the copy rate within the GPU of each
+backend whose buffers live there (device to device: no transfer between GPUs beats it), and
+the line rates the network devices declare (`/sys/class/net/*/speed`,
+`/sys/class/infiniband/*/ports/*/rate`). A summary row's `ceiling` names the limit that
+applies and `efficiency` = busbw / that limit (multipair: algbw, all pairs together, against
+the node's copy rate)."""
 from __future__ import annotations
 
 import re
@@ -13,6 +15,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from bench import nodes
+from bench.core.errors import UsageError
 
 COPY_BYTES = 64 << 20  # larger than the last-level caches of current CPUs
 COPY_REPEATS = 5       # best of: a copy preempted once does not count
@@ -60,11 +65,17 @@ def line_rates(sysfs: Path = Path("/sys/class")) -> list[dict]:
     return found
 
 
-def measure(be, sync) -> dict | None:
+def measure(be, sync, backends=()) -> dict | None:
     """On every rank (collective); rank 0 gets the record, the others None. One core's copy
-    rate is rank 0's alone (the others wait); the node's is every rank copying at once."""
+    rate is rank 0's alone (the others wait), and so is the copy rate within the GPU of each of
+    `backends` that keeps its buffers there; the node's is every rank copying at once."""
     sync.barrier()
     one = copy_rate() if be.rank == 0 else None
+    device = {}
+    for b in backends if be.rank == 0 else ():
+        rate = b.device_copy_rate(COPY_BYTES, COPY_REPEATS)
+        if rate is not None:
+            device[b.name] = rate
     sync.barrier()
     mine = copy_rate(barrier=sync.barrier)
     gathered = be.gather({"host": socket.gethostname(), "copy_Bps": mine, "nics": line_rates()})
@@ -77,21 +88,28 @@ def measure(be, sync) -> dict | None:
         entry["copy_node_Bps"] += g["copy_Bps"]
     return {"method": f"numpy copy of {COPY_BYTES >> 20} MiB, best of {COPY_REPEATS}: rank 0 "
                       "alone (copy_one_core_Bps), then every rank at once (copy_node_Bps, the sum "
-                      "over a host's ranks); line rates as the devices declare them",
-            "copy_one_core_Bps": one, "hosts": hosts}
+                      "over a host's ranks); on a GPU, rank 0's device-to-device copy of as "
+                      "much, timed by CUDA events (copy_device_Bps, per backend); line rates as "
+                      "the devices declare them",
+            "copy_one_core_Bps": one, "hosts": hosts,
+            **({"copy_device_Bps": device} if device else {})}
 
 
-def applicable(ceilings: dict | None, op, nnodes: int, split: str) -> tuple[str, float]:
+def applicable(ceilings: dict | None, op, across_nodes: bool, backend: str = "",
+               on_device: bool = False) -> tuple[str, float]:
     """(name, bytes/s) of the limit a row of `op` runs into, or ('', nan) when none is known.
-    Host memory on one node (or --split intra): the copy rate; across nodes: the slowest line
-    rate declared; an op whose ranks all move data at once (op.node_wide: multipair): the
-    node's copy rate."""
+    Across nodes: the slowest line rate declared; on one node, buffers on a GPU: the copy rate
+    within that GPU (`copy-device`, of the row's backend); host memory: one core's copy rate,
+    or for an op whose ranks all move data at once (op.node_wide: multipair) the node's."""
     if not ceilings:
         return "", float("nan")
     hosts = ceilings.get("hosts", {})
-    if nnodes > 1 and split != "intra":
+    if across_nodes:
         rates = [nic["rate_Bps"] for h in hosts.values() for nic in h.get("nics", [])]
         return ("nic", min(rates)) if rates else ("", float("nan"))
+    if on_device:
+        rate = (ceilings.get("copy_device_Bps") or {}).get(backend)
+        return ("copy-device", rate) if rate else ("", float("nan"))
     if op.node_wide:
         node = min((h["copy_node_Bps"] for h in hosts.values()), default=float("nan"))
         return "copy-node", node
@@ -106,11 +124,29 @@ def efficiency(row: dict, op, ceiling_Bps: float) -> float:
     return rate / ceiling_Bps
 
 
+def spans_nodes(split: str, meta: dict) -> bool:
+    """Whether a communicator of `split` holds ranks of several hosts (meta.json → hosts; a
+    run without a host map: any split but intra of a multi-node run)."""
+    hosts = meta.get("hosts")
+    try:
+        return len({hosts[r] for r in nodes.members(split, 0, hosts)}) > 1
+    except (TypeError, KeyError, IndexError, UsageError):
+        return (meta.get("nnodes") or 1) > 1 and split != "intra"
+
+
+def on_device(backend: str, meta: dict) -> bool:
+    """Whether the buffers of `backend` were on a GPU (meta.json → backends)."""
+    found = (meta.get("backends") or {}).get(backend)
+    return isinstance(found, dict) and str(found.get("device", "")).startswith("cuda")
+
+
 def columns(row: dict, op, meta: dict) -> tuple[str, float]:
     """(ceiling, efficiency) of a summary row, from the ceilings in the run's meta.json."""
     if not op.sized:  # no data, no bandwidth
         return "", float("nan")
-    name, rate = applicable(meta.get("ceilings"), op, meta.get("nnodes", 1), row["split"])
+    backend = row.get("backend", "")
+    name, rate = applicable(meta.get("ceilings"), op, spans_nodes(row["split"], meta), backend,
+                            on_device(backend, meta))
     return name, efficiency(row, op, rate)
 
 
@@ -120,4 +156,6 @@ def describe(ceilings: dict) -> str:
         nics = ", ".join(f"{n['device']} {n['rate_Bps'] * 8 / 1e9:g} Gb/s" for n in h.get("nics", []))
         parts.append(f"{host}: {h['ranks']} ranks copy {h['copy_node_Bps'] / 1e9:.1f} GB/s together"
                      + (f"; {nics}" if nics else "; no line rate declared"))
+    for backend, rate in (ceilings.get("copy_device_Bps") or {}).items():
+        parts.append(f"the GPU of {backend} copies {rate / 1e9:.1f} GB/s within itself")
     return "; ".join(parts)

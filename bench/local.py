@@ -9,7 +9,7 @@ import signal
 import sys
 from pathlib import Path
 
-from bench import ceilings, launch, plausible
+from bench import launch, plausible
 from bench.core import rundir
 from bench.core.errors import RunDirError, UsageError
 from bench.ops import OPS, pairing_rounds
@@ -67,18 +67,18 @@ def start_local(args, argv, plan: Plan) -> Outcome:
 
 def _launches(args, argv, plan, n, out) -> Outcome:
     extra = [] if args.out else ["--out", str(out)]
-    wrong = {}  # case -> wrong elements, summed over launches
+    wrong, raised = {}, {}  # case -> wrong elements summed over launches; flags programs raised
     for index in range(args.launches):
         several = ["--launch-index", str(index)] if args.launches > 1 else []
         command = launch.self_command(["run"] + list(argv[1:]) + extra + several)
         rc, message = start_ranks(plan, n, command)
         mark_if_unfinished(out, rc, message)
         if args.launches > 1:
-            add_wrong(out, wrong)
+            add_launch(out, wrong, raised)
         if rc not in (0, EXIT_WRONG):
             break
     if args.launches > 1 and rc in (0, EXIT_WRONG):
-        merge_launches(out, wrong)
+        merge_launches(out, wrong, raised)
     finished = rc in (0, EXIT_WRONG)
     return Outcome(rc if rc in (0, EXIT_WRONG, 2) else EXIT_ABORT,
                    out if finished and not args.quiet else None)
@@ -100,8 +100,9 @@ def _case_key(row) -> tuple:
     return tuple(int(row[c]) if c in ("nbytes", "nranks") else row[c] for c in rundir.CASE)
 
 
-def add_wrong(out: Path, wrong: dict) -> None:
-    """Add the wrong elements of the launch just finished (its summary) to `wrong`."""
+def add_launch(out: Path, wrong: dict, raised: dict) -> None:
+    """Add the wrong elements of the launch just finished (its summary) to `wrong`, and the
+    flags its programs raised (plausible.RAISED: no summary can derive them) to `raised`."""
     import csv
 
     path = out / rundir.SUMMARY
@@ -111,9 +112,11 @@ def add_wrong(out: Path, wrong: dict) -> None:
         for row in csv.DictReader(f):
             key = _case_key(row)
             wrong[key] = wrong.get(key, 0) + int(row["wrong"] or 0)
+            raised.setdefault(key, set()).update(
+                set(rundir.split_flags(row.get("flags"))) & plausible.RAISED)
 
 
-def merge_launches(out: Path, wrong: dict) -> None:
+def merge_launches(out: Path, wrong: dict, raised: dict) -> None:
     """After the last launch: the summary over the samples of all launches (each launch wrote
     one of its own rounds only) and the final status."""
     meta = rundir.load_meta(out)
@@ -129,9 +132,9 @@ def merge_launches(out: Path, wrong: dict) -> None:
         msgs_per_op=lambda op, n: OPS[op].msgs_per_op(n),
         count=lambda op, dtype, nbytes, n: OPS[op].case(nbytes, n, itemsize).count)
     for row in rows:
-        row["wrong"] = wrong.get(_case_key(row), 0)
-        row["ceiling"], row["efficiency"] = ceilings.columns(row, OPS[row["op"]], meta)
-        row["flags"] = plausible.flags(row, OPS[row["op"]], calls.get(_case_key(row), 1), meta)
+        key = _case_key(row)
+        row["wrong"] = wrong.get(key, 0)
+        plausible.finish_row(row, OPS[row["op"]], calls.get(key, 1), meta, raised.get(key, ()))
     writer = rundir.RunWriter(out, meta)
     writer.write_summary(rows, op_order=OPS)
     writer.finish("wrong" if sum(wrong.values()) else "complete")

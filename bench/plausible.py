@@ -10,9 +10,17 @@ of summary.csv holds words joined by ';', and the tables print them beside the r
 from __future__ import annotations
 
 from bench import ceilings
-from bench.core.rundir import ABOVE_CEILING, BELOW_TIMER, NO_OP
+from bench.core.rundir import ABOVE_CEILING, BELOW_TIMER, EMPTY_GRAPH, NO_OP
+
 TIMER_STEPS = 10
 IN_CACHE_BYTES = ceilings.COPY_BYTES // 4
+RAISED = frozenset({EMPTY_GRAPH})  # flags the ranks' programs raise; the others follow from a row
+
+
+def finish_row(row: dict, op, calls: int, meta: dict, found=()) -> None:
+    """A summary row's `ceiling`, `efficiency` and `flags` (see flags)."""
+    row["ceiling"], row["efficiency"] = ceilings.columns(row, op, meta)
+    row["flags"] = flags(row, op, calls, meta, found)
 
 
 def flags(row: dict, op, calls: int, meta: dict, found=()) -> str:

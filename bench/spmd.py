@@ -9,7 +9,6 @@ import time
 import traceback
 from datetime import datetime, timezone
 from dataclasses import asdict, dataclass, field, replace
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -94,12 +93,16 @@ def prepare_case(be, case, arena, dtype):
     back-to-back calls the harness times."""
     op, rank = case.op, be.rank
     send, recv, ack = buffers_of(be, arena, case, dtype)
+    program = be.wrap_program(op.program(be, send, recv, ack, case, rank))
+    prepare = getattr(program, "prepare", None)
+    if prepare is not None:  # its set-up runs the op (a CUDA graph's warm-up): before the data
+        prepare(1)
     init_send, init_recv = op.initial(case, rank)
     if init_send is not None:
         be.write(send, init_send)
     if init_recv is not None:
         be.write(recv, init_recv)
-    return be.wrap_program(op.program(be, send, recv, ack, case, rank)), recv
+    return program, recv
 
 
 def wrong_elements(be, case, recv) -> int:
@@ -160,22 +163,23 @@ def run_spmd(args, plan: Plan, world, argv=("run",), clock=time.perf_counter) ->
             if rank == 0:
                 print(f"commbench: error: {problem}", file=sys.stderr)
             return Outcome(2)
-        writer, seed, problem = _start_recording(args, argv, plan, backends, hosts)
+        timers = [_device_timer(args, be) for be in backends]  # None: the host clock
+        writer, seed, problem = _start_recording(args, argv, plan, backends, hosts, timers)
         if problem:
             if rank == 0:
                 print(f"commbench: error: {problem}", file=sys.stderr)
             return Outcome(2)
         jobs = []
-        for be in backends:
+        for be, timer in zip(backends, timers):
             arena = be.alloc(arena_bytes(cases))
             sync = Sync(barrier=be.control_barrier(), allreduce_max=be.allreduce_max,
-                        device_sync=be.sync, clock=clock, device_timer=_device_timer(args, be))
+                        device_sync=be.sync, clock=clock, device_timer=timer)
             jobs += [job for job in _split_jobs(be, by_split, hosts, sync, arena)
                      if (be.name, job.case.op.name) not in plan.skip]
         if writer:
             from bench.record import buffer_info
             writer.write_meta(buffers=buffer_info(PAGE))
-        outcome = _measure_all(args, plan, control, jobs, writer, seed)
+        outcome = _measure_all(args, plan, backends, jobs, writer, seed)
         for be in reversed(backends):
             be.finalize()
         return outcome
@@ -209,7 +213,7 @@ def _device_timer(args, be):
 _RUN_LOCKS = []  # rank 0 under an outside launcher: the run directory's lock, held to exit
 
 
-def _start_recording(args, argv, plan, backends, hosts):
+def _start_recording(args, argv, plan, backends, hosts, timers):
     """(writer, seed, problem) on rank 0; (None, seed, problem) elsewhere. Every rank gets the
     same seed (the case order) and the same problem (one that stops the run before it starts)."""
     from bench.core.rundir import RunLock, RunWriter, check_out_dir, load_meta, new_run_id
@@ -252,8 +256,7 @@ def _start_recording(args, argv, plan, backends, hosts):
                  **{k: v for be in reversed(backends) for k, v in be.versions().items()}},
         backends={be.name: be.versions() for be in backends}, nranks=n,
         nnodes=len(set(hosts)), hosts=hosts,
-        timer=next((device_timer_info(start) for start in map(partial(_device_timer, args), backends)
-                    if start), None) or timer_info(),
+        timer=next((device_timer_info(start) for start in timers if start), None) or timer_info(),
         method={**METHOD, "loop": {be.name: getattr(be, "loop", "python") for be in backends}},
         buffers=buffer_info(PAGE), dtype=plan.dtype,
         ops={op.name: op.describe() for op in plan.ops}, launches=[this_launch],
@@ -271,11 +274,12 @@ def _one_of_several_launches(args) -> bool:
     return getattr(args, "launch_index", None) is not None and getattr(args, "launches", 1) > 1
 
 
-def _measure_all(args, plan, control, jobs, writer, seed) -> Outcome:
+def _measure_all(args, plan, backends, jobs, writer, seed) -> Outcome:
     """Rounds over all jobs (every backend's cases together), shuffled in each round when
     there are several, so drifts of the machine spread over all cases."""
     from bench.watchdog import Watchdog
 
+    control = backends[0]
     rank = control.rank
     on_fire = (lambda msg: writer.finish("aborted", error=msg)) if writer else None
     watchdog = Watchdog(args.timeout, rank, on_fire)
@@ -290,7 +294,7 @@ def _measure_all(args, plan, control, jobs, writer, seed) -> Outcome:
             writer.write_meta(noise=found)
     if getattr(args, "ceilings", True) and _launch_index(args) == 0:
         watchdog.arm("the ceilings' measurement")
-        found = ceilings.measure(control, jobs[0].sync)
+        found = ceilings.measure(control, jobs[0].sync, backends)
         if writer:
             writer.write_meta(ceilings=found)
     rng = np.random.default_rng(seed)
@@ -365,9 +369,8 @@ def _summary_rows(plan, jobs, cache, changed, writer_meta):
            "wrong": sum(j.wrong for j in group), "rounds": max(j.rounds for j in group)}
     times = [t for j in group for t in j.agreed]
     row.update(summarize_case(times, job.case.nbytes, op.bus_factor(n), op.msgs_per_op(n)))
-    row["ceiling"], row["efficiency"] = ceilings.columns(row, op, writer_meta)
-    row["flags"] = plausible.flags(row, op, max(j.calls or 1 for j in group), writer_meta,
-                                   found=set().union(*(j.flags for j in group)))
+    plausible.finish_row(row, op, max(j.calls or 1 for j in group), writer_meta,
+                         set().union(*(j.flags for j in group)))
     cache[key_of(changed)] = row
     return list(cache.values())
 
@@ -418,12 +421,13 @@ def _split_jobs(be, by_split, hosts, sync, arena):
 
 def _gather_rows(job, rank, m, wrong):
     """At world rank 0: (world rank, its samples or None when idle, wrong elements, world rank
-    of its peer or -1, flags its program raised) of every rank."""
+    of its peer or -1, flags its program raised, none when idle) of every rank."""
     case, here = job.case, job.be.rank
     peer = case.op.peer_of(case, here)
     if peer >= 0 and job.world_of:
         peer = job.world_of[peer]
-    local = m.local_s if case.op.active_in(case, here) else None
-    return (job.world or job.be).gather((rank, local, wrong, peer, m.flags))
+    active = case.op.active_in(case, here)  # an idle rank's empty program is no finding
+    local, flags = (m.local_s, m.flags) if active else (None, ())
+    return (job.world or job.be).gather((rank, local, wrong, peer, flags))
 
 

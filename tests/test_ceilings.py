@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+import types
 
 import numpy as np
 import pytest
@@ -48,9 +49,48 @@ CEILINGS = {"copy_one_core_Bps": 10e9,
     ("multipair", 1, "all", ("copy-node", 15e9)),
     ("allreduce", 2, "all", ("nic", 25e9)),       # the slowest line rate
     ("allreduce", 2, "intra", ("copy-core", 10e9)),
+    ("allreduce", 2, "inter", ("nic", 25e9)),
+    ("allreduce", 2, "group:2:1", ("copy-core", 10e9)),  # a node's two ranks
+    ("allreduce", 2, "group:2:2", ("nic", 25e9)),        # one rank of each node
 ])
 def test_the_ceiling_that_applies(op, nnodes, split, expected):
-    assert ceilings.applicable(CEILINGS, OPS[op], nnodes, split) == expected
+    meta = {"hosts": ["a", "a", "b", "b"][:2 * nnodes] if nnodes > 1 else ["a", "a"],
+            "nnodes": nnodes}
+    across = ceilings.spans_nodes(split, meta)
+    assert ceilings.applicable(CEILINGS, OPS[op], across) == expected
+    # without a host map (an older run): any split but intra of a multi-node run crosses nodes
+    if not split.startswith("group"):
+        assert ceilings.spans_nodes(split, {"nnodes": nnodes}) == across
+
+
+def test_buffers_on_a_gpu_are_held_to_the_gpus_own_copy_rate():
+    """Never to the host's copy rate (an NVLink allreduce beats that); without a measured
+    device copy rate (an older run) no ceiling applies."""
+    row = {"backend": "nccl", "split": "all", "busbw_Bps": 400e9, "algbw_Bps": 200e9}
+    meta = {"hosts": ["a", "a"], "nnodes": 1, "backends": {"nccl": {"device": "cuda"}},
+            "ceilings": {**CEILINGS, "copy_device_Bps": {"nccl": 2e12}}}
+    assert ceilings.columns(row, OPS["allreduce"], meta) == ("copy-device", 0.2)
+    name, eff = ceilings.columns(row, OPS["allreduce"], {**meta, "ceilings": CEILINGS})
+    assert name == "" and math.isnan(eff)
+    assert "the GPU of nccl copies 2000.0 GB/s" in ceilings.describe(meta["ceilings"])
+
+
+def test_measure_records_the_copy_rate_of_each_backends_gpu(monkeypatch):
+    """One rank: host copies, plus the device copy of each backend that has one (the fake
+    stands in for torch's CUDA-event timed copy)."""
+    from tests.fakes import FakeBackend
+
+    class OnGpu(FakeBackend):
+        name = "gpu"
+
+        def device_copy_rate(self, nbytes, repeats):
+            return 3e12
+
+    monkeypatch.setattr(ceilings, "COPY_BYTES", 1 << 20)
+    sync = types.SimpleNamespace(barrier=lambda: None)
+    found = ceilings.measure(FakeBackend(), sync, [FakeBackend(), OnGpu()])
+    assert found["copy_device_Bps"] == {"gpu": 3e12} and found["copy_one_core_Bps"] > 0
+    assert "copy_device_Bps" not in ceilings.measure(FakeBackend(), sync, [FakeBackend()])
 
 
 def test_efficiency_and_rows_without_bandwidth():

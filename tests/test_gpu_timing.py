@@ -166,6 +166,13 @@ def test_run_records_the_device_timer_and_the_flags_programs_raise(tmp_path):
     assert summary["flags"].iloc[0] == "no-op;empty-graph"
     # the device's time (10 us per call, plus the 2 us between its events), not the host's
     assert np.median(load_run(tmp_path / "run")[1].time_s) < 1.3e-5
+    # the summary over several launches keeps what the programs raised
+    from bench.local import add_launch, merge_launches
+
+    wrong, raised = {}, {}
+    add_launch(tmp_path / "run", wrong, raised)
+    merge_launches(tmp_path / "run", wrong, raised)
+    assert load_run(tmp_path / "run")[2]["flags"].iloc[0] == "no-op;empty-graph"
 
 
 @pytest.mark.parametrize("backend", ["mpi", "gloo"])
@@ -204,3 +211,44 @@ def test_graph_program_captures_outside_the_timed_region():
     measure(run, 1, sync, Sampling(min_samples=3, max_samples=3), calls=4)
     assert log == [("capture", 4)] + [("replay", 4)] * 3
     assert starts[0] == 1  # the capture happened before the first sample's barrier
+
+
+def test_the_check_call_is_one_replay_on_the_initial_data():
+    """prepare_case runs a graph's warm-up and capture (which run the op) before it writes
+    the initial data, so the validation call is exactly one replay: an op that is not
+    idempotent (in-place allreduce on several ranks) is checked on what one call did."""
+    from bench.spmd import prepare_case
+
+    log, clock = [], FakeClock()
+    torch, fake_program = fake_cuda(log, clock)
+
+    class GraphBackend(FakeBackend):
+        def write(self, buf, values):
+            log.append(("write", len(buf)))
+            super().write(buf, values)
+
+        def wrap_program(self, program):
+            return GraphProgram(torch, fake_program, "cuda:0")
+
+    be = GraphBackend()
+    case = get_op("allreduce").case(4096, 1, 4)
+    program, recv = prepare_case(be, case, be.alloc(1 << 16), "int32")
+    assert log[:2] == [("eager", 1), ("capture", 1)] and log[2][0] == "write"
+    log.clear()
+    program(1)
+    assert log == [("replay", 1)]
+
+
+def test_an_idle_rank_raises_no_flags_for_the_pair_that_ran():
+    """pingpong on 3 ranks: rank 1 sits out and its (empty) graph is no finding about the
+    case; the ranks that ran report theirs."""
+    from bench.harness import Measurement
+    from bench.spmd import _gather_rows
+
+    case = get_op("pingpong").case(64, 3, 4)
+    m = Measurement(calls=4, local_s=[1e-6], flags=("empty-graph",))
+    for rank, active in ((0, True), (1, False), (2, True)):
+        be = types.SimpleNamespace(rank=rank, gather=lambda obj: [obj])
+        job = types.SimpleNamespace(case=case, be=be, world=None, world_of=None)
+        (got,) = _gather_rows(job, rank, m, 0)
+        assert got[4] == (("empty-graph",) if active else ()) and (got[1] is None) != active

@@ -142,6 +142,12 @@ class Backend:
         function that stops it and gives the seconds between; None where buffers are on the host."""
         return None
 
+    def device_copy_rate(self, nbytes: int, repeats: int) -> float | None:
+        """Bytes per second of a copy of nbytes within the device that holds the buffers (best
+        of `repeats`), the ceiling of their bandwidth (bench.ceilings); None where buffers are
+        on the host (their ceiling is the host's copy rate). Local: no other rank takes part."""
+        return None
+
     def control_barrier(self):
         """The barrier the harness runs before each sample (untimed); the data-plane one by
         default. Device backends give a host barrier, so ranks start a sample together."""

@@ -340,6 +340,20 @@ class TorchBackend(Backend):
             return stop
         return start
 
+    def device_copy_rate(self, nbytes, repeats):
+        if self.device.type != "cuda":
+            return None
+        torch = self.torch
+        src = torch.ones(nbytes, dtype=torch.uint8, device=self.device)
+        dst = torch.empty_like(src)
+        dst.copy_(src)  # first touch
+        start, best = self.device_timer(), float("inf")
+        for _ in range(repeats):
+            stop = start()
+            dst.copy_(src)
+            best = min(best, stop())
+        return nbytes / best if best > 0 else float("nan")
+
     # --- data plane ------------------------------------------------------------------------
     # Arguments go positionally (orders as in torch 2.x): a partial with keywords takes
     # CPython's slow call path and torch's logging wrapper rebuilds the keyword dict on every
