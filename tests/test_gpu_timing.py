@@ -20,6 +20,7 @@ from bench.ops import get_op
 from bench.plan import Plan
 from tests.conftest import run_commbench
 from tests.fakes import FakeBackend, FakeClock
+from tests.runs import BACKENDS
 
 
 def fake_cuda(log, clock, empty=lambda calls: False):
@@ -175,7 +176,7 @@ def test_run_records_the_device_timer_and_the_flags_programs_raise(tmp_path):
     assert load_run(tmp_path / "run")[2]["flags"].iloc[0] == "no-op;empty-graph"
 
 
-@pytest.mark.parametrize("backend", ["mpi", "gloo"])
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_timer_cuda_needs_gpu_buffers(tmp_path, backend):
     r = run_commbench("run", "--backend", backend, "--timer", "cuda", "--out", tmp_path / "x", timeout=60)
     assert r.returncode == 2 and r.stdout == ""

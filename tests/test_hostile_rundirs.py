@@ -12,7 +12,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import stat
 from pathlib import Path
 
@@ -25,6 +24,8 @@ from analysis.rundir import summarize_samples, write_run_dir
 from bench.cli import main as cli
 from bench.core.rundir import SAMPLE_COLUMNS
 from bench.ops import pairing_rounds
+
+pytestmark = pytest.mark.timeout(60)
 
 SIZES = [8, 64, 512, 4096, 32768]
 VERBS = ("report", "fit", "compare", "links", "predict")
@@ -73,16 +74,10 @@ def verb_argv(verb, run, baseline, out):
     }[verb]
 
 
-def run_cli(capsys, argv, seconds=60):
-    """The CLI in-process: (exit status, stdout, stderr); an alarm turns a hang (a FIFO read,
-    say) into a failure instead of a stalled suite."""
-    old = signal.signal(signal.SIGALRM, lambda *_: (_ for _ in ()).throw(TimeoutError("hung")))
-    signal.alarm(seconds)
-    try:
-        rc = cli([str(a) for a in argv])
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, old)
+def run_cli(capsys, argv):
+    """The CLI in-process: (exit status, stdout, stderr). A hang (a FIFO read, say) fails the
+    test through pytestmark's timeout (an alarm of its own would cancel that one)."""
+    rc = cli([str(a) for a in argv])
     captured = capsys.readouterr()
     return rc, captured.out, captured.err
 

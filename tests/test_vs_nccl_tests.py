@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import commbench_env
+from tests.runs import needs_torch
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "tests" / "benchmarks" / "vs_nccl_tests.py"
@@ -314,7 +315,7 @@ def test_gpu_query_failures_are_one_line_problems(monkeypatch):
 
 
 def test_no_gpu_exits_2_with_one_line(tmp_path):
-    import torch
+    torch = pytest.importorskip("torch")
 
     if torch.cuda.is_available():
         pytest.skip("a GPU is here: the script would run")
@@ -370,6 +371,7 @@ FAKE_NCCL_TESTS = textwrap.dedent("""\
     """)
 
 
+@needs_torch  # the stand-in run uses gloo
 def test_whole_flow_with_stand_ins(tmp_path, monkeypatch, capsys):
     bindir = tmp_path / "build" / "bin"
     bindir.mkdir(parents=True)

@@ -24,14 +24,14 @@ step() {  # step NAME SECONDS COMMAND...: run it, time it, record rc and wall ti
 
 ROWS="python3 -c 'import csv, sys; [print(r[\"op\"], r[\"nbytes\"], r[\"median_s\"], r[\"busbw_Bps\"], r[\"flags\"]) for r in csv.DictReader(open(sys.argv[1]))]'"
 
-want() { [ $# -eq 0 ] || [[ " $WANTED " == *" $1 "* ]]; }
+want() { [ -z "$WANTED" ] || [[ " $WANTED " == *" $1 "* ]]; }  # no steps named: all
 WANTED="$*"
 nvidia-smi -L >"$OUT/gpu.txt" 2>&1; python3 -c "import torch; print(torch.__version__, torch.version.cuda, torch.cuda.nccl.version())" >>"$OUT/gpu.txt" 2>&1
 
-if want pytest-cuda $WANTED; then
+if want pytest-cuda; then
   step pytest-cuda 240 "python3 -m pytest -q -x tests/test_torch_backends.py tests/test_gpu_guards.py tests/test_gpu_timing.py"
 fi
-if want guards $WANTED; then  # issue 11: each must finish within 10 s and be flagged or refused
+if want guards; then  # issue 11: each must finish within 10 s and be flagged or refused
   for op in broadcast barrier; do
     step "graph-$op" 60 "/usr/bin/time -f '%e s' $CB run --backend nccl -n 1 --cuda-graph --ops $op --sizes 4,1M,1G --out $OUT/graph-$op $QUICK && $ROWS $OUT/graph-$op/summary.csv"
   done
@@ -39,16 +39,16 @@ if want guards $WANTED; then  # issue 11: each must finish within 10 s and be fl
   step eager-48 300 "/usr/bin/time -f '%e s' $CB run --backend nccl -n 1 --ops allreduce,allgather,reduce_scatter,broadcast,alltoall,barrier --sizes 4:1G:16 --launches 1 --repeats 2 --budget 0.4 --out $OUT/eager-48 -q --force"
   step graph-4 120 "/usr/bin/time -f '%e s' $CB run --backend nccl -n 1 --cuda-graph --ops allreduce,allreduce_inplace --sizes 4,64K,1M,64M --out $OUT/graph-4 $QUICK"
 fi
-if want gloo-cuda $WANTED; then  # default options: every collective gloo runs on CUDA tensors
+if want gloo-cuda; then  # default options: every collective gloo runs on CUDA tensors
   step gloo-cuda 300 "$CB run --backend gloo --device cuda -n 2 --launches 1 --out $OUT/gloo-cuda --force && $CB run --backend gloo --device cuda -n 4 --ops allreduce,allgather,reduce_scatter,broadcast,alltoall,barrier --sizes 4:16M:16 $QUICK --out $OUT/gloo-cuda-4"
 fi
-if want eager $WANTED; then
+if want eager; then
   step eager-overhead 240 "python3 tests/benchmarks/perf_torch_eager.py --backend nccl --ticks 100"
 fi
-if want nccl-tests $WANTED; then
+if want nccl-tests; then
   step nccl-tests 420 "python3 tests/benchmarks/vs_nccl_tests.py --sizes 4:1G:4 --out $OUT/vs-nccl-tests --timeout 300"
 fi
-if want predict16 $WANTED; then  # issue 14: predict 16 ranks from 2, 4, 8 on 16 cores
+if want predict16; then  # issue 14: predict 16 ranks from 2, 4, 8 on 16 cores
   step predict16 420 "python3 tests/benchmarks/check_predict.py --counts 2,4,8,16 --sizes 64:1M:4 --out $OUT/predict16"
 fi
 echo "results: $OUT/steps.txt"
