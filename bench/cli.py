@@ -1,7 +1,8 @@
 """`commbench` command line: the command layer, the only module that names both sides
 (measurement in bench/, analysis in analysis/). A command is a module with
-`add_arguments(parser)` and `main(args)` (run and sweep: `main(args, argv)`); a command's module
-is imported only when that command runs, so a rank loads the measurement side alone."""
+`add_arguments(parser)` and `main(args)`, or a function of this layer `f(args, argv)` that
+needs the command line too (run, noise, sweep, workload); a command's module is imported only
+when that command runs, so a rank loads the measurement side alone."""
 from __future__ import annotations
 
 import argparse
@@ -49,6 +50,13 @@ def run(args, argv) -> int:
 def noise(args, argv) -> int:
     """`commbench noise`: a run of the noise calibration alone (plus a barrier case)."""
     return main(["run", "--ops", "barrier", "--noise", "--launches", "1", *argv[1:]])
+
+
+def sweep(args, argv) -> int:
+    """`commbench sweep`: one run per rank count (its runs get the sweep's run options)."""
+    from bench.sweep import main as sweep_main
+
+    return sweep_main(args, argv)
 
 
 def workload(args, argv) -> int:
@@ -103,7 +111,6 @@ class Command:
     module: str                 # where add_arguments lives (and main, unless `main` is given)
     help: str
     main: Callable | None = None  # main(args, argv) of the command layer itself
-    takes_argv: bool = False    # the module's main is main(args, argv)
 
 
 COMMANDS = {
@@ -114,7 +121,7 @@ COMMANDS = {
     "check": Command("analysis.check", "is my number right? verdicts against expected figures, baselines or --min; exit 1 when not met"),
     "import": Command("analysis.importers", "turn nccl-tests, OSU or IMB output into a run directory"),
     "sweep": Command("bench.sweep", "one run per rank count (--nranks 2,4,8) into one directory, for fit",
-                     takes_argv=True),
+                     sweep),
     "fit": Command("analysis.fit", "fit latency/bandwidth, LogGP and collective algorithm models (fits.csv)"),
     "links": Command("analysis.links", "across nodes: host map, pairwise link map with slow links/nodes flagged, rank skew"),
     "predict": Command("analysis.predict", "predict an op's time at a rank count and size from fitted models"),
@@ -135,7 +142,7 @@ def main(argv=None) -> int:
         if cmd.main is not None:
             return int(cmd.main(args, argv) or 0)
         module = importlib.import_module(cmd.module)
-        return int((module.main(args, argv) if cmd.takes_argv else module.main(args)) or 0)
+        return int(module.main(args) or 0)
     except (UsageError, RunDirError) as exc:
         print(f"commbench: error: {exc}", file=sys.stderr)
         return 2

@@ -165,10 +165,9 @@ def mark_if_unfinished(out: Path, rc: int, message: str = "") -> None:
     except RunDirError:
         return
     recorded = meta.get("error") or ""
-    if meta.get("status") == "aborted" and message and recorded and message != recorded \
-            and message.startswith(recorded):  # the parent saw more (ranks that fell silent)
-        meta["status"] = "running"
-    if meta.get("status") == "running":
+    saw_more = (meta.get("status") == "aborted" and message and recorded and message != recorded
+                and message.startswith(recorded))  # the parent saw more (ranks that fell silent)
+    if meta.get("status") == "running" or saw_more:
         error = message or recorded or f"ranks exited with status {rc}"
         case = rundir.read_current_case(out)
         if case and not error.startswith("commbench:"):  # the ranks named no case themselves

@@ -157,6 +157,13 @@ def tiles(data, convert=lambda tile: tile, chunk: int = CHUNK):
         yield start, min(start + chunk, len(data)), convert(data[start:start + chunk])
 
 
+def fill(buf: np.ndarray, data) -> None:
+    """Write `data` (a Periodic, or any 1-D array) into the host array buf, a tile at a time
+    in buf's dtype: no temporary of the buffer's size."""
+    for start, stop, tile in tiles(data, lambda tile: tile.astype(buf.dtype)):
+        buf[start:stop] = tile[:stop - start]
+
+
 def count_wrong(got: np.ndarray, expected) -> int:
     """Elements of `got` (a host array) that differ from `expected` (Periodic, or any 1-D
     array), compared tile by tile in got's own dtype, which is exact where the dtype holds
@@ -177,7 +184,7 @@ def loop(*steps):
     beyond the calls themselves. The program lists its steps (`program.steps`), so a backend
     can run the same sequence in compiled code (bench.native): a step says what it does by a
     `desc` tuple, the backend's primitives (name, *arguments) or the structures built here,
-    ("window", W, posts) from _window, ("seq", steps) and ("spin", seconds)."""
+    ("window", W, posts) from _window and ("spin", seconds)."""
     if not steps:
         def run(k):
             return None
@@ -200,13 +207,6 @@ def loop(*steps):
                 for step in steps:
                     step()
     run.steps = steps
-    return run
-
-
-def sequence(run, *steps):
-    """`run` (a zero-argument callable that calls `steps` once, in order, written out for
-    speed) marked as that sequence, so a backend can run the steps itself."""
-    run.desc = ("seq", steps)
     return run
 
 
@@ -314,7 +314,8 @@ class Op:
 
     def describe(self) -> dict:
         return {"s_means": self.s_means, "bus_factor": self.bus_factor_text,
-                "ops_per_call": self.ops_per_call, "doc": " ".join((self.__doc__ or "").split())}
+                "ops_per_call": self.ops_per_call, "doc": " ".join((self.__doc__ or "").split()),
+                "efficiency_of": "algbw" if self.node_wide else "busbw"}  # bench.ceilings
 
 
 class _PerRankBlocks(Op):
@@ -645,9 +646,6 @@ class MultiPair(Op):
         half = case.nranks // 2
         return values(rank - half, case.recv_count) if rank >= half else None
 
-    def initial(self, case, rank):
-        return values(rank, case.send_count), constant(case.recv_count, 7)
-
     def program(self, be, send, recv, ack, case, rank):
         half = case.nranks // 2
         if rank < half:
@@ -813,15 +811,7 @@ class _PRTT(_Pair):
         else:
             step, idle, last = be.recv(recv, peer), self.idle == "recv", be.send(recv, peer)
         rest = [wait, step] if idle else [step]
-        more = self.msgs - 1
-
-        def prtt():
-            step()
-            for _ in range(more):
-                for s in rest:
-                    s()
-            last()
-        return loop(sequence(prtt, step, *rest * more, last))
+        return loop(step, *rest * (self.msgs - 1), last)
 
 
 @register

@@ -17,7 +17,7 @@ from bench import ceilings, contention, launch, nodes, plausible
 from bench.core.errors import UsageError
 from bench.core.stats import summarize_case
 from bench.harness import Sync, measure
-from bench.ops import OPS, count_wrong
+from bench.ops import OPS
 from bench.plan import EXIT_ABORT, EXIT_WRONG, PAGE, Outcome, Plan, arena_bytes, check_fits, pages, skip_notes
 
 ABORT_GRACE_S = 1.0  # a failing rank waits this long before aborting the job
@@ -114,10 +114,7 @@ def wrong_elements(be, case, recv) -> int:
         return 0
     if _injected("corrupt", case.op.name, case.nbytes, be.rank):
         recv[len(recv) // 2] += 1  # the data arrived with one element wrong
-    count = getattr(be, "count_wrong", None)
-    if count is not None:
-        return int(count(recv, expected))
-    return count_wrong(be.read(recv), expected)
+    return int(be.count_wrong(recv, expected))
 
 
 def run_case(be, case, arena, dtype, sync, sampling, state_calls, prior):
@@ -257,7 +254,7 @@ def _start_recording(args, argv, plan, backends, hosts, timers):
         backends={be.name: be.versions() for be in backends}, nranks=n,
         nnodes=len(set(hosts)), hosts=hosts,
         timer=next((device_timer_info(start) for start in timers if start), None) or timer_info(),
-        method={**METHOD, "loop": {be.name: getattr(be, "loop", "python") for be in backends}},
+        method={**METHOD, "loop": {be.name: be.loop for be in backends}},
         buffers=buffer_info(PAGE), dtype=plan.dtype,
         ops={op.name: op.describe() for op in plan.ops}, launches=[this_launch],
     )
@@ -268,10 +265,6 @@ def _launch_index(args) -> int:
     """Which launch of a run this is (`--launches`: commbench restarts the ranks between
     rounds so launch-to-launch variation is part of every run); 0 for a single launch."""
     return getattr(args, "launch_index", None) or 0
-
-
-def _one_of_several_launches(args) -> bool:
-    return getattr(args, "launch_index", None) is not None and getattr(args, "launches", 1) > 1
 
 
 def _measure_all(args, plan, backends, jobs, writer, seed) -> Outcome:
@@ -338,8 +331,8 @@ def _measure_all(args, plan, backends, jobs, writer, seed) -> Outcome:
         if wrong_total:
             print(f"commbench: {wrong_total} elements failed validation (see the #wrong column)",
                   file=sys.stderr)
-    show = rank == 0 and not args.quiet and not _one_of_several_launches(args) \
-        and not os.environ.get(launch.LOCAL_PARENT)
+    # the local launcher prints the tables itself, once over all its launches
+    show = rank == 0 and not args.quiet and not os.environ.get(launch.LOCAL_PARENT)
     return Outcome(EXIT_WRONG if wrong_total else 0, writer.dir if show else None)
 
 

@@ -80,8 +80,8 @@ def main(args, argv) -> int:
                 raise UsageError(f"{problem} (in the sweep over {args.nranks})")
     root = Path(args.out)
     taken = [root / f"n{p}" for p in counts if (root / f"n{p}").exists()]
-    if taken:
-        raise UsageError(f"{taken[0]} exists: give the sweep a new --out directory")
+    if taken and not args.force:  # with --force, each run replaces its own (bench.run)
+        raise UsageError(f"{taken[0]} exists: give the sweep a new --out directory or --force")
     root.mkdir(parents=True, exist_ok=True)
     rest = run_options(list(argv[1:]))
     (root / "sweep.json").write_text(json.dumps(

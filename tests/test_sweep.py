@@ -101,3 +101,8 @@ def test_sweep_fit_predict_and_loggp_on_real_ranks(tmp_path):
     # a second sweep into the same directory would mix runs: refused before running
     r = _commbench("sweep", "--nranks", "2", "--ops", "allreduce", "--out", out)
     assert r.returncode == 2 and "exists" in r.stderr
+    # ... unless forced: each run then replaces its own directory
+    r = _commbench("sweep", "--nranks", "2", "--ops", "allreduce", "--sizes", "4", "--budget",
+                   "0.05", "--min-samples", "5", "--no-noise", "-q", "--force", "--out", out)
+    assert r.returncode == 0, r.stderr
+    assert set(pd.read_csv(out / "n2" / "summary.csv").op) == {"allreduce"}

@@ -73,6 +73,7 @@ class Backend:
     graphs = False     # can capture a sample's k calls in a CUDA graph (--cuda-graph)
     unsupported: dict = {}  # primitive -> why this backend lacks it
     rank_memory = 64 << 20  # about what one rank process needs besides its buffers (bytes)
+    loop = "python"    # how program(k) runs its k calls (meta.json → method.loop)
 
     @classmethod
     def problem(cls) -> str | None:
@@ -198,6 +199,13 @@ class Backend:
     def read(self, buf):
         """buf's contents as a numpy array on the host."""
         raise NotImplementedError
+
+    def count_wrong(self, buf, expected) -> int:
+        """Elements of buf that differ from `expected` (bench.ops.count_wrong), where the
+        backend can count them; by default on the host copy (read)."""
+        from bench.ops import count_wrong
+
+        return count_wrong(self.read(buf), expected)
 
     # --- data plane: each returns a prepared zero-argument callable ---------------------------
     def allreduce(self, send, recv):

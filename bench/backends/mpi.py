@@ -152,12 +152,10 @@ class MPIBackend(Backend):
         return arena[offset:offset + count * itemsize].view(dtype)
 
     def write(self, buf, values):
-        """values: an array, or a bench.ops.Periodic, written a tile at a time (no temporary
-        of the buffer's size)."""
-        from bench.ops import tiles
+        """values: an array, or a bench.ops.Periodic (bench.ops.fill)."""
+        from bench.ops import fill
 
-        for start, stop, tile in tiles(values, lambda tile: tile.astype(buf.dtype)):
-            buf[start:stop] = tile[:stop - start]
+        fill(buf, values)
 
     def read(self, buf):
         return np.asarray(buf)

@@ -92,8 +92,6 @@ class TorchBackend(Backend):
             if not torch.cuda.is_available():
                 build = "" if torch.version.cuda else f" (torch {torch.__version__} is a CPU build)"
                 raise UsageError(f"backend {cls.name} with --device cuda: no CUDA device visible{build}")
-        if getattr(args, "cuda_graph", False) and cls.device_of(args) != "cuda":
-            raise UsageError(f"--cuda-graph needs --device cuda (backend {cls.name})")
 
     @classmethod
     def op_problem(cls, op, args):
@@ -268,12 +266,11 @@ class TorchBackend(Backend):
         """values: an array, or a bench.ops.Periodic, written a tile at a time (each distinct
         tile made once; on a GPU, copied there once), so nothing of the buffer's size is built
         on the host or copied to the device."""
-        from bench.ops import tiles
+        from bench.ops import fill, tiles
 
         host = self._numpy(buf)
         if host is not None:  # numpy on the same memory: several times faster than torch there
-            for start, stop, tile in tiles(values, lambda tile: tile.astype(host.dtype)):
-                host[start:stop] = tile[:stop - start]
+            fill(host, values)
             return
         torch = self.torch
         for start, stop, tile in tiles(values, lambda tile: torch.from_numpy(np.asarray(tile)).to(

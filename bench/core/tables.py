@@ -33,7 +33,8 @@ def format_summary(rows: list[dict], meta: dict | None = None) -> str:
                 f"S={info.get('s_means', '?')}  busbw factor={info.get('bus_factor', '?')}")
         limits = sorted({r.get("ceiling") for r in group if isinstance(r.get("ceiling"), str) and r.get("ceiling")})
         if limits:
-            head += f"  %ceil: busbw / {', '.join(limits)} (meta.json: ceilings)"
+            head += (f"  %ceil: {info.get('efficiency_of', 'busbw')} / "
+                     f"{', '.join(limits)} (meta.json: ceilings)")
         lines = [head, f"#{'S(B)':>11} {'count':>10} {'median(us)':>11} {'ci95_low(us)':>12} "
                        f"{'ci95_high(us)':>13} {'algbw(GB/s)':>11} {'busbw(GB/s)':>11} "
                        f"{'Mmsg/s':>8} {'#wrong':>7} {'samples':>8} {'%ceil':>6}"]

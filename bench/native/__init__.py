@@ -3,8 +3,7 @@
 An op declares its calls once, with the backend's prepared primitives (bench.ops). Every
 step of a program can say what it does: the mpi backend's primitives carry `desc` =
 (primitive name, *the arguments the op gave), and the program builders of bench.ops carry
-the structure (`program.steps`; a step with desc ("window", W, posts), ("seq", steps) or
-("spin", seconds)). `assemble` turns such a program into a flat list of instructions (8 int64
+the structure (`program.steps`; a step with desc ("window", W, posts) or ("spin", seconds)). `assemble` turns such a program into a flat list of instructions (8 int64
 each, the codes of loop.c), and NativeProgram runs that list k times in one foreign call, in
 loop.c compiled against the MPI library mpi4py uses. A program that is not describable in full
 stays a Python loop.
@@ -45,8 +44,6 @@ BUILD_TIMEOUT_S = 120
 SEND, RECV, ISEND, IRECV, WAITALL = 1, 2, 3, 4, 5
 ALLREDUCE, ALLGATHER, REDUCE_SCATTER, ALLTOALL, BCAST, BARRIER = 6, 7, 8, 9, 10, 11
 SPIN, REPEAT = 12, 13
-CODE_NAMES = ("", "send", "recv", "isend", "irecv", "waitall", "allreduce", "allgather",
-              "reduce_scatter", "alltoall", "bcast", "barrier", "spin", "repeat")
 IN_PLACE = -1    # ALLREDUCE's send buffer for MPI_IN_PLACE
 INT_MAX = 2**31 - 1
 
@@ -96,7 +93,6 @@ class Build:
     """Where the library of this MPI and source lives (built or not)."""
     mpicc: str
     path: Path
-    key: str
 
     @property
     def command(self) -> list[str]:
@@ -118,7 +114,7 @@ def plan_build(library_version: str, env=None) -> tuple[Build | None, str]:
                  loaded_libmpi(), platform.machine(), ABI):
         h.update(b"\0" + str(part).encode())
     key = h.hexdigest()[:20]
-    return Build(mpicc, cache_root(env) / key / LIBRARY_NAME, key), ""
+    return Build(mpicc, cache_root(env) / key / LIBRARY_NAME), ""
 
 
 def ensure_built(build: Build) -> str:
@@ -162,8 +158,6 @@ class NativeLib:
         self.cb_calibrate_spin = lib.cb_calibrate_spin
         self.cb_calibrate_spin.argtypes = [ctypes.c_int64, ctypes.c_int]
         self.cb_calibrate_spin.restype = ctypes.c_int64
-        self.cb_spin = lib.cb_spin
-        self.cb_spin.argtypes = [ctypes.c_int64]
         self.spin_overshoot_ns = 0
 
     def handles(self) -> list[int]:
@@ -228,10 +222,7 @@ def assemble(steps, primitive, describe=None) -> tuple[np.ndarray, int]:
         if not desc:
             raise NotDescribable(repr(step))
         kind = desc[0]
-        if kind == "seq":
-            for s in desc[1]:
-                emit(s)
-        elif kind == "spin":
+        if kind == "spin":
             rows.append([SPIN, max(0, round(desc[1] * 1e9))])
         elif kind == "window":
             times, posts = desc[1], desc[2]
@@ -279,7 +270,3 @@ class NativeProgram:
         rc = self._run(comm, prog, n, k, maxreq)
         if rc:
             raise self._error(rc)
-
-    def describe(self) -> list[str]:
-        """The instructions, one readable line each (for tests and debugging)."""
-        return [" ".join([CODE_NAMES[int(r[0])]] + [str(int(v)) for v in r[1:]]) for r in self.code]

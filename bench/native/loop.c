@@ -79,8 +79,8 @@ int64_t cb_calibrate_spin(int64_t ns, int trials)
     return spin_overshoot_ns;
 }
 
-/* The spin as the program runs it (for tests): ns requested, the calibrated wait done. */
-void cb_spin(int64_t ns)
+/* The spin as the program runs it: ns requested, the calibrated wait done. */
+static void cb_spin(int64_t ns)
 {
     int64_t t = ns - spin_overshoot_ns;
     if (t > 0)
