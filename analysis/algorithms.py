@@ -278,7 +278,8 @@ def fit_algorithms(op: str, cases: dict, max_segments: int = 4, min_points: int 
                 pinned_of = beta_known(math.sqrt(max(seg.nbytes_lo, 1) * max(seg.nbytes_hi, 1)))
             # a limit must explain the times better than every contention-free algorithm:
             # else a wrong algorithm could bend itself towards the right one with it
-            rival = min((fitted(X[name], m) for name in names), key=soft_l1)
+            rival = min(plain.get((i, j)) or [fitted(X[name], m) for name in names],
+                        key=soft_l1)
             each = [_fit_one(op, name, X[name][m], med[m], p[m], load[m], spread, counts,
                              size_idx[m], [g for g, keep in zip(groups, m) if keep],
                              pinned_of, ceilings, rival) for name in names]

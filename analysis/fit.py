@@ -2,8 +2,9 @@
 
 Three kinds of fit, all on sample times (max over ranks per round and sample,
 `analysis.rundir.sample_times`), all in relative error (times span decades, so every point
-weighs by 1/t), all with non-negative parameters, all robust (soft-L1 loss) and fitted on the
-per-size medians (robust to outlying samples); the numerics are in analysis.robust:
+weighs by 1/t), with non-negative parameters (LogGP's L may come out negative), all robust
+(soft-L1 loss) and fitted on the per-size medians (robust to outlying samples); the numerics
+are in analysis.robust:
 
 * hockney (analysis.hockney) — per (backend, op, nranks): t = α + S·β, piecewise in S.
   Protocol changes (eager → rendezvous, shared memory → single copy, Open MPI's 4 KiB

@@ -78,7 +78,9 @@ def fit_loggp(prtt: dict, n_msgs: int, delay, n_boot: int = 200, seed: int = 0,
     # the sampling error of G_all, from the bootstrap, is the floor of the jitter σ
     sd = 0.0
     if boot is not None:
-        gb = np.array([derived({k: v[b] for k, v in boot.items()})[0] for b in range(n_boot)])
+        replicates = [{k: v[b] for k, v in boot.items()} for b in range(n_boot)]
+        each = [derived(mb) for mb in replicates]  # (G_all, o_s, o_r) per replicate
+        gb = np.array([g for g, _, _ in each])
         sd = float(np.median(np.std(gb, axis=0) / y))
     part = best_partition(len(s), residuals, max_segments, min(min_points, len(s)), sd)
     segments = fit_segments(part, X, y, s, None if boot is None else [np.maximum(g, floor) for g in gb])
@@ -99,11 +101,8 @@ def fit_loggp(prtt: dict, n_msgs: int, delay, n_boot: int = 200, seed: int = 0,
     point = scalars(med, o_s, o_r)
     out = {k: (v, float("nan"), float("nan")) for k, v in point.items()}
     if boot is not None:
-        draws = []
-        for b in range(n_boot):
-            mb = {k: v[b] for k, v in boot.items()}
-            _, ob, rb = derived(mb)
-            draws.append(list(scalars(mb, ob, rb).values()))
+        draws = [list(scalars(mb, ob, rb).values())
+                 for mb, (_, ob, rb) in zip(replicates, each)]
         lo, hi = percentile_ci(np.array(draws))
         out = {k: (point[k], lo[i], hi[i]) for i, k in enumerate(point)}
     import pandas as pd

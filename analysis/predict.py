@@ -266,8 +266,7 @@ def predict_algorithm(fits, op, nranks, nbytes, model=None, split="all", per_nod
             at = fitted[fitted.nranks == near].set_index("model").value
             if model in at.index and len(at):
                 best = at.idxmin()
-                if best != model and not at[model] <= max(at[best] / SWITCH_RATIO,
-                                                          at[best] + SWITCH_MARGIN):
+                if best != model and not _supported_alternative(at[best], at[model]):
                     others[best] = (f"fits the {near}-rank times best "
                                     f"({100 * at[best]:.1f}% vs {100 * at[model]:.1f}%)")
                     notes.append(f"the algorithm changes: at {near} ranks (the nearest measured "

@@ -11,7 +11,7 @@ summary table; what S means, the bus factor and the method; the environment from
 Several run directories (or sweep directories holding runs) are overlaid in every figure.
 
 The fit comes from fits.csv (`commbench fit`) in the run or sweep directory; when there is
-none, the report fits in memory (analysis.fit, no bootstrap) unless --no-fit is given.
+none, the report fits in memory (analysis.fitsfile, no bootstrap) unless --no-fit is given.
 Units: times in µs (1e-6 s), bandwidth in GB/s (1 GB = 1e9 bytes), sizes in bytes with binary
 prefixes (1 KiB = 1024 B). Stored data stay SI.
 """
@@ -102,7 +102,7 @@ def load_runs(paths, fit_missing=True) -> list:
 
 
 def fit_in_memory(run):
-    """Hockney fits of a run without fits.csv (analysis.fitsfile.fit_times, no bootstrap)."""
+    """The fits of a run without fits.csv (analysis.fitsfile.fit_times, no bootstrap)."""
     from analysis.rundir import sample_times
 
     if run.samples.empty:
@@ -115,7 +115,7 @@ def fit_in_memory(run):
         fits = fit_times(times, n_boot=0, meta_ops=run.meta.get("ops"))
     except Exception as exc:  # a fit failure must not cost the user the whole report
         return None, f"in-memory fit failed: {exc}"
-    return fits, "fitted in memory by analysis.fit (no bootstrap: no fit intervals)"
+    return fits, "fitted in memory by analysis.fitsfile (no bootstrap: no fit intervals)"
 
 
 # ---------------------------------------------------------------- series
@@ -355,11 +355,9 @@ def save_png(out_dir: Path, pngs: list, parts, png: bytes) -> str:
 
 
 def ordered_ops(runs) -> list:
-    try:
-        from bench.ops import OPS
-        order = list(OPS)
-    except Exception:  # the report must not depend on the measuring side importing
-        order = []
+    from bench.ops import OPS
+
+    order = list(OPS)
     ops = []
     for run in runs:
         for op in run.summary["op"].unique():
@@ -512,11 +510,11 @@ def machine_html(runs) -> str:
                     [float(x) for x in str(text).split(";") if x] for text in multi["mode_medians_s"])
                     if len(m) > 1]
                 span = f"; slowest mode / fastest mode: median {statistics.median(spans):.2f}x" if spans else ""
-                shown = ", ".join(cases[:8]) + (f" and {len(cases) - 8} more" if len(cases) > 8 else "")
+                listed = ", ".join(cases[:8]) + (f" and {len(cases) - 8} more" if len(cases) > 8 else "")
                 lines.append((True, f"{run.label}: {len(multi)} of {len(run.summary)} cases have "
                                     f"several latency modes (the machine switched modes while it "
                                     f"ran; the median mixes them, the modes column separates "
-                                    f"them){span}: {shown}"))
+                                    f"them){span}: {listed}"))
     if not lines:
         return ""
     body = "".join(f"<li class='{'bad' if bad else ''}'>{esc(text)}</li>" for bad, text in lines)

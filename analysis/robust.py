@@ -12,7 +12,7 @@ points. numpy here; scipy (nnls) is imported where used.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -31,7 +31,6 @@ class Segment:
     ci_low: np.ndarray = None
     ci_high: np.ndarray = None
     rel_rms: float = float("nan")
-    extra: dict = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------- linear fits in relative error

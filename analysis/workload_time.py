@@ -66,17 +66,12 @@ def pick_backend(backends, wanted: str | None, what: str) -> str:
 
 def predict_row(fits, backend: str, row: Row, lay: Layout, ranks_per_node) -> Timed | str:
     """The row's time per op from the fits, or why there is none."""
-    from analysis.predict import predict, predict_level
+    from analysis.predict import HIERARCHY, predict, predict_level
 
     size, stride = lay.groups()[row.group]
     op, nbytes = row.op, row.nbytes
-    if op == "pingpong":  # one boundary: adjacent stages, stride apart
-        n = 2
-        q = None if not ranks_per_node else (
-            2 if stride // ranks_per_node == 0 else 1)
-    else:
-        n = size
-        q = members_per_node(size, stride, ranks_per_node) if ranks_per_node else None
+    n = 2 if op == "pingpong" else size  # pingpong: one boundary, adjacent stages
+    q = members_per_node(n, stride, ranks_per_node) if ranks_per_node else None
     splits = set(fits.split)
     notes = []
     try:
@@ -86,7 +81,7 @@ def predict_row(fits, backend: str, row: Row, lay: Layout, ranks_per_node) -> Ti
                 got = predict_level(fits, op, n, nbytes, "intra")
             got = got or predict(fits, op, n, nbytes, backend)
         else:
-            if op == "allreduce" and q > 1 and "inter" in splits:
+            if op in HIERARCHY and q > 1 and "inter" in splits:
                 got = predict(fits, op, n, nbytes, backend, ranks_per_node=q)
             elif q == 1 and "inter" in splits:
                 got = predict_level(fits, op, n, nbytes, "inter")

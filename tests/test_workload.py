@@ -283,6 +283,29 @@ def test_groups_inside_and_across_nodes_use_their_fits():
     assert "alltoall" in predict_row(fits, "mpi", replace(dp, op="alltoall"), lay, None)
 
 
+def test_a_group_over_nodes_with_several_ranks_each_takes_the_two_level_model():
+    """dp 4 across tp 8 on nodes of 16: 2 ranks of the group per node on 2 nodes. Every op of
+    analysis.predict.HIERARCHY (here reduce_scatter, as ZeRO sends it) is intra on 2 ranks of
+    S + inter on 2 nodes of S/2, not the flat fit."""
+    rng = np.random.default_rng(4)
+    fast, slow = [2e-6, 1 / 50e9, 0], [20e-6, 1 / 1e9, 0]
+    hockney = lambda c: (lambda p, n: c[0] + n * c[1])  # noqa: E731
+    fits = fit_times(pd.concat([
+        times(rng, "reduce_scatter", (2,), "intra", hockney(fast)),
+        times(rng, "pingpong", (2,), "inter", hockney(slow)),
+        times(rng, "reduce_scatter", (4,), "all", hockney(fast))]), n_boot=10)
+    model = model_from_dict("m", {**SMALL, "layers": 2, "hidden": 1024, "heads": 8, "kv_heads": 8,
+                                  "ffn": 4096, "vocab": 1024}, "test")
+    lay = Layout(tp=8, dp=4, seq=1024)
+    dp = next(r for r in schedule(model, lay)[0] if r.group == "dp")
+    row = replace(dp, op="reduce_scatter")
+    got = predict_row(fits, "mpi", row, lay, 16)
+    assert isinstance(got, Timed) and got.model.startswith("hierarchical"), got
+    want = fast[0] + row.nbytes * fast[1] + float(
+        models.predict("reduce_scatter", "ring", 2, row.nbytes / 2, slow))
+    assert abs(got.time_s / want - 1) < 0.1 and not any("two-level" in x for x in got.notes)
+
+
 # ---------------------------------------------------------------- end to end
 @needs_mpi
 @pytest.mark.timeout(150)
