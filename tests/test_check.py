@@ -14,7 +14,7 @@ from bench.cli import main as cli
 from bench.core import rundir as fmt
 from bench.core.rundir import SAMPLE_COLUMNS
 from bench.ops import OPS, known_op
-from conftest import QUICK, ROOT, needs_mpi, run_commbench
+from tests.conftest import QUICK, ROOT, needs_mpi, run_commbench
 
 GIB = 1 << 30
 MIB = 1 << 20

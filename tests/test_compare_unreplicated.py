@@ -16,7 +16,7 @@ from analysis import compare
 from analysis.rundir import summarize_samples, write_run_dir
 from bench.cli import main as cli
 from bench.core.rundir import SAMPLE_COLUMNS
-from conftest import QUICK, ROOT, needs_mpi, run_commbench
+from tests.conftest import QUICK, ROOT, needs_mpi, run_commbench
 
 DATA = ROOT / "tests" / "data"
 GIB = 1 << 30

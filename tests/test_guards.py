@@ -15,7 +15,7 @@ import pytest
 
 from bench.core import rundir
 from bench.core.errors import UsageError
-from conftest import QUICK, ROOT, commbench_env, needs_mpi, run_commbench
+from tests.conftest import QUICK, ROOT, commbench_env, needs_mpi, run_commbench
 
 
 @needs_mpi  # the default backend's library is checked before the options
@@ -94,15 +94,9 @@ def test_sizes_that_round_are_named(tmp_path):
 @pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_a_signal_ends_the_job_and_marks_the_run_aborted(tmp_path, sig, code):
     out = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-m", "bench.cli", "run", "--ops", "allreduce",
-                             "--sizes", "4:1M:2", "--budget", "30", "--launches", "1", "--no-noise",
-                             "-q", "--out", str(out)], env=commbench_env(), cwd=ROOT,
-                            stderr=subprocess.PIPE, text=True)
+    proc = _start_long_run(out)
     try:
-        deadline = time.monotonic() + 60
-        while not (out / "samples.csv").exists() or (out / "samples.csv").read_text().count("\n") < 2:
-            assert proc.poll() is None and time.monotonic() < deadline, "the run never got going"
-            time.sleep(0.2)
+        _wait_for_samples(proc, out)
         t0 = time.monotonic()
         proc.send_signal(sig)
         _, err = proc.communicate(timeout=30)

@@ -14,8 +14,8 @@ import pytest
 from bench.ops import CHUNK, OPS, Periodic, constant, count_wrong, tiles, values
 from bench.spmd import wrong_elements
 from tests.fakes import FakeBackend
+from tests.runs import needs_torch
 
-needs_torch = pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="torch not installed")
 needs_mpi4py = pytest.mark.skipif(importlib.util.find_spec("mpi4py") is None, reason="mpi4py not installed")
 
 

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 
-from conftest import QUICK, ROOT, commbench_env, mpiexec, needs_mpi
+from tests.conftest import QUICK, ROOT, commbench_env, mpiexec, needs_mpi
 
 HEAVY = ("pandas", "scipy", "matplotlib")
 COMMAND_LAYER = "bench.cli"  # the one module that names both sides
