@@ -3,8 +3,9 @@
 An op declares its calls once, with the backend's prepared primitives (bench.ops). Every
 step of a program can say what it does: the mpi backend's primitives carry `desc` =
 (primitive name, *the arguments the op gave), and the program builders of bench.ops carry
-the structure (`program.steps`; a step with desc ("window", W, posts) or ("spin", seconds)). `assemble` turns such a program into a flat list of instructions (8 int64
-each, the codes of loop.c), and NativeProgram runs that list k times in one foreign call, in
+the structure (`program.steps`; a step with desc ("window", W, posts) or ("spin", seconds)).
+`assemble` turns such a program into a flat list of instructions (8 int64 each, the codes of
+loop.c), and NativeProgram runs that list k times in one foreign call, in
 loop.c compiled against the MPI library mpi4py uses. A program that is not describable in full
 stays a Python loop.
 
