@@ -256,30 +256,37 @@ def times(rng, op, counts, split, fn):
                                        "round", "sample", "time_s"])
 
 
+FAST, SLOW = [2e-6, 1 / 50e9, 0], [20e-6, 1 / 1e9, 0]  # (α, β, γ) inside a node, across nodes
+
+
+def hockney(c):
+    return lambda p, n: c[0] + n * c[1]
+
+
+TP8_MODEL = model_from_dict("m", {**SMALL, "layers": 2, "hidden": 1024, "heads": 8, "kv_heads": 8,
+                                  "ffn": 4096, "vocab": 1024}, "test")
+
+
 def test_groups_inside_and_across_nodes_use_their_fits():
     """tp 8 inside a node of 8: the intra-node allreduce fit; dp 4 across it (one rank per
     node): the ring with the inter-node pingpong link; without node information: flat."""
     rng = np.random.default_rng(3)
-    fast, slow = [2e-6, 1 / 50e9, 0], [20e-6, 1 / 1e9, 0]
-    hockney = lambda c: (lambda p, n: c[0] + n * c[1])  # noqa: E731
     fits = fit_times(pd.concat([
-        times(rng, "allreduce", (8,), "intra", hockney(fast)),
-        times(rng, "pingpong", (2,), "inter", hockney(slow)),
-        times(rng, "allreduce", (4,), "all", hockney(fast))]), n_boot=10)
-    model = model_from_dict("m", {**SMALL, "layers": 2, "hidden": 1024, "heads": 8, "kv_heads": 8,
-                                  "ffn": 4096, "vocab": 1024}, "test")
+        times(rng, "allreduce", (8,), "intra", hockney(FAST)),
+        times(rng, "pingpong", (2,), "inter", hockney(SLOW)),
+        times(rng, "allreduce", (4,), "all", hockney(FAST))]), n_boot=10)
     lay = Layout(tp=8, dp=4, seq=1024)
-    rows = {r.group: r for r in schedule(model, lay)[0] if r.phase == "backward"}
+    rows = {r.group: r for r in schedule(TP8_MODEL, lay)[0] if r.phase == "backward"}
     tp, dp = rows["tp"], rows["dp"]
     got = predict_row(fits, "mpi", tp, lay, 8)
     assert isinstance(got, Timed)
-    assert abs(got.time_s / (fast[0] + tp.nbytes * fast[1]) - 1) < 0.1
+    assert abs(got.time_s / (FAST[0] + tp.nbytes * FAST[1]) - 1) < 0.1
     got = predict_row(fits, "mpi", dp, lay, 8)
-    want = float(models.predict("allreduce", "ring", 4, dp.nbytes, slow))
+    want = float(models.predict("allreduce", "ring", 4, dp.nbytes, SLOW))
     assert isinstance(got, Timed) and "pingpong" in got.model
     assert abs(got.time_s / want - 1) < 0.1
     flat = predict_row(fits, "mpi", dp, lay, None)
-    assert abs(flat.time_s / (fast[0] + dp.nbytes * fast[1]) - 1) < 0.1
+    assert abs(flat.time_s / (FAST[0] + dp.nbytes * FAST[1]) - 1) < 0.1
     assert "alltoall" in predict_row(fits, "mpi", replace(dp, op="alltoall"), lay, None)
 
 
@@ -288,21 +295,17 @@ def test_a_group_over_nodes_with_several_ranks_each_takes_the_two_level_model():
     analysis.predict.HIERARCHY (here reduce_scatter, as ZeRO sends it) is intra on 2 ranks of
     S + inter on 2 nodes of S/2, not the flat fit."""
     rng = np.random.default_rng(4)
-    fast, slow = [2e-6, 1 / 50e9, 0], [20e-6, 1 / 1e9, 0]
-    hockney = lambda c: (lambda p, n: c[0] + n * c[1])  # noqa: E731
     fits = fit_times(pd.concat([
-        times(rng, "reduce_scatter", (2,), "intra", hockney(fast)),
-        times(rng, "pingpong", (2,), "inter", hockney(slow)),
-        times(rng, "reduce_scatter", (4,), "all", hockney(fast))]), n_boot=10)
-    model = model_from_dict("m", {**SMALL, "layers": 2, "hidden": 1024, "heads": 8, "kv_heads": 8,
-                                  "ffn": 4096, "vocab": 1024}, "test")
+        times(rng, "reduce_scatter", (2,), "intra", hockney(FAST)),
+        times(rng, "pingpong", (2,), "inter", hockney(SLOW)),
+        times(rng, "reduce_scatter", (4,), "all", hockney(FAST))]), n_boot=10)
     lay = Layout(tp=8, dp=4, seq=1024)
-    dp = next(r for r in schedule(model, lay)[0] if r.group == "dp")
+    dp = next(r for r in schedule(TP8_MODEL, lay)[0] if r.group == "dp")
     row = replace(dp, op="reduce_scatter")
     got = predict_row(fits, "mpi", row, lay, 16)
     assert isinstance(got, Timed) and got.model.startswith("hierarchical"), got
-    want = fast[0] + row.nbytes * fast[1] + float(
-        models.predict("reduce_scatter", "ring", 2, row.nbytes / 2, slow))
+    want = FAST[0] + row.nbytes * FAST[1] + float(
+        models.predict("reduce_scatter", "ring", 2, row.nbytes / 2, SLOW))
     assert abs(got.time_s / want - 1) < 0.1 and not any("two-level" in x for x in got.notes)
 
 
