@@ -215,13 +215,14 @@ def bandwidth_figure(op, series):
 
 
 def rank_spread(samples, op, key):
-    """DataFrame ranks x nbytes: each rank's median sample time over the median across ranks."""
-    backend, nranks, dtype, split = key
-    s = samples[(samples["op"] == op) & (samples["backend"] == backend) & (samples["nranks"] == nranks)
-                & (samples["dtype"] == dtype) & (samples["split"] == split) & (samples["rank"] >= 0)]
-    if s.empty or s["rank"].nunique() < 2:
+    """DataFrame ranks x nbytes: each rank's median sample time over the median across ranks.
+    samples: analysis.rundir.RunSamples or a frame of sample rows."""
+    from analysis.rundir import as_samples
+
+    medians = as_samples(samples).rank_medians(op, key)
+    if medians.empty or medians["rank"].nunique() < 2:
         return None
-    per_rank = s.groupby(["rank", "nbytes"])["time_s"].median().unstack("nbytes")
+    per_rank = medians.set_index(["rank", "nbytes"])["time_s"].unstack("nbytes")
     return per_rank / per_rank.median(axis=0)
 
 

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.figures import plain, png_bytes, safe_name, write_file
-from analysis.rundir import file_error, load_meta, shown
+from analysis.rundir import as_samples, file_error, load_meta, shown
 from bench.core.errors import RunDirError
 from bench.core.units import format_time
 
@@ -32,10 +32,12 @@ CASE_KEYS = ["backend", "dtype", "split", "nbytes"]
 
 
 # --- pairwise link map -----------------------------------------------------------------------
-def link_times(samples: pd.DataFrame, hosts: list[str] | None = None) -> pd.DataFrame:
+def link_times(samples, hosts: list[str] | None = None) -> pd.DataFrame:
     """One row per link (a < b) and case of the `pairs` op: median_s, bandwidth_Bps (S /
-    median_s), samples, hosts and kind (intra or inter)."""
-    df = samples[(samples["op"] == "pairs") & (samples.get("peer", -1) >= 0)].copy()
+    median_s), samples, hosts and kind (intra or inter). samples: RunSamples or a frame of
+    sample rows (only the pairs op's rows are read)."""
+    df = as_samples(samples).frame(ops={"pairs"})
+    df = df[df["peer"] >= 0].copy()
     cols = CASE_KEYS + ["a", "b", "host_a", "host_b", "kind", "median_s", "bandwidth_Bps", "samples"]
     if df.empty:
         return pd.DataFrame(columns=cols)
@@ -132,25 +134,26 @@ def heatmap_figure(links: pd.DataFrame, hosts: list[str], title: str = ""):
 
 
 # --- per-rank skew ---------------------------------------------------------------------------
-def last_ranks(samples: pd.DataFrame, hosts: list[str] | None = None) -> pd.DataFrame:
-    """Per case of a collective (every op with rows from 3 or more ranks and no peer): the
+def last_ranks(samples, hosts: list[str] | None = None) -> pd.DataFrame:
+    """Per case of a collective (every op with samples from 3 or more ranks and no peer): the
     rank most often slowest in a sample (its time is the sample's max: after the common
-    barrier it finished last), how often, and the median spread (max - min) / max over ranks."""
-    df = samples[(samples.get("peer", -1) < 0) & (samples["rank"] >= 0)]
+    barrier it finished last), how often, and the median spread (max - min) / max over ranks.
+    samples: RunSamples or a frame of sample rows (analysis.rundir.as_samples)."""
+    t = as_samples(samples).times()
     keys = ["backend", "op", "dtype", "nbytes", "nranks", "split"]
+    t = t[~t["paired"].astype(bool) & (t["last_rank"] >= 0)]
     rows = []
-    for key, group in df.groupby(keys):
-        if group["rank"].nunique() < 3:  # point to point: two ranks time one exchange
+    for key, group in t.groupby(keys):
+        ranks = int(group["ranks"].max())
+        if ranks < 3:  # point to point: two ranks time one exchange
             continue
-        by_sample = group.groupby(["round", "sample"])
-        slowest = group.loc[by_sample["time_s"].idxmax(), "rank"]
-        counts = slowest.value_counts()
-        spread = (by_sample["time_s"].max() - by_sample["time_s"].min()) / by_sample["time_s"].max()
+        counts = group["last_rank"].value_counts()
+        spread = (group["time_s"] - group["min_s"]) / group["time_s"]
         rank = int(counts.index[0])
         rows.append(dict(zip(keys, key), last_rank=rank,
                          host=hosts[rank] if hosts and rank < len(hosts) else "",
                          share=float(counts.iloc[0] / counts.sum()), samples=int(counts.sum()),
-                         ranks=int(group["rank"].nunique()), spread=float(spread.median())))
+                         ranks=ranks, spread=float(spread.median())))
     return pd.DataFrame(rows, columns=keys + ["last_rank", "host", "share", "samples", "ranks", "spread"])
 
 
@@ -169,8 +172,10 @@ def _case(row) -> str:
     return f"{row['backend']}{split} S={int(row['nbytes'])} B"
 
 
-def describe(samples: pd.DataFrame, meta: dict) -> str:
-    """The lines `commbench links` and `commbench run` print; '' when there is nothing."""
+def describe(samples, meta: dict) -> str:
+    """The lines `commbench links` and `commbench run` print; '' when there is nothing.
+    samples: RunSamples or a frame of sample rows."""
+    samples = as_samples(samples)
     hosts = meta.get("hosts") or []
     lines = []
     nnodes = meta.get("nnodes")
@@ -235,10 +240,10 @@ def add_arguments(parser) -> None:
 
 
 def main(args) -> int:
-    from analysis.rundir import load_samples
+    from analysis.rundir import RunSamples
 
     meta = load_meta(args.run_dir)
-    samples = load_samples(args.run_dir, meta)
+    samples = RunSamples(args.run_dir, meta)
     text = describe(samples, meta)
     print(text or "# no pairs and no skew to report (run --ops pairs for a link map)")
     links = link_times(samples, meta.get("hosts"))
