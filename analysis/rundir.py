@@ -735,17 +735,132 @@ def check_block(block, path, index: int, meta: dict | None = None) -> None:
 
 def _csv_blocks(path, meta: dict):
     """Schema 1's samples.csv as blocks in memory: (bytes, offset of the first block, the name
-    errors give). Converted a chunk at a time through read_table's checks, so memory holds
-    the blocks (8 bytes a sample) and one chunk of text, never the whole table. Nothing is
-    written: run directories are read, not changed, by analysis."""
+    errors give). Nothing is written: analysis reads run directories, it does not change them.
+    Memory holds the blocks (8 bytes a sample) and one chunk of text, never the whole table.
+
+    Parsed by pyarrow's multithreaded reader and checked with numpy, a chunk at a time. Any
+    line that reader or those checks refuse sends the whole file through read_table's own
+    checks instead (slower, and the one that names the file, line and problem), so both ways
+    accept and refuse the same files."""
     from bench.core import samples as fmt_blocks
 
-    parts = []
-    for df in read_table_chunks(path, SAMPLE_SPEC, SAMPLE_REQUIRED):
-        df = with_sample_extras(df)
-        _check_ranks(df, meta, path)
-        parts += [fmt_blocks.encode(block) for block in blocks_of_frame(df)]
+    try:
+        parts = [fmt_blocks.encode(b) for b in _fast_csv_blocks(path, meta)]
+    except _NotPlain:
+        parts = []
+        for df in read_table_chunks(path, SAMPLE_SPEC, SAMPLE_REQUIRED):
+            df = with_sample_extras(df)
+            _check_ranks(df, meta, path)
+            parts += [fmt_blocks.encode(block) for block in blocks_of_frame(df)]
     return b"".join(parts), 0, path
+
+
+class _NotPlain(Exception):
+    """samples.csv is not plainly valid: read_table's checks will say why (or accept it)."""
+
+
+def _fast_csv_blocks(path, meta: dict):
+    """Blocks of a plainly valid samples.csv (every line whole, every value in range); raises
+    _NotPlain at the first thing that is not."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.csv as pacsv
+
+    if not regular_file(path):
+        return
+    with open(path, "rb") as f:
+        header = f.readline()
+    size = path.stat().st_size
+    if not header.endswith(b"\n") or size <= len(header):
+        raise _NotPlain
+    try:
+        names = header.decode("utf-8").rstrip("\r\n").split(",")
+    except UnicodeDecodeError:
+        raise _NotPlain from None
+    if len(set(names)) != len(names) or any(c not in names for c in SAMPLE_REQUIRED):
+        raise _NotPlain
+    source = pa.memory_map(str(path))
+    with open(path, "rb") as f:  # a torn last line (a crash mid-append) is not read
+        f.seek(max(0, size - (1 << 20)))
+        tail = f.read()
+    end = size - (len(tail) - tail.rfind(b"\n") - 1)
+    if end <= len(header):
+        raise _NotPlain
+    name_type = pa.dictionary(pa.int32(), pa.string())
+    types = {c: (name_type if SAMPLE_SPEC[c].kind == "str" else pa.float64())
+             for c in names if c in SAMPLE_SPEC}
+    try:
+        reader = pacsv.open_csv(
+            pa.BufferReader(source.read_buffer(end)),
+            read_options=pacsv.ReadOptions(block_size=1 << 25),
+            parse_options=pacsv.ParseOptions(quote_char=False, ignore_empty_lines=False),
+            convert_options=pacsv.ConvertOptions(column_types=types, null_values=[""],
+                                                 strings_can_be_null=False,
+                                                 include_columns=list(types)))
+        nranks = (meta or {}).get("nranks") or MAX_RANKS + 1
+        for batch in reader:
+            yield from _plain_blocks(batch, nranks, np, pc)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeDecodeError, ValueError):
+        raise _NotPlain from None
+
+
+def _plain_blocks(batch, nranks: int, np, pc):
+    """Blocks of one parsed chunk: a block per contiguous run of one case and round."""
+    from bench.core import samples as fmt_blocks
+
+    cols = {name: batch.column(name) for name in batch.schema.names}
+    if cols["time_s"].null_count:  # rows without a time are dropped, as read_table drops them
+        keep = pc.is_valid(cols["time_s"])
+        cols = {k: pc.filter(v, keep) for k, v in cols.items()}
+    n = len(cols["time_s"])
+    if not n:
+        return
+    codes, labels = {}, {}
+    for name in ("backend", "op", "dtype", "split"):
+        col = cols[name]
+        values = col.dictionary.to_pylist()
+        if any(not v or has_control(v) for v in values):
+            raise _NotPlain
+        codes[name] = col.indices.to_numpy(zero_copy_only=False)
+        labels[name] = values
+    num = {}
+    for name in ("nbytes", "nranks", "round", "sample", "rank", "calls", "time_s", "peer"):
+        if name not in cols:
+            num[name] = np.full(n, -1.0)  # peer: absent from older files
+            continue
+        x = cols[name].to_numpy(zero_copy_only=False)
+        col = SAMPLE_SPEC[name]
+        if name == "calls":
+            x = np.where(np.isnan(x), -1.0, x) if cols[name].null_count else x
+            ok = (x == -1) | ((x >= col.lo) & (x <= col.hi))
+        elif name == "peer" and cols[name].null_count:
+            x = np.where(np.isnan(x), -1.0, x)
+            ok = (x >= col.lo) & (x <= col.hi)
+        elif name == "time_s":
+            ok = np.isfinite(x) & (x > 0)
+        else:
+            ok = (x >= col.lo) & (x <= col.hi)
+        if col.kind == "int":
+            ok &= x == np.floor(x)
+        if not ok.all():
+            raise _NotPlain
+        num[name] = x
+    if (num["rank"] >= nranks).any() or (num["peer"] >= nranks).any():
+        raise _NotPlain
+    ints = {k: v.astype(np.int64) for k, v in num.items() if k != "time_s"}
+    key = np.stack([codes["backend"], codes["op"], codes["dtype"], codes["split"],
+                    ints["nbytes"], ints["nranks"], ints["round"]], axis=1)
+    starts = np.concatenate(([0], np.flatnonzero((key[1:] != key[:-1]).any(axis=1)) + 1, [n]))
+    for a, b in zip(starts[:-1], starts[1:]):
+        k = key[a]
+        case = (labels["backend"][k[0]], labels["op"][k[1]], labels["dtype"][k[2]], int(k[4]),
+                int(k[5]), labels["split"][k[3]])
+        part = [ints[c][a:b] for c in ("rank", "peer", "sample", "calls")]
+        time_s = num["time_s"][a:b]
+        if fmt_blocks.duplicate_cells(*part):
+            raise _NotPlain  # the same cell twice: blocks_of_frame keeps both
+        yield fmt_blocks.pivot(case, int(k[6]), *part, time_s)
 
 
 def blocks_of_frame(df: pd.DataFrame) -> list:

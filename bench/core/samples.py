@@ -149,21 +149,31 @@ def pivot(case, round_no, rank, peer, sample, calls, time_s) -> Block:
     """A block from one case and round's cells given as columns (rank, peer, sample, calls,
     time_s). Rows keep the order of their first cell; a (row, column) given twice keeps the
     last time (callers split such input into separate blocks when both must stay)."""
-    row_keys = np.stack([rank, peer], axis=1)
-    col_keys = np.stack([sample, calls], axis=1)
-    rows, first_row, row_of = np.unique(row_keys, axis=0, return_index=True, return_inverse=True)
-    cols, col_of = np.unique(col_keys, axis=0, return_inverse=True)
+    row_key = rank * (1 << 26) + (peer + 1)  # both below 2**25 (readers check the ranges)
+    keys, first_row, row_of = np.unique(row_key, return_index=True, return_inverse=True)
+    if (calls == calls[0]).all():
+        col_samples, col_of = np.unique(sample, return_inverse=True)
+        col_calls = np.full(col_samples.size, calls[0], np.int64)
+    else:
+        cols, col_of = np.unique(np.stack([sample, calls], axis=1), axis=0, return_inverse=True)
+        col_samples, col_calls = cols[:, 0].copy(), cols[:, 1].copy()
     order = np.argsort(first_row, kind="stable")  # rows in order of appearance
     position = np.empty_like(order)
     position[order] = np.arange(order.size)
-    matrix = np.full((rows.shape[0], cols.shape[0]), np.nan)
+    matrix = np.full((keys.size, col_samples.size), np.nan)
     matrix[position[row_of.ravel()], col_of.ravel()] = time_s
-    rows = rows[order]
-    return Block(tuple(case), int(round_no), rows[:, 0].copy(), rows[:, 1].copy(),
-                 cols[:, 0].copy(), cols[:, 1].copy(), matrix)
+    first = first_row[order]
+    return Block(tuple(case), int(round_no), np.asarray(rank)[first].astype(np.int64),
+                 np.asarray(peer)[first].astype(np.int64), col_samples.astype(np.int64),
+                 col_calls, matrix)
 
 
 def duplicate_cells(rank, peer, sample, calls) -> bool:
     """Whether some (rank, peer, sample, calls) occurs twice (such rows cannot share a block)."""
+    if (calls == calls[0]).all() and (peer == peer[0]).all():
+        key = rank * (int(sample.max()) + 1) + sample if rank.max() < 1 << 24 and \
+            sample.max() < 1 << 38 else None
+        if key is not None:
+            return np.unique(key).size != key.size
     keys = np.stack([rank, peer, sample, calls], axis=1)
     return np.unique(keys, axis=0).shape[0] != keys.shape[0]
