@@ -395,7 +395,8 @@ def op_section(op, runs, out_dir, pngs) -> str:
         figures.append(("ranks", f"{op}: per-rank spread", fig,
                         "Each rank's median sample time over the median across ranks; "
                         "red ranks are slow. A sample's time is the max over ranks, so the "
-                        "slowest rank sets it."))
+                        "slowest rank sets it. Of more than 32 ranks, the 32 slowest are drawn "
+                        "and the title gives quantiles over all of them."))
     else:
         absent.append(no_ranks_sentence(series))
     for s, rank, ratio in slowest:

@@ -627,14 +627,21 @@ class RunSamples:
                 continue
             per.setdefault(b.case[3], []).append(b)
         rows = []
-        for nbytes, group in per.items():
-            ranks = np.unique(np.concatenate([b.rank for b in group]))
-            ranks = ranks[ranks >= 0]
-            for r in ranks:
-                values = np.concatenate([b.times[b.rank == r].ravel() for b in group])
-                values = values[~np.isnan(values)]
-                if values.size:
-                    rows.append((int(r), nbytes, float(np.median(values))))
+        for nbytes, group in per.items():  # every cell of the size's blocks, sorted by rank
+            rank = np.concatenate([np.repeat(b.rank, b.times.shape[1]) for b in group])
+            value = np.concatenate([b.times.ravel() for b in group])
+            keep = ~np.isnan(value) & (rank >= 0)
+            rank, value = rank[keep], value[keep]
+            if not rank.size:
+                continue
+            order = np.lexsort((value, rank))
+            rank, value = rank[order], value[order]
+            starts = np.flatnonzero(np.r_[True, rank[1:] != rank[:-1]])
+            counts = np.diff(np.r_[starts, rank.size])
+            low = starts + (counts - 1) // 2
+            high = starts + counts // 2
+            medians = (value[low] + value[high]) / 2
+            rows += list(zip(rank[starts].tolist(), [nbytes] * starts.size, medians.tolist()))
         return pd.DataFrame(rows, columns=["rank", "nbytes", "time_s"])
 
 

@@ -206,3 +206,39 @@ def test_an_empty_samples_bin_is_a_run_without_samples(tmp_path):
     assert (tmp_path / "run" / "samples.bin").stat().st_size == 0
     assert RunSamples(tmp_path / "run").empty and load_run(tmp_path / "run")[1].empty
     writer.finish("complete")
+
+
+def fleet_run(path, nranks=1024, per_host=8, samples=12, slow_rank=77):
+    """A run of many ranks on many hosts: allreduce at two sizes, one rank last in most
+    samples."""
+    rng = np.random.default_rng(5)
+    hosts = [f"node{r // per_host:04d}" for r in range(nranks)]
+    meta = {**rundir.new_meta(path.name, ["test"], "complete"), "nranks": nranks,
+            "nnodes": nranks // per_host, "hosts": hosts}
+    writer = rundir.RunWriter(path, meta)
+    summary = []
+    for nbytes in (8, 65536):
+        t = rng.lognormal(-12, 0.05, (nranks, samples))
+        t[slow_rank] *= 1.5
+        writer.append_block(block_of(("mpi", "allreduce", "float32", nbytes, nranks, "all"), 0,
+                                     range(nranks), [-1] * nranks, t, 1))
+        from bench.core.stats import summarize_case
+
+        summary.append({**dict(zip(rundir.CASE, ("mpi", "allreduce", "float32", nbytes, nranks, "all"))),
+                        **summarize_case(list(t.max(axis=0)), nbytes, 2.0, 1.0), "wrong": 0, "rounds": 1})
+    writer.write_summary(summary, op_order=())
+    writer.finish("complete")
+    return path
+
+
+def test_output_at_a_thousand_ranks_reads_at_a_glance(tmp_path, capsys):
+    run = fleet_run(tmp_path / "fleet")
+    assert cli(["links", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert "# nodes: 1024 ranks on 128 hosts × 8: node[0000-0127]" in out
+    assert "rank 77 (node0009) last in 100% of 12 samples" in out
+    assert max(map(len, out.splitlines())) <= 200
+    assert cli(["report", str(run), "--no-fit", "--out", str(tmp_path / "report")]) == 0
+    page = (tmp_path / "report" / "index.html").read_text()
+    assert "slowest rank: 77 (" in page
+    assert "1024 ranks on 128 hosts × 8" in page
