@@ -118,16 +118,17 @@ def add_launch(out: Path, wrong: dict, raised: dict) -> None:
 
 def merge_launches(out: Path, wrong: dict, raised: dict) -> None:
     """After the last launch: the summary over the samples of all launches (each launch wrote
-    one of its own rounds only) and the final status."""
+    one of its own rounds only) and the final status. Reads a block at a time: the maxima
+    over ranks, not every rank's sample, stay in memory."""
     meta = rundir.load_meta(out)
     itemsize = itemsize_of(meta["dtype"])
-    samples = pairing_as_sample_group(rundir.read_samples(out))
+    block_list = rundir.read_blocks(out)
     calls = {}  # case -> k of its samples (the largest)
-    for sample in samples:
-        key = _case_key(sample)
-        calls[key] = max(calls.get(key, 1), sample["calls"])
-    rows = rundir.summary_rows(
-        samples,
+    for b in block_list:
+        key = _case_key(dict(zip(rundir.CASE, b.case)))
+        calls[key] = max(calls.get(key, 1), int(b.calls.max(initial=1)))
+    rows = rundir.summary_of_maxima(
+        rundir.block_maxima(block_list, pairing_of),
         bus_factor=lambda op, n: OPS[op].bus_factor(n),
         msgs_per_op=lambda op, n: OPS[op].msgs_per_op(n),
         count=lambda op, dtype, nbytes, n: OPS[op].case(nbytes, n, itemsize).count)
@@ -140,21 +141,17 @@ def merge_launches(out: Path, wrong: dict, raised: dict) -> None:
     writer.finish("wrong" if sum(wrong.values()) else "complete")
 
 
-def pairing_as_sample_group(samples: list[dict]) -> list[dict]:
-    """`pairs` runs one job per pairing round, all with the same sample numbers: number their
-    samples apart so that a sample's max over ranks stays within one pairing round."""
-    index, counts = {}, set()
-    for row in samples:
-        if row["op"] != "pairs":
-            continue
-        n = int(row["nranks"])
-        if n not in counts:
-            counts.add(n)
-            for p, peers in enumerate(pairing_rounds(n)):
-                for rank, peer in enumerate(peers):
-                    index[(n, rank, peer)] = p
-        row["sample"] += index.get((n, row["rank"], row["peer"]), 0) * 1_000_000
-    return samples
+def pairing_of(block) -> int:
+    """`pairs` runs one job per pairing round, all with the same sample numbers: the pairing
+    round of a pairs block (0 for other ops), so that a sample's max over ranks stays within
+    one pairing round."""
+    if block.case[1] != "pairs" or not block.rank.size:
+        return 0
+    rank, peer = int(block.rank[0]), int(block.peer[0])
+    for p, peers in enumerate(pairing_rounds(int(block.case[4]))):
+        if rank < len(peers) and peers[rank] == peer:
+            return p
+    return 0
 
 
 def mark_if_unfinished(out: Path, rc: int, message: str = "") -> None:

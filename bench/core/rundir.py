@@ -22,7 +22,7 @@ SCHEMA, SCHEMA_CSV = 2, 1
 SCHEMAS = (SCHEMA_CSV, SCHEMA)
 META, SAMPLES, SUMMARY, FITS = "meta.json", "samples.bin", "summary.csv", "fits.csv"
 SAMPLES_CSV = "samples.csv"
-CASE = ["backend", "op", "dtype", "nbytes", "nranks", "split"]
+CASE = blocks.CASE
 SAMPLE_COLUMNS = CASE + ["round", "sample", "rank", "calls", "time_s"]
 # Columns added after schema 1 was first written, with the value they take in older files (and
 # in frames built without them): a loader adds them, a writer fills them in.
@@ -358,14 +358,49 @@ def sample_maxima(samples) -> dict:
     return cases
 
 
+def read_blocks(run_dir):
+    """The blocks of samples.bin (bench.core.samples), or of a schema 1 samples.csv (read
+    into rows first: small runs), torn tails dropped."""
+    path = samples_path(run_dir)
+    if not path.exists():
+        return []
+    if path.name == SAMPLES:
+        return [b for _, b in blocks.read_blocks(path.read_bytes())]
+    return blocks.blocks_of_rows(read_samples(run_dir))
+
+
+def block_maxima(block_list, sample_group=None) -> dict:
+    """{case: {(round, sample): time}}: the time of a sample is the max over the ranks of a
+    block. sample_group(block) -> int keeps the samples of blocks of one case and round apart
+    (pairs: one block per pairing round) by numbering them from group × 1,000,000."""
+    cases: dict = {}
+    for b in block_list:
+        present = ~np.isnan(b.times)
+        if not present.any():
+            continue
+        top = np.where(present, b.times, -np.inf).max(axis=0)
+        offset = sample_group(b) * 1_000_000 if sample_group else 0
+        per = cases.setdefault(tuple(b.case), {})
+        for j in np.flatnonzero(present.any(axis=0)):
+            key = (b.round, int(b.sample[j]) + offset)
+            per[key] = max(per.get(key, -math.inf), float(top[j]))
+    return cases
+
+
 def summary_rows(samples, bus_factor=None, msgs_per_op=None, count=None) -> list[dict]:
-    """summary.csv rows from raw samples (dicts with SAMPLE_COLUMNS), sorted by case.
+    """summary.csv rows from raw samples (dicts with SAMPLE_COLUMNS), sorted by case."""
+    return summary_of_maxima(sample_maxima(samples), bus_factor, msgs_per_op, count)
+
+
+def summary_of_maxima(maxima: dict, bus_factor=None, msgs_per_op=None, count=None) -> list[dict]:
+    """summary.csv rows from per-sample maxima ({case: {(round, sample): time}}), sorted by
+    case.
 
     bus_factor(op, nranks), msgs_per_op(op, nranks) and count(op, dtype, nbytes, nranks) are
     optional callables; a missing bus_factor or count gives NaN (unknown) rather than a guess,
     a missing msgs_per_op counts one message per op."""
     rows = []
-    for case, per_sample in sorted(sample_maxima(samples).items()):
+    for case, per_sample in sorted(maxima.items()):
         row = dict(zip(CASE, case))
         op, nranks, nbytes = row["op"], int(row["nranks"]), int(row["nbytes"])
         factor = bus_factor(op, nranks) if bus_factor else float("nan")

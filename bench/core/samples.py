@@ -24,7 +24,7 @@ import numpy as np
 
 MAGIC = b"CBSBLOCK"
 _HEAD = 16  # magic + header length
-NAME_FIELDS = ("backend", "op", "dtype", "split")  # the case fields that are names
+CASE = ["backend", "op", "dtype", "nbytes", "nranks", "split"]  # what a block's case holds
 
 
 @dataclass
@@ -124,8 +124,6 @@ def blocks_of_rows(rows) -> list:
     """Blocks from sample rows (dicts with CASE, round, sample, rank, calls, time_s and
     optionally peer, as schema 1 holds them): one block per case and round, a row per
     (rank, peer), a column per (sample, calls). Rows without a time are dropped."""
-    from bench.core.rundir import CASE
-
     groups: dict = {}
     for row in rows:
         t = row.get("time_s")
