@@ -16,7 +16,7 @@ from bench.ops import OPS, pairing_rounds
 from bench.plan import EXIT_ABORT, EXIT_WRONG, Outcome, Plan, check_fits, itemsize_of
 
 
-MAX_RANKS_PER_CORE = 16  # local oversubscription beyond this is refused, not attempted
+MAX_RANKS_PER_CORE = 32  # local oversubscription beyond this is refused, not attempted (64 on 2 cores works: README)
 
 
 class Stopped(Exception):
