@@ -22,6 +22,7 @@ from bench.core.errors import UsageError
 
 
 THREAD_LEVEL = "funneled"
+TAG = 0  # of every message of the point-to-point ops (loop.c: TAG)
 
 
 def import_mpi():
@@ -204,17 +205,18 @@ class MPIBackend(Backend):
         # carry a desc, so describe() knows it.
         return self.comm.Barrier
 
+    # Messages carry TAG and receives name it (mpi4py's default is MPI_ANY_TAG), as loop.c does.
     def send(self, buf, peer):
-        return _step(partial(self.comm.Send, buf, peer), "send", buf, peer)
+        return _step(partial(self.comm.Send, buf, peer, TAG), "send", buf, peer)
 
     def recv(self, buf, peer):
-        return _step(partial(self.comm.Recv, buf, peer), "recv", buf, peer)
+        return _step(partial(self.comm.Recv, buf, peer, TAG), "recv", buf, peer)
 
     def isend(self, buf, peer):
-        return _step(partial(self.comm.Isend, buf, peer), "isend", buf, peer)
+        return _step(partial(self.comm.Isend, buf, peer, TAG), "isend", buf, peer)
 
     def irecv(self, buf, peer):
-        return _step(partial(self.comm.Irecv, buf, peer), "irecv", buf, peer)
+        return _step(partial(self.comm.Irecv, buf, peer, TAG), "irecv", buf, peer)
 
     @property
     def waitall(self):

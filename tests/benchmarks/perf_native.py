@@ -55,8 +55,8 @@ static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t);
 double pingpong(int64_t comm, void *s, void *r, int n, int64_t dt, int peer, int first, int64_t k) {
     double t0 = now();
     for (int64_t i = 0; i < k; i++) {
-        if (first) { MPI_Send(s, n, T(dt), peer, 0, C(comm)); MPI_Recv(r, n, T(dt), peer, MPI_ANY_TAG, C(comm), MPI_STATUS_IGNORE); }
-        else { MPI_Recv(r, n, T(dt), peer, MPI_ANY_TAG, C(comm), MPI_STATUS_IGNORE); MPI_Send(r, n, T(dt), peer, 0, C(comm)); }
+        if (first) { MPI_Send(s, n, T(dt), peer, 0, C(comm)); MPI_Recv(r, n, T(dt), peer, 0, C(comm), MPI_STATUS_IGNORE); }
+        else { MPI_Recv(r, n, T(dt), peer, 0, C(comm), MPI_STATUS_IGNORE); MPI_Send(r, n, T(dt), peer, 0, C(comm)); }
     }
     return now() - t0;
 }
@@ -67,9 +67,9 @@ double bw(int64_t comm, void *s, void *r, int n, int64_t dt, int peer, int first
         if (first) {
             for (int w = 0; w < WINDOW; w++) MPI_Isend(s, n, T(dt), peer, 0, C(comm), &req[w]);
             MPI_Waitall(WINDOW, req, MPI_STATUSES_IGNORE);
-            MPI_Recv(ack, 1, T(dt), peer, MPI_ANY_TAG, C(comm), MPI_STATUS_IGNORE);
+            MPI_Recv(ack, 1, T(dt), peer, 0, C(comm), MPI_STATUS_IGNORE);
         } else {
-            for (int w = 0; w < WINDOW; w++) MPI_Irecv(r, n, T(dt), peer, MPI_ANY_TAG, C(comm), &req[w]);
+            for (int w = 0; w < WINDOW; w++) MPI_Irecv(r, n, T(dt), peer, 0, C(comm), &req[w]);
             MPI_Waitall(WINDOW, req, MPI_STATUSES_IGNORE);
             MPI_Send(ack, 1, T(dt), peer, 0, C(comm));
         }
@@ -80,7 +80,7 @@ double bibw(int64_t comm, void *s, void *r, int n, int64_t dt, int peer, int fir
     MPI_Request req[2 * WINDOW];
     double t0 = now();
     for (int64_t i = 0; i < k; i++) {
-        for (int w = 0; w < WINDOW; w++) MPI_Irecv(r, n, T(dt), peer, MPI_ANY_TAG, C(comm), &req[w]);
+        for (int w = 0; w < WINDOW; w++) MPI_Irecv(r, n, T(dt), peer, 0, C(comm), &req[w]);
         for (int w = 0; w < WINDOW; w++) MPI_Isend(s, n, T(dt), peer, 0, C(comm), &req[WINDOW + w]);
         MPI_Waitall(2 * WINDOW, req, MPI_STATUSES_IGNORE);
     }
