@@ -177,9 +177,9 @@ def mpi_agree_address() -> tuple[str, int]:
     """Rank 0's host name and a free port on it, broadcast to every rank through MPI."""
     import socket
 
-    from mpi4py import MPI
+    from bench.backends.mpi import import_mpi
 
-    comm = MPI.COMM_WORLD
+    comm = import_mpi().COMM_WORLD
     mine = (socket.gethostname(), free_port()) if comm.Get_rank() == 0 else None
     return comm.bcast(mine, root=0)
 

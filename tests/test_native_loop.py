@@ -153,6 +153,9 @@ def test_run_uses_the_native_loop_and_records_it(tmp_path):
     assert meta["backend"]["loop"] == "native"
     assert meta["backend"]["native_loop"]["library"].startswith(str(cache))
     assert "native" in meta["method"]["loops"]
+    # MPI_THREAD_FUNNELED (1 in Open MPI and MPICH), not mpi4py's default MULTIPLE (3): only
+    # the main thread calls MPI, and MULTIPLE costs every call a lock (issue 29)
+    assert meta["backend"]["thread_level"] == 1
     r = run_commbench("run", "-n", "2", "--ops", "pingpong", "--sizes", "4", "--loop", "python",
                       "--out", tmp_path / "python", *QUICK, env=env)
     assert r.returncode == 0, r.stderr
