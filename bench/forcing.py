@@ -117,3 +117,22 @@ def forced_in(fam: str, env: dict) -> dict:
             if value and value != "auto":
                 out[op] = value
     return out
+
+
+def mpi_library() -> str:
+    """MPI_Get_library_version of the MPI mpi4py loads, without initializing MPI (the
+    sweep's launcher process is no rank)."""
+    import mpi4py
+
+    mpi4py.rc.initialize = False
+    mpi4py.rc.finalize = False
+    from mpi4py import MPI
+
+    return " ".join(MPI.Get_library_version().replace("\0", "").split())
+
+
+def forced_runs(fam: str, version: tuple, ops) -> list:
+    """(op, algorithm, run name suffix, environment) of every algorithm of every op that
+    the library can be forced to run."""
+    return [(op, alg, f"{op}.{native_name(fam, op, alg)}", force_env(fam, op, alg))
+            for op in ops for alg in forceable(fam, version, op)]

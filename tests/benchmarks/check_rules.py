@@ -1,0 +1,111 @@
+"""Benchmark (not a timed test): does the MPI library run the algorithm its decision rules
+(analysis.library) say it runs?
+
+Runs `commbench sweep --force-algorithms` (every algorithm the library can be forced to run,
+one run per op and algorithm, beside the default run at each count), then for every measured
+(op, p, S) compares the default run's median with the median of each forced algorithm: the
+rules' algorithm should be one whose forced time matches the default within --tolerance
+(10%). Algorithms that cost the same there are indistinguishable, so the check is "the
+rules' forced time matches", and the closest forced algorithm is printed beside it.
+
+    .venv/bin/python tests/benchmarks/check_rules.py --counts 2,3,4
+    .venv/bin/python tests/benchmarks/check_rules.py --reuse DIR      # no new runs
+"""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+
+def sweep(out: Path, a) -> None:
+    cmd = [sys.executable, "-m", "bench.cli", "sweep", "--nranks", a.counts, "--ops", a.ops,
+           "--sizes", a.sizes, "--budget", str(a.budget), "--repeats", str(a.repeats),
+           "--launches", "1", "-q", "--force-algorithms", "--out", str(out)]
+    print("$", " ".join(cmd[2:]), file=sys.stderr)
+    if subprocess.call(cmd):
+        sys.exit("sweep failed")
+
+
+def medians(root: Path) -> tuple[pd.DataFrame, object]:
+    """Every run's summary, with the run's forced algorithm ("" for the default run), and
+    the library's rules."""
+    from analysis import library
+    from analysis.fitsfile import discover_runs
+    from analysis.rundir import load_meta, load_summary
+
+    runs = discover_runs(root)
+    metas = [load_meta(d) for d in runs]
+    rules, why = library.of_runs(metas)
+    if rules is None:
+        sys.exit(f"{root}: {why}")
+    frames = []
+    for d, meta in zip(runs, metas):
+        forced = library.forcing.forced_in(rules.family, meta.get("env") or {})
+        s = load_summary(d)
+        s["forced"] = [library.forcing.native_name(rules.family, op, forced[op])
+                       if op in forced else "" for op in s.op]
+        frames.append(s)
+    return pd.concat(frames, ignore_index=True), rules
+
+
+def check(table: pd.DataFrame, rules, tolerance: float) -> pd.DataFrame:
+    from analysis.fitsfile import itemsize
+
+    rows = []
+    for (op, p, nbytes), g in table.groupby(["op", "nranks", "nbytes"]):
+        default = g[g.forced == ""]
+        forced = g[g.forced != ""].set_index("forced").median_s
+        if default.empty or forced.empty:
+            continue
+        t0 = float(default.median_s.iloc[0])
+        choice = rules.choose(op, int(p), float(nbytes), itemsize(default.dtype.iloc[0]))
+        if choice is None:
+            continue
+        closest = (forced / t0 - 1).abs().idxmin()
+        mine = forced.get(choice.native)
+        rows.append(dict(op=op, p=int(p), nbytes=int(nbytes), default_us=t0 * 1e6,
+                         rules=choice.native,
+                         rules_us=mine * 1e6 if mine is not None else float("nan"),
+                         off=(mine / t0 - 1) if mine is not None else float("nan"),
+                         closest=closest, closest_off=float(forced[closest] / t0 - 1),
+                         ok=mine is not None and abs(mine / t0 - 1) <= tolerance))
+    return pd.DataFrame(rows)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--counts", default="2,3,4")
+    ap.add_argument("--ops", default="allreduce,allgather,reduce_scatter,broadcast")
+    ap.add_argument("--sizes", default="256:1M:4")
+    ap.add_argument("--budget", type=float, default=0.05)
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--tolerance", type=float, default=0.10)
+    ap.add_argument("--reuse", help="an existing `sweep --force-algorithms` directory")
+    a = ap.parse_args()
+    if a.reuse:
+        root = Path(a.reuse)
+    else:
+        root = Path(tempfile.mkdtemp(prefix="commbench-rules-")) / "sweep"
+        sweep(root, a)
+    table, rules = medians(root)
+    res = check(table, rules, a.tolerance)
+    if res.empty:
+        sys.exit("no case has both a default and a forced run")
+    pd.set_option("display.width", 160)
+    print(f"{rules.label}, sweep {root}")
+    print(res.to_string(index=False, float_format=lambda x: f"{x:.3g}"))
+    for op, g in res.groupby("op"):
+        print(f"{op}: rules' algorithm within {a.tolerance:.0%} of the default in "
+              f"{int(g.ok.sum())} of {len(g)} cases")
+    print(f"all: {int(res.ok.sum())} of {len(res)} cases ({res.ok.mean():.0%}); median "
+          f"|rules - default| {100 * res.off.abs().median():.1f}%")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
