@@ -207,6 +207,8 @@ class OpenMPIRules:
             span = (f"from {above:g} B" if above else "") + (
                 f" below {below:g} B" if below < INF else "")
             lower = max([q for q, _ in table if q <= p] or [0])
+            if op in ("allgather", "alltoall"):
+                lower = max(lower, 3)  # 2 ranks have their own rule
             ranks = f"{lower or 1}..{p_below - 1:g} ranks" if p_below < INF else \
                 f"{lower}+ ranks"
             why = (f"{forcing.native_name(OPEN_MPI, op, alg)} {span.strip() or 'at every size'}"

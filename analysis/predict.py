@@ -223,20 +223,30 @@ def _library_choice(rules, rows, seg, op, nranks, nbytes, itemsize, warnings, no
     if choice.model is None:
         return None, seg, (f"{choice.why}; commbench has no model of {choice.native}: "
                            "its own selection is used instead")
-    if choice.model in set(seg.model):
-        return choice.model, seg, choice.why
-    have = rows[(rows.model == choice.model) & (rows.segment >= 0)]
-    if have.empty:
+    found = _nearest_fit(rows, seg, choice.model, nbytes, warnings)
+    if found is None:
         return None, seg, (f"{choice.why}; no fit of {choice.model} (no measured case ran it): "
                            "commbench's own selection is used instead")
+    return choice.model, found, choice.why
+
+
+def _nearest_fit(rows, seg, model, nbytes, warnings):
+    """The rows of `model` in the size range of S, else in the nearest size range that has a
+    fit of it (where it was fitted only on the cases it ran: analysis.library), with a
+    warning; None where it has none."""
+    if model in set(seg.model):
+        return seg
+    have = rows[(rows.model == model) & (rows.segment >= 0)]
+    if have.empty:
+        return None
     spans = have.groupby("segment")[["nbytes_lo", "nbytes_hi"]].first()
     dist = [abs(math.log(max(nbytes, 1) / max(lo if nbytes < lo else hi, 1)))
             for lo, hi in spans.itertuples(index=False, name=None)]
     k = spans.index[int(np.argmin(dist))]
     lo, hi = spans.loc[k]
-    warnings.append(f"{choice.model} ran at none of the measured cases of this size range: its "
-                    f"fit over {int(lo)}..{int(hi)} B is used")
-    return choice.model, rows[rows.segment == k], choice.why
+    warnings.append(f"{model} ran at none of the measured cases of this size range: its fit "
+                    f"over {int(lo)}..{int(hi)} B is used")
+    return rows[rows.segment == k]
 
 
 def predict_algorithm(fits, op, nranks, nbytes, model=None, split="all", per_node=None,
@@ -268,9 +278,11 @@ def predict_algorithm(fits, op, nranks, nbytes, model=None, split="all", per_nod
         basis = basis or ("commbench's selection: the lowest held-out error across the "
                           "measured rank counts")
     elif forced:
-        if model not in set(seg.model):
+        found = _nearest_fit(rows, seg, model, nbytes, warnings)
+        if found is None:
             raise UsageError(f"no {model!r} fit for {op}; have "
-                             f"{', '.join(sorted(set(seg.model)))}")
+                             f"{', '.join(sorted(set(rows.model)))}")
+        seg = found
         basis = f"{model}, as asked (--algorithm)"
     mrows = seg[seg.model == model]
     (t, t_lo, t_hi), value, rate_info = _evaluate(op, model, nranks, nbytes, mrows, per_node,
