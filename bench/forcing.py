@@ -38,8 +38,13 @@ OPEN_MPI_ALGORITHMS = {
     "barrier": ("barrier", {1: "linear", 2: "double_ring", 3: "recursive_doubling", 4: "bruck",
                             5: "two_proc", 6: "tree"}),
 }
-# algorithms that exist only from Open MPI 5.0 on
-OPEN_MPI_SINCE_5 = {("allreduce", 7), ("allgather", 7)}
+# algorithms that exist only from Open MPI 5.0 on. allreduce 7 (allgather_reduce) is counted
+# by ompi_info's allreduce_algorithm_count in 5.0.11 but its MCA variable rejects 7 ("invalid
+# value ... for an enum variable", and the fixed decision runs): not forceable there
+OPEN_MPI_SINCE_5 = {("allgather", 7)}
+OPEN_MPI_UNFORCEABLE = {("allreduce", 7)}
+# two_proc algorithms abort the job on any other communicator size
+OPEN_MPI_TWO_RANKS = {("allgather", 6), ("alltoall", 5), ("barrier", 5)}
 
 # commbench op -> (CVAR collective, MPICH's intra algorithm names)
 MPICH_ALGORITHMS = {
@@ -68,12 +73,15 @@ def family(library_text: str) -> tuple[str, tuple[int, int]] | None:
     return None
 
 
-def forceable(fam: str, version: tuple, op: str) -> list:
-    """The algorithms of op that the library can be made to run: Open MPI numbers or MPICH
-    names, in the library's order; [] for an op or library it does not cover."""
+def forceable(fam: str, version: tuple, op: str, nranks: int = 2) -> list:
+    """The algorithms of op that the library can be made to run on nranks ranks: Open MPI
+    numbers or MPICH names, in the library's order; [] for an op or library it does not
+    cover."""
     if fam == OPEN_MPI and op in OPEN_MPI_ALGORITHMS:
         return [n for n in OPEN_MPI_ALGORITHMS[op][1]
-                if version >= (5, 0) or (op, n) not in OPEN_MPI_SINCE_5]
+                if (version >= (5, 0) or (op, n) not in OPEN_MPI_SINCE_5)
+                and (op, n) not in OPEN_MPI_UNFORCEABLE
+                and (nranks == 2 or (op, n) not in OPEN_MPI_TWO_RANKS)]
     if fam == MPICH and op in MPICH_ALGORITHMS:
         return list(MPICH_ALGORITHMS[op][1])
     return []
@@ -109,7 +117,7 @@ def forced_in(fam: str, env: dict) -> dict:
             value = str(env.get(f"OMPI_MCA_coll_tuned_{coll}_algorithm", "")).strip()
             number = int(value) if value.isdigit() else next(
                 (k for k, v in names.items() if v == value), 0)
-            if number:
+            if number and (op, number) not in OPEN_MPI_UNFORCEABLE:  # rejected: default ran
                 out[op] = number
     elif fam == MPICH:
         for op, (coll, _) in MPICH_ALGORITHMS.items():
@@ -131,8 +139,8 @@ def mpi_library() -> str:
     return " ".join(MPI.Get_library_version().replace("\0", "").split())
 
 
-def forced_runs(fam: str, version: tuple, ops) -> list:
+def forced_runs(fam: str, version: tuple, ops, nranks: int) -> list:
     """(op, algorithm, run name suffix, environment) of every algorithm of every op that
-    the library can be forced to run."""
+    the library can be forced to run on nranks ranks."""
     return [(op, alg, f"{op}.{native_name(fam, op, alg)}", force_env(fam, op, alg))
-            for op in ops for alg in forceable(fam, version, op)]
+            for op in ops for alg in forceable(fam, version, op, nranks)]

@@ -54,10 +54,11 @@ def parse_counts(text: str) -> list[int]:
     return sorted(set(counts))
 
 
-def _forced(args, plan) -> list:
-    """bench.forcing.forced_runs for --force-algorithms (refused where they cannot be)."""
+def _forced(args, plan):
+    """p -> bench.forcing.forced_runs for --force-algorithms (refused where they cannot
+    be); None without it."""
     if not getattr(args, "force_algorithms", False):
-        return []
+        return None
     from bench import forcing
 
     if args.backend != "mpi":
@@ -69,10 +70,10 @@ def _forced(args, plan) -> list:
     found = forcing.family(text)
     if found is None:
         raise UsageError(f"--force-algorithms: no way known to force algorithms of {text!r}")
-    runs = forcing.forced_runs(*found, [op.name for op in plan.ops])
-    if not runs:
+    names = [op.name for op in plan.ops]
+    if not forcing.forced_runs(*found, names, 2):
         raise UsageError("--force-algorithms: the library cannot be forced for these ops")
-    return runs
+    return lambda p: forcing.forced_runs(*found, names, p)
 
 
 def run_options(argv: list[str]) -> list[str]:
@@ -127,7 +128,8 @@ def main(args, argv) -> int:
         if rc == 2:  # bad input is the same for every count: stop
             return 2
         worst = max(worst, rc)
-        for op, _, suffix, env in forced:  # one op per run: its forced algorithm in meta.env
+        for op, _, suffix, env in forced(p) if forced else []:  # one op per run: its
+            # forced algorithm in meta.env
             sub = root / f"n{p}.{suffix}"
             if not args.quiet:
                 print(f"commbench sweep: {p} ranks, {suffix} forced -> {sub}", file=sys.stderr)

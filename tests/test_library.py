@@ -130,8 +130,14 @@ def test_forcing_environment_round_trips():
                    "OMPI_MCA_coll_tuned_reduce_scatter_block_algorithm": "3"}
     # without dynamic rules Open MPI ignores the algorithm variable
     assert forcing.forced_in(forcing.OPEN_MPI, {"OMPI_MCA_coll_tuned_allreduce_algorithm": "4"}) == {}
-    assert 7 not in forcing.forceable(forcing.OPEN_MPI, (4, 1), "allreduce")  # 5.0 only
-    assert 7 in forcing.forceable(forcing.OPEN_MPI, (5, 0), "allreduce")
+    assert 7 not in forcing.forceable(forcing.OPEN_MPI, (4, 1), "allgather")  # 5.0 only
+    assert 7 in forcing.forceable(forcing.OPEN_MPI, (5, 0), "allgather")
+    # 5.0.11 rejects allreduce 7 and runs its fixed decision; two_proc needs 2 ranks
+    assert 7 not in forcing.forceable(forcing.OPEN_MPI, (5, 0), "allreduce")
+    assert forcing.forced_in(forcing.OPEN_MPI, forcing.force_env(forcing.OPEN_MPI, "allreduce",
+                                                                 7)) == {}
+    assert 6 in forcing.forceable(forcing.OPEN_MPI, (5, 0), "allgather", 2)
+    assert 6 not in forcing.forceable(forcing.OPEN_MPI, (5, 0), "allgather", 3)
 
 
 # ---- fits attributed to the algorithm that ran, predictions of the library's choice -------
