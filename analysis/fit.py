@@ -38,6 +38,7 @@ import math
 from typing import TYPE_CHECKING
 
 from analysis.fitsfile import fit_loaded, inverse, load_sweep, save_fits
+from analysis.library import of_runs
 from analysis.rundir import shown
 from bench.core.errors import UsageError
 from bench.core.units import format_bw, format_time, human_bytes
@@ -113,6 +114,8 @@ def format_table(fits: pd.DataFrame) -> str:
         if "loo_rel_error" in v:
             sel = " *" if v.get("selected", (0,))[0] else ""
             parts.append(f"held-out {100 * v['loo_rel_error'][0]:.1f}%{sel}")
+        if "ran_cases" in v:
+            parts.append(f"ran {int(v['ran_cases'][0])} cases")
         lines.append("  ".join(parts))
     scal = fits[fits["segment"] < 0]
     for k, g in scal.groupby(["backend", "op", "nranks", "split", "model"]):
@@ -125,7 +128,7 @@ def format_table(fits: pd.DataFrame) -> str:
                          "path, or time stolen from the busy wait)")
     header = ("α latency, 1/β asymptotic bandwidth (GB/s = 1e9 B/s; LogGP: g gap, 1/G), 95% "
               "bootstrap intervals; rms: relative fit error; held-out: error on rank counts "
-              "left out (* = selected algorithm); n*: fitted across the rank counts; node: "
+              "left out (* = selected algorithm; ran: the cases it ran where the MPI library is known); n*: fitted across the rank counts; node: "
               "max-rate limit R, what a node moves in total over its ranks sending at once "
               "(bytes cost max(β, k/R) with k of them; k* = R·β ranks saturate it)")
     return header + "\n" + "\n".join(lines)
@@ -156,5 +159,10 @@ def main(args) -> int:
                           n_boot=args.bootstrap, seed=args.seed, ops=ops)
         target = save_fits(path, fits)  # a read-only run: one line naming fits.csv, exit 2
         print(f"== {shown(path)} -> {shown(target)}")
+        if (fits["param"] == "ran_cases").any():
+            rules, _ = of_runs(runs[1])
+            print(f"algorithm models fitted on the cases each algorithm ran: forced by the "
+                  f"run's environment, else chosen by {rules.label}'s decision rules "
+                  "(analysis.library)")
         print(format_table(fits))
     return 0

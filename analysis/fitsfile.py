@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from analysis import models
-from analysis.algorithms import (NIC_SLACK, beta_source_ops, fit_algorithms, reduces,
-                                 selected_beta)
+from analysis.algorithms import (NIC_SLACK, beta_source_ops, fit_algorithms, fit_attributed,
+                                 reduces, selected_beta)
 from analysis.hockney import fit_hockney
 from analysis.loggp import loggp_from_times
 from analysis.robust import Segment
@@ -74,9 +74,9 @@ def load_times(run_dirs, metas=None) -> pd.DataFrame:
         meta = metas[i] if metas is not None else load_meta(d)
         t = RunSamples(d, meta).times()
         if len(t):
-            frames.append(t[CASE + ["round", "sample", "time_s"]])
+            frames.append(t[CASE + ["round", "sample", "time_s"]].assign(run=i))
     if not frames:
-        return pd.DataFrame(columns=CASE + ["round", "sample", "time_s"])
+        return pd.DataFrame(columns=CASE + ["round", "sample", "time_s", "run"])
     t = pd.concat(frames, ignore_index=True)
     return t[t["time_s"] > 0]
 
@@ -163,6 +163,8 @@ def algorithm_rows(key, results) -> list[dict]:
             rows.append(_row(key, f.name, k, *span, "rel_rms", f.rel_rms))
             rows.append(_row(key, f.name, k, *span, "loo_rel_error", f.loo_rel_error))
             rows.append(_row(key, f.name, k, *span, "selected", float(f.selected)))
+            if f.ran_cases:
+                rows.append(_row(key, f.name, k, *span, "ran_cases", float(f.ran_cases)))
             for q, err in sorted(f.heldout.items()):
                 rows.append(_row(key[:2] + (q,) + key[3:], f.name, k, *span,
                                  "heldout_rel_error", err))
@@ -199,18 +201,26 @@ def fit_times(times: pd.DataFrame, max_segments=4, min_points=3, n_boot=200, see
               ops=None, meta_ops=None, machine=None) -> pd.DataFrame:
     """All fits of the sample times of one run or one sweep, as fits.csv rows. machine: what
     the runs' meta.json say of the nodes (machine_limits); without it every communicator of
-    split all or intra is taken to sit on one node, and no ceiling is known."""
+    split all or intra is taken to sit on one node, and no ceiling is known.
+
+    times may say which algorithm ran each case (column `algorithm`: a model name, "" where
+    not known; `forced`: whether the run forced it, see attribute): then the algorithm
+    models of an op with any attributed case are fitted on their own cases only
+    (analysis.algorithms.fit_attributed), and the Hockney fits per rank count take only the
+    runs that did not force an algorithm."""
     import pandas as pd
 
     machine = machine or {}
     rows: list[dict] = []
     if ops:
         times = times[times["op"].isin(ops)]
+    attributed = "algorithm" in times.columns
+    plain = times[~times["forced"].astype(bool)] if "forced" in times.columns else times
     # LogGP from the prtt ops; one that names fewer than 2 messages (no such op is measured:
     # a hand-made or damaged file) is no round trip series: fitted as an op of its own
     single = times["op"].str.fullmatch(r"prtt_rtt[nsr]0*[01]")
     prtt_ops = times["op"].str.startswith("prtt") & ~single.astype(bool)
-    for (backend, op, nranks, split), df in times[~prtt_ops].groupby(
+    for (backend, op, nranks, split), df in plain[~prtt_ops.reindex(plain.index)].groupby(
             ["backend", "op", "nranks", "split"]):
         df = _one_dtype(df, f"{backend} {op} n{nranks}")
         cases = _groups(df, "nbytes")
@@ -231,8 +241,14 @@ def fit_times(times: pd.DataFrame, max_segments=4, min_points=3, n_boot=200, see
         if reduces(op):
             known = next((betas[(backend, split, src)] for src in sources
                           if (backend, split, src) in betas), None)
-        res = fit_algorithms(op, _groups(df, ["nranks", "nbytes"]), max_segments, min_points,
-                             n_boot, seed, beta_known=known, **node_loads(machine, split))
+        if attributed and (df["algorithm"] != "").any():
+            res = fit_attributed(op, _groups(df, ["nranks", "nbytes", "algorithm"]),
+                                 max_segments, min_points, n_boot, seed, beta_known=known,
+                                 **node_loads(machine, split))
+        else:
+            res = fit_algorithms(op, _groups(df, ["nranks", "nbytes"]), max_segments,
+                                 min_points, n_boot, seed, beta_known=known,
+                                 **node_loads(machine, split))
         betas[(backend, split, canonical_name(op))] = selected_beta(res)
         rows += algorithm_rows((backend, op, 0, split), res)
     for (backend, nranks, split), df in times[prtt_ops].groupby(["backend", "nranks", "split"]):
@@ -316,12 +332,55 @@ def node_loads(machine: dict, split: str) -> dict:
     return dict(saturation=machine.get("saturation"))
 
 
+def itemsize(dtype: str) -> int:
+    """Bytes of one element of a commbench dtype (bfloat16 is 2; unknown: 4)."""
+    if str(dtype) == "bfloat16":
+        return 2
+    try:
+        return int(np.dtype(str(dtype)).itemsize)
+    except TypeError:
+        return 4
+
+
+def attribute(times: pd.DataFrame, metas) -> tuple[pd.DataFrame, str]:
+    """times (with load_times' `run` column) plus `algorithm` (the commbench model of the
+    algorithm that ran each case: forced by the run's environment, else chosen by the MPI
+    library's decision rules, analysis.library; "" where not known) and `forced`; and a
+    line saying whose rules were used. Unchanged, with the reason, where the library has
+    no encoded rules."""
+    from analysis import library
+
+    rules, why = library.of_runs(metas)
+    if rules is None or times.empty or "run" not in times.columns:
+        return times, why
+    forced = {i: bool(library.forcing.forced_in(rules.family, m.get("env") or {}))
+              for i, m in enumerate(metas)}
+    keys = times[["run", "op", "nranks", "nbytes", "dtype"]].drop_duplicates()
+    names = {}
+    for r in keys.itertuples(index=False):
+        model, _ = library.attribution(rules, metas[r.run], canonical_name(r.op), int(r.nranks),
+                                       float(r.nbytes), itemsize(r.dtype))
+        names[(r.run, r.op, r.nranks, r.nbytes, r.dtype)] = model or ""
+    index = list(zip(times["run"], times["op"], times["nranks"], times["nbytes"],
+                     times["dtype"]))
+    out = times.assign(algorithm=[names[k] for k in index],
+                       forced=times["run"].map(forced).fillna(False).astype(bool))
+    return out, f"algorithms attributed by {rules.label}'s decision rules"
+
+
 def fit_loaded(runs, metas, times, **kw) -> pd.DataFrame:
-    """The fits of what load_sweep loaded (notes on stderr where runs pool their samples)."""
+    """The fits of what load_sweep loaded (notes on stderr where runs pool their samples).
+    Where the runs' MPI library has known decision rules (analysis.library), each case is
+    attributed to the algorithm that ran it (attribute)."""
+    from analysis import library
+
+    times, _ = attribute(times, metas)
     meta_ops, seen = {}, {}
     for d, meta in zip(runs, metas):
         meta_ops.update(meta.get("ops") or {})
-        key = (meta.get("nranks"), str(meta.get("backend")))
+        rules, _ = library.of_meta(meta)
+        forced = library.forcing.forced_in(rules.family, meta.get("env") or {}) if rules else {}
+        key = (meta.get("nranks"), str(meta.get("backend")), tuple(sorted(forced.items())))
         if key in seen:
             print(f"commbench fit: {shown(d)} and {shown(seen[key])} both ran {key[0]} ranks: "
                   "their samples are pooled", file=sys.stderr)

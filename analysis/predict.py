@@ -80,6 +80,7 @@ class Prediction:
     warnings: list
     notes: list = field(default_factory=list)  # what the output should say besides warnings
     level: float = LEVEL
+    basis: str = ""  # why this algorithm (the library's rule, --algorithm, or commbench's own)
 
     def bandwidth(self, nbytes):
         """algbw = S / t; the interval swaps ends."""
@@ -212,11 +213,49 @@ def _limit_text(op, model, nranks, beta, rate_info, per_node, spread, counts) ->
     return text, []
 
 
+def _library_choice(rules, rows, seg, op, nranks, nbytes, itemsize, warnings, notes):
+    """(model, segment rows, why) of the algorithm the library's decision rules run at the
+    target, where the fits have that algorithm (in the size range of S, else in the nearest
+    range that has it, with a warning); (None, seg, why) where they do not."""
+    choice = rules.choose(op, nranks, nbytes, itemsize)
+    if choice is None:
+        return None, seg, f"{rules.label} has no rule for {op}: commbench's own selection"
+    if choice.model is None:
+        return None, seg, (f"{choice.why}; commbench has no model of {choice.native}: "
+                           "its own selection is used instead")
+    found = _nearest_fit(rows, seg, choice.model, nbytes, warnings)
+    if found is None:
+        return None, seg, (f"{choice.why}; no fit of {choice.model} (no measured case ran it): "
+                           "commbench's own selection is used instead")
+    return choice.model, found, choice.why
+
+
+def _nearest_fit(rows, seg, model, nbytes, warnings):
+    """The rows of `model` in the size range of S, else in the nearest size range that has a
+    fit of it (where it was fitted only on the cases it ran: analysis.library), with a
+    warning; None where it has none."""
+    if model in set(seg.model):
+        return seg
+    have = rows[(rows.model == model) & (rows.segment >= 0)]
+    if have.empty:
+        return None
+    spans = have.groupby("segment")[["nbytes_lo", "nbytes_hi"]].first()
+    dist = [abs(math.log(max(nbytes, 1) / max(lo if nbytes < lo else hi, 1)))
+            for lo, hi in spans.itertuples(index=False, name=None)]
+    k = spans.index[int(np.argmin(dist))]
+    lo, hi = spans.loc[k]
+    warnings.append(f"{model} ran at none of the measured cases of this size range: its fit "
+                    f"over {int(lo)}..{int(hi)} B is used")
+    return rows[rows.segment == k]
+
+
 def predict_algorithm(fits, op, nranks, nbytes, model=None, split="all", per_node=None,
-                      spread=False) -> Prediction | None:
+                      spread=False, rules=None, itemsize=4) -> Prediction | None:
     """From the algorithm fits across rank counts (nranks 0 rows), or None if there are none.
     per_node, spread: the ranks of one node in the op (analysis.models.senders; default the
-    whole communicator on one node)."""
+    whole communicator on one node). rules (analysis.library): the MPI library's decision
+    rules; the algorithm they choose at the target is priced (unless model forces one), the
+    others are listed with what they would cost if forced."""
     rows = fits[(fits.op == op) & (fits.nranks == 0) & (fits.split == split)
                 & (fits.model != "hockney")]
     if rows.empty:
@@ -227,11 +266,24 @@ def predict_algorithm(fits, op, nranks, nbytes, model=None, split="all", per_nod
     if seg is None or seg.empty:
         return None
     forced = model is not None
+    basis = ""
+    by_rules = False
+    if model is None and rules is not None:
+        model, seg, basis = _library_choice(rules, rows, seg, op, nranks, nbytes, itemsize,
+                                            warnings, notes)
+        by_rules = model is not None
     if model is None:
         sel = seg[(seg.param == "selected") & (seg.value == 1)]
         model = sel.model.iloc[0] if len(sel) else seg.model.iloc[0]
-    elif model not in set(seg.model):
-        raise UsageError(f"no {model!r} fit for {op}; have {', '.join(sorted(set(seg.model)))}")
+        basis = basis or ("commbench's selection: the lowest held-out error across the "
+                          "measured rank counts")
+    elif forced:
+        found = _nearest_fit(rows, seg, model, nbytes, warnings)
+        if found is None:
+            raise UsageError(f"no {model!r} fit for {op}; have "
+                             f"{', '.join(sorted(set(rows.model)))}")
+        seg = found
+        basis = f"{model}, as asked (--algorithm)"
     mrows = seg[seg.model == model]
     (t, t_lo, t_hi), value, rate_info = _evaluate(op, model, nranks, nbytes, mrows, per_node,
                                                   spread)
@@ -254,7 +306,16 @@ def predict_algorithm(fits, op, nranks, nbytes, model=None, split="all", per_nod
     # the algorithms the held-out error cannot tell from this one, and the one that fits the
     # nearest measured count best: their predictions belong in the interval
     others = {}
-    if not forced:
+    if by_rules:  # the rules decide: the others are what forcing them would cost
+        costs = []
+        for name in sorted(set(seg.model) - {model}):
+            (ta, _, _), _, _ = _evaluate(op, name, nranks, nbytes, seg[seg.model == name],
+                                         per_node, spread)
+            if math.isfinite(ta):
+                costs.append(f"{name} {format_time(ta)}")
+        if costs:
+            notes.append("forced instead: " + ", ".join(costs))
+    elif not forced:
         for name in sorted(set(seg.model) - {model}):
             arows = seg[seg.model == name]
             alt_err = _one(arows, "loo_rel_error")
@@ -285,7 +346,7 @@ def predict_algorithm(fits, op, nranks, nbytes, model=None, split="all", per_nod
               f"α {value[0]:.3g} s, β {value[1]:.3g} s/B"
               + (f", γ {value[2]:.3g} s/B" if value[2] else "") + limit
               + f", held-out error {100 * loo:.1f}%" + (f" ({how})" if how else ""))
-    return Prediction(t, low, high, model, detail, warnings, limit_notes + notes)
+    return Prediction(t, low, high, model, detail, warnings, limit_notes + notes, basis=basis)
 
 
 def predict_hockney(fits, op, nranks, nbytes, split="all") -> Prediction | None:
@@ -397,7 +458,9 @@ def predict_hierarchical(fits, op, nranks, nbytes, ranks_per_node, model=None) -
 
 
 def predict(fits: pd.DataFrame, op: str, nranks: int, nbytes: float, backend=None, model=None,
-            ranks_per_node=None) -> Prediction:
+            ranks_per_node=None, rules=None, itemsize=4) -> Prediction:
+    """rules: the MPI library's decision rules (analysis.library.of_runs of the fitted runs),
+    None where unknown (commbench's own selection)."""
     backend = _pick_backend(fits, backend)
     fits = fits[fits.backend == backend]
     ops = set(fits.op)
@@ -410,7 +473,8 @@ def predict(fits: pd.DataFrame, op: str, nranks: int, nbytes: float, backend=Non
     if model == "hockney":
         got = predict_hockney(fits, op, nranks, nbytes)
     else:
-        got = predict_algorithm(fits, op, nranks, nbytes, model) or (
+        got = predict_algorithm(fits, op, nranks, nbytes, model, rules=rules,
+                                itemsize=itemsize) or (
             None if model else predict_hockney(fits, op, nranks, nbytes))
     if got is None:
         have = sorted(int(q) for q in fits[fits.op == op].nranks.unique() if q)
@@ -418,6 +482,22 @@ def predict(fits: pd.DataFrame, op: str, nranks: int, nbytes: float, backend=Non
                          f"{','.join(map(str, have))}; fit a sweep over rank counts "
                          "(commbench sweep) to predict others")
     return got
+
+
+def library_of(path) -> tuple:
+    """(rules, why, itemsize) of the runs behind a fits directory (analysis.library): None
+    and the reason where the library has no encoded rules or the runs cannot be read (a
+    fits.csv on its own)."""
+    from analysis.fitsfile import discover_runs, itemsize
+    from analysis.library import of_runs
+    from analysis.rundir import load_meta
+
+    try:
+        metas = [load_meta(d) for d in discover_runs(path)]
+    except RunDirError:
+        return None, "no run directories beside the fits (the library is unknown)", 4
+    rules, why = of_runs(metas)
+    return rules, why, itemsize(metas[0].get("dtype", "float32")) if metas else 4
 
 
 def add_arguments(parser) -> None:
@@ -428,7 +508,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--nbytes", required=True,
                         help="S of the op, with binary K/M/G/T suffixes (1G = 2^30 bytes)")
     parser.add_argument("--backend", help="backend of the fits (needed when they hold several)")
-    parser.add_argument("--model", help="force a model (an algorithm name or hockney)")
+    parser.add_argument("--model", "--algorithm", dest="model",
+                        help="price this algorithm (an algorithm name, or hockney) instead of "
+                        "the one the MPI library's rules (or commbench's selection) choose")
     parser.add_argument("--ranks-per-node", type=int,
                         help="ranks per node: use the hierarchical (intra/inter node) model")
 
@@ -440,8 +522,9 @@ def main(args) -> int:
     if args.ranks_per_node is not None and args.ranks_per_node < 1:
         raise UsageError("--ranks-per-node must be at least 1")
     fits = load_fits(args.fits, fit_missing=True, command="commbench predict")
+    rules, why, size = library_of(args.fits)
     p = predict(fits, args.op, args.nranks, nbytes, args.backend, args.model,
-                args.ranks_per_node)
+                args.ranks_per_node, rules=rules, itemsize=size)
     # nothing NaN or infinite is printed as a result: checked fits give finite times, and a
     # model that still does not (a degenerate fit) is refused rather than printed
     if not (all(math.isfinite(t) for t in (p.time_s, p.low_s, p.high_s))
@@ -456,6 +539,10 @@ def main(args) -> int:
     if nbytes > 0:
         top = format_bw(bw_hi) if math.isfinite(bw_hi) else "no upper bound"
         print(f"  algbw      {format_bw(bw)}  [{format_bw(bw_lo)}, {top}]  (S / time)")
+    if p.basis:
+        print(f"  algorithm  {p.basis}")
+    if rules is None and not args.model:
+        print(f"  note       {why or 'no MPI library recorded'}: commbench's own selection")
     print(f"  model      {p.detail}")
     print(f"  interval   {100 * p.level:.0f}% prediction interval: parameter bootstrap intervals "
           "and the model's held-out error, covering the algorithms it cannot tell apart")

@@ -5,6 +5,7 @@ launches its own ranks), so a sweep measures exactly what single runs measure.""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +22,11 @@ def add_arguments(parser) -> None:
                         help="comma-separated rank counts, one run each, e.g. 2,4,8")
     parser.add_argument("--out", required=True,
                         help="sweep directory; run directories DIR/n<count> are made in it")
+    parser.add_argument("--force-algorithms", action="store_true",
+                        help="mpi backend: also run every algorithm the MPI library can be "
+                        "forced to run (Open MPI coll/tuned, MPICH CVARs), one run per op and "
+                        "algorithm, DIR/n<count>.<op>.<algorithm>; the fit uses each on its "
+                        "own cases (bench.forcing, analysis.library)")
 
 
 class _Without:
@@ -48,12 +54,36 @@ def parse_counts(text: str) -> list[int]:
     return sorted(set(counts))
 
 
+def _forced(args, plan):
+    """p -> bench.forcing.forced_runs for --force-algorithms (refused where they cannot
+    be); None without it."""
+    if not getattr(args, "force_algorithms", False):
+        return None
+    from bench import forcing
+
+    if args.backend != "mpi":
+        raise UsageError("--force-algorithms needs --backend mpi (one MPI library)")
+    try:
+        text = forcing.mpi_library()
+    except ImportError as exc:
+        raise UsageError(f"--force-algorithms: mpi4py cannot be loaded ({exc})") from None
+    found = forcing.family(text)
+    if found is None:
+        raise UsageError(f"--force-algorithms: no way known to force algorithms of {text!r}")
+    names = [op.name for op in plan.ops]
+    if not forcing.forced_runs(*found, names, 2):
+        raise UsageError("--force-algorithms: the library cannot be forced for these ops")
+    return lambda p: forcing.forced_runs(*found, names, p)
+
+
 def run_options(argv: list[str]) -> list[str]:
     """The command line after `sweep`, less -n/--nranks and --out (set per run)."""
     out, skip = [], False
     for i, a in enumerate(argv):
         if skip:
             skip = False
+            continue
+        if a == "--force-algorithms":
             continue
         if a in ("-n", "--nranks", "--out"):
             skip = True
@@ -78,6 +108,7 @@ def main(args, argv) -> int:
             problem = op.rank_problem(p)
             if problem:
                 raise UsageError(f"{problem} (in the sweep over {args.nranks})")
+    forced = _forced(args, plan)
     root = Path(args.out)
     taken = [root / f"n{p}" for p in counts if (root / f"n{p}").exists()]
     if taken and not args.force:  # with --force, each run replaces its own (bench.run)
@@ -97,6 +128,17 @@ def main(args, argv) -> int:
         if rc == 2:  # bad input is the same for every count: stop
             return 2
         worst = max(worst, rc)
+        for op, _, suffix, env in forced(p) if forced else []:  # one op per run: its
+            # forced algorithm in meta.env
+            sub = root / f"n{p}.{suffix}"
+            if not args.quiet:
+                print(f"commbench sweep: {p} ranks, {suffix} forced -> {sub}", file=sys.stderr)
+            rc = subprocess.call([sys.executable, "-m", "bench.cli", "run", "-n", str(p),
+                                  "--out", str(sub), *rest, "--ops", op],
+                                 env={**os.environ, **env})
+            if rc == 2:
+                return 2
+            worst = max(worst, rc)
     if not args.quiet:
         print(f"commbench sweep: done; fit it with: commbench fit {root}", file=sys.stderr)
     return worst

@@ -40,10 +40,11 @@ def sweep(out: Path, counts: str, ops: str, sizes: str, budget: float, repeats: 
 
 
 def training_dir(sweep_dir: Path, holdout: int) -> Path:
-    """A directory of links to every run of the sweep but the held-out one."""
+    """A directory of links to every run of the sweep but the held-out count's (its default
+    run n<count> and its forced-algorithm runs n<count>.<op>.<algorithm>)."""
     train = Path(tempfile.mkdtemp(prefix="commbench-train-"))
     for run in sorted(sweep_dir.iterdir()):
-        if (run / "meta.json").exists() and run.name != f"n{holdout}":
+        if (run / "meta.json").exists() and run.name.split(".")[0] != f"n{holdout}":
             (train / run.name).symlink_to(run.resolve())
     return train
 
@@ -58,6 +59,7 @@ def run_counts(root: Path) -> list[int]:
         sys.exit(f"{root}: not a directory")
     return sorted(int(d.name[1:]) for d in root.iterdir()
                   if d.name[:1] == "n" and d.name[1:].isdigit() and (d / "meta.json").exists())
+
 
 
 def held_out_count(root: Path, holdout: str) -> int:
@@ -130,9 +132,13 @@ def main() -> int:
     ap.add_argument("--out", help="sweep directory (default: a new temporary one)")
     ap.add_argument("--reuse", help="an existing sweep directory: no new runs")
     ap.add_argument("--bootstrap", type=int, default=100)
+    ap.add_argument("--no-library", action="store_true",
+                    help="ignore the MPI library's decision rules (commbench's own selection, "
+                    "as before they were known)")
     a = ap.parse_args()
 
-    from analysis.fitsfile import fit_dir
+    from analysis.fitsfile import fit_dir, fit_loaded, load_sweep
+    from analysis.predict import library_of
     from analysis.rundir import load_summary
 
     if a.reuse:
@@ -142,10 +148,19 @@ def main() -> int:
         sweep(root, a.counts, a.ops, a.sizes, a.budget, a.repeats, a.backend)
     holdout = held_out_count(root, a.holdout)
     train = training_dir(root, holdout)
-    fits = fit_dir(train, n_boot=a.bootstrap)
+    if a.no_library:
+        runs, metas, times = load_sweep(train)
+        fits = fit_loaded(runs, [{k: v for k, v in m.items() if k != "backend"} for m in metas],
+                          times, n_boot=a.bootstrap)
+        rules, why, size = None, "--no-library", 4
+    else:
+        fits = fit_dir(train, n_boot=a.bootstrap)
+        rules, why, size = library_of(train)
     print(f"sweep {root}; trained on {trained_on(train)}, "
-          f"held out n{holdout}")
-    summarize(compare(fits, load_summary(root / f"n{holdout}"), holdout))
+          f"held out n{holdout}; algorithms: "
+          f"{rules.label + ' decision rules' if rules else why + ': commbench selection'}")
+    summarize(compare(fits, load_summary(root / f"n{holdout}"), holdout, rules=rules,
+                      itemsize=size))
     return 0
 
 
