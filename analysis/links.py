@@ -171,8 +171,10 @@ def _case(row) -> str:
 
 def describe(samples: pd.DataFrame, meta: dict) -> str:
     """The lines `commbench links` and `commbench run` print; '' when there is nothing."""
+    from bench.record import describe_job
+
     hosts = meta.get("hosts") or []
-    lines = []
+    lines = [f"# {describe_job(meta['job'])}"] if describe_job(meta.get("job")) else []
     nnodes = meta.get("nnodes")
     if hosts:
         per = {h: hosts.count(h) for h in dict.fromkeys(hosts)}

@@ -1,0 +1,119 @@
+"""commbench under a real Slurm (tests/slurm_cluster.py: slurmctld and four slurmd, one per
+emulated node): srun with PMIx, mpirun inside salloc, the README's sbatch recipe, sweeps as
+batch jobs, and drain lines that scontrol takes. Host map, --split, the link map and the job's
+identity are checked in meta.json, in `commbench links` and in the report.
+
+Needs root, the network-namespace tools and Debian's `slurmctld slurmd slurm-client
+libpmix-dev` (.ci/run installs them); skipped with the reason otherwise. `pytest -m slurm`.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from analysis.links import link_times
+from analysis.rundir import load_run
+from bench.core.hostlist import compress, expand
+from tests.conftest import QUICK, ROOT, commbench_env, have_mpi, mpiexec
+from tests.slurm_cluster import SlurmCluster, why_no_pmix, why_not
+
+pytestmark = [
+    pytest.mark.slurm,
+    pytest.mark.skipif(not have_mpi(), reason="mpi4py and mpiexec not installed"),
+    pytest.mark.skipif(why_not() is not None, reason=str(why_not())),
+]
+needs_pmix = pytest.mark.skipif(why_no_pmix() is not None, reason=str(why_no_pmix()))
+
+NODES = ["node0", "node1", "node2", "node3"]
+COMMBENCH = [sys.executable, "-m", "bench.cli"]
+SRUN = ["srun", "--mpi=pmix"]
+
+
+@pytest.fixture(scope="module")
+def slurm():
+    with SlurmCluster(len(NODES)) as cluster:
+        yield cluster
+
+
+def env():
+    return commbench_env()
+
+
+def job_of(meta) -> dict:
+    job = meta.get("job")
+    assert isinstance(job, dict) and job["scheduler"] == "slurm", meta.get("job")
+    return job
+
+
+def check_report(slurm, run_dir, *expected):
+    """`commbench report` of the run names the job; returns the page."""
+    out = Path(run_dir) / "report"
+    r = slurm.client([*COMMBENCH, "report", run_dir, "--out", out], env=env(), timeout=180)
+    page = (out / "index.html").read_text()
+    for text in expected:
+        assert text in page, (text, r.stderr[-2000:])
+    return page
+
+
+@needs_pmix
+@pytest.mark.timeout(300)
+def test_srun_one_rank_per_node_maps_hosts_links_and_job(slurm, tmp_path):
+    out = tmp_path / "pairs"
+    r = slurm.client([*SRUN, "-N", "4", "-n", "4", *COMMBENCH, "run", "--ops", "pairs,allreduce",
+                      "--sizes", "8,1K", "--out", out, *QUICK], env=env(), timeout=240)
+    meta, samples, summary = load_run(out)
+    assert meta["status"] == "complete" and (summary.wrong == 0).all()
+    assert meta["hosts"] == NODES and meta["nnodes"] == 4
+    job = job_of(meta)
+    assert job["ranks_started_by"] == "srun" and job["step_id"] == "0"
+    assert job["step_nodelist"] == compress(NODES) == "node[0-3]"
+    assert job["step_tasks_per_node"] == "1(x4)" and job["num_nodes"] == "4"
+    # the link map: every pair of the four nodes, all between nodes
+    links = link_times(samples, meta["hosts"])
+    pairs = {tuple(sorted((a, b))) for a, b in zip(links.host_a, links.host_b)}
+    assert pairs == {(a, b) for i, a in enumerate(NODES) for b in NODES[i + 1:]}
+    assert set(links["kind"]) == {"inter"}
+    line = f"Slurm job {job['job_id']} step 0: node[0-3], tasks per node 1(x4)"
+    shown = slurm.client([*COMMBENCH, "links", out], env=env())
+    assert line in shown.stdout and "# nodes: 4 (node0: 1 rank" in shown.stdout, shown.stdout
+    check_report(slurm, out, line)
+    assert r.returncode == 0
+
+
+@needs_pmix
+@pytest.mark.timeout(300)
+def test_srun_two_ranks_per_node_splits_by_node(slurm, tmp_path):
+    out = tmp_path / "split"
+    slurm.client([*SRUN, "-N", "2", "-n", "4", *COMMBENCH, "run", "--ops", "allreduce",
+                  "--sizes", "8,1K", "--split", "all,intra,inter", "--out", out, *QUICK],
+                 env=env(), timeout=240)
+    meta, samples, summary = load_run(out)
+    assert meta["status"] == "complete" and (summary.wrong == 0).all()
+    assert meta["hosts"] == ["node0", "node0", "node1", "node1"]  # srun's block distribution
+    job = job_of(meta)
+    assert job["step_nodelist"] == "node[0-1]" and job["step_tasks_per_node"] == "2(x2)"
+    # intra: one communicator per node (2 ranks each); inter: one rank of every node (2)
+    sizes = dict(zip(summary["split"], summary["nranks"]))
+    assert sizes == {"all": 4, "intra": 2, "inter": 2}
+    assert set(samples[samples.split == "intra"]["rank"]) == {0, 1, 2, 3}  # all at once
+    check_report(slurm, out, f"Slurm job {job['job_id']} step 0: node[0-1], tasks per node 2(x2)")
+
+
+@pytest.mark.timeout(300)
+def test_mpirun_inside_salloc(slurm, tmp_path):
+    """Open MPI's mpirun finds the allocation itself (its slurm components start one daemon
+    per node with srun); the ranks are mpirun's, so the job's identity is the allocation's."""
+    out = tmp_path / "salloc"
+    slurm.client(["salloc", "-N", "4", mpiexec(), "-n", "4", "--map-by", "node", *COMMBENCH,
+                  "run", "--ops", "allreduce,pingpong", "--sizes", "8,1K", "--out", out, *QUICK],
+                 env=env(), timeout=240)
+    meta, _, summary = load_run(out)
+    assert meta["status"] == "complete" and (summary.wrong == 0).all()
+    assert meta["hosts"] == NODES
+    job = job_of(meta)
+    assert job["ranks_started_by"] == "openmpi" and job["nodelist"] == "node[0-3]"
+    assert "step_id" not in job  # the step is mpirun's daemons', not the ranks'
+    assert job["tasks_per_node"] == "1(x4)"
