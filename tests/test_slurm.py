@@ -117,3 +117,42 @@ def test_mpirun_inside_salloc(slurm, tmp_path):
     assert job["ranks_started_by"] == "openmpi" and job["nodelist"] == "node[0-3]"
     assert "step_id" not in job  # the step is mpirun's daemons', not the ranks'
     assert job["tasks_per_node"] == "1(x4)"
+
+
+SBATCH_RECIPE = ROOT / "examples" / "commbench.sbatch"
+
+
+def test_readme_shows_the_sbatch_recipe_the_test_submits():
+    assert SBATCH_RECIPE.read_text() in (ROOT / "README.md").read_text()
+
+
+@needs_pmix
+@pytest.mark.timeout(400)
+def test_sbatch_of_the_readme_recipe(slurm, tmp_path):
+    """The recipe as it stands, on three nodes of two tasks each (sbatch's options override its
+    #SBATCH lines), with tiny sizes and budgets given as the script's arguments. `~/commbench/
+    .venv` is this test's Python environment."""
+    home = tmp_path / "home"
+    (home / "commbench").mkdir(parents=True)
+    (home / "commbench" / ".venv").symlink_to(Path(sys.prefix))
+    r = slurm.client(["sbatch", "--wait", "--parsable", "-N", "3", "--ntasks-per-node=2",
+                      "--time=00:10:00", "--output=slurm-%j.out", SBATCH_RECIPE, *QUICK,
+                      "--sizes", "8,1K"], env={**env(), "HOME": str(home)}, cwd=tmp_path,
+                     timeout=360, check=False)
+    job_id = r.stdout.strip().split(";")[0]
+    log = next(tmp_path.glob("slurm-*.out"), None)
+    log_text = log.read_text() if log else "(no job output)"
+    assert r.returncode == 0 and job_id.isdigit(), r.stderr + log_text
+    pairs, split = tmp_path / "results" / f"{job_id}-pairs", tmp_path / "results" / f"{job_id}-split"
+    nodes = NODES[:3]
+    for run_dir, hosts, step, tasks in ((pairs, nodes, "0", "1(x3)"),
+                                        (split, [n for n in nodes for _ in (0, 1)], "1", "2(x3)")):
+        meta, _, summary = load_run(run_dir)
+        assert meta["status"] == "complete" and (summary.wrong == 0).all(), log_text
+        assert meta["hosts"] == hosts
+        job = job_of(meta)
+        assert (job["job_id"], job["step_id"], job["step_tasks_per_node"]) == (job_id, step, tasks)
+        assert expand(job["nodelist"]) == nodes
+    assert len(list((pairs / "png").glob("*.png"))) == 2, log_text  # a link map per size
+    page = (pairs / "report" / "index.html").read_text()
+    assert f"Slurm job {job_id} step 1: node[0-2], tasks per node 2(x3)" in page
