@@ -21,6 +21,12 @@ def add_arguments(parser) -> None:
                         help="comma-separated rank counts, one run each, e.g. 2,4,8")
     parser.add_argument("--out", required=True,
                         help="sweep directory; run directories DIR/n<count> are made in it")
+    # Slurm: bench.slurm
+    parser.add_argument("--slurm", action="store_true",
+                        help="submit the sweep as one Slurm batch job (a job step per rank "
+                             "count, srun --mpi=pmix or $MPIEXEC if it is srun) and wait for it")
+    parser.add_argument("--sbatch", default="", metavar="OPTIONS",
+                        help="with --slurm: sbatch options, e.g. \"-N 4 -p batch --time 30\"")
 
 
 class _Without:
@@ -49,16 +55,18 @@ def parse_counts(text: str) -> list[int]:
 
 
 def run_options(argv: list[str]) -> list[str]:
-    """The command line after `sweep`, less -n/--nranks and --out (set per run)."""
+    """The command line after `sweep`, less -n/--nranks and --out (set per run) and the
+    sweep's own --slurm/--sbatch."""
     out, skip = [], False
     for i, a in enumerate(argv):
         if skip:
             skip = False
             continue
-        if a in ("-n", "--nranks", "--out"):
+        if a in ("-n", "--nranks", "--out", "--sbatch"):
             skip = True
             continue
-        if a.startswith(("--nranks=", "--out=")) or (a.startswith("-n") and a[2:3].isdigit()):
+        if a == "--slurm" or a.startswith(("--nranks=", "--out=", "--sbatch=")) or (
+                a.startswith("-n") and a[2:3].isdigit()):
             continue
         out.append(a)
     return out
@@ -82,6 +90,8 @@ def main(args, argv) -> int:
     taken = [root / f"n{p}" for p in counts if (root / f"n{p}").exists()]
     if taken and not args.force:  # with --force, each run replaces its own (bench.run)
         raise UsageError(f"{taken[0]} exists: give the sweep a new --out directory or --force")
+    if args.slurm:
+        return _sweep_in_slurm(args, argv, root, counts)
     root.mkdir(parents=True, exist_ok=True)
     rest = run_options(list(argv[1:]))
     (root / "sweep.json").write_text(json.dumps(
@@ -100,3 +110,33 @@ def main(args, argv) -> int:
     if not args.quiet:
         print(f"commbench sweep: done; fit it with: commbench fit {root}", file=sys.stderr)
     return worst
+
+
+def _sweep_in_slurm(args, argv, root: Path, counts: list[int]) -> int:
+    """The sweep as one batch job (bench.slurm); sweep.json also names the job."""
+    import shlex
+
+    from bench import slurm
+
+    slurm.require_sbatch()  # before anything is written
+    try:
+        sbatch_options = shlex.split(args.sbatch)
+    except ValueError as exc:
+        raise UsageError(f"malformed --sbatch {args.sbatch!r}: {exc}") from None
+    root.mkdir(parents=True, exist_ok=True)
+    root = root.resolve()  # the job's steps may start in another directory
+    rest = run_options(list(argv[1:]))
+    script = root / "sweep.sbatch"
+    script.write_text(slurm.batch_script(root, counts, rest, slurm.srun_command()))
+    record = {"nranks": counts, "run_options": rest, "argv": ["commbench"] + list(argv),
+              "slurm": {"script": script.name, "sbatch_options": sbatch_options}}
+    (root / "sweep.json").write_text(json.dumps(record, indent=1) + "\n")
+    rc, job_id = slurm.submit_and_wait(script, sbatch_options, args.quiet)
+    record["slurm"]["job_id"] = job_id
+    (root / "sweep.json").write_text(json.dumps(record, indent=1) + "\n")
+    if rc == 3:
+        print(f"commbench sweep: Slurm job {job_id} failed or was cancelled: see "
+              f"{root / f'slurm-{job_id}.out'}", file=sys.stderr)
+    elif not args.quiet:
+        print(f"commbench sweep: done; fit it with: commbench fit {root}", file=sys.stderr)
+    return rc

@@ -156,3 +156,26 @@ def test_sbatch_of_the_readme_recipe(slurm, tmp_path):
     assert len(list((pairs / "png").glob("*.png"))) == 2, log_text  # a link map per size
     page = (pairs / "report" / "index.html").read_text()
     assert f"Slurm job {job_id} step 1: node[0-2], tasks per node 2(x3)" in page
+
+
+@needs_pmix
+@pytest.mark.timeout(400)
+def test_sweep_as_one_batch_job(slurm, tmp_path):
+    """`commbench sweep --slurm`: one job, a step per rank count, the runs in DIR/n<count>."""
+    out = tmp_path / "sweep"
+    r = slurm.client([*COMMBENCH, "sweep", "--slurm", "--sbatch", "-N 2 --time 10", "--nranks",
+                      "2,4", "--ops", "allreduce", "--sizes", "8,1K", *QUICK, "--out", out],
+                     env=env(), timeout=360, check=False)
+    assert r.returncode == 0, r.stderr[-3000:] + slurm.logs()
+    sweep = json.loads((out / "sweep.json").read_text())
+    job_id = sweep["slurm"]["job_id"]
+    assert sweep["nranks"] == [2, 4] and "--slurm" not in sweep["run_options"]
+    for step, p in enumerate((2, 4)):
+        meta, _, summary = load_run(out / f"n{p}")
+        assert meta["status"] == "complete" and meta["nranks"] == p
+        assert (summary.wrong == 0).all() and set(summary.nranks) == {p}
+        job = job_of(meta)
+        assert (job["job_id"], job["step_id"]) == (job_id, str(step))
+        assert expand(job["step_nodelist"]) == sorted(set(meta["hosts"]))
+    assert set(load_run(out / "n4")[0]["hosts"]) == {"node0", "node1"}
+    assert (out / f"slurm-{job_id}.out").exists()

@@ -106,3 +106,21 @@ def test_sweep_fit_predict_and_loggp_on_real_ranks(tmp_path):
                    "0.05", "--min-samples", "5", "--no-noise", "-q", "--force", "--out", out)
     assert r.returncode == 0, r.stderr
     assert set(pd.read_csv(out / "n2" / "summary.csv").op) == {"allreduce"}
+
+
+def test_sweep_refuses_slurm_without_slurm(tmp_path):
+    """--slurm where sbatch is not on PATH: one line, exit 2, nothing written."""
+    env = {**_env(), "PATH": str(tmp_path)}  # an empty directory: no sbatch
+    r = subprocess.run([sys.executable, "-m", "bench.cli", "sweep", "--slurm", "--nranks", "2,4",
+                        "--ops", "allreduce", "--out", tmp_path / "s"], capture_output=True,
+                       text=True, timeout=60, env=env)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.strip().splitlines() == [
+        "commbench: error: --slurm: no Slurm here (sbatch not on PATH); run the sweep without "
+        "--slurm, or from a Slurm login node"]
+    assert not (tmp_path / "s").exists()
+
+
+def test_run_options_drop_the_sweeps_slurm_options():
+    argv = ["--slurm", "--sbatch", "-N 4", "--nranks", "2,4", "--sbatch=-p x", "--budget", "1"]
+    assert run_options(argv) == ["--budget", "1"]
