@@ -179,3 +179,27 @@ def test_sweep_as_one_batch_job(slurm, tmp_path):
         assert expand(job["step_nodelist"]) == sorted(set(meta["hosts"]))
     assert set(load_run(out / "n4")[0]["hosts"]) == {"node0", "node1"}
     assert (out / f"slurm-{job_id}.out").exists()
+
+
+def test_drain_lines_drain_nodes_only_when_applied(slurm):
+    """Runs last (it drains nodes and resumes them): a printed line changes nothing; --apply
+    drains; the printed line pasted into a shell drains too; sinfo says `drained`."""
+    drain_cmd = [sys.executable, "-m", "analysis.slurm"]
+    reason = "pairs: node3 2.0x the median node at 1 KiB (test)"
+    try:
+        r = slurm.client([*drain_cmd, "node3", "--reason", reason], env=env())
+        assert r.stdout.strip() == f'scontrol update NodeName=node3 State=DRAIN Reason="{reason}"'
+        assert slurm.node_state("node3") == "idle"
+        slurm.client([*drain_cmd, "node3", "--reason", reason, "--apply"], env=env())
+        assert slurm.node_state("node3") == "drained"
+        reasons = slurm.client(["sinfo", "-R", "-h", "-o", "%n|%E"]).stdout
+        assert f"node3|{reason}" in reasons.splitlines()
+        line = slurm.client([*drain_cmd, "node[1-2]", "--reason", "second"], env=env()).stdout
+        slurm.client(["sh", "-c", line])  # the line as printed, in a shell
+        assert [slurm.node_state(n) for n in NODES] == ["idle", "drained", "drained", "drained"]
+        r = slurm.client([*drain_cmd, "node9", "--reason", "x", "--apply"], env=env(),
+                         check=False)
+        assert r.returncode == 2 and r.stderr.startswith("commbench: error: scontrol did not "
+                                                         "drain node9:"), r.stderr
+    finally:
+        slurm.client(["scontrol", "update", "NodeName=node[1-3]", "State=RESUME"], check=False)
