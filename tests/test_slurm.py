@@ -181,6 +181,21 @@ def test_sweep_as_one_batch_job(slurm, tmp_path):
     assert (out / f"slurm-{job_id}.out").exists()
 
 
+@pytest.mark.timeout(120)
+def test_pmi2_singletons_are_refused_in_one_line(slurm, tmp_path):
+    """This MPI (Open MPI 5) takes its ranks from PMIx only: under --mpi=pmi2 every rank starts
+    alone as rank 0 of 1. commbench says so instead of running two one-rank jobs."""
+    out = tmp_path / "pmi2"
+    r = slurm.client(["srun", "--mpi=pmi2", "-N", "2", "-n", "2", *COMMBENCH, "run", "--ops",
+                      "allreduce", "--sizes", "8", "--out", out, *QUICK], env=env(), check=False)
+    assert r.returncode != 0
+    errors = [line for line in r.stderr.splitlines() if line.startswith("commbench: error:")]
+    assert errors == ["commbench: error: the launcher (hydra) started 2 ranks, but mpi sees 1: "
+                      "the MPI library does not speak the launcher's protocol (Open MPI 5 needs "
+                      "PMIx: srun --mpi=pmix, not pmi2)"], r.stderr
+    assert not (out / "samples.csv").exists()
+
+
 def test_drain_lines_drain_nodes_only_when_applied(slurm):
     """Runs last (it drains nodes and resumes them): a printed line changes nothing; --apply
     drains; the printed line pasted into a shell drains too; sinfo says `drained`."""
