@@ -33,18 +33,36 @@ def srun_command(env=None) -> list[str]:
     return words if words and Path(words[0]).name == "srun" else list(DEFAULT_SRUN)
 
 
+def check_ranks_per_node(counts: list[int], ranks_per_node: int | None) -> None:
+    if ranks_per_node is None:
+        return
+    if ranks_per_node < 1:
+        raise UsageError(f"--ranks-per-node must be at least 1, got {ranks_per_node}")
+    odd = [p for p in counts if p % ranks_per_node]
+    if odd:
+        raise UsageError(f"--ranks-per-node {ranks_per_node}: {odd[0]} ranks do not fill whole "
+                         "nodes")
+
+
 def batch_script(root: Path, counts: list[int], run_options: list[str], srun: list[str],
-                 python: str = sys.executable) -> str:
+                 python: str = sys.executable, ranks_per_node: int | None = None) -> str:
     """A batch script with one step per rank count: the job asks for the largest count of
-    tasks; a step whose run reports bad input (2) ends the job, since every count would; the
-    job's exit status is the worst of its runs'."""
+    tasks (with ranks_per_node: count / ranks_per_node nodes of ranks_per_node tasks each, so
+    the counts are node counts); a step whose run reports bad input (2) ends the job, since
+    every count would; the job's exit status is the worst of its runs'."""
     q = shlex.quote
-    lines = ["#!/bin/bash", f"#SBATCH --ntasks={max(counts)}", "#SBATCH --job-name=commbench-sweep",
+    check_ranks_per_node(counts, ranks_per_node)
+    size = ([f"#SBATCH --nodes={max(counts) // ranks_per_node}",
+             f"#SBATCH --ntasks-per-node={ranks_per_node}"] if ranks_per_node else
+            [f"#SBATCH --ntasks={max(counts)}"])
+    lines = ["#!/bin/bash", *size, "#SBATCH --job-name=commbench-sweep",
              f"#SBATCH --output={q(str(root / 'slurm-%j.out'))}",
              "# written by `commbench sweep --slurm`: one job step per rank count", "worst=0"]
     for p in counts:
-        argv = [*srun, "-n", str(p), python, "-m", "bench.cli", "run", "--out", str(root / f"n{p}"),
-                *run_options]
+        place = (["-N", str(p // ranks_per_node), f"--ntasks-per-node={ranks_per_node}"]
+                 if ranks_per_node else [])
+        argv = [*srun, "-n", str(p), *place, python, "-m", "bench.cli", "run",
+                "--out", str(root / f"n{p}"), *run_options]
         lines += [f"echo {q(f'commbench sweep: {p} ranks -> ' + str(root / f'n{p}'))} >&2",
                   " ".join(map(q, argv)),
                   'rc=$?; [ "$rc" -eq 2 ] && exit 2; [ "$rc" -gt "$worst" ] && worst=$rc']

@@ -25,6 +25,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--slurm", action="store_true",
                         help="submit the sweep as one Slurm batch job (a job step per rank "
                              "count, srun --mpi=pmix or $MPIEXEC if it is srun) and wait for it")
+    parser.add_argument("--ranks-per-node", type=int, metavar="R",
+                        help="with --slurm: R ranks on each node, so each count P runs on P/R "
+                             "nodes (a sweep over node counts)")
     parser.add_argument("--sbatch", default="", metavar="OPTIONS",
                         help="with --slurm: sbatch options, e.g. \"-N 4 -p batch --time 30\"")
 
@@ -62,10 +65,10 @@ def run_options(argv: list[str]) -> list[str]:
         if skip:
             skip = False
             continue
-        if a in ("-n", "--nranks", "--out", "--sbatch"):
+        if a in ("-n", "--nranks", "--out", "--sbatch", "--ranks-per-node"):
             skip = True
             continue
-        if a == "--slurm" or a.startswith(("--nranks=", "--out=", "--sbatch=")) or (
+        if a == "--slurm" or a.startswith(("--nranks=", "--out=", "--sbatch=", "--ranks-per-node=")) or (
                 a.startswith("-n") and a[2:3].isdigit()):
             continue
         out.append(a)
@@ -92,6 +95,8 @@ def main(args, argv) -> int:
         raise UsageError(f"{taken[0]} exists: give the sweep a new --out directory or --force")
     if args.slurm:
         return _sweep_in_slurm(args, argv, root, counts)
+    if args.ranks_per_node is not None:
+        raise UsageError("--ranks-per-node places ranks through Slurm: it needs --slurm")
     root.mkdir(parents=True, exist_ok=True)
     rest = run_options(list(argv[1:]))
     (root / "sweep.json").write_text(json.dumps(
@@ -119,6 +124,7 @@ def _sweep_in_slurm(args, argv, root: Path, counts: list[int]) -> int:
     from bench import slurm
 
     slurm.require_sbatch()  # before anything is written
+    slurm.check_ranks_per_node(counts, args.ranks_per_node)
     try:
         sbatch_options = shlex.split(args.sbatch)
     except ValueError as exc:
@@ -127,9 +133,11 @@ def _sweep_in_slurm(args, argv, root: Path, counts: list[int]) -> int:
     root = root.resolve()  # the job's steps may start in another directory
     rest = run_options(list(argv[1:]))
     script = root / "sweep.sbatch"
-    script.write_text(slurm.batch_script(root, counts, rest, slurm.srun_command()))
+    script.write_text(slurm.batch_script(root, counts, rest, slurm.srun_command(),
+                                         ranks_per_node=args.ranks_per_node))
     record = {"nranks": counts, "run_options": rest, "argv": ["commbench"] + list(argv),
-              "slurm": {"script": script.name, "sbatch_options": sbatch_options}}
+              "slurm": {"script": script.name, "sbatch_options": sbatch_options,
+                        "ranks_per_node": args.ranks_per_node}}
     (root / "sweep.json").write_text(json.dumps(record, indent=1) + "\n")
     rc, job_id = slurm.submit_and_wait(script, sbatch_options, args.quiet)
     record["slurm"]["job_id"] = job_id

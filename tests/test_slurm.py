@@ -170,11 +170,12 @@ def test_sbatch_of_the_readme_recipe(slurm, tmp_path):
 @needs_pmix
 @pytest.mark.timeout(400)
 def test_sweep_as_one_batch_job(slurm, tmp_path):
-    """`commbench sweep --slurm`: one job, a step per rank count, the runs in DIR/n<count>."""
+    """`commbench sweep --slurm`: one job, a step per rank count, the runs in DIR/n<count>;
+    with --ranks-per-node the counts are spread over count/R whole nodes."""
     out = tmp_path / "sweep"
-    r = slurm.client([*COMMBENCH, "sweep", "--slurm", "--sbatch", "-N 2 --time 10", "--nranks",
-                      "2,4", "--ops", "allreduce", "--sizes", "8,1K", *QUICK, "--out", out],
-                     env=env(), timeout=360, check=False)
+    r = slurm.client([*COMMBENCH, "sweep", "--slurm", "--sbatch", "--time 10", "--nranks", "2,4",
+                      "--ranks-per-node", "2", "--ops", "allreduce", "--sizes", "8,1K", *QUICK,
+                      "--out", out], env=env(), timeout=360, check=False)
     assert r.returncode == 0, r.stderr[-3000:] + slurm.logs()
     sweep = json.loads((out / "sweep.json").read_text())
     job_id = sweep["slurm"]["job_id"]
@@ -186,7 +187,9 @@ def test_sweep_as_one_batch_job(slurm, tmp_path):
         job = job_of(meta)
         assert (job["job_id"], job["step_id"]) == (job_id, str(step))
         assert expand(job["step_nodelist"]) == sorted(set(meta["hosts"]))
-    assert set(load_run(out / "n4")[0]["hosts"]) == {"node0", "node1"}
+    # two ranks per node: 2 ranks on one node, 4 on two
+    assert load_run(out / "n2")[0]["hosts"] == ["node0", "node0"]
+    assert load_run(out / "n4")[0]["hosts"] == ["node0", "node0", "node1", "node1"]
     assert (out / f"slurm-{job_id}.out").exists()
 
 
