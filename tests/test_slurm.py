@@ -130,6 +130,22 @@ def test_mpirun_inside_salloc(slurm, tmp_path):
     assert job["tasks_per_node"] == "1(x4)"
 
 
+
+@needs_pmix
+@pytest.mark.timeout(300)
+def test_mpiexec_srun_for_local_runs_inside_salloc(slurm, tmp_path):
+    """`MPIEXEC="srun --mpi=pmix" commbench run -n 4` (README, Installing): commbench's own
+    launcher starts the ranks with srun, here two per node of a two-node allocation."""
+    out = tmp_path / "mpiexec-srun"
+    slurm.client(["salloc", "-N", "2", "-n", "4", *COMMBENCH, "run", "-n", "4", "--ops",
+                  "allreduce", "--sizes", "8,1K", "--out", out, *QUICK],
+                 env={**env(), "MPIEXEC": "srun --mpi=pmix"}, timeout=240)
+    meta, _, summary = load_run(out)
+    assert meta["status"] == "complete" and (summary.wrong == 0).all()
+    assert meta["hosts"] == ["node0", "node0", "node1", "node1"]
+    job = job_of(meta)
+    assert job["ranks_started_by"] == "srun" and job["step_tasks_per_node"] == "2(x2)"
+
 SBATCH_RECIPE = ROOT / "examples" / "commbench.sbatch"
 
 
