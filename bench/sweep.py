@@ -59,7 +59,7 @@ def parse_counts(text: str) -> list[int]:
 
 def run_options(argv: list[str]) -> list[str]:
     """The command line after `sweep`, less -n/--nranks and --out (set per run) and the
-    sweep's own --slurm/--sbatch."""
+    sweep's own --slurm, --sbatch and --ranks-per-node."""
     out, skip = [], False
     for i, a in enumerate(argv):
         if skip:
@@ -68,8 +68,8 @@ def run_options(argv: list[str]) -> list[str]:
         if a in ("-n", "--nranks", "--out", "--sbatch", "--ranks-per-node"):
             skip = True
             continue
-        if a == "--slurm" or a.startswith(("--nranks=", "--out=", "--sbatch=", "--ranks-per-node=")) or (
-                a.startswith("-n") and a[2:3].isdigit()):
+        joined = a.startswith(("--nranks=", "--out=", "--sbatch=", "--ranks-per-node="))
+        if a == "--slurm" or joined or (a.startswith("-n") and a[2:3].isdigit()):
             continue
         out.append(a)
     return out
