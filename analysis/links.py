@@ -171,15 +171,17 @@ def _case(row) -> str:
 
 def describe(samples: pd.DataFrame, meta: dict) -> str:
     """The lines `commbench links` and `commbench run` print; '' when there is nothing."""
-    from bench.record import describe_job
-
     hosts = meta.get("hosts") or []
-    lines = [f"# {describe_job(meta['job'])}"] if describe_job(meta.get("job")) else []
+    lines = []
     nnodes = meta.get("nnodes")
     if hosts:
         per = {h: hosts.count(h) for h in dict.fromkeys(hosts)}
         lines.append(f"# nodes: {nnodes or len(per)} ("
                      + ", ".join(f"{h}: {c} rank{'s' if c > 1 else ''}" for h, c in per.items()) + ")")
+    from bench.record import describe_job
+
+    if describe_job(meta.get("job")):  # the scheduler's job comes first
+        lines.insert(0, f"# {describe_job(meta['job'])}")
     links = link_times(samples, hosts)
     if not links.empty:
         links = flag_links(links)
