@@ -161,7 +161,7 @@ class SlurmCluster:
             self._daemon(self.daemon_argv(self.net.ns(node), node,
                                           ["slurmd", "-D", "-f", self.conf, "-N", node]),
                          f"slurmd-{node}")
-        self._wait_idle()
+        self.wait_idle()
 
     def daemon_argv(self, ns: str, hostname: str, argv) -> list:
         """argv in network namespace `ns` under `hostname`, with the node's own TmpFS (a
@@ -182,7 +182,8 @@ class SlurmCluster:
                                                  start_new_session=True,
                                                  preexec_fn=_die_with_parent))
 
-    def _wait_idle(self):
+    def wait_idle(self):
+        """Until every node is idle (a finished job's nodes stay `completing` for a moment)."""
         deadline = time.monotonic() + START_TIMEOUT_S
         states = ""
         while time.monotonic() < deadline:

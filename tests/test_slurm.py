@@ -56,6 +56,12 @@ def job_of(meta) -> dict:
     return job
 
 
+def blocks(nodelist: str, per_node: int) -> list:
+    """The host map of srun's block distribution over a node list: each node's ranks together.
+    Which nodes Slurm picks is its choice; the test checks the ranks went where it said."""
+    return [node for node in expand(nodelist) for _ in range(per_node)]
+
+
 def check_report(slurm, run_dir, *expected):
     """`commbench report` of the run names the job; returns the page."""
     out = Path(run_dir) / "report"
@@ -103,14 +109,15 @@ def test_srun_two_ranks_per_node_splits_by_node(slurm, tmp_path):
                  env=env(), timeout=240)
     meta, samples, summary = load_run(out)
     assert meta["status"] == "complete" and (summary.wrong == 0).all()
-    assert meta["hosts"] == ["node0", "node0", "node1", "node1"]  # srun's block distribution
     job = job_of(meta)
-    assert job["step_nodelist"] == "node[0-1]" and job["step_tasks_per_node"] == "2(x2)"
+    assert len(expand(job["step_nodelist"])) == 2 and job["step_tasks_per_node"] == "2(x2)"
+    assert meta["hosts"] == blocks(job["step_nodelist"], 2)
     # intra: one communicator per node (2 ranks each); inter: one rank of every node (2)
     sizes = dict(zip(summary["split"], summary["nranks"]))
     assert sizes == {"all": 4, "intra": 2, "inter": 2}
     assert set(samples[samples.split == "intra"]["rank"]) == {0, 1, 2, 3}  # all at once
-    check_report(slurm, out, f"Slurm job {job['job_id']} step 0: node[0-1], tasks per node 2(x2)")
+    check_report(slurm, out, f"Slurm job {job['job_id']} step 0: {job['step_nodelist']}, tasks "
+                             "per node 2(x2)")
 
 
 @pytest.mark.timeout(300)
@@ -142,9 +149,9 @@ def test_mpiexec_srun_for_local_runs_inside_salloc(slurm, tmp_path):
                  env={**env(), "MPIEXEC": "srun --mpi=pmix"}, timeout=240)
     meta, _, summary = load_run(out)
     assert meta["status"] == "complete" and (summary.wrong == 0).all()
-    assert meta["hosts"] == ["node0", "node0", "node1", "node1"]
     job = job_of(meta)
     assert job["ranks_started_by"] == "srun" and job["step_tasks_per_node"] == "2(x2)"
+    assert meta["hosts"] == blocks(job["step_nodelist"], 2)
 
 SBATCH_RECIPE = ROOT / "examples" / "commbench.sbatch"
 
@@ -172,18 +179,17 @@ def test_sbatch_of_the_readme_recipe(slurm, tmp_path):
     log_text = log.read_text() if log else "(no job output)"
     assert r.returncode == 0 and job_id.isdigit(), r.stderr + log_text
     pairs, split = tmp_path / "results" / f"{job_id}-pairs", tmp_path / "results" / f"{job_id}-split"
-    nodes = NODES[:3]
-    for run_dir, hosts, step, tasks in ((pairs, nodes, "0", "1(x3)"),
-                                        (split, [n for n in nodes for _ in (0, 1)], "1", "2(x3)")):
+    for run_dir, per_node, step in ((pairs, 1, "0"), (split, 2, "1")):
         meta, _, summary = load_run(run_dir)
         assert meta["status"] == "complete" and (summary.wrong == 0).all(), log_text
-        assert meta["hosts"] == hosts
         job = job_of(meta)
-        assert (job["job_id"], job["step_id"], job["step_tasks_per_node"]) == (job_id, step, tasks)
-        assert expand(job["nodelist"]) == nodes
+        assert (job["job_id"], job["step_id"], job["step_tasks_per_node"]) == (
+            job_id, step, f"{per_node}(x3)")
+        assert len(expand(job["nodelist"])) == 3 and job["step_nodelist"] == job["nodelist"]
+        assert meta["hosts"] == blocks(job["nodelist"], per_node)
     assert len(list((pairs / "png").glob("*.png"))) == 2, log_text  # a link map per size
     page = (pairs / "report" / "index.html").read_text()
-    assert f"Slurm job {job_id} step 1: node[0-2], tasks per node 2(x3)" in page
+    assert f"Slurm job {job_id} step 1: {job['nodelist']}, tasks per node 2(x3)" in page
 
 
 @needs_pmix
@@ -205,10 +211,9 @@ def test_sweep_as_one_batch_job(slurm, tmp_path):
         assert (summary.wrong == 0).all() and set(summary.nranks) == {p}
         job = job_of(meta)
         assert (job["job_id"], job["step_id"]) == (job_id, str(step))
-        assert expand(job["step_nodelist"]) == sorted(set(meta["hosts"]))
-    # two ranks per node: 2 ranks on one node, 4 on two
-    assert load_run(out / "n2")[0]["hosts"] == ["node0", "node0"]
-    assert load_run(out / "n4")[0]["hosts"] == ["node0", "node0", "node1", "node1"]
+        # two ranks per node: 2 ranks on one node, 4 on two
+        assert len(expand(job["step_nodelist"])) == p // 2
+        assert meta["hosts"] == blocks(job["step_nodelist"], 2)
     assert (out / f"slurm-{job_id}.out").exists()
 
 
@@ -232,6 +237,7 @@ def test_drain_lines_drain_nodes_only_when_applied(slurm):
     drains; the printed line pasted into a shell drains too; sinfo says `drained`."""
     drain_cmd = [sys.executable, "-m", "analysis.slurm"]
     reason = "pairs: node3 2.0x the median node at 1 KiB (test)"
+    slurm.wait_idle()  # the jobs of earlier tests have left their nodes
     try:
         r = slurm.client([*drain_cmd, "node3", "--reason", reason], env=env())
         assert r.stdout.strip() == f'scontrol update NodeName=node3 State=DRAIN Reason="{reason}"'
