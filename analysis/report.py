@@ -609,7 +609,8 @@ def write_report(paths, out_dir=None, fit_missing=True) -> Path:
     nav += " <a href='#method'>method and units</a> <a href='#environment'>environment</a>"
     run_list = "".join(f"<li><b>{esc(r.label)}</b> — {esc(r.path)} — status "
                        f"{esc(r.meta.get('status', '?'))}, {esc(r.meta.get('nranks', '?'))} ranks, "
-                       f"backend {esc(render_backend(r.meta))}</li>" for r in runs)
+                       f"backend {esc(render_backend(r.meta))}{esc(job_text(r.meta))}</li>"
+                       for r in runs)
     from bench import __version__
 
     page = f"""<!DOCTYPE html>
@@ -660,6 +661,14 @@ def prepare_out_dir(out_dir: Path | None, default: Path) -> Path:
     except OSError as exc:
         raise file_error(path, exc, "write the report there", hint) from None
     return path
+
+
+def job_text(meta) -> str:
+    """', Slurm job 12 step 0: node[0-3], tasks per node 1(x4)' for a run made in a job."""
+    from bench.record import describe_job
+
+    text = describe_job(meta.get("job"))
+    return f", {text}" if text else ""
 
 
 def render_backend(meta) -> str:

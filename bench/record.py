@@ -16,7 +16,8 @@ from bench.core.rundir import new_meta
 
 ENV_PREFIXES = ("OMPI_", "PMIX_MCA", "PRTE_MCA", "UCX_", "MPICH_", "MPIR_CVAR", "I_MPI_", "FI_",
                 "HCOLL_", "NCCL_", "GLOO_", "TORCH_NCCL", "TORCH_DISTRIBUTED", "CUDA_VISIBLE",
-                "SLURM_JOB", "SLURM_NTASKS", "OMP_NUM_THREADS", "MPIEXEC")
+                "SLURM_JOB", "SLURM_NTASKS", "SLURM_STEP", "SLURM_TASKS_PER_NODE", "SLURM_NODELIST",
+                "SLURM_ARRAY", "SLURM_CLUSTER_NAME", "OMP_NUM_THREADS", "MPIEXEC")
 
 
 def steering_env(env=None) -> dict:
@@ -29,6 +30,55 @@ def steering_env(env=None) -> dict:
             "OMPI_MCA_ompi_", "OMPI_MCA_orte", "OMPI_MCA_prte", "OMPI_NUM_", "OMPI_HOME")
     return {k: v for k, v in sorted(env.items())
             if k.startswith(ENV_PREFIXES) and not k.startswith(skip)}
+
+
+# meta.json → job: the scheduler's identity of the run, from rank 0's environment. The step's
+# node list and tasks per node are where the ranks ran (srun); the job's are the allocation.
+_SLURM_JOB_FIELDS = (
+    ("job_id", "SLURM_JOB_ID"), ("array_job_id", "SLURM_ARRAY_JOB_ID"),
+    ("array_task_id", "SLURM_ARRAY_TASK_ID"), ("cluster", "SLURM_CLUSTER_NAME"),
+    ("partition", "SLURM_JOB_PARTITION"), ("nodelist", "SLURM_JOB_NODELIST"),
+    ("num_nodes", "SLURM_JOB_NUM_NODES"), ("tasks_per_node", "SLURM_TASKS_PER_NODE"),
+    ("step_id", "SLURM_STEP_ID"), ("step_nodelist", "SLURM_STEP_NODELIST"),
+    ("step_num_nodes", "SLURM_STEP_NUM_NODES"), ("step_tasks_per_node", "SLURM_STEP_TASKS_PER_NODE"),
+)
+
+
+def job_identity(env=None) -> dict | None:
+    """The Slurm job this process runs in (job id, node list, tasks per node, and the step's
+    when srun started the ranks), as Slurm's variables give them; None outside a job."""
+    from bench.launch import detect_world
+
+    env = os.environ if env is None else env
+    if not env.get("SLURM_JOB_ID"):
+        return None
+    world = detect_world(env)
+    # A step's variables describe the ranks only when srun started them; under mpirun in an
+    # allocation they describe the step of mpirun's daemons (one per node).
+    by_srun = world is not None and world.launcher in ("slurm", "pmix")
+    job = {"scheduler": "slurm", "ranks_started_by": "srun" if by_srun else
+           (world.launcher if world else "none")}
+    job.update({key: env[var] for key, var in _SLURM_JOB_FIELDS
+                if env.get(var) and (by_srun or not key.startswith("step_"))})
+    if "tasks_per_node" not in job and env.get("SLURM_JOB_CPUS_PER_NODE"):
+        job["cpus_per_node"] = env["SLURM_JOB_CPUS_PER_NODE"]  # salloc without task counts
+    return job
+
+
+def describe_job(job) -> str:
+    """One line for tables and reports: 'Slurm job 12 step 0: node[0-3], tasks per node 1(x4)'."""
+    if not isinstance(job, dict) or not job.get("job_id"):
+        return ""
+    name = f"Slurm job {job['job_id']}"
+    if job.get("array_job_id") and job.get("array_task_id"):
+        name += f" (array {job['array_job_id']}_{job['array_task_id']})"
+    if job.get("step_id"):
+        nodes, tasks = job.get("step_nodelist"), job.get("step_tasks_per_node")
+        name += f" step {job['step_id']}"
+    else:
+        nodes, tasks = job.get("nodelist"), job.get("tasks_per_node")
+    where = ", ".join(part for part in (nodes, f"tasks per node {tasks}" if tasks else "") if part)
+    return f"{name}: {where}" if where else name
 
 
 def timer_info(clock=time.perf_counter, name="time.perf_counter") -> dict:
@@ -83,4 +133,5 @@ def base_meta(run_id: str, argv: list[str], settings: dict) -> dict:
                      "platform": platform.platform()},
         "launcher_host": socket.gethostname(),
         "env": steering_env(),
+        **({"job": job} if (job := job_identity()) else {}),
     }

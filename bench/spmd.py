@@ -145,6 +145,13 @@ def run_spmd(args, plan: Plan, world, argv=("run",), clock=time.perf_counter) ->
         backends = [cls.create(world, args) for cls in plan.backends]
         control = backends[0]  # agreement that is not about a measurement
         rank, n = control.rank, control.size
+        if world.size and n != world.size:  # every rank alone: it cannot reach the others
+            if world.rank == 0:
+                print(f"commbench: error: the launcher ({world.launcher}) started {world.size} "
+                      f"ranks, but {control.name} sees {n}: the MPI library does not speak the "
+                      "launcher's protocol (Open MPI 5 needs PMIx: srun --mpi=pmix, not pmi2)",
+                      file=sys.stderr)
+            return Outcome(2)
         hosts = control.bcast(control.gather(socket.gethostname()))
         problem = None
         try:

@@ -27,6 +27,15 @@ def add_arguments(parser) -> None:
                         "forced to run (Open MPI coll/tuned, MPICH CVARs), one run per op and "
                         "algorithm, DIR/n<count>.<op>.<algorithm>; the fit uses each on its "
                         "own cases (bench.forcing, analysis.library)")
+    # Slurm: bench.slurm
+    parser.add_argument("--slurm", action="store_true",
+                        help="submit the sweep as one Slurm batch job (a job step per rank "
+                             "count, srun --mpi=pmix or $MPIEXEC if it is srun) and wait for it")
+    parser.add_argument("--ranks-per-node", type=int, metavar="R",
+                        help="with --slurm: R ranks on each node, so each count P runs on P/R "
+                             "nodes (a sweep over node counts)")
+    parser.add_argument("--sbatch", default="", metavar="OPTIONS",
+                        help="with --slurm: sbatch options, e.g. \"-N 4 -p batch --time 30\"")
 
 
 class _Without:
@@ -77,7 +86,8 @@ def _forced(args, plan):
 
 
 def run_options(argv: list[str]) -> list[str]:
-    """The command line after `sweep`, less -n/--nranks and --out (set per run)."""
+    """The command line after `sweep`, less -n/--nranks and --out (set per run) and the
+    sweep's own --slurm, --sbatch and --ranks-per-node."""
     out, skip = [], False
     for i, a in enumerate(argv):
         if skip:
@@ -85,10 +95,11 @@ def run_options(argv: list[str]) -> list[str]:
             continue
         if a == "--force-algorithms":
             continue
-        if a in ("-n", "--nranks", "--out"):
+        if a in ("-n", "--nranks", "--out", "--sbatch", "--ranks-per-node"):
             skip = True
             continue
-        if a.startswith(("--nranks=", "--out=")) or (a.startswith("-n") and a[2:3].isdigit()):
+        joined = a.startswith(("--nranks=", "--out=", "--sbatch=", "--ranks-per-node="))
+        if a == "--slurm" or joined or (a.startswith("-n") and a[2:3].isdigit()):
             continue
         out.append(a)
     return out
@@ -113,6 +124,12 @@ def main(args, argv) -> int:
     taken = [root / f"n{p}" for p in counts if (root / f"n{p}").exists()]
     if taken and not args.force:  # with --force, each run replaces its own (bench.run)
         raise UsageError(f"{taken[0]} exists: give the sweep a new --out directory or --force")
+    if args.slurm:
+        if forced:
+            raise UsageError("--force-algorithms runs its forced runs locally: not with --slurm")
+        return _sweep_in_slurm(args, argv, root, counts)
+    if args.ranks_per_node is not None:
+        raise UsageError("--ranks-per-node places ranks through Slurm: it needs --slurm")
     root.mkdir(parents=True, exist_ok=True)
     rest = run_options(list(argv[1:]))
     (root / "sweep.json").write_text(json.dumps(
@@ -142,3 +159,36 @@ def main(args, argv) -> int:
     if not args.quiet:
         print(f"commbench sweep: done; fit it with: commbench fit {root}", file=sys.stderr)
     return worst
+
+
+def _sweep_in_slurm(args, argv, root: Path, counts: list[int]) -> int:
+    """The sweep as one batch job (bench.slurm); sweep.json also names the job."""
+    import shlex
+
+    from bench import slurm
+
+    slurm.require_sbatch()  # before anything is written
+    slurm.check_ranks_per_node(counts, args.ranks_per_node)
+    try:
+        sbatch_options = shlex.split(args.sbatch)
+    except ValueError as exc:
+        raise UsageError(f"malformed --sbatch {args.sbatch!r}: {exc}") from None
+    root.mkdir(parents=True, exist_ok=True)
+    root = root.resolve()  # the job's steps may start in another directory
+    rest = run_options(list(argv[1:]))
+    script = root / "sweep.sbatch"
+    script.write_text(slurm.batch_script(root, counts, rest, slurm.srun_command(),
+                                         ranks_per_node=args.ranks_per_node))
+    record = {"nranks": counts, "run_options": rest, "argv": ["commbench"] + list(argv),
+              "slurm": {"script": script.name, "sbatch_options": sbatch_options,
+                        "ranks_per_node": args.ranks_per_node}}
+    (root / "sweep.json").write_text(json.dumps(record, indent=1) + "\n")
+    rc, job_id = slurm.submit_and_wait(script, sbatch_options, args.quiet)
+    record["slurm"]["job_id"] = job_id
+    (root / "sweep.json").write_text(json.dumps(record, indent=1) + "\n")
+    if rc == 3:
+        print(f"commbench sweep: Slurm job {job_id} failed or was cancelled: see "
+              f"{root / f'slurm-{job_id}.out'}", file=sys.stderr)
+    elif not args.quiet:
+        print(f"commbench sweep: done; fit it with: commbench fit {root}", file=sys.stderr)
+    return rc

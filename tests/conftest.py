@@ -48,6 +48,8 @@ QUICK = ["--launches", "1", "--repeats", "1", "--budget", "0.05", "--min-samples
 def pytest_configure(config):
     config.addinivalue_line("markers", "multinode: emulated-cluster test (root, network "
                             "namespaces); runs last")
+    config.addinivalue_line("markers", "slurm: runs under a real Slurm on the emulated cluster "
+                            "(root, Debian's slurmctld/slurmd/slurm-client/libpmix-dev)")
 
 
 def pytest_collection_modifyitems(session, config, items):

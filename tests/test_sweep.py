@@ -106,3 +106,39 @@ def test_sweep_fit_predict_and_loggp_on_real_ranks(tmp_path):
                    "0.05", "--min-samples", "5", "--no-noise", "-q", "--force", "--out", out)
     assert r.returncode == 0, r.stderr
     assert set(pd.read_csv(out / "n2" / "summary.csv").op) == {"allreduce"}
+
+
+def test_sweep_refuses_slurm_without_slurm(tmp_path):
+    """--slurm where sbatch is not on PATH: one line, exit 2, nothing written."""
+    env = {**_env(), "PATH": str(tmp_path)}  # an empty directory: no sbatch
+    r = subprocess.run([sys.executable, "-m", "bench.cli", "sweep", "--slurm", "--nranks", "2,4",
+                        "--ops", "allreduce", "--out", tmp_path / "s"], capture_output=True,
+                       text=True, timeout=60, env=env)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.strip().splitlines() == [
+        "commbench: error: --slurm: no Slurm here (sbatch not on PATH); run the sweep without "
+        "--slurm, or from a Slurm login node"]
+    assert not (tmp_path / "s").exists()
+
+
+def test_run_options_drop_the_sweeps_slurm_options():
+    argv = ["--slurm", "--sbatch", "-N 4", "--nranks", "2,4", "--sbatch=-p x", "--budget", "1",
+            "--ranks-per-node", "2"]
+    assert run_options(argv) == ["--budget", "1"]
+
+
+def test_slurm_batch_script_places_whole_nodes(tmp_path):
+    from bench.slurm import batch_script
+
+    script = batch_script(tmp_path, [2, 6], ["-q"], ["srun", "--mpi=pmix"], python="py",
+                          ranks_per_node=2)
+    assert "#SBATCH --nodes=3\n#SBATCH --ntasks-per-node=2\n" in script
+    assert f"srun --mpi=pmix -n 6 -N 3 --ntasks-per-node=2 py -m bench.cli run --out {tmp_path}/n6 -q" in script
+    with pytest.raises(UsageError, match="3 ranks do not fill whole nodes"):
+        batch_script(tmp_path, [2, 3], [], ["srun"], ranks_per_node=2)
+
+
+def test_ranks_per_node_needs_slurm(tmp_path):
+    r = _commbench("sweep", "--nranks", "2", "--ranks-per-node", "2", "--ops", "allreduce",
+                   "--out", tmp_path / "s")
+    assert r.returncode == 2 and "it needs --slurm" in r.stderr
