@@ -153,7 +153,7 @@ def test_mpiexec_srun_for_local_runs_inside_salloc(slurm, tmp_path):
     assert job["ranks_started_by"] == "srun" and job["step_tasks_per_node"] == "2(x2)"
     assert meta["hosts"] == blocks(job["step_nodelist"], 2)
 
-SBATCH_RECIPE = ROOT / "examples" / "commbench.sbatch"
+SBATCH_RECIPE = ROOT / "results" / "commbench.sbatch"
 
 
 def test_readme_shows_the_sbatch_recipe_the_test_submits():
