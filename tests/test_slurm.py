@@ -92,8 +92,8 @@ def test_srun_one_rank_per_node_maps_hosts_links_and_job(slurm, tmp_path):
     assert set(links["kind"]) == {"inter"}
     line = f"Slurm job {job['job_id']} step 0: node[0-3], tasks per node 1(x4)"
     shown = slurm.client([*COMMBENCH, "links", out], env=env())
-    assert line in shown.stdout and "# nodes: 4 (node0: 1 rank" in shown.stdout, shown.stdout
-    host_map = "# nodes: 4 (node0: 1 rank, node1: 1 rank, node2: 1 rank, node3: 1 rank)"
+    host_map = "# nodes: 4 ranks on 4 hosts × 1: node[0-3]"
+    assert line in shown.stdout and host_map in shown.stdout, shown.stdout
     assert host_map in shown.stdout
     page = check_report(slurm, out, line, host_map, "Links and skew")
     assert page.count("link map, S = ") == 2  # a heatmap of the six links per size
