@@ -156,10 +156,13 @@ def test_run_uses_the_native_loop_and_records_it(tmp_path):
     # MPI_THREAD_FUNNELED (1 in Open MPI and MPICH), not mpi4py's default MULTIPLE (3): only
     # the main thread calls MPI, and MULTIPLE costs every call a lock (issue 29)
     assert meta["backend"]["thread_level"] == 1
+    # ... unless mpi4py's own variable asks for another level (SERIALIZED: 2)
     r = run_commbench("run", "-n", "2", "--ops", "pingpong", "--sizes", "4", "--loop", "python",
-                      "--out", tmp_path / "python", *QUICK, env=env)
+                      "--out", tmp_path / "python", *QUICK,
+                      env={**env, "MPI4PY_RC_THREAD_LEVEL": "serialized"})
     assert r.returncode == 0, r.stderr
-    assert run_meta(tmp_path / "python")["method"]["loop"] == {"mpi": "python"}
+    meta = run_meta(tmp_path / "python")
+    assert meta["method"]["loop"] == {"mpi": "python"} and meta["backend"]["thread_level"] == 2
 
 
 def env_without_compiler(tmp_path):
