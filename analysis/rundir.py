@@ -569,9 +569,8 @@ class RunSamples:
 
     # -- what analysis derives from them
     def frame(self, ops=None) -> pd.DataFrame:
-        """Every sample of every rank as rows (load_samples)."""
-        if self.path.name != fmt.SAMPLES:
-            return load_samples(self.dir, self.meta, ops)
+        """Every sample of every rank as rows, of `ops` only if given (only their blocks are
+        expanded)."""
         return frame_of_blocks(self.blocks(ops))
 
     def times(self) -> pd.DataFrame:
@@ -787,7 +786,6 @@ def _fast_csv_blocks(path, meta: dict):
         raise _NotPlain from None
     if len(set(names)) != len(names) or any(c not in names for c in SAMPLE_REQUIRED):
         raise _NotPlain
-    source = pa.memory_map(str(path))
     with open(path, "rb") as f:  # a torn last line (a crash mid-append) is not read
         f.seek(max(0, size - (1 << 20)))
         tail = f.read()
@@ -798,8 +796,9 @@ def _fast_csv_blocks(path, meta: dict):
     types = {c: (name_type if SAMPLE_SPEC[c].kind == "str" else pa.float64())
              for c in names if c in SAMPLE_SPEC}
     try:
+        source = open(path, "rb")
         reader = pacsv.open_csv(
-            pa.BufferReader(source.read_buffer(end)),
+            pa.PythonFile(_Upto(source, end), mode="r"),
             read_options=pacsv.ReadOptions(block_size=1 << 25),
             parse_options=pacsv.ParseOptions(quote_char=False, ignore_empty_lines=False),
             convert_options=pacsv.ConvertOptions(column_types=types, null_values=[""],
@@ -810,6 +809,28 @@ def _fast_csv_blocks(path, meta: dict):
             yield from _plain_blocks(batch, nranks, np, pc)
     except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeDecodeError, ValueError):
         raise _NotPlain from None
+    finally:
+        if "source" in locals():
+            source.close()
+
+
+class _Upto:
+    """A file read up to `end` (its bytes are streamed, not mapped: memory stays a chunk)."""
+
+    def __init__(self, f, end: int):
+        self.f, self.left, self.closed = f, end, False
+
+    def read(self, n: int = -1) -> bytes:
+        n = self.left if n is None or n < 0 else min(n, self.left)
+        data = self.f.read(n)
+        self.left -= len(data)
+        return data
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self.closed = True
 
 
 def _plain_blocks(batch, nranks: int, np, pc):
@@ -856,18 +877,21 @@ def _plain_blocks(batch, nranks: int, np, pc):
     if (num["rank"] >= nranks).any() or (num["peer"] >= nranks).any():
         raise _NotPlain
     ints = {k: v.astype(np.int64) for k, v in num.items() if k != "time_s"}
-    key = np.stack([codes["backend"], codes["op"], codes["dtype"], codes["split"],
-                    ints["nbytes"], ints["nranks"], ints["round"]], axis=1)
-    starts = np.concatenate(([0], np.flatnonzero((key[1:] != key[:-1]).any(axis=1)) + 1, [n]))
+    key = [codes["backend"], codes["op"], codes["dtype"], codes["split"], ints["nbytes"],
+           ints["nranks"], ints["round"]]
+    change = np.zeros(n - 1, bool)
+    for column in key:
+        change |= column[1:] != column[:-1]
+    starts = np.concatenate(([0], np.flatnonzero(change) + 1, [n]))
     for a, b in zip(starts[:-1], starts[1:]):
-        k = key[a]
-        case = (labels["backend"][k[0]], labels["op"][k[1]], labels["dtype"][k[2]], int(k[4]),
-                int(k[5]), labels["split"][k[3]])
+        k = [int(column[a]) for column in key]
+        case = (labels["backend"][k[0]], labels["op"][k[1]], labels["dtype"][k[2]], k[4], k[5],
+                labels["split"][k[3]])
         part = [ints[c][a:b] for c in ("rank", "peer", "sample", "calls")]
-        time_s = num["time_s"][a:b]
-        if fmt_blocks.duplicate_cells(*part):
-            raise _NotPlain  # the same cell twice: blocks_of_frame keeps both
-        yield fmt_blocks.pivot(case, int(k[6]), *part, time_s)
+        try:
+            yield fmt_blocks.pivot(case, k[6], *part, num["time_s"][a:b])
+        except fmt_blocks.Duplicate:
+            raise _NotPlain from None  # the same cell twice: blocks_of_frame keeps both
 
 
 def blocks_of_frame(df: pd.DataFrame) -> list:

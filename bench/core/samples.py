@@ -143,35 +143,51 @@ def blocks_of_rows(rows) -> list:
     return blocks
 
 
+def _codes(key: np.ndarray):
+    """(distinct values sorted, index of each element among them): by direct addressing
+    when the values span little more than their count (ranks, sample numbers), else by
+    np.unique."""
+    lo, hi = int(key.min()), int(key.max())
+    span = hi - lo + 1
+    if span <= 4 * key.size + 1024:
+        present = np.zeros(span, bool)
+        present[key - lo] = True
+        position = np.cumsum(present) - 1
+        return np.flatnonzero(present) + lo, position[key - lo]
+    values, inverse = np.unique(key, return_inverse=True)
+    return values, inverse.ravel()
+
+
+class Duplicate(ValueError):
+    """A (rank, peer, sample, calls) cell given twice: such rows cannot share one block."""
+
+
 def pivot(case, round_no, rank, peer, sample, calls, time_s) -> Block:
     """A block from one case and round's cells given as columns (rank, peer, sample, calls,
-    time_s). Rows keep the order of their first cell; a (row, column) given twice keeps the
-    last time (callers split such input into separate blocks when both must stay)."""
+    time_s), rows ordered by (rank, peer), columns by (sample, calls). Duplicate when a cell
+    is given twice (callers split such input into separate blocks)."""
     row_key = rank * (1 << 26) + (peer + 1)  # both below 2**25 (readers check the ranges)
-    keys, first_row, row_of = np.unique(row_key, return_index=True, return_inverse=True)
+    keys, row_of = _codes(row_key)
     if (calls == calls[0]).all():
-        col_samples, col_of = np.unique(sample, return_inverse=True)
+        col_samples, col_of = _codes(sample)
         col_calls = np.full(col_samples.size, calls[0], np.int64)
     else:
         cols, col_of = np.unique(np.stack([sample, calls], axis=1), axis=0, return_inverse=True)
-        col_samples, col_calls = cols[:, 0].copy(), cols[:, 1].copy()
-    order = np.argsort(first_row, kind="stable")  # rows in order of appearance
-    position = np.empty_like(order)
-    position[order] = np.arange(order.size)
-    matrix = np.full((keys.size, col_samples.size), np.nan)
-    matrix[position[row_of.ravel()], col_of.ravel()] = time_s
-    first = first_row[order]
-    return Block(tuple(case), int(round_no), np.asarray(rank)[first].astype(np.int64),
-                 np.asarray(peer)[first].astype(np.int64), col_samples.astype(np.int64),
-                 col_calls, matrix)
+        col_samples, col_calls, col_of = cols[:, 0].copy(), cols[:, 1].copy(), col_of.ravel()
+    flat = row_of * col_samples.size + col_of
+    matrix = np.full(keys.size * col_samples.size, np.nan)
+    matrix[flat] = time_s
+    if np.count_nonzero(~np.isnan(matrix)) != flat.size:
+        raise Duplicate(f"{case}, round {round_no}: a cell given twice")
+    return Block(tuple(case), int(round_no), (keys >> 26).astype(np.int64),
+                 (keys & ((1 << 26) - 1)).astype(np.int64) - 1, col_samples.astype(np.int64),
+                 col_calls, matrix.reshape(keys.size, col_samples.size))
 
 
 def duplicate_cells(rank, peer, sample, calls) -> bool:
     """Whether some (rank, peer, sample, calls) occurs twice (such rows cannot share a block)."""
-    if (calls == calls[0]).all() and (peer == peer[0]).all():
-        key = rank * (int(sample.max()) + 1) + sample if rank.max() < 1 << 24 and \
-            sample.max() < 1 << 38 else None
-        if key is not None:
-            return np.unique(key).size != key.size
-    keys = np.stack([rank, peer, sample, calls], axis=1)
-    return np.unique(keys, axis=0).shape[0] != keys.shape[0]
+    try:
+        pivot(("", "", "", 0, 0, ""), 0, rank, peer, sample, calls, np.ones(rank.size))
+    except Duplicate:
+        return True
+    return False
