@@ -1,0 +1,370 @@
+"""`commbench triage RUN_DIR [RUN_DIR ...]`: which node, which link, which rank, and when. One
+verdict per node and per link of a fleet, `ok`, `warn` or `drain`, with the evidence next to it.
+Several run directories of one fleet combine (nodes and links are named by host), typically a
+`pairs` run with one rank per node and a collectives run with `--split intra`.
+
+Evidence and rules (printed with every verdict list):
+- links, from `pairs` (analysis.links: a link's time is the median over samples of the slower
+  of its two ranks): per case (backend, dtype, split, S), the inter-node links' rates x = S /
+  time (1 / time at S = 0) against each other; a node's rate is the median of its links' rates,
+  set against the other nodes'.
+- intra-node collectives (`--split intra`, 2 or more ranks per node): per case, a node's time
+  in a sample is the max over its ranks; its rate x = S / (median over samples), against the
+  other nodes'. With --expect/--min (as `commbench check`), its busbw (x × the op's bus factor)
+  against the reference: below a minimum drains, below a typical figure (less --tolerance) warns.
+- robust z = 0.6745 × (x − median) / MAD over the values compared (Iglewicz & Hoaglin's
+  modified z; MAD the median absolute deviation); at least MIN_VALUES values. warn: z < −2 and
+  x at least 10% below the median; drain: z < −3 and at least 20% below (the floors keep a fleet
+  of near-identical values, MAD ≈ 0, from flagging noise).
+- a link through a node that is itself warn or drain is that node's (counted apart, not listed).
+- per-rank skew (analysis.timeline): a rank last in a share of a collective's samples above
+  max(2/n, 50%), over at least SKEW_MIN_SAMPLES samples: warn (never drain: lateness is no rate).
+- time (analysis.timeline): spikes per case, labelled system-wide / straggler / partial, with
+  when they happened; printed, not judged.
+
+Output: only what is not ok, plus counts; the hosts to drain, in Slurm hostlist form
+(bench.core.hostlist) and, with --drain FILE, one per line. Exit 0 when nothing is to be
+drained, 1 when something is, 2 on bad input.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bench.core.errors import UsageError
+from bench.core.units import human_bytes
+
+WARN_Z, DRAIN_Z = -2.0, -3.0
+WARN_DROP, DRAIN_DROP = 0.10, 0.20
+MIN_VALUES = 3
+SKEW_MIN_SAMPLES = 10
+Z_SCALE = 0.6745  # the normal's 0.75 quantile: 0.6745 × (x − median) / MAD is z for normal data
+VERDICTS = ("ok", "warn", "drain")
+RULES = [
+    ("robust z = 0.6745 x (x - median) / MAD over the fleet's comparable values, x a rate "
+    "(bytes/s; 1/s at S = 0); at least 3 values"),
+    (f"warn: z < {WARN_Z:g} and x at least {WARN_DROP:.0%} below the median; drain: z < "
+    f"{DRAIN_Z:g} and at least {DRAIN_DROP:.0%} below"),
+    ("links: pairs' inter-node links per case; node: the median rate of its links, against "
+    "the other nodes; a slow link through a warn/drain node is that node's"),
+    ("intra-node collectives (--split intra): a node's time per sample is the max over its ranks; "
+    "--min below: drain, --expect/baseline below (less --tolerance): warn"),
+    (f"skew: a rank last in more than max(2/n, 50%) of a collective's samples (>= "
+    f"{SKEW_MIN_SAMPLES}): warn only"),
+]
+
+
+@dataclass
+class Evidence:
+    kind: str       # node or link
+    name: str       # host, or 'hostA-hostB'
+    verdict: str
+    text: str
+    run: str
+
+
+@dataclass
+class Result:
+    runs: list
+    nodes: dict = field(default_factory=dict)   # name -> [Evidence]
+    links: dict = field(default_factory=dict)   # name -> [Evidence]
+    time_lines: list = field(default_factory=list)
+    notes: list = field(default_factory=list)
+
+    def verdict(self, kind: str, name: str) -> str:
+        rows = (self.nodes if kind == "node" else self.links).get(name, [])
+        return max((e.verdict for e in rows), key=VERDICTS.index, default="ok")
+
+    def link_owner(self, name: str) -> str | None:
+        """The warn/drain node a link runs through, or None."""
+        for host in name.split("--"):
+            if self.verdict("node", host) != "ok":
+                return host
+        return None
+
+    def drain(self) -> list[str]:
+        return [n for n in self.nodes if self.verdict("node", n) == "drain"]
+
+
+# --- rules -----------------------------------------------------------------------------------
+def robust_z(values) -> tuple[np.ndarray, float]:
+    """(z of every value, median): 0.6745 (x − median) / MAD; ±inf off the median when MAD = 0."""
+    x = np.asarray(values, dtype=float)
+    med = float(np.median(x))
+    mad = float(np.median(np.abs(x - med)))
+    if mad > 0:
+        return Z_SCALE * (x - med) / mad, med
+    return np.where(x < med, -np.inf, np.where(x > med, np.inf, 0.0)), med
+
+
+def verdict_of(z: float, ratio: float) -> str:
+    """ok / warn / drain of a value with robust z and ratio x / median."""
+    if z < DRAIN_Z and ratio <= 1 - DRAIN_DROP:
+        return "drain"
+    if z < WARN_Z and ratio <= 1 - WARN_DROP:
+        return "warn"
+    return "ok"
+
+
+def judged(values: pd.Series) -> pd.DataFrame:
+    """value, z, ratio (to the median), verdict of each entry of a Series of rates."""
+    z, med = robust_z(values.to_numpy())
+    out = pd.DataFrame({"value": values.to_numpy(), "z": z}, index=values.index)
+    out["ratio"] = out["value"] / med if med > 0 else np.nan
+    out["verdict"] = [verdict_of(a, b) for a, b in zip(out["z"], out["ratio"])]
+    return out
+
+
+def _rate(nbytes, seconds):
+    return nbytes / seconds if nbytes > 0 else 1.0 / seconds
+
+
+def _unit(nbytes) -> str:
+    return "B/s" if nbytes > 0 else "/s"
+
+
+def _z_text(z) -> str:
+    return f"z = {z:.1f}" if math.isfinite(z) else "z = -inf (MAD 0)"
+
+
+# --- runs ------------------------------------------------------------------------------------
+@dataclass
+class Run:
+    name: str
+    meta: dict
+    samples: pd.DataFrame
+    summary: pd.DataFrame
+
+    @property
+    def hosts(self) -> list:
+        return list(self.meta.get("hosts") or [])
+
+    def host(self, rank: int) -> str:
+        hosts = self.hosts
+        return hosts[rank] if 0 <= rank < len(hosts) else f"rank{rank}"
+
+
+def load_runs(run_dirs) -> list[Run]:
+    from analysis.rundir import load_meta, load_samples, load_summary
+
+    runs, names = [], set()
+    for d in run_dirs:
+        meta = load_meta(d)
+        name = Path(d).resolve().name or str(d)
+        base, i = name, 2
+        while name in names:
+            name, i = f"{base}#{i}", i + 1
+        names.add(name)
+        runs.append(Run(name, meta, load_samples(d, meta), load_summary(d)))
+    return runs
+
+
+# --- evidence --------------------------------------------------------------------------------
+def link_evidence(run: Run, result: Result) -> None:
+    from analysis.links import CASE_KEYS, link_times
+
+    links = link_times(run.samples, run.hosts)
+    links = links[links["kind"] == "inter"]
+    for key, g in links.groupby(CASE_KEYS):
+        case = dict(zip(CASE_KEYS, key))
+        what = f"pairs {case['backend']} S={human_bytes(case['nbytes'])}"
+        if len(g) < MIN_VALUES:
+            result.notes.append(f"{run.name}: {what}: {len(g)} inter-node links, too few to judge")
+            continue
+        rates = pd.Series([_rate(case["nbytes"], t) for t in g["median_s"]],
+                          index=[f"{a}--{b}" for a, b in zip(g["host_a"], g["host_b"])])
+        unit = _unit(case["nbytes"])
+        for name, r in judged(rates).iterrows():
+            result.links.setdefault(name, []).append(Evidence(
+                "link", name, r.verdict, f"{what}: {r.value:.3g} {unit}, {r.ratio:.2f}x the "
+                f"median link, {_z_text(r.z)}", run.name))
+        ends = pd.concat([pd.Series(rates.to_numpy(), index=g["host_a"].to_numpy()),
+                          pd.Series(rates.to_numpy(), index=g["host_b"].to_numpy())])
+        per_node = ends.groupby(level=0).median()
+        if len(per_node) < MIN_VALUES:
+            continue
+        for name, r in judged(per_node).iterrows():
+            result.nodes.setdefault(name, []).append(Evidence(
+                "node", name, r.verdict, f"{what}: its links' median {r.value:.3g} {unit}, "
+                f"{r.ratio:.2f}x the median node, {_z_text(r.z)}", run.name))
+
+
+def node_times(run: Run, case_rows: pd.DataFrame) -> pd.Series:
+    """Per node: the median over samples of the max over its ranks."""
+    df = case_rows.assign(node=[run.host(int(r)) for r in case_rows["rank"]])
+    per = df.groupby(["round", "sample", "node"])["time_s"].max()
+    return per.groupby(level="node").median()
+
+
+def intra_evidence(run: Run, result: Result, refs, nics, tolerance) -> None:
+    from analysis.check import threshold_of
+    from analysis.importers import bus_factor
+
+    df = run.samples[(run.samples["split"] == "intra") & (run.samples["nranks"] >= 2)
+                     & (run.samples["rank"] >= 0)]
+    keys = ["backend", "op", "dtype", "nbytes", "nranks"]
+    for key, g in df.groupby(keys):
+        case = dict(zip(keys, key))
+        what = (f"{case['op']} intra-node {case['backend']} S={human_bytes(case['nbytes'])} "
+                f"n={case['nranks']}")
+        times = node_times(run, g)
+        rates = _rate(case["nbytes"], times)
+        unit = _unit(case["nbytes"])
+        if len(rates) >= MIN_VALUES:
+            for name, r in judged(rates).iterrows():
+                result.nodes.setdefault(name, []).append(Evidence(
+                    "node", name, r.verdict, f"{what}: {r.value:.3g} {unit}, {r.ratio:.2f}x the "
+                    f"median node, {_z_text(r.z)}", run.name))
+        elif not refs:
+            result.notes.append(f"{run.name}: {what}: {len(rates)} nodes, too few to compare")
+        factor = bus_factor(case["op"], case["nranks"])
+        sizes = df[df["op"] == case["op"]]["nbytes"]
+        for ref in refs:
+            at = ref.nbytes if ref.nbytes is not None else int(sizes.max())
+            if ref.op != case["op"] or at != case["nbytes"] or (
+                    ref.nranks is not None and ref.nranks != case["nranks"]):
+                continue
+            if not (factor > 0):
+                continue
+            figure, threshold = threshold_of(ref, nics, tolerance)
+            bad = "drain" if ref.kind == "minimum" else "warn"
+            for name, rate in rates.items():
+                busbw = rate * factor
+                verdict = bad if busbw < threshold else "ok"
+                result.nodes.setdefault(name, []).append(Evidence(
+                    "node", name, verdict, f"{what}: busbw {busbw / 1e9:.4g} GB/s against "
+                    f"{ref.system} {ref.kind} {figure / 1e9:.4g} GB/s ({busbw / figure:.0%})",
+                    run.name))
+
+
+def skew_evidence(run: Run, result: Result, table: pd.DataFrame) -> None:
+    from analysis.timeline import last_shares
+
+    coll = last_shares(table[table["op"] != "pairs"])
+    for r in coll.itertuples():
+        limit = max(2.0 / r.ranks, 0.5)
+        if r.samples < SKEW_MIN_SAMPLES or r.share <= limit:
+            continue
+        split = "" if r.split == "all" else f" {r.split}"
+        name = run.host(int(r.rank))
+        result.nodes.setdefault(name, []).append(Evidence(
+            "node", name, "warn", f"{r.op}{split} {r.backend} S={human_bytes(r.nbytes)}: rank "
+            f"{r.rank} last in {r.share:.0%} of {r.samples} samples (chance {1 / r.ranks:.0%})",
+            run.name))
+
+
+def triage(run_dirs, refs=(), nics=None, tolerance=0.1) -> Result:
+    from analysis import timeline
+
+    runs = load_runs(run_dirs)
+    result = Result(runs=[r.name for r in runs])
+    for run in runs:
+        for host in run.hosts:
+            result.nodes.setdefault(host, [])
+        link_evidence(run, result)
+        intra_evidence(run, result, list(refs), nics, tolerance)
+        collectives = run.samples[run.samples["peer"] < 0]
+        table = timeline.per_sample(collectives, run.hosts)
+        if not table.empty:
+            skew_evidence(run, result, table)
+        both = timeline.per_sample(run.samples, run.hosts)
+        lines = timeline.describe(both, run.hosts, limit=3)
+        if lines:
+            result.time_lines += [f"{run.name}: {line}" if not line.startswith(" ") else line
+                                  for line in lines]
+    judged_any = any(result.nodes.values()) or any(result.links.values())
+    if not judged_any:
+        raise UsageError("triage: nothing to judge in " + ", ".join(result.runs) + " (needs a "
+                         "pairs run of 3 or more nodes, collectives with --split intra on 3 or "
+                         "more nodes, references (--min/--expect), or collectives of 3 or more "
+                         "ranks for skew)")
+    return result
+
+
+# --- output ----------------------------------------------------------------------------------
+def format_text(result: Result) -> str:
+    from bench.core.hostlist import compress
+
+    nodes, links = result.nodes, result.links
+    lines = [(f"commbench triage: {len(result.runs)} run{'s' * (len(result.runs) != 1)} "
+             f"({', '.join(result.runs)}), {len(nodes)} nodes, {len(links)} inter-node links"),
+             "rules:"] + [f"  {r}" for r in RULES]
+    bad = []
+    for name in nodes:
+        v = result.verdict("node", name)
+        if v != "ok":
+            bad += [(v, "node", name, e) for e in nodes[name] if e.verdict != "ok"]
+    owned = 0
+    for name in links:
+        v = result.verdict("link", name)
+        if v == "ok":
+            continue
+        if result.link_owner(name) is not None:
+            owned += 1
+            continue
+        bad += [(v, "link", name.replace("--", "-"), e) for e in links[name] if e.verdict != "ok"]
+    bad.sort(key=lambda b: (-VERDICTS.index(b[0]), b[1] != "node", b[2]))
+    if bad:
+        lines.append("not ok:")
+        last = None
+        for verdict, kind, name, e in bad:
+            head = f"  {verdict:5}  {kind} {name}" if (verdict, kind, name) != last else " " * 7
+            last = (verdict, kind, name)
+            lines.append(f"{head}: {e.verdict} by {e.text} [{e.run}]")
+    count = {kind: {v: 0 for v in VERDICTS} for kind in ("node", "link")}
+    for name in nodes:
+        count["node"][result.verdict("node", name)] += 1
+    for name in links:
+        v = result.verdict("link", name)
+        count["link"][v if v == "ok" or result.link_owner(name) is None else "ok"] += 1
+    lines.append("nodes: " + ", ".join(f"{count['node'][v]} {v}" for v in VERDICTS)
+                 + "; links: " + ", ".join(f"{count['link'][v]} {v}" for v in VERDICTS)
+                 + (f" ({owned} slow through a warn/drain node, counted ok)" if owned else ""))
+    if result.time_lines:
+        from analysis.timeline import RULE
+
+        lines.append(f"time ({RULE}):")
+        lines += [f"  {line}" for line in result.time_lines]
+    for note in result.notes:
+        lines.append(f"note: {note}")
+    drain = result.drain()
+    lines.append(f"drain ({len(drain)}): {compress(drain) if drain else 'none'}")
+    return "\n".join(lines)
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
+                        help="run directories of one fleet (e.g. a pairs run and a --split intra run)")
+    parser.add_argument("--drain", metavar="FILE", help="write the hosts to drain here, one per line")
+    parser.add_argument("--expect", metavar="SYSTEM", help="published figures of a system "
+                        "(commbench check --list) for the intra-node collectives")
+    parser.add_argument("--min", action="append", metavar="OP:SIZE=RATE", default=None,
+                        help="a minimum busbw of the intra-node collectives (drain below it)")
+    parser.add_argument("--tolerance", type=float, default=0.1,
+                        help="share below a typical figure that still passes (default 0.1)")
+    parser.add_argument("--nics", type=int, default=None, help="NICs per node (per-NIC figures)")
+
+
+def main(args) -> int:
+    from analysis import check
+    from analysis.rundir import file_error
+
+    if not 0 <= args.tolerance < 1:
+        raise UsageError("--tolerance must be in [0, 1)")
+    refs = []
+    if args.expect:
+        refs += check.expected_for(args.expect)
+    refs += [check.parse_min(m) for m in args.min or []]
+    result = triage(args.run_dirs, refs, args.nics, args.tolerance)
+    print(format_text(result))
+    drain = result.drain()
+    if args.drain:
+        try:
+            Path(args.drain).write_text("".join(f"{h}\n" for h in drain))
+        except OSError as exc:
+            raise file_error(f"--drain {args.drain}", exc, "write it") from None
+    return 1 if drain else 0
