@@ -33,15 +33,18 @@ RULE = (f"spike: a sample above {SPIKE_FACTOR} x its case's median sample time; 
 
 
 def _chunks(samples: pd.DataFrame) -> np.ndarray:
-    """A number per row that changes where a new stretch of one case starts in file order:
-    another case or round, or a sample index that goes back (the next pairing round of
-    `pairs`, or a case met again)."""
+    """A number per row, increasing in run order, for each stretch of one case: a run writes a
+    case's rows together (by rank, then sample), so a stretch starts where the case or round
+    changes; within it, the k-th row of the same (rank, sample) belongs to the k-th stretch
+    (the pairing rounds of `pairs` share their case)."""
     keys = samples[CASE + ["round"]].astype(str).agg("\x1f".join, axis=1).to_numpy()
-    sample = samples["sample"].to_numpy()
     new = np.ones(len(samples), bool)
-    if len(samples) > 1:
-        new[1:] = (keys[1:] != keys[:-1]) | (sample[1:] < sample[:-1])
-    return np.cumsum(new)
+    new[1:] = keys[1:] != keys[:-1]
+    run = np.cumsum(new)
+    occurrence = samples.groupby([run, samples["rank"].to_numpy(), samples["sample"].to_numpy()]
+                                 ).cumcount().to_numpy()
+    order = run.astype(np.int64) * (int(occurrence.max()) + 1) + occurrence
+    return np.unique(order, return_inverse=True)[1]
 
 
 def per_sample(samples: pd.DataFrame, hosts: list | None = None) -> pd.DataFrame:
@@ -54,9 +57,10 @@ def per_sample(samples: pd.DataFrame, hosts: list | None = None) -> pd.DataFrame
     df = samples.reset_index(drop=True).copy()
     df["chunk"] = _chunks(df)
     df["calls"] = pd.to_numeric(df["calls"], errors="coerce").fillna(1.0).clip(lower=1.0)
-    # per rank: its own median over the case, so ranks of different speed are judged apart
-    own = df.groupby(CASE + ["rank"], sort=False)["time_s"].transform("median")
+    # per rank (and peer: a link of `pairs`): its own median, so ranks of different speed are judged apart
+    own = df.groupby(CASE + ["rank", "peer"], sort=False)["time_s"].transform("median")
     df["rank_high"] = (df["time_s"] > SPIKE_FACTOR * own) & (df["rank"] >= 0)
+    df = df.sort_values(["chunk", "sample"], kind="stable").reset_index(drop=True)
     by = df.groupby(["chunk", "sample"], sort=False)
     idx = by["time_s"].idxmax()
     out = df.loc[idx, CASE + ["round", "sample", "chunk"]].reset_index(drop=True)

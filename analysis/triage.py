@@ -337,7 +337,7 @@ def format_text(result: Result) -> str:
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
+    parser.add_argument("run_dirs", nargs="*", metavar="RUN_DIR",
                         help="run directories of one fleet (e.g. a pairs run and a --split intra run)")
     parser.add_argument("--drain", metavar="FILE", help="write the hosts to drain here, one per line")
     parser.add_argument("--expect", metavar="SYSTEM", help="published figures of a system "
@@ -347,14 +347,38 @@ def add_arguments(parser) -> None:
     parser.add_argument("--tolerance", type=float, default=0.1,
                         help="share below a typical figure that still passes (default 0.1)")
     parser.add_argument("--nics", type=int, default=None, help="NICs per node (per-NIC figures)")
+    find = parser.add_argument_group("faster than all pairs (instead of RUN_DIRs)")
+    find.add_argument("--find", metavar="HOSTS", help="measure these hosts (Slurm hostlist) in "
+                      "rounds of groups (analysis.finder) and name the slow ones")
+    find.add_argument("--launch", metavar="TEMPLATE", help="the launcher command of a round, "
+                      "{hosts} = the round's hosts in rank order (comma list), {n} = their count: "
+                      "'mpirun -n {n} --host {hosts} --map-by node'")
+    find.add_argument("--out", metavar="DIR", help="--find: the rounds' run directories go here "
+                      "(DIR/round01, ...)")
+    find.add_argument("--group-size", type=int, default=2, help="--find: nodes per group (default 2)")
+    find.add_argument("--confirm", type=int, default=2,
+                      help="--find: slow confirmations, each with other partners, to drain (default 2)")
+    find.add_argument("--op", default=None, help="--find: the op every group runs (default "
+                      "pingpong for groups of 2, which exercises both directions one at a time, "
+                      "else allreduce)")
+    find.add_argument("--size", default="4M", help="--find: its S (default 4M: long enough that "
+                      "the links, not the CPUs, set the time)")
+    find.add_argument("--run-args", default="", metavar="ARGS",
+                      help="--find: more options of commbench run, one string ('--budget 0.2')")
+    find.add_argument("--seed", type=int, default=0, help="--find: shuffles the screen round")
 
 
 def main(args) -> int:
     from analysis import check
-    from analysis.rundir import file_error
 
     if not 0 <= args.tolerance < 1:
         raise UsageError("--tolerance must be in [0, 1)")
+    if args.find is not None:
+        if args.run_dirs:
+            raise UsageError("--find measures; give it no RUN_DIR")
+        return find_main(args)
+    if not args.run_dirs:
+        raise UsageError("give RUN_DIRs to judge, or --find HOSTS --launch TEMPLATE --out DIR")
     refs = []
     if args.expect:
         refs += check.expected_for(args.expect)
@@ -362,9 +386,113 @@ def main(args) -> int:
     result = triage(args.run_dirs, refs, args.nics, args.tolerance)
     print(format_text(result))
     drain = result.drain()
-    if args.drain:
+    write_drain(args.drain, drain)
+    return 1 if drain else 0
+
+
+def write_drain(path, hosts) -> None:
+    from analysis.rundir import file_error
+
+    if path:
         try:
-            Path(args.drain).write_text("".join(f"{h}\n" for h in drain))
+            Path(path).write_text("".join(f"{h}\n" for h in hosts))
         except OSError as exc:
-            raise file_error(f"--drain {args.drain}", exc, "write it") from None
+            raise file_error(f"--drain {path}", exc, "write it") from None
+
+
+# --- faster than all pairs: driving analysis.finder with commbench run ---------------------
+def launch_argv(template: str, hosts: list) -> list:
+    """The launcher's argv for these hosts: {hosts} and {n} filled in, token by token."""
+    import shlex
+
+    try:
+        words = shlex.split(template)
+    except ValueError as exc:
+        raise UsageError(f"--launch: {exc}") from None
+    if not any("{hosts}" in w for w in words):
+        raise UsageError("--launch: the template must place {hosts} (the round's hosts in rank order)")
+    return [w.replace("{hosts}", ",".join(hosts)).replace("{n}", str(len(hosts))) for w in words]
+
+
+def group_times(samples, k: int):
+    """Per group of k consecutive ranks (group:k:1): the median over samples of the max over
+    the group's ranks."""
+    df = samples[samples["rank"] >= 0].assign(group=lambda d: d["rank"] // k)
+    per = df.groupby(["round", "sample", "group"])["time_s"].max()
+    return per.groupby(level="group").median()
+
+
+def measure_round(args, groups, index: int) -> list:
+    """Run the op on every group at once (one launch: --split group:k:1 over the round's hosts
+    in group order); the groups' times, NaN for a group with no samples."""
+    import subprocess
+    import sys
+
+    from analysis.rundir import load_meta, load_samples
+
+    k = args.group_size
+    hosts = [h for g in groups for h in g]
+    out = Path(args.out) / f"round{index:02d}"
+    argv = [*launch_argv(args.launch, hosts), sys.executable, "-m", "bench.cli", "run",
+            "--out", str(out), "--force", "--ops", args.op, "--sizes", args.size,
+            "--split", f"group:{k}:1", "--no-noise", "--no-ceilings", "-q",
+            "--launches", "1", "--repeats", "1", *args.run_args.split()]
+    try:
+        r = subprocess.run(argv, check=False, capture_output=True, text=True)
+    except OSError as exc:
+        raise UsageError(f"--launch: cannot start {argv[0]!r} ({exc.strerror or exc})") from None
+    if r.returncode not in (0, 1):
+        tail = (r.stderr.strip().splitlines() or r.stdout.strip().splitlines() or ["no output"])[-1]
+        raise UsageError(f"--find round {index}: the launch failed (exit {r.returncode}): {tail}")
+    meta = load_meta(out)
+    if list(meta.get("hosts") or []) != hosts:
+        raise UsageError(f"--find round {index}: the launcher placed ranks on "
+                         f"{','.join(meta.get('hosts') or [])}, not on {','.join(hosts)} in that "
+                         "order (use a launcher that keeps the host order, e.g. mpirun --host)")
+    times = group_times(load_samples(out, meta), k)
+    return [float(times.get(i, float("nan"))) for i in range(len(groups))]
+
+
+def find_main(args) -> int:
+    import time
+
+    from analysis.finder import Finder, rounds_bound
+    from bench.core.hostlist import compress, expand
+
+    if not args.launch or not args.out:
+        raise UsageError("--find needs --launch TEMPLATE and --out DIR")
+    if args.op is None:
+        args.op = "pingpong" if args.group_size == 2 else "allreduce"
+    hosts = expand(args.find)
+    try:
+        finder = Finder(hosts, group_size=args.group_size, confirm=args.confirm, seed=args.seed)
+    except ValueError as exc:
+        raise UsageError(f"--find: {exc}") from None
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    print(f"commbench triage --find: {len(hosts)} nodes, groups of {args.group_size}, "
+          f"{args.op} S={args.size}, drain after {args.confirm} slow confirmations; rules:")
+    print("\n".join(f"  {r}" for r in RULES[:2]))
+    start = time.monotonic()
+    while (groups := finder.plan()) is not None:
+        index = finder.outcome.rounds + 1
+        times = measure_round(args, groups, index)
+        finder.record(groups, times)
+        verdicts = finder.outcome.history[-1][2]
+        slow = [f"{'-'.join(g)} ({v}, {t * 1e3:.3g} ms)" for g, t, v in zip(groups, times, verdicts)
+                if v != "ok"]
+        print(f"round {index}: {len(groups)} groups, median {np.nanmedian(times) * 1e3:.3g} ms; "
+              f"not ok: {', '.join(slow) or 'none'}")
+    out = finder.outcome
+    all_pairs = len(hosts) - 1 if len(hosts) % 2 == 0 else len(hosts)
+    print(f"rounds: {out.rounds} (one bad node: {rounds_bound(args.group_size, args.confirm)}; "
+          f"all pairs: {all_pairs}), {time.monotonic() - start:.1f} s")
+    for node in out.warn:
+        print(f"warn: {node} (slow, not at the drain level, in a confirmation)")
+    for combo in out.combos:
+        print(f"slow combination: {'-'.join(combo)} (each member fine with other partners: a link?)")
+    if out.unresolved:
+        print(f"unresolved (not enough cleared partners or rounds): {compress(out.unresolved)}")
+    drain = sorted(out.drain)
+    print(f"drain ({len(drain)}): {compress(drain) if drain else 'none'}")
+    write_drain(args.drain, drain)
     return 1 if drain else 0
