@@ -6,7 +6,9 @@ stand-in that injects faults (tests/fakes.py).
 A round is a set of disjoint groups of `group_size` (k) nodes measured at once (one launch: a
 collective on every group's communicator, `--split group:k:1`). Each group's time becomes a rate
 1/time, judged against the round's other groups by the rules of `commbench triage` (robust z,
-analysis.triage.verdict_of). All groups of a round have k nodes, so their times compare.
+analysis.triage.verdict_of). All groups of a round have k nodes, so their times compare. The
+median and MAD are those of the round's control groups (below) when it has 3 or more, else of
+all its groups: probes may be half slow, controls are healthy by construction.
 
 1. Screen: the nodes, shuffled, in groups of k. Members of a group that is not ok become
    suspects (one suspect set per group); members of ok groups are cleared (the good pool).
@@ -141,13 +143,17 @@ class Finder:
     def record(self, groups, times) -> None:
         """The measured time of each planned group (same order); NaN or inf for a group that
         failed counts as slow."""
-        from analysis.triage import robust_z, verdict_of
+        from analysis.triage import Z_SCALE, robust_z, verdict_of
 
         if self._plan is None or list(map(tuple, groups)) != list(self._plan):
             raise ValueError("record() takes the groups of the last plan(), in order")
         t = np.asarray(times, dtype=float)
         rate = np.where(np.isfinite(t) & (t > 0), 1.0 / np.where(t > 0, t, 1.0), 0.0)
-        z, med = robust_z(rate)
+        controls = np.array([role == "control" for role, _ in self._roles])
+        ref = rate[controls] if controls.sum() >= MIN_GROUPS else rate
+        _, med = robust_z(ref)
+        mad = float(np.median(np.abs(ref - med)))
+        z = Z_SCALE * (rate - med) / mad if mad > 0 else np.where(rate < med, -np.inf, 0.0)
         verdicts = [verdict_of(zi, r / med if med > 0 else 0.0) for zi, r in zip(z, rate)]
         self.outcome.rounds += 1
         self.outcome.history.append((list(groups), t.tolist(), verdicts))
