@@ -6,7 +6,7 @@ stand-in that injects faults (tests/fakes.py).
 A round is a set of disjoint groups of `group_size` (k) nodes measured at once (one launch: a
 collective on every group's communicator, `--split group:k:1`). Each group's time becomes a rate
 1/time, judged against the round's other groups by the rules of `commbench triage` (robust z,
-analysis.triage.verdict_of). All groups of a round have k nodes, so their times compare. The
+analysis.robust_z). All groups of a round have k nodes, so their times compare. The
 median and MAD are those of the round's control groups (below) when it has 3 or more, else of
 all its groups: probes may be half slow, controls are healthy by construction.
 
@@ -143,7 +143,7 @@ class Finder:
     def record(self, groups, times) -> None:
         """The measured time of each planned group (same order); NaN or inf for a group that
         failed counts as slow."""
-        from analysis.triage import Z_SCALE, robust_z, verdict_of
+        from analysis.robust_z import Z_SCALE, robust_z, verdict_of
 
         if self._plan is None or list(map(tuple, groups)) != list(self._plan):
             raise ValueError("record() takes the groups of the last plan(), in order")

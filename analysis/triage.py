@@ -35,14 +35,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from analysis.robust_z import DRAIN_DROP, DRAIN_Z, WARN_DROP, WARN_Z, robust_z, verdict_of
 from bench.core.errors import UsageError
 from bench.core.units import human_bytes
 
-WARN_Z, DRAIN_Z = -2.0, -3.0
-WARN_DROP, DRAIN_DROP = 0.10, 0.20
 MIN_VALUES = 3
 SKEW_MIN_SAMPLES = 10
-Z_SCALE = 0.6745  # the normal's 0.75 quantile: 0.6745 × (x − median) / MAD is z for normal data
 VERDICTS = ("ok", "warn", "drain")
 RULES = [
     ("robust z = 0.6745 x (x - median) / MAD over the fleet's comparable values, x a rate "
@@ -91,25 +89,6 @@ class Result:
 
 
 # --- rules -----------------------------------------------------------------------------------
-def robust_z(values) -> tuple[np.ndarray, float]:
-    """(z of every value, median): 0.6745 (x − median) / MAD; ±inf off the median when MAD = 0."""
-    x = np.asarray(values, dtype=float)
-    med = float(np.median(x))
-    mad = float(np.median(np.abs(x - med)))
-    if mad > 0:
-        return Z_SCALE * (x - med) / mad, med
-    return np.where(x < med, -np.inf, np.where(x > med, np.inf, 0.0)), med
-
-
-def verdict_of(z: float, ratio: float) -> str:
-    """ok / warn / drain of a value with robust z and ratio x / median."""
-    if z < DRAIN_Z and ratio <= 1 - DRAIN_DROP:
-        return "drain"
-    if z < WARN_Z and ratio <= 1 - WARN_DROP:
-        return "warn"
-    return "ok"
-
-
 def judged(values: pd.Series) -> pd.DataFrame:
     """value, z, ratio (to the median), verdict of each entry of a Series of rates."""
     z, med = robust_z(values.to_numpy())
@@ -244,7 +223,11 @@ def intra_evidence(run: Run, result: Result, refs, nics, tolerance) -> None:
 def skew_evidence(run: Run, result: Result, table: pd.DataFrame) -> None:
     from analysis.timeline import last_shares
 
-    coll = last_shares(table[table["op"] != "pairs"])
+    table = table[(table["op"] != "pairs") & (table["last_rank"] >= 0) & (table["ranks"] >= 3)]
+    for host in {run.host(int(r)) for r in run.samples.loc[run.samples["peer"] < 0, "rank"]
+                 if r >= 0} if len(table) >= SKEW_MIN_SAMPLES else ():
+        result.nodes.setdefault(host, []).append(Evidence("node", host, "ok", "skew", run.name))
+    coll = last_shares(table)
     for r in coll.itertuples():
         limit = max(2.0 / r.ranks, 0.5)
         if r.samples < SKEW_MIN_SAMPLES or r.share <= limit:

@@ -167,3 +167,50 @@ def test_spikes_are_labelled_and_placed_in_time():
     assert any("straggler rank 2 (c)" in line for line in lines)
     shares = timeline.last_shares(table)
     assert shares["share"].sum() == pytest.approx(1.0)
+
+
+def test_nccl_tests_per_iteration_json_gets_the_same_time_analysis(tmp_path, capsys):
+    """nccl-tests 2.19 -I 1 -J: per-process per-iteration times become per-rank samples."""
+    import json
+
+    from analysis.rundir import load_run
+
+    rng = np.random.default_rng(5)
+    procs, iters = 4, 30
+    results = []
+    for size in (1 << 20, 1 << 24):
+        per = [[float(100 * size / (1 << 20) * np.exp(rng.normal(0, 0.02))) for _ in range(iters)]
+               for _ in range(procs)]
+        for p in range(procs):
+            per[p][12] *= 3           # every process: system-wide
+        per[2][7] *= 4                # one process: straggler
+        times = [max(per[p][i] for p in range(procs)) for i in range(iters)]
+        results.append({"size": size, "count": size // 4, "type": "float", "redop": "sum", "root": -1,
+                        "out_of_place": {"time": sum(times) / iters, "alg_bw": 1, "bus_bw": 1, "nwrong": 0},
+                        "in_place": {"time": sum(times) / iters, "alg_bw": 1, "bus_bw": 1, "nwrong": 0},
+                        "out_of_place_per_iter": {"skipped_iterations": 0, "times_us": times,
+                                                  "per_process_max_times_us": per}})
+    doc = {"version": 3, "args": ["./build/all_reduce_perf", "-I", "1", "-J", "x.json"],
+           "config": {"nthreads": 1, "ngpus": 1, "iterations": iters, "aggregated_iterations": 1,
+                      "per_iter_timing": True,
+                      "devices": [{"rank": r, "hostname": f"g{r}"} for r in range(procs)]},
+           "results": results}
+    src = tmp_path / "ar.json"
+    src.write_text(json.dumps(doc))
+    assert cli(["import", str(src), "--out", str(tmp_path / "imp")]) == 0
+    capsys.readouterr()
+    meta, samples, summary = load_run(tmp_path / "imp")
+    assert len(samples) == 2 * procs * iters and set(samples["rank"]) == set(range(procs))
+    assert set(samples["round"]) == {0} and set(samples["sample"]) == set(range(iters))
+    per_iteration_max = samples.groupby(["nbytes", "sample"])["time_s"].max()
+    medians = summary.set_index("nbytes")["median_s"]
+    for size in (1 << 20, 1 << 24):  # the median over iterations of the max over processes
+        assert medians[size] == pytest.approx(per_iteration_max[size].median())
+    table = timeline.per_sample(samples, meta["hosts"])
+    for _, g in table.groupby("nbytes"):
+        spikes = g[g["spike"]].set_index("sample")
+        assert list(spikes.index) == [7, 12]
+        assert spikes.loc[7, "label"] == "straggler" and spikes.loc[7, "straggler"] == 2
+        assert spikes.loc[12, "label"] == "system-wide"
+    rc, out, _ = run(capsys, tmp_path / "imp")  # skew only: nothing to drain
+    assert rc == 0 and "straggler rank 2 (g2)" in out
