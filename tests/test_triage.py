@@ -214,3 +214,17 @@ def test_nccl_tests_per_iteration_json_gets_the_same_time_analysis(tmp_path, cap
         assert spikes.loc[12, "label"] == "system-wide"
     rc, out, _ = run(capsys, tmp_path / "imp")  # skew only: nothing to drain
     assert rc == 0 and "straggler rank 2 (g2)" in out
+
+
+def test_report_has_a_fleet_section(tmp_path):
+    from analysis.report import write_report
+
+    pairs = pairs_run(tmp_path / "pairs", nnodes=6, slow_nodes={"n02"})
+    coll = coll_run(tmp_path / "coll", per_node=1, split="all")
+    index = write_report([pairs, coll], tmp_path / "report")
+    page = index.read_text()
+    assert "id='fleet'" in page and "drain (1): n02" in page
+    assert (tmp_path / "report" / "fleet-map.png").exists()
+    assert (tmp_path / "report" / "fleet-time-pairs.png").exists()
+    alone = coll_run(tmp_path / "alone", nnodes=1, per_node=2, split="all")  # nothing to judge
+    assert "id='fleet'" not in write_report([alone], tmp_path / "r2").read_text()
