@@ -505,6 +505,7 @@ def find_main(args) -> int:
     if args.op is None:
         args.op = "pingpong" if args.group_size == 2 else "allreduce"
     hosts = expand(args.find)
+    launch_argv(args.launch, hosts)  # a bad template fails before anything starts
     try:
         finder = Finder(hosts, group_size=args.group_size, confirm=args.confirm, seed=args.seed)
     except ValueError as exc:

@@ -228,3 +228,26 @@ def test_report_has_a_fleet_section(tmp_path):
     assert (tmp_path / "report" / "fleet-time-pairs.png").exists()
     alone = coll_run(tmp_path / "alone", nnodes=1, per_node=2, split="all")  # nothing to judge
     assert "id='fleet'" not in write_report([alone], tmp_path / "r2").read_text()
+
+
+def test_find_launch_template_and_group_times():
+    assert triage.launch_argv("mpirun -n {n} --host {hosts} --map-by node", ["a", "b"]) == [
+        "mpirun", "-n", "2", "--host", "a,b", "--map-by", "node"]
+    rows = [("mpi", "pingpong", "uint8", 8, 2, "group:2:1", 0, s, r, 1, t, -1)
+            for s in range(5) for r, t in enumerate([1.0, 2.0, 3.0, 1.5])]
+    times = triage.group_times(pd.DataFrame(rows, columns=SAMPLE_COLUMNS + ["peer"]), 2)
+    assert list(times) == [2.0, 3.0]  # per group: the max over its ranks
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--find", "n[1-8]"], "--find needs --launch TEMPLATE and --out DIR"),
+    (["--find", "n[1-8]", "--launch", "mpirun -n {n}", "--out", "x"], "must place {hosts}"),
+    (["--find", "n[1-3]", "--launch", "m {hosts}", "--out", "x"], "at least 6 are needed"),
+    (["--find", "n[1-8", "--launch", "m {hosts}", "--out", "x"], "malformed hostlist"),
+    (["--find", "n[1-8]", "--launch", "m '{hosts}", "--out", "x"], "--launch: No closing quotation"),
+    (["somedir", "--find", "n[1-8]"], "give it no RUN_DIR"),
+    ([], "give RUN_DIRs to judge"),
+])
+def test_find_bad_input(tmp_path, capsys, argv, message):
+    rc, _, err = run(capsys, *[a.replace("x", str(tmp_path / "x")) if a == "x" else a for a in argv])
+    assert rc == 2 and message in err and err.count("\n") == 1, err
