@@ -13,18 +13,23 @@ Evidence and rules (printed with every verdict list):
   other nodes'. With --expect/--min (as `commbench check`), its busbw (x × the op's bus factor)
   against the reference: below a minimum drains, below a typical figure (less --tolerance) warns.
 - robust z = 0.6745 × (x − median) / MAD over the values compared (Iglewicz & Hoaglin's
-  modified z; MAD the median absolute deviation); at least MIN_VALUES values. warn: z < −2 and
+  modified z; MAD the median absolute deviation; analysis.robust_z); at least 3 values. warn: z < −2 and
   x at least 10% below the median; drain: z < −3 and at least 20% below (the floors keep a fleet
   of near-identical values, MAD ≈ 0, from flagging noise).
 - a link through a node that is itself warn or drain is that node's (counted apart, not listed).
 - per-rank skew (analysis.timeline): a rank last in a share of a collective's samples above
-  max(2/n, 50%), over at least SKEW_MIN_SAMPLES samples: warn (never drain: lateness is no rate).
+  max(2/n, 50%), over at least 10 samples: warn (never drain: lateness is no rate).
 - time (analysis.timeline): spikes per case, labelled system-wide / straggler / partial, with
   when they happened; printed, not judged.
 
 Output: only what is not ok, plus counts; the hosts to drain, in Slurm hostlist form
 (bench.core.hostlist) and, with --drain FILE, one per line. Exit 0 when nothing is to be
 drained, 1 when something is, 2 on bad input.
+
+--find HOSTS --launch TEMPLATE --out DIR: instead of judging runs, measure the hosts in rounds of
+groups with `commbench run` (analysis.finder: screen in groups of k, bisect slow groups padded
+with cleared nodes, confirm single suspects with fresh partners); 3 rounds for one bad node at
+k = 2, whatever the fleet's size, where all pairs takes N − 1.
 """
 from __future__ import annotations
 
@@ -378,6 +383,10 @@ def format_text(result: Result) -> str:
 
 
 def add_arguments(parser) -> None:
+    import argparse
+
+    parser.epilog = __doc__.split("\n\n", 1)[1]
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("run_dirs", nargs="*", metavar="RUN_DIR",
                         help="run directories of one fleet (e.g. a pairs run and a --split intra run)")
     parser.add_argument("--drain", metavar="FILE", help="write the hosts to drain here, one per line")
