@@ -64,7 +64,7 @@ RULES = [
 @dataclass
 class Evidence:
     kind: str       # node or link
-    name: str       # host, or 'hostA-hostB'
+    name: object    # host, or (host_a, host_b)
     verdict: str
     text: str
     run: str
@@ -74,17 +74,17 @@ class Evidence:
 class Result:
     runs: list
     nodes: dict = field(default_factory=dict)   # name -> [Evidence]
-    links: dict = field(default_factory=dict)   # name -> [Evidence]
+    links: dict = field(default_factory=dict)   # (host_a, host_b) -> [Evidence]
     time_lines: list = field(default_factory=list)
     notes: list = field(default_factory=list)
 
-    def verdict(self, kind: str, name: str) -> str:
+    def verdict(self, kind: str, name) -> str:
         rows = (self.nodes if kind == "node" else self.links).get(name, [])
         return max((e.verdict for e in rows), key=VERDICTS.index, default="ok")
 
-    def link_owner(self, name: str) -> str | None:
+    def link_owner(self, name: tuple) -> str | None:
         """The warn/drain node a link runs through, or None."""
-        for host in name.split("--"):
+        for host in name:
             if self.verdict("node", host) != "ok":
                 return host
         return None
@@ -160,7 +160,7 @@ def link_evidence(run: Run, result: Result) -> None:
             result.notes.append(f"{run.name}: {what}: {len(g)} inter-node links, too few to judge")
             continue
         rates = pd.Series([_rate(case["nbytes"], t) for t in g["median_s"]],
-                          index=[f"{a}--{b}" for a, b in zip(g["host_a"], g["host_b"])])
+                          index=pd.MultiIndex.from_arrays([g["host_a"], g["host_b"]]))
         unit = _unit(case["nbytes"])
         for name, r in judged(rates).iterrows():
             result.links.setdefault(name, []).append(Evidence(
@@ -352,7 +352,7 @@ def format_text(result: Result) -> str:
         if result.link_owner(name) is not None:
             owned += 1
             continue
-        bad += [(v, "link", name.replace("--", "-"), e) for e in links[name] if e.verdict != "ok"]
+        bad += [(v, "link", "-".join(name), e) for e in links[name] if e.verdict != "ok"]
     bad.sort(key=lambda b: (-VERDICTS.index(b[0]), b[1] != "node", b[2]))
     if bad:
         lines.append("not ok:")
