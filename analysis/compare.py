@@ -48,6 +48,7 @@ import math
 import sys
 
 from analysis.rundir import one_line
+from bench.core.rundir import CASE
 from bench.core.errors import RunDirError, UsageError
 from bench.core.tables import text_table
 from bench.core.units import human_bytes
@@ -71,7 +72,7 @@ def load_side(run_dirs):
     the largest noise its run directories measured (`measured_noise`; None when none did)."""
     import pandas as pd
 
-    from analysis.rundir import load_meta, load_samples, sample_times, shown
+    from analysis.rundir import RunSamples, load_meta, shown
 
     frames, imported, launches, noise = [], {}, 0, None
     for i, run_dir in enumerate(run_dirs):
@@ -82,10 +83,10 @@ def load_side(run_dirs):
             noise = max(noise or mine, mine)
         if meta.get("source"):
             imported[str(run_dir)] = meta["source"]
-        samples = load_samples(run_dir, meta)  # checked: finite positive times, ...
-        if samples.empty:
+        times = RunSamples(run_dir, meta).times()  # checked: finite positive times, ...
+        if times.empty:
             raise RunDirError(f"{shown(run_dir)}: no samples")
-        frames.append(sample_times(samples).assign(run=i))
+        frames.append(times[CASE + ["round", "sample", "time_s"]].assign(run=i))
     return pd.concat(frames, ignore_index=True), imported, launches, noise
 
 

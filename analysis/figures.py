@@ -215,14 +215,18 @@ def bandwidth_figure(op, series):
 
 
 def rank_spread(samples, op, key):
-    """DataFrame ranks x nbytes: each rank's median sample time over the median across ranks."""
-    backend, nranks, dtype, split = key
-    s = samples[(samples["op"] == op) & (samples["backend"] == backend) & (samples["nranks"] == nranks)
-                & (samples["dtype"] == dtype) & (samples["split"] == split) & (samples["rank"] >= 0)]
-    if s.empty or s["rank"].nunique() < 2:
+    """DataFrame ranks x nbytes: each rank's median sample time over the median across ranks.
+    samples: analysis.rundir.RunSamples or a frame of sample rows."""
+    from analysis.rundir import as_samples
+
+    medians = as_samples(samples).rank_medians(op, key)
+    if medians.empty or medians["rank"].nunique() < 2:
         return None
-    per_rank = s.groupby(["rank", "nbytes"])["time_s"].median().unstack("nbytes")
+    per_rank = medians.set_index(["rank", "nbytes"])["time_s"].unstack("nbytes")
     return per_rank / per_rank.median(axis=0)
+
+
+MAX_RANK_ROWS = 32  # ranks drawn one row each; more ranks: the slowest, and quantiles of all
 
 
 def ranks_figure(op, series):
@@ -236,6 +240,12 @@ def ranks_figure(op, series):
     fig, axes = new_figure(len(panels), 1, height=1.2 + 2.2 * len(panels))
     slowest = []
     for ax, (s, m) in zip(axes[:, 0], panels):
+        mean = m.mean(axis=1)
+        worst = mean.idxmax()
+        slowest.append((s, int(worst), float(mean.max())))
+        everyone = len(m.index)
+        if everyone > MAX_RANK_ROWS:  # a fleet: its slowest ranks, and where the rest lie
+            m = m.loc[mean.sort_values(ascending=False).index[:MAX_RANK_ROWS]]
         values = m.to_numpy(float)
         top = float(np.nanmax(values)) if np.isfinite(values).any() else 1.0
         bottom = float(np.nanmin(values)) if np.isfinite(values).any() else 1.0
@@ -253,10 +263,16 @@ def ranks_figure(op, series):
             for (i, j), v in np.ndenumerate(values):
                 if np.isfinite(v):
                     ax.text(j, i, f"{v:.{digits}f}", ha="center", va="center", fontsize=7)
-        worst = m.mean(axis=1).idxmax()
-        slowest.append((s, int(worst), float(m.mean(axis=1).max())))
-        ax.set_title(plain(f"{op}, {s.label}: slowest rank {worst} "
-                           f"(mean {m.mean(axis=1).max():.2f}x)"), fontsize=9)
+        if everyone > MAX_RANK_ROWS:
+            q = np.nanquantile(mean.to_numpy(float), [0.5, 0.99])
+            ax.set_title(plain(f"{op}, {s.label}: the {MAX_RANK_ROWS} slowest of {everyone} ranks "
+                               f"(mean over sizes: median rank {q[0]:.3f}x, 99th percentile "
+                               f"{q[1]:.3f}x, slowest {mean.max():.3f}x)"), fontsize=9)
+        elif mean.max() - mean.min() < 5e-4:
+            ax.set_title(plain(f"{op}, {s.label}: every rank within 0.05% of the median"), fontsize=9)
+        else:
+            ax.set_title(plain(f"{op}, {s.label}: slowest rank {worst} "
+                               f"(mean {mean.max():.3f}x)"), fontsize=9)
         fig.colorbar(image, ax=ax, label="rank / median over ranks")
     return fig, slowest
 

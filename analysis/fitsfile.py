@@ -64,17 +64,17 @@ def discover_runs(path) -> list[Path]:
 
 def load_times(run_dirs, metas=None) -> pd.DataFrame:
     """Sample times (max over ranks) of all runs, one row per case, round and sample; every
-    meta.json and samples.csv checked (analysis.rundir)."""
+    meta.json and sample checked (analysis.rundir), read a case at a time."""
     import pandas as pd
 
-    from analysis.rundir import load_samples, sample_times
+    from analysis.rundir import RunSamples
 
     frames = []
     for i, d in enumerate(run_dirs):
         meta = metas[i] if metas is not None else load_meta(d)
-        s = load_samples(d, meta)
-        if len(s):
-            frames.append(sample_times(s))
+        t = RunSamples(d, meta).times()
+        if len(t):
+            frames.append(t[CASE + ["round", "sample", "time_s"]])
     if not frames:
         return pd.DataFrame(columns=CASE + ["round", "sample", "time_s"])
     t = pd.concat(frames, ignore_index=True)

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.figures import plain, png_bytes, safe_name, write_file
-from analysis.rundir import file_error, load_meta, shown
+from analysis.rundir import as_samples, file_error, load_meta, shown
 from bench.core.errors import RunDirError
 from bench.core.units import format_time
 
@@ -29,13 +29,48 @@ RULE = (f"outlier: |x - median| > {K_MAD} x 1.4826 x MAD and more than {MIN_REL:
         "median, among links of the same kind (intra/inter-node) at the same size; nodes by the "
         "median of their inter-node links")
 CASE_KEYS = ["backend", "dtype", "split", "nbytes"]
+MAX_LINE = 200   # no printed line is longer: long lists are cut, with a count of the rest
+MAX_LISTED = 20  # outlier links and skewed cases named one by one; the rest are counted
+
+
+def host_map(hosts: list[str], nnodes: int | None = None) -> str:
+    """The ranks' placement on one short line: '1024 ranks on 128 hosts × 8: node[0000-0127]'
+    (hostlist notation, cut to fit MAX_LINE with a count of the hosts left out)."""
+    from bench.core.hostlist import compress
+
+    per = {h: hosts.count(h) for h in dict.fromkeys(hosts)} if len(hosts) < 4096 else \
+        pd.Series(hosts).value_counts(sort=False).to_dict()
+    counts = set(per.values())
+    shape = (f" × {counts.pop()}" if len(counts) == 1 else
+             f", {min(per.values())} to {max(per.values())} ranks each")
+    head = f"{len(hosts)} ranks on {nnodes or len(per)} host{'s' if len(per) > 1 else ''}{shape}: "
+    return head + cut_list(compress(list(per)), MAX_LINE - len(head) - 2, len(per), "hosts")
+
+
+def cut_list(text: str, width: int, count: int, what: str) -> str:
+    """A comma-separated list of `count` items (hostlist notation allowed) cut at an item to
+    fit width, saying how many there are in all."""
+    if len(text) <= width:
+        return text
+    kept = text[: max(8, width - 24)]
+    kept = kept[: kept.rfind(",")] if "," in kept else kept
+    kept += ",…]" if kept.count("[") > kept.count("]") else ", …"
+    return f"{kept} ({count} {what} in all)"
+
+
+def listed(lines: list, items: list, what: str) -> list:
+    """lines plus the first MAX_LISTED items, and a line counting the rest."""
+    more = len(items) - MAX_LISTED
+    return lines + items[:MAX_LISTED] + ([f"#     … and {more} more {what}"] if more > 0 else [])
 
 
 # --- pairwise link map -----------------------------------------------------------------------
-def link_times(samples: pd.DataFrame, hosts: list[str] | None = None) -> pd.DataFrame:
+def link_times(samples, hosts: list[str] | None = None) -> pd.DataFrame:
     """One row per link (a < b) and case of the `pairs` op: median_s, bandwidth_Bps (S /
-    median_s), samples, hosts and kind (intra or inter)."""
-    df = samples[(samples["op"] == "pairs") & (samples.get("peer", -1) >= 0)].copy()
+    median_s), samples, hosts and kind (intra or inter). samples: RunSamples or a frame of
+    sample rows (only the pairs op's rows are read)."""
+    df = as_samples(samples).frame(ops={"pairs"})
+    df = df[df["peer"] >= 0].copy()
     cols = CASE_KEYS + ["a", "b", "host_a", "host_b", "kind", "median_s", "bandwidth_Bps", "samples"]
     if df.empty:
         return pd.DataFrame(columns=cols)
@@ -132,25 +167,26 @@ def heatmap_figure(links: pd.DataFrame, hosts: list[str], title: str = ""):
 
 
 # --- per-rank skew ---------------------------------------------------------------------------
-def last_ranks(samples: pd.DataFrame, hosts: list[str] | None = None) -> pd.DataFrame:
-    """Per case of a collective (every op with rows from 3 or more ranks and no peer): the
+def last_ranks(samples, hosts: list[str] | None = None) -> pd.DataFrame:
+    """Per case of a collective (every op with samples from 3 or more ranks and no peer): the
     rank most often slowest in a sample (its time is the sample's max: after the common
-    barrier it finished last), how often, and the median spread (max - min) / max over ranks."""
-    df = samples[(samples.get("peer", -1) < 0) & (samples["rank"] >= 0)]
+    barrier it finished last), how often, and the median spread (max - min) / max over ranks.
+    samples: RunSamples or a frame of sample rows (analysis.rundir.as_samples)."""
+    t = as_samples(samples).times()
     keys = ["backend", "op", "dtype", "nbytes", "nranks", "split"]
+    t = t[~t["paired"].astype(bool) & (t["last_rank"] >= 0)]
     rows = []
-    for key, group in df.groupby(keys):
-        if group["rank"].nunique() < 3:  # point to point: two ranks time one exchange
+    for key, group in t.groupby(keys):
+        ranks = int(group["ranks"].max())
+        if ranks < 3:  # point to point: two ranks time one exchange
             continue
-        by_sample = group.groupby(["round", "sample"])
-        slowest = group.loc[by_sample["time_s"].idxmax(), "rank"]
-        counts = slowest.value_counts()
-        spread = (by_sample["time_s"].max() - by_sample["time_s"].min()) / by_sample["time_s"].max()
+        counts = group["last_rank"].value_counts()
+        spread = (group["time_s"] - group["min_s"]) / group["time_s"]
         rank = int(counts.index[0])
         rows.append(dict(zip(keys, key), last_rank=rank,
                          host=hosts[rank] if hosts and rank < len(hosts) else "",
                          share=float(counts.iloc[0] / counts.sum()), samples=int(counts.sum()),
-                         ranks=int(group["rank"].nunique()), spread=float(spread.median())))
+                         ranks=ranks, spread=float(spread.median())))
     return pd.DataFrame(rows, columns=keys + ["last_rank", "host", "share", "samples", "ranks", "spread"])
 
 
@@ -169,20 +205,19 @@ def _case(row) -> str:
     return f"{row['backend']}{split} S={int(row['nbytes'])} B"
 
 
-def describe(samples: pd.DataFrame, meta: dict) -> str:
-    """The lines `commbench links` and `commbench run` print; '' when there is nothing."""
+def describe(samples, meta: dict) -> str:
+    """The lines `commbench links` and `commbench run` print; '' when there is nothing.
+    samples: RunSamples or a frame of sample rows."""
+    samples = as_samples(samples)
     hosts = meta.get("hosts") or []
     lines = []
-    nnodes = meta.get("nnodes")
     if hosts:
-        per = {h: hosts.count(h) for h in dict.fromkeys(hosts)}
-        lines.append(f"# nodes: {nnodes or len(per)} ("
-                     + ", ".join(f"{h}: {c} rank{'s' if c > 1 else ''}" for h, c in per.items()) + ")")
+        lines.append(f"# nodes: {host_map(hosts, meta.get('nnodes'))}")
     links = link_times(samples, hosts)
     if not links.empty:
         links = flag_links(links)
         nodes = node_times(links)
-        lines.append(f"# link map ({RULE})")
+        lines += ["# link map of the pairs op", f"#   {RULE}"]
         for key, group in links.groupby(CASE_KEYS):
             row = dict(zip(CASE_KEYS, key))
             parts = []
@@ -192,23 +227,26 @@ def describe(samples: pd.DataFrame, meta: dict) -> str:
                 parts.append(f"{kind}-node {len(g)} links median {format_time(med)}{bw}")
             lines.append(f"#   {_case(row)}: " + "; ".join(parts))
             bad_nodes = nodes[(nodes[CASE_KEYS] == pd.Series(row)).all(axis=1) & nodes["outlier"]]
-            for r in bad_nodes.itertuples():
-                lines.append(f"#     {'slow' if r.vs_median > 1 else 'fast'} node {r.node}: "
-                             f"{format_time(r.median_s)}, {r.vs_median:.2f}x the median node")
-            for r in group[group["outlier"]].itertuples():
-                lines.append(f"#     {'slow' if r.vs_median > 1 else 'fast'} link {r.a}-{r.b} "
-                             f"({r.host_a}-{r.host_b}, {r.kind}-node): {format_time(r.median_s)}, "
-                             f"{r.vs_median:.2f}x the median link")
+            lines = listed(lines, [
+                f"#     {'slow' if r.vs_median > 1 else 'fast'} node {r.node}: "
+                f"{format_time(r.median_s)}, {r.vs_median:.2f}x the median node"
+                for r in bad_nodes.sort_values("vs_median", ascending=False).itertuples()], "nodes")
+            bad = group[group["outlier"]].sort_values("vs_median", ascending=False)
+            lines = listed(lines, [
+                f"#     {'slow' if r.vs_median > 1 else 'fast'} link {r.a}-{r.b} "
+                f"({r.host_a}-{r.host_b}, {r.kind}-node): {format_time(r.median_s)}, "
+                f"{r.vs_median:.2f}x the median link" for r in bad.itertuples()], "links")
         lines.append("# " + flagged_line(links, nodes))
     last = skewed(last_ranks(samples, hosts))
     if not last.empty:
         lines.append("# skew: ranks last far more often than chance (rank: share of samples; "
                      "spread = median (max-min)/max over ranks)")
-        for r in last.itertuples():
-            host = f" ({r.host})" if r.host else ""
-            lines.append(f"#   {r.op} {_case(r._asdict())}: rank {r.last_rank}{host} last in "
-                         f"{r.share:.0%} of {r.samples} samples, spread {r.spread:.0%}")
-    return "\n".join(lines)
+        lines = listed(lines, [
+            f"#   {r.op} {_case(r._asdict())}: rank {r.last_rank}"
+            f"{f' ({r.host})' if r.host else ''} last in {r.share:.0%} of {r.samples} samples, "
+            f"spread {r.spread:.0%}" for r in last.sort_values("share", ascending=False).itertuples()],
+            "cases")
+    return "\n".join(line if len(line) <= MAX_LINE else line[:MAX_LINE - 1] + "…" for line in lines)
 
 
 def flagged_line(links: pd.DataFrame, nodes: pd.DataFrame) -> str:
@@ -219,8 +257,10 @@ def flagged_line(links: pd.DataFrame, nodes: pd.DataFrame) -> str:
         here = nodes[(nodes[CASE_KEYS] == pd.Series(row)).all(axis=1)]
         slow_nodes = list(here.loc[here["outlier"] & (here["vs_median"] > 1), "node"])
         slow_links = [f"{r.a}-{r.b}" for r in group.itertuples() if r.outlier and r.vs_median > 1]
-        named = ([f"nodes {', '.join(slow_nodes)}"] if slow_nodes else []) + \
-                ([f"links {', '.join(slow_links)}"] if slow_links else [])
+        named = ([f"nodes {cut_list(', '.join(slow_nodes), 80, len(slow_nodes), 'nodes')}"]
+                 if slow_nodes else []) + \
+                ([f"links {cut_list(', '.join(slow_links), 80, len(slow_links), 'links')}"]
+                 if slow_links else [])
         if named:
             parts.append(f"{_case(row)}: {'; '.join(named)}")
     return "slow: " + (" | ".join(parts) if parts else "none flagged")
@@ -235,10 +275,10 @@ def add_arguments(parser) -> None:
 
 
 def main(args) -> int:
-    from analysis.rundir import load_samples
+    from analysis.rundir import RunSamples
 
     meta = load_meta(args.run_dir)
-    samples = load_samples(args.run_dir, meta)
+    samples = RunSamples(args.run_dir, meta)
     text = describe(samples, meta)
     print(text or "# no pairs and no skew to report (run --ops pairs for a link map)")
     links = link_times(samples, meta.get("hosts"))

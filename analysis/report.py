@@ -47,7 +47,7 @@ class Run:
     path: Path
     label: str
     meta: dict
-    samples: object   # DataFrame
+    samples: object   # analysis.rundir.RunSamples: read a case at a time, when needed
     summary: object   # DataFrame
     fits: object = None   # DataFrame of fits.csv rows, or None
     fits_source: str = ""
@@ -80,11 +80,12 @@ def first_fits(dirs, loaded=None):
 
 
 def load_runs(paths, fit_missing=True) -> list:
-    from analysis.rundir import load_run
+    from analysis.rundir import RunSamples, load_meta, load_summary
 
     runs, labels, loaded = [], set(), {}
     for run_dir, fit_dirs in expand(paths):
-        meta, samples, summary = load_run(run_dir)
+        meta = load_meta(run_dir)
+        samples, summary = RunSamples(run_dir, meta), load_summary(run_dir)
         if summary.empty:
             raise RunDirError(f"{shown(run_dir / SUMMARY)}: no results yet (summary.csv is "
                               "empty or missing)")
@@ -103,11 +104,7 @@ def load_runs(paths, fit_missing=True) -> list:
 
 def fit_in_memory(run):
     """The fits of a run without fits.csv (analysis.fitsfile.fit_times, no bootstrap)."""
-    from analysis.rundir import sample_times
-
-    if run.samples.empty:
-        return None, ""
-    times = sample_times(run.samples)
+    times = run.samples.times()
     times = times[(times["time_s"] > 0) & (times["nbytes"] > 0)]
     if times.empty:
         return None, ""
@@ -398,7 +395,8 @@ def op_section(op, runs, out_dir, pngs) -> str:
         figures.append(("ranks", f"{op}: per-rank spread", fig,
                         "Each rank's median sample time over the median across ranks; "
                         "red ranks are slow. A sample's time is the max over ranks, so the "
-                        "slowest rank sets it."))
+                        "slowest rank sets it. Of more than 32 ranks, the 32 slowest are drawn "
+                        "and the title gives quantiles over all of them."))
     else:
         absent.append(no_ranks_sentence(series))
     for s, rank, ratio in slowest:

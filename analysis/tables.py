@@ -2,7 +2,7 @@
 what the run found about the nodes (link map), the machine's contention and noise."""
 from __future__ import annotations
 
-from analysis.rundir import load_meta, load_samples, load_summary, shown
+from analysis.rundir import RunSamples, load_meta, load_summary, shown
 from bench import ceilings, contention, noise
 from bench.core.tables import format_summary
 
@@ -12,14 +12,14 @@ def print_run(run_dir) -> None:
     meta = load_meta(run_dir)
     summary = load_summary(run_dir)
     nodes = (meta.get("nnodes") or 1) > 1 or "pairs" in (meta.get("ops") or {})
-    samples = load_samples(run_dir, meta) if nodes else None  # all checked before printing
-    print(format_summary(summary.to_dict("records"), meta))
-    if nodes:
+    text = ""
+    if nodes:  # every sample read and checked before anything is printed
         from analysis.links import describe
 
-        text = describe(samples, meta)
-        if text:
-            print(text)
+        text = describe(RunSamples(run_dir, meta), meta)
+    print(format_summary(summary.to_dict("records"), meta))
+    if text:
+        print(text)
     if meta.get("contention"):
         print(f"# machine: {contention.describe(meta['contention'])}")
     if meta.get("ceilings"):

@@ -15,6 +15,7 @@ import numpy as np
 
 from bench import ceilings, contention, launch, nodes, plausible
 from bench.core.errors import UsageError
+from bench.core.samples import block_of
 from bench.core.stats import summarize_case
 from bench.harness import Sync, measure
 from bench.ops import OPS
@@ -338,13 +339,16 @@ def _measure_all(args, plan, backends, jobs, writer, seed) -> Outcome:
 
 def _record_case(writer, plan, job, round_no, m, gathered):
     case = job.case
-    fixed = (job.be.name, case.op.name, plan.dtype, case.nbytes, case.nranks, job.split, round_no)
-    rows = []
+    ranks, peers, times = [], [], []
     for rank, local, wrong, peer, flags in gathered:
         job.wrong += wrong
         job.flags.update(flags)
-        rows += [fixed + (i, rank, m.calls, float(t), peer) for i, t in enumerate(local or [])]
-    writer.append_samples(rows)
+        if local:  # an idle rank timed nothing
+            ranks.append(rank)
+            peers.append(peer)
+            times.append(local)
+    writer.append_block(block_of((job.be.name, case.op.name, plan.dtype, case.nbytes, case.nranks,
+                                  job.split), round_no, ranks, peers, times, m.calls))
     job.rounds += 1
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from bench.core import rundir
+from bench.core.samples import block_of, encode
 from bench.core.stats import binom_half_ppf, kde_silverman, modes, peaks_with_prominence
 
 
@@ -64,8 +65,22 @@ def test_written_run_reads_back(tmp_path):
                          samples, summary)
     assert rundir.load_meta(tmp_path)["schema"] == rundir.SCHEMA
     back = rundir.read_samples(tmp_path)
-    assert [r["time_s"] for r in back] == [s["time_s"] for s in samples]
+    key = (lambda r: tuple(r[c] for c in rundir.SAMPLE_COLUMNS))
+    assert sorted(map(key, back)) == sorted(map(key, samples))  # every column, exactly
     assert all(r["peer"] == -1 for r in back)  # a column added later gets its default
+    with open(tmp_path / "samples.bin", "ab") as f:
+        f.write(encode(block_of(("mpi", "pingpong", "float32", 4, 2, "all"), 1, [0, 1], [-1, -1],
+                                [[1e-6] * 3] * 2, 1))[:-5])  # a torn last block
+    assert len(rundir.read_samples(tmp_path)) == len(samples)
+
+
+def test_a_schema_1_run_reads_back(tmp_path):
+    samples = [sample("pingpong", 4, 0, i, rank, 1e-6 * (1 + i)) for i in range(3) for rank in (0, 1)]
+    rundir.write_run_dir(tmp_path, {**rundir.new_meta("r1", [], "complete"), "schema": 1},
+                         samples, rundir.summary_rows(samples))
+    assert not (tmp_path / "samples.bin").exists()
+    back = rundir.read_samples(tmp_path)
+    assert [r["time_s"] for r in back] == [s["time_s"] for s in samples]  # the file's order
     with open(tmp_path / "samples.csv", "a") as f:
         f.write("mpi,pingpong,float32,4,2,all,0,9,0,1,")  # a torn last line
     assert len(rundir.read_samples(tmp_path)) == len(samples)

@@ -138,7 +138,7 @@ def _rank_pids(out) -> list[int]:
 
 def _wait_for_samples(proc, out):
     deadline = time.monotonic() + 60
-    while not (out / "samples.csv").exists() or (out / "samples.csv").read_text().count("\n") < 2:
+    while not (out / "samples.bin").exists() or (out / "samples.bin").stat().st_size == 0:
         if proc.poll() is not None:
             pytest.fail(f"the run ended ({proc.returncode}) before a case: {proc.stderr.read()[-2000:]}")
         assert time.monotonic() < deadline, "the run never got going"

@@ -115,7 +115,7 @@ def test_rank_loop_writes_exact_rows_and_summary(tmp_path):
     args = _args(out=str(tmp_path / "run"))
     assert run_spmd(args, _plan(args), World("fake", 0, 1), argv=ARGV, clock=FakeBackend.clock).rc == 0
     meta, samples, summary = load_run(tmp_path / "run")
-    assert meta["status"] == "complete" and meta["nranks"] == 1 and meta["schema"] == 1
+    assert meta["status"] == "complete" and meta["nranks"] == 1 and meta["schema"] == 2
     assert meta["argv"] == ["commbench", *ARGV]
     assert list(summary[["op", "nbytes"]].itertuples(index=False, name=None)) == [
         ("allreduce", 4), ("allreduce", 64), ("barrier", 0)]
@@ -154,13 +154,15 @@ def test_wrong_results_are_counted_and_fail_the_run(tmp_path):
     assert wrong == {"allreduce4": 1, "allreduce64": 1, "barrier0": 0}
 
 
-def test_torn_last_line_is_dropped(tmp_path):
+def test_torn_last_block_is_dropped(tmp_path):
     FakeBackend.corrupt = False
     args = _args(out=str(tmp_path / "run"))
     run_spmd(args, _plan(args), World("fake", 0, 1), argv=ARGV, clock=FakeBackend.clock)
-    path = tmp_path / "run" / "samples.csv"
+    path = tmp_path / "run" / "samples.bin"
     whole = len(load_run(tmp_path / "run")[1])
-    path.write_text(path.read_text() + "fake,allreduce,int32,4,1,all,0,99,0,1")
+    data = path.read_bytes()
+    first = data[:data.find(b"CBSBLOCK", 8)] if data.count(b"CBSBLOCK") > 1 else data
+    path.write_bytes(data + first[:-5])  # the first block again, cut short
     assert len(load_run(tmp_path / "run")[1]) == whole
 
 

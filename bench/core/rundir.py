@@ -12,11 +12,16 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.core import samples as blocks
 from bench.core.errors import RunDirError, UsageError
 from bench.core.stats import summarize_case
 
-SCHEMA = 1
-META, SAMPLES, SUMMARY, FITS = "meta.json", "samples.csv", "summary.csv", "fits.csv"
+# Schema 2 keeps raw samples in blocks (SAMPLES, bench.core.samples); schema 1 kept them as
+# text rows (SAMPLES_CSV). Both are read everywhere; commbench run writes schema 2.
+SCHEMA, SCHEMA_CSV = 2, 1
+SCHEMAS = (SCHEMA_CSV, SCHEMA)
+META, SAMPLES, SUMMARY, FITS = "meta.json", "samples.bin", "summary.csv", "fits.csv"
+SAMPLES_CSV = "samples.csv"
 CASE = ["backend", "op", "dtype", "nbytes", "nranks", "split"]
 SAMPLE_COLUMNS = CASE + ["round", "sample", "rank", "calls", "time_s"]
 # Columns added after schema 1 was first written, with the value they take in older files (and
@@ -91,19 +96,29 @@ def load_meta(run_dir) -> dict:
         raise RunDirError(f"{path}: cannot read it ({exc.strerror or exc})") from None
     if not isinstance(meta, dict):
         raise RunDirError(f"{path}: expected a JSON object, found {type(meta).__name__}")
-    if meta.get("schema") != SCHEMA:
-        raise RunDirError(f"{path}: schema {meta.get('schema')!r}, this commbench reads {SCHEMA}")
+    if meta.get("schema") not in SCHEMAS:
+        raise RunDirError(f"{path}: schema {meta.get('schema')!r}, this commbench reads "
+                          + " and ".join(map(str, SCHEMAS)))
     return meta
 
 
 # ---- ownership: a run directory belongs to one run -----------------------------------------
 LOCK = ".commbench.lock"
 CURRENT = ".commbench.case"  # the case rank 0 is measuring, for messages after a kill
-RUN_FILES = (META, SAMPLES, SUMMARY, FITS)
+RUN_FILES = (META, SAMPLES, SAMPLES_CSV, SUMMARY, FITS)
 
 
 def holds_run(run_dir) -> bool:
-    return (Path(run_dir) / META).exists() or (Path(run_dir) / SAMPLES).exists()
+    return any((Path(run_dir) / name).exists() for name in (META, SAMPLES, SAMPLES_CSV))
+
+
+def samples_path(run_dir) -> Path:
+    """Where a run directory keeps its raw samples: samples.bin (schema 2), else schema 1's
+    samples.csv (the path returned need not exist)."""
+    run_dir = Path(run_dir)
+    binary = run_dir / SAMPLES
+    return binary if binary.exists() or binary.is_symlink() or not (run_dir / SAMPLES_CSV).exists() \
+        else run_dir / SAMPLES_CSV
 
 
 def check_out_dir(run_dir, force: bool = False) -> Path:
@@ -199,16 +214,6 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode())
 
 
-def append_text(path: Path, text: str) -> None:
-    """Append in one write (a crash leaves at most a torn last line), then fsync."""
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0))
-    try:
-        _write_all(fd, text.encode(), path)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def csv_field(value) -> str:
     """How a value is written in the CSV files: floats exactly (repr), NaN as empty."""
     if isinstance(value, (float, np.floating)):
@@ -223,9 +228,20 @@ def csv_text(columns, rows) -> str:
     return "\n".join(lines) + "\n"
 
 
+def append_bytes(path: Path, data: bytes) -> None:
+    """Append in one write (a crash leaves at most a torn last block), then fsync."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    try:
+        _write_all(fd, data, path)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 class RunWriter:
-    """Writes one run directory: meta.json and summary.csv replaced atomically, samples.csv
-    appended once per finished case, so a crash loses at most the case in progress."""
+    """Writes one run directory: meta.json and summary.csv replaced atomically, samples.bin
+    appended a block (a case's round) at a time, so a crash loses at most the case in
+    progress."""
 
     def __init__(self, out_dir, meta: dict):
         self.dir = Path(out_dir)
@@ -233,16 +249,16 @@ class RunWriter:
         self.meta = meta
         self.samples_path = self.dir / SAMPLES
         if not self.samples_path.exists():
-            self.samples_path.write_text(",".join(WRITTEN_SAMPLE_COLUMNS) + "\n")
+            self.samples_path.touch()
         self.write_meta()
 
     def write_meta(self, **updates) -> None:
         self.meta.update(updates)
         atomic_write_text(self.dir / META, json.dumps(self.meta, indent=2, default=str) + "\n")
 
-    def append_samples(self, rows: list[tuple]) -> None:
-        """Rows in WRITTEN_SAMPLE_COLUMNS order."""
-        append_text(self.samples_path, "".join(",".join(csv_field(v) for v in row) + "\n" for row in rows))
+    def append_block(self, block: blocks.Block) -> None:
+        """The samples of one case and round (bench.core.samples.block_of)."""
+        append_bytes(self.samples_path, blocks.encode(block))
 
     def write_summary(self, rows: list[dict], op_order=()) -> None:
         """Rows in one order whoever writes them: backend, op (in op_order, the registry's),
@@ -262,13 +278,18 @@ class RunWriter:
 
 
 def write_run_dir(run_dir, meta: dict, samples: list[dict], summary: list[dict]) -> Path:
-    """A complete run directory at once (imports, synthetic runs): every file atomically."""
+    """A complete run directory at once (imports, synthetic runs): every file atomically, the
+    samples in the form of meta's schema (schema 2 unless meta says 1)."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     meta = {"schema": SCHEMA, **meta}
     atomic_write_text(run_dir / META, json.dumps(meta, indent=2, default=str) + "\n")
     samples = [{**SAMPLE_EXTRA, **row} for row in samples]
-    atomic_write_text(run_dir / SAMPLES, csv_text(WRITTEN_SAMPLE_COLUMNS, samples))
+    if meta["schema"] == SCHEMA_CSV:
+        atomic_write_text(run_dir / SAMPLES_CSV, csv_text(WRITTEN_SAMPLE_COLUMNS, samples))
+    else:
+        atomic_write_bytes(run_dir / SAMPLES, b"".join(
+            blocks.encode(b) for b in blocks.blocks_of_rows(samples)))
     atomic_write_text(run_dir / SUMMARY, csv_text(WRITTEN_SUMMARY_COLUMNS, summary))
     return run_dir
 
@@ -285,13 +306,16 @@ _INT_COLUMNS = {"nbytes", "nranks", "round", "sample", "rank", "calls", "peer"}
 
 
 def read_samples(run_dir) -> list[dict]:
-    """samples.csv as dicts with numbers converted; a torn last line (a crash mid-write) and
-    rows without a time are dropped."""
+    """The raw samples as dicts (SAMPLE_COLUMNS and peer) with numbers converted, from either
+    form; a torn last block or line (a crash mid-write) and rows without a time are dropped.
+    For the local launcher and tests: small runs (analysis reads blocks, analysis.rundir)."""
     import csv
 
-    path = Path(run_dir) / SAMPLES
+    path = samples_path(run_dir)
     if not path.exists():
         return []
+    if path.name == SAMPLES:
+        return rows_of_blocks(b for _, b in blocks.read_blocks(path.read_bytes()))
     text = path.read_text()
     if text and not text.endswith("\n"):
         text = text[: text.rfind("\n") + 1]
@@ -305,6 +329,21 @@ def read_samples(run_dir) -> list[dict]:
                 row[c] = int(float(row[c])) if row[c] != "" else -1
         row["time_s"] = float(row["time_s"])
         rows.append(row)
+    return rows
+
+
+def rows_of_blocks(block_iter) -> list[dict]:
+    """Sample rows of blocks, row by row of each block (as schema 1 wrote them)."""
+    rows = []
+    for b in block_iter:
+        fixed = dict(zip(CASE, b.case), round=b.round)
+        for i in range(b.times.shape[0]):
+            for j in range(b.times.shape[1]):
+                t = b.times[i, j]
+                if not math.isnan(t):
+                    rows.append({**fixed, "sample": int(b.sample[j]), "rank": int(b.rank[i]),
+                                 "calls": int(b.calls[j]), "time_s": float(t),
+                                 "peer": int(b.peer[i])})
     return rows
 
 
