@@ -494,9 +494,11 @@ def fleet_html(runs, out_dir, pngs) -> str:
 
     from analysis import timeline, triage
 
-    fleet = [triage.Run(r.label, r.meta, r.samples, r.summary) for r in runs]
-    if len({h for run in fleet for h in run.hosts}) < triage.MIN_VALUES:
+    from analysis.rundir import as_samples
+
+    if len({h for r in runs for h in r.meta.get("hosts") or []}) < triage.MIN_VALUES:
         return ""  # fewer nodes than a verdict compares
+    fleet = [triage.Run(r.label, r.meta, as_samples(r.samples).frame(), r.summary) for r in runs]
     try:
         result = triage.triage_runs(fleet)
     except UsageError:
