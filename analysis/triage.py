@@ -45,6 +45,8 @@ from bench.core.errors import UsageError
 from bench.core.units import human_bytes
 
 MIN_VALUES = 3
+MAX_LINKS_LISTED = 20   # links not ok listed one by one; the rest are counted (nodes: all)
+MAX_TIME_LINES = 40
 SKEW_MIN_SAMPLES = 10
 VERDICTS = ("ok", "warn", "drain")
 RULES = [
@@ -58,6 +60,10 @@ RULES = [
     "--min below: drain, --expect/baseline below (less --tolerance): warn"),
     (f"skew: a rank last in more than max(2/n, 50%) of a collective's samples (>= "
     f"{SKEW_MIN_SAMPLES}): warn only"),
+    ("time: a spike is a sample above 1.5 x its case's median; 'at': the measured time before "
+     "it in the run"),
+    ("  system-wide: every rank above 1.5 x its own median, straggler: one rank (named), "
+     "partial: some"),
 ]
 
 
@@ -354,13 +360,21 @@ def format_text(result: Result) -> str:
             continue
         bad += [(v, "link", "-".join(name), e) for e in links[name] if e.verdict != "ok"]
     bad.sort(key=lambda b: (-VERDICTS.index(b[0]), b[1] != "node", b[2]))
+    listed_links = list(dict.fromkeys(name for _, kind, name, _ in bad if kind == "link"))
+    unlisted = set(listed_links[MAX_LINKS_LISTED:])
     if bad:
         lines.append("not ok:")
         last = None
         for verdict, kind, name, e in bad:
+            if kind == "link" and name in unlisted:
+                continue
             head = f"  {verdict:5}  {kind} {name}" if (verdict, kind, name) != last else " " * 7
             last = (verdict, kind, name)
-            lines.append(f"{head}: {e.verdict} by {e.text} [{e.run}]")
+            own = f"({e.verdict}) " if e.verdict != verdict else ""
+            lines.append(f"{head}: {own}{e.text} [{e.run}]")
+        if unlisted:
+            lines.append(f"  ... and {len(unlisted)} more links not ok (the {MAX_LINKS_LISTED} "
+                         "listed are the worst verdicts first)")
     count = {kind: {v: 0 for v in VERDICTS} for kind in ("node", "link")}
     for name in nodes:
         count["node"][result.verdict("node", name)] += 1
@@ -371,10 +385,10 @@ def format_text(result: Result) -> str:
                  + "; links: " + ", ".join(f"{count['link'][v]} {v}" for v in VERDICTS)
                  + (f" ({owned} slow through a warn/drain node, counted ok)" if owned else ""))
     if result.time_lines:
-        from analysis.timeline import RULE
-
-        lines.append(f"time ({RULE}):")
-        lines += [f"  {line}" for line in result.time_lines]
+        lines.append("time (spikes):")
+        lines += [f"  {line}" for line in result.time_lines[:MAX_TIME_LINES]]
+        if len(result.time_lines) > MAX_TIME_LINES:
+            lines.append(f"  ... {len(result.time_lines) - MAX_TIME_LINES} more lines")
     for note in result.notes:
         lines.append(f"note: {note}")
     drain = result.drain()
