@@ -113,8 +113,11 @@ def _rate(nbytes, seconds):
     return nbytes / seconds if nbytes > 0 else 1.0 / seconds
 
 
-def _unit(nbytes) -> str:
-    return "B/s" if nbytes > 0 else "/s"
+def _rate_text(value, nbytes) -> str:
+    """A rate as people read it: GB/s (1e9 B/s) for bytes, ops per second at S = 0."""
+    from bench.core.units import format_bw
+
+    return format_bw(value) if nbytes > 0 else f"{value:.3g} ops/s"
 
 
 def _z_text(z) -> str:
@@ -167,10 +170,9 @@ def link_evidence(run: Run, result: Result) -> None:
             continue
         rates = pd.Series([_rate(case["nbytes"], t) for t in g["median_s"]],
                           index=pd.MultiIndex.from_arrays([g["host_a"], g["host_b"]]))
-        unit = _unit(case["nbytes"])
         for name, r in judged(rates).iterrows():
             result.links.setdefault(name, []).append(Evidence(
-                "link", name, r.verdict, f"{what}: {r.value:.3g} {unit}, {r.ratio:.2f}x the "
+                "link", name, r.verdict, f"{what}: {_rate_text(r.value, case['nbytes'])}, {r.ratio:.2f}x the "
                 f"median link, {_z_text(r.z)}", run.name))
         ends = pd.concat([pd.Series(rates.to_numpy(), index=g["host_a"].to_numpy()),
                           pd.Series(rates.to_numpy(), index=g["host_b"].to_numpy())])
@@ -179,7 +181,7 @@ def link_evidence(run: Run, result: Result) -> None:
             continue
         for name, r in judged(per_node).iterrows():
             result.nodes.setdefault(name, []).append(Evidence(
-                "node", name, r.verdict, f"{what}: its links' median {r.value:.3g} {unit}, "
+                "node", name, r.verdict, f"{what}: its links' median {_rate_text(r.value, case['nbytes'])}, "
                 f"{r.ratio:.2f}x the median node, {_z_text(r.z)}", run.name))
 
 
@@ -203,11 +205,10 @@ def intra_evidence(run: Run, result: Result, refs, nics, tolerance) -> None:
                 f"n={case['nranks']}")
         times = node_times(run, g)
         rates = _rate(case["nbytes"], times)
-        unit = _unit(case["nbytes"])
         if len(rates) >= MIN_VALUES:
             for name, r in judged(rates).iterrows():
                 result.nodes.setdefault(name, []).append(Evidence(
-                    "node", name, r.verdict, f"{what}: {r.value:.3g} {unit}, {r.ratio:.2f}x the "
+                    "node", name, r.verdict, f"{what}: {_rate_text(r.value, case['nbytes'])}, {r.ratio:.2f}x the "
                     f"median node, {_z_text(r.z)}", run.name))
         elif not refs:
             result.notes.append(f"{run.name}: {what}: {len(rates)} nodes, too few to compare")
