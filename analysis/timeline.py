@@ -37,7 +37,7 @@ def _chunks(samples: pd.DataFrame) -> np.ndarray:
     case's rows together (by rank, then sample), so a stretch starts where the case or round
     changes; within it, the k-th row of the same (rank, sample) belongs to the k-th stretch
     (the pairing rounds of `pairs` share their case)."""
-    keys = samples[CASE + ["round"]].astype(str).agg("\x1f".join, axis=1).to_numpy()
+    keys = samples.groupby(CASE + ["round"], sort=False, dropna=False).ngroup().to_numpy()
     new = np.ones(len(samples), bool)
     new[1:] = keys[1:] != keys[:-1]
     run = np.cumsum(new)

@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.robust_z import DRAIN_DROP, DRAIN_Z, WARN_DROP, WARN_Z, robust_z, verdict_of
+from analysis.robust_z import DRAIN_DROP, DRAIN_Z, WARN_DROP, WARN_Z, robust_z
 from bench.core.errors import UsageError
 from bench.core.units import human_bytes
 
@@ -80,7 +80,8 @@ class Evidence:
 class Result:
     runs: list
     nodes: dict = field(default_factory=dict)   # name -> [Evidence]
-    links: dict = field(default_factory=dict)   # (host_a, host_b) -> [Evidence]
+    links: dict = field(default_factory=dict)   # (host_a, host_b) -> [Evidence], not ok only
+    link_names: set = field(default_factory=set)  # every link judged
     time_lines: list = field(default_factory=list)
     notes: list = field(default_factory=list)
 
@@ -105,7 +106,9 @@ def judged(values: pd.Series) -> pd.DataFrame:
     z, med = robust_z(values.to_numpy())
     out = pd.DataFrame({"value": values.to_numpy(), "z": z}, index=values.index)
     out["ratio"] = out["value"] / med if med > 0 else np.nan
-    out["verdict"] = [verdict_of(a, b) for a, b in zip(out["z"], out["ratio"])]
+    out["verdict"] = np.select(
+        [(out["z"] < DRAIN_Z) & (out["ratio"] <= 1 - DRAIN_DROP),
+         (out["z"] < WARN_Z) & (out["ratio"] <= 1 - WARN_DROP)], ["drain", "warn"], "ok")  # verdict_of
     return out
 
 
@@ -170,7 +173,9 @@ def link_evidence(run: Run, result: Result) -> None:
             continue
         rates = pd.Series([_rate(case["nbytes"], t) for t in g["median_s"]],
                           index=pd.MultiIndex.from_arrays([g["host_a"], g["host_b"]]))
-        for name, r in judged(rates).iterrows():
+        verdicts = judged(rates)
+        result.link_names.update(verdicts.index)
+        for name, r in verdicts[verdicts["verdict"] != "ok"].iterrows():  # ok links: counted
             result.links.setdefault(name, []).append(Evidence(
                 "link", name, r.verdict, f"{what}: {_rate_text(r.value, case['nbytes'])}, {r.ratio:.2f}x the "
                 f"median link, {_z_text(r.z)}", run.name))
@@ -275,7 +280,7 @@ def triage_runs(runs: list, refs=(), nics=None, tolerance=0.1) -> Result:
         if lines:
             result.time_lines += [f"{run.name}: {line}" if not line.startswith(" ") else line
                                   for line in lines]
-    judged_any = any(result.nodes.values()) or any(result.links.values())
+    judged_any = any(result.nodes.values()) or bool(result.link_names)
     if not judged_any:
         raise UsageError("triage: nothing to judge in " + ", ".join(result.runs) + " (needs a "
                          "pairs run of 3 or more nodes, collectives with --split intra on 3 or "
@@ -344,7 +349,7 @@ def format_text(result: Result) -> str:
 
     nodes, links = result.nodes, result.links
     lines = [(f"commbench triage: {len(result.runs)} run{'s' * (len(result.runs) != 1)} "
-             f"({', '.join(result.runs)}), {len(nodes)} nodes, {len(links)} inter-node links"),
+             f"({', '.join(result.runs)}), {len(nodes)} nodes, {len(result.link_names)} inter-node links"),
              "rules:"] + [f"  {r}" for r in RULES]
     bad = []
     for name in nodes:
@@ -382,6 +387,7 @@ def format_text(result: Result) -> str:
     for name in links:
         v = result.verdict("link", name)
         count["link"][v if v == "ok" or result.link_owner(name) is None else "ok"] += 1
+    count["link"]["ok"] += len(result.link_names) - len(links)
     lines.append("nodes: " + ", ".join(f"{count['node'][v]} {v}" for v in VERDICTS)
                  + "; links: " + ", ".join(f"{count['link'][v]} {v}" for v in VERDICTS)
                  + (f" ({owned} slow through a warn/drain node, counted ok)" if owned else ""))

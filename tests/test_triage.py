@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from analysis import timeline, triage
+from analysis.robust_z import robust_z, verdict_of
 from analysis.rundir import summarize_samples, write_run_dir
 from bench.cli import main as cli
 from bench.core.rundir import SAMPLE_COLUMNS
@@ -65,13 +66,13 @@ def run(capsys, *argv):
 
 
 def test_robust_z_and_the_rules():
-    z, med = triage.robust_z([10, 10.5, 9.5, 10, 3])
+    z, med = robust_z([10, 10.5, 9.5, 10, 3])
     assert med == 10 and z[-1] == pytest.approx(0.6745 * (3 - 10) / 0.5)
-    assert triage.verdict_of(-3.5, 0.5) == "drain"
-    assert triage.verdict_of(-3.5, 0.85) == "warn"   # far in z, but only 15% below
-    assert triage.verdict_of(-2.5, 0.5) == "warn"
-    assert triage.verdict_of(-50, 0.95) == "ok"      # MAD ~ 0: the floor keeps noise ok
-    z, _ = triage.robust_z([1, 1, 1, 0.5])
+    assert verdict_of(-3.5, 0.5) == "drain"
+    assert verdict_of(-3.5, 0.85) == "warn"   # far in z, but only 15% below
+    assert verdict_of(-2.5, 0.5) == "warn"
+    assert verdict_of(-50, 0.95) == "ok"      # MAD ~ 0: the floor keeps noise ok
+    z, _ = robust_z([1, 1, 1, 0.5])
     assert z[-1] == -np.inf
 
 
