@@ -486,6 +486,44 @@ def links_html(runs, out_dir, pngs) -> str:
     return "<h2 id='links'>Links and skew</h2>" + "\n".join(parts)
 
 
+def fleet_html(runs, out_dir, pngs) -> str:
+    """The fleet: `commbench triage` of the runs together (verdicts not ok, counts, the drain
+    list), a node x node map of the link rates, and each run's samples over time with its spikes
+    (analysis.triage, analysis.timeline). Empty for fewer than 3 nodes or nothing to judge."""
+    import matplotlib.pyplot as plt
+
+    from analysis import timeline, triage
+
+    from analysis.rundir import as_samples
+
+    if len({h for r in runs for h in r.meta.get("hosts") or []}) < triage.MIN_VALUES:
+        return ""  # fewer nodes than a verdict compares
+    fleet = [triage.Run(r.label, r.meta, as_samples(r.samples).frame(), r.summary) for r in runs]
+    try:
+        result = triage.triage_runs(fleet)
+    except UsageError:
+        return ""
+    parts = ["<h2 id='fleet'>Fleet</h2>", f"<pre>{esc(triage.format_text(result))}</pre>"]
+    fig = triage.fleet_map_figure(fleet, result)
+    if fig is not None:
+        png = png_bytes(fig)
+        plt.close(fig)
+        name = save_png(out_dir, pngs, ("fleet", "map"), png)
+        parts.append(figure_html(name, "node x node map", png, "Each pair of nodes' link rate "
+                                 "over the median link (pairs, largest S); red labels: drain, "
+                                 "orange: warn."))
+    for run in fleet:
+        table = timeline.per_sample(run.samples, run.hosts)
+        if len(table) < 2:
+            continue
+        fig = timeline.figure(table, f"{run.name}: samples over time")
+        png = png_bytes(fig)
+        plt.close(fig)
+        name = save_png(out_dir, pngs, ("fleet", "time", run.name), png)
+        parts.append(figure_html(name, f"{run.name}: time series", png, timeline.RULE))
+    return "\n".join(parts)
+
+
 def machine_html(runs) -> str:
     """How quiet the machine was: contention while measuring, its own noise calibration, and
     the cases whose samples split into several latency modes."""
@@ -628,6 +666,7 @@ def write_report(paths, out_dir=None, fit_missing=True) -> Path:
 <nav>{nav}</nav>
 {''.join(sections)}
 {links_html(runs, out_dir, pngs)}
+{fleet_html(runs, out_dir, pngs)}
 {method_html(runs)}
 {environment_html(runs)}
 {LOAD_CHECK}

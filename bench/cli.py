@@ -124,6 +124,7 @@ COMMANDS = {
                      sweep),
     "fit": Command("analysis.fit", "fit latency/bandwidth, LogGP and collective algorithm models (fits.csv)"),
     "links": Command("analysis.links", "across nodes: host map, pairwise link map with slow links/nodes flagged, rank skew"),
+    "triage": Command("analysis.triage", "fleet triage: ok/warn/drain per node and link from pairs, intra-node collectives, skew and references; exit 1 when something is to drain"),
     "predict": Command("analysis.predict", "predict an op's time at a rank count and size from fitted models"),
     "workload": Command("analysis.workload", "a model's communication per training step: derive, predict (--fits), measure (--measure)", workload),
 }

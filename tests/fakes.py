@@ -80,3 +80,38 @@ class FakeBackend(Backend):
 
     def barrier(self):
         return self._costly(0)
+
+
+class FaultyFleet:
+    """A stand-in for measuring groups of nodes at once, for the tests and benchmarks of
+    analysis.finder only (never a backend): a group's time is 1 ms × the largest slowdown among
+    its members and the links between them × lognormal noise (sigma `noise`), and with
+    probability `spike_p` a transient spike multiplies it by a factor drawn from `spike`."""
+
+    def __init__(self, nnodes, bad_nodes=(), slowdown=3.0, bad_links=(), link_slowdown=3.0,
+                 noise=0.03, spike_p=0.0, spike=(1.5, 3.0), seed=0):
+        width = len(str(nnodes - 1))
+        self.nodes = [f"node{i:0{width}d}" for i in range(nnodes)]
+        self.factor = {n: 1.0 for n in self.nodes}
+        for n in bad_nodes:
+            self.factor[self.nodes[n] if isinstance(n, int) else n] = slowdown
+        self.links = {frozenset(self.nodes[i] if isinstance(i, int) else i for i in pair)
+                      for pair in bad_links}
+        self.link_slowdown, self.noise = link_slowdown, noise
+        self.spike_p, self.spike = spike_p, spike
+        self.rng = np.random.default_rng(seed)
+        self.calls = 0
+
+    def bad(self) -> list:
+        return sorted(n for n, f in self.factor.items() if f != 1.0)
+
+    def __call__(self, groups) -> np.ndarray:
+        self.calls += 1
+        slow = np.array([max(max(self.factor[n] for n in g),
+                             self.link_slowdown if any(frozenset((a, b)) in self.links
+                                                       for i, a in enumerate(g) for b in g[i + 1:])
+                             else 1.0) for g in groups])
+        t = 1e-3 * slow * np.exp(self.rng.normal(0, self.noise, len(groups)))
+        hit = self.rng.random(len(groups)) < self.spike_p
+        t[hit] *= self.rng.uniform(*self.spike, int(hit.sum()))
+        return t

@@ -176,14 +176,19 @@ def to_frames(imports: list, backend: str | None = None):
 
     from analysis.rundir import summarize_samples
 
-    rows, seen = [], {}
-    for imp in imports:
+    rows, seen, record_round = [], {}, {}
+    for i, imp in enumerate(imports):
         for r in imp.rows:
             case = (row_backend(imp, r, backend), r.op, r.dtype, r.nbytes, r.nranks, "all")
-            rnd = seen.get(case, 0)
-            seen[case] = rnd + 1
-            rows.append(dict(zip(CASE, case), round=rnd, sample=0, rank=-1, calls=r.calls,
-                             time_s=r.time_s, count=r.count, wrong=r.wrong))
+            record = (case, i, r.record) if r.record >= 0 else None
+            rnd = record_round.get(record) if record else None
+            if rnd is None:
+                rnd = seen.get(case, 0)
+                seen[case] = rnd + 1
+                if record:
+                    record_round[record] = rnd
+            rows.append(dict(zip(CASE, case), round=rnd, sample=r.sample, rank=r.rank,
+                             calls=r.calls, time_s=r.time_s, count=r.count, wrong=r.wrong))
     if not rows:
         raise UsageError("no results to import")
     table = pd.DataFrame(rows)

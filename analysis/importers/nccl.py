@@ -11,6 +11,14 @@ starting at its header lines ('# nccl-tests version', '# Collective test startin
 '# nThread'). The op comes from '# Collective test starting', else from a command line naming
 the program (`./build/all_reduce_perf -b 8 ...`), else --op.
 
+JSON with per-iteration times (nccl-tests 2.19, `-I 1 -J FILE`): a result's
+`out_of_place_per_iter` holds `times_us` (per iteration, the max over processes) and, with several
+processes, `per_process_max_times_us` (per process, per iteration, its max over its GPUs). Each
+iteration then becomes a sample: one row per process (as that process's first rank) or one row
+of the max (rank -1), so `commbench triage` and the report's time series see which process was
+last in each iteration and when spikes happened. The summary is then the median over iterations,
+not nccl-tests' printed average.
+
 Results checking, kept as nccl-tests reports it: a case's `wrong` is the out-of-place plus the
 in-place #wrong of its row (both are checks of the library's result at that size), NaN where
 nccl-tests did not check (-c 0: 'N/A', or -1). The 2.0-era `error` is a deviation, not a
@@ -274,7 +282,9 @@ def parse_json(source, op: str | None = None, nranks: int | None = None) -> Impo
     iters = config.get("iterations")
     agg = config.get("aggregated_iterations", 1)
     calls = float(iters * agg) if _is_count(iters) and _is_count(agg) else float("nan")
-    cpu_only, other_redops = 0, {}
+    cpu_only, other_redops, per_iter_records = 0, {}, 0
+    threads, gpus = config.get("nthreads", 1), config.get("ngpus", 1)
+    per_process = int(threads * gpus) if _is_count(threads) and _is_count(gpus) and threads * gpus > 0 else 1
     for i, rec in enumerate(results):
         where = f"results[{i}]"
         if not isinstance(rec, dict):
@@ -302,10 +312,24 @@ def parse_json(source, op: str | None = None, nranks: int | None = None) -> Impo
             if isinstance(part, dict):  # nwrong null: not checked
                 nwrong = part.get("nwrong")
                 wrong += float(nwrong) if _is_number(nwrong) and nwrong >= 0 else math.nan
-        make_row(imp, where, "", op=op, nbytes=size, nranks=n,
-                 time_s=(oop.get("time") * 1e-6 if _is_number(oop.get("time")) else None),
-                 dtype=canon_dtype(str(rec.get("type", ""))),
-                 count=float(count) if _is_number(count) else float("nan"), calls=calls, wrong=wrong)
+        row = dict(op=op, nbytes=size, nranks=n, dtype=canon_dtype(str(rec.get("type", ""))),
+                   count=float(count) if _is_number(count) else float("nan"), wrong=wrong)
+        per_iter = _per_iteration(rec.get("out_of_place_per_iter"), n, per_process)
+        if per_iter:
+            per_iter_records += 1
+            for rank, iteration, seconds in per_iter:
+                make_row(imp, f"{where}.out_of_place_per_iter", "", time_s=seconds,
+                         calls=float(agg) if _is_count(agg) else float("nan"), rank=rank,
+                         sample=iteration, record=i, **row)
+            continue
+        make_row(imp, where, "", time_s=(oop.get("time") * 1e-6 if _is_number(oop.get("time")) else None),
+                 calls=calls, **row)
+    if per_iter_records:
+        imp.method["sample"] = ("one per iteration (nccl-tests -I 1: CUDA events around each "
+                                "iteration / aggregated iterations), per process row (its max "
+                                "over its GPUs, as rank = the process's first rank), or the max "
+                                "over processes (rank -1) when the file has no process rows")
+        imp.method["summary across ranks"] = "max over process rows per iteration"
     if other_redops:
         imp.notes.append(f"{sum(other_redops.values())} results of redop {'/'.join(sorted(other_redops))} "
                          "not imported (commbench's reductions are sums)")
@@ -328,6 +352,30 @@ def parse_json(source, op: str | None = None, nranks: int | None = None) -> Impo
            if isinstance(e, str) and re.match(r"(NCCL|UCX|OMPI|CUDA)_", e)]
     imp.meta["env"] = dict(e.split("=", 1) for e in env if "=" in e)
     return imp
+
+
+def _per_iteration(per_iter, nranks: int, per_process: int) -> list:
+    """(rank, iteration, seconds) of a result's per-iteration times (nccl-tests 2.19 -I 1):
+    `per_process_max_times_us` (one list per process, each its max over its GPUs) as the
+    process's first rank, else `times_us` (the max over processes) as rank -1. [] when there are
+    none or they are not lists of finite positive numbers (the average row is imported then)."""
+    if not isinstance(per_iter, dict):
+        return []
+    rows_of = per_iter.get("per_process_max_times_us")
+    if isinstance(rows_of, list) and rows_of and all(isinstance(r, list) for r in rows_of) \
+            and len(rows_of) * per_process <= nranks:
+        ranked = [(p * per_process, times) for p, times in enumerate(rows_of)]
+    elif isinstance(per_iter.get("times_us"), list) and per_iter["times_us"]:
+        ranked = [(-1, per_iter["times_us"])]
+    else:
+        return []
+    out = []
+    for rank, times in ranked:
+        for iteration, us in enumerate(times):
+            if not (_is_number(us) and math.isfinite(us) and us > 0):
+                return []
+            out.append((rank, iteration, us * 1e-6))
+    return out
 
 
 def _member(doc: dict, key: str, kind: type, default):

@@ -51,6 +51,9 @@ class Row:
     wrong: float = 0.0  # wrong results the tool reported; NaN: the tool did not check
     backend: str = ""   # "" = the file's backend (Imported.backend)
     variant: str = ""   # appended to the backend: what makes these rows another setup
+    rank: int = -1      # per-rank rows (nccl-tests -I 1: a process row); -1: the tool's summary
+    sample: int = 0     # the iteration of per-iteration rows
+    record: int = -1    # rows of one record of the file (>= 0) are one round of their case
 
 
 @dataclass
