@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.robust_z import DRAIN_DROP, DRAIN_Z, WARN_DROP, WARN_Z, robust_z
+from bench.core.hostlist import compress
 from bench.core.errors import UsageError
 from bench.core.units import human_bytes
 
@@ -345,7 +346,6 @@ def fleet_map_figure(runs: list, result: Result):
 
 # --- output ----------------------------------------------------------------------------------
 def format_text(result: Result) -> str:
-    from bench.core.hostlist import compress
 
     nodes, links = result.nodes, result.links
     lines = [(f"commbench triage: {len(result.runs)} run{'s' * (len(result.runs) != 1)} "
@@ -400,7 +400,32 @@ def format_text(result: Result) -> str:
         lines.append(f"note: {note}")
     drain = result.drain()
     lines.append(f"drain ({len(drain)}): {compress(drain) if drain else 'none'}")
+    lines += [f"slurm: {line}" for line in scontrol_lines(drain_reasons(result))]
     return "\n".join(lines)
+
+
+MAX_SCONTROL_LINES = 20  # one line a node (its own evidence) up to this many, then one for all
+
+
+def drain_reasons(result: Result) -> dict:
+    """{host to drain: the reason Slurm keeps, naming the evidence}."""
+    reasons = {}
+    for host in result.drain():
+        worst = [e for e in result.nodes[host] if e.verdict == "drain"]
+        reasons[host] = f"commbench triage: {worst[0].text} [{worst[0].run}]" if worst else \
+            "commbench triage: drain"
+    return reasons
+
+
+def scontrol_lines(reasons: dict) -> list[str]:
+    """Ready `scontrol update NodeName=... State=DRAIN Reason="..."` lines (analysis.slurm) of
+    {host: reason}: one a node with its own evidence, or one for all when there are many."""
+    from analysis import slurm
+
+    if len(reasons) > MAX_SCONTROL_LINES:
+        return [slurm.drain_line(list(reasons), f"commbench triage: {len(reasons)} nodes below "
+                                 "the fleet (evidence: commbench triage output)")]
+    return [slurm.drain_line([host], reason) for host, reason in reasons.items()]
 
 
 def add_arguments(parser) -> None:
@@ -411,6 +436,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("run_dirs", nargs="*", metavar="RUN_DIR",
                         help="run directories of one fleet (e.g. a pairs run and a --split intra run)")
     parser.add_argument("--drain", metavar="FILE", help="write the hosts to drain here, one per line")
+    parser.add_argument("--apply-drain", action="store_true",
+                        help="also run the printed scontrol lines (Slurm: the nodes end up "
+                        "drained, with the evidence as the reason); never done without this")
     parser.add_argument("--expect", metavar="SYSTEM", help="published figures of a system "
                         "(commbench check --list) for the intra-node collectives")
     parser.add_argument("--min", action="append", metavar="OP:SIZE=RATE", default=None,
@@ -458,7 +486,23 @@ def main(args) -> int:
     print(format_text(result))
     drain = result.drain()
     write_drain(args.drain, drain)
+    if args.apply_drain:
+        apply_drain(drain_reasons(result))
     return 1 if drain else 0
+
+
+def apply_drain(reasons: dict) -> None:
+    """Run the drain (analysis.slurm.drain, scontrol without a shell), only when asked."""
+    from analysis import slurm
+
+    hosts = list(reasons)
+    if len(hosts) > MAX_SCONTROL_LINES:
+        slurm.drain(hosts, f"commbench triage: {len(hosts)} nodes below the fleet", apply=True)
+    else:
+        for host, reason in reasons.items():
+            slurm.drain([host], reason, apply=True)
+    if hosts:
+        print(f"drained {compress(hosts)} (scontrol; `sinfo -R` shows the reasons)")
 
 
 def write_drain(path, hosts) -> None:
@@ -528,7 +572,7 @@ def find_main(args) -> int:
     import time
 
     from analysis.finder import Finder, rounds_bound
-    from bench.core.hostlist import compress, expand
+    from bench.core.hostlist import expand
 
     if not args.launch or not args.out:
         raise UsageError("--find needs --launch TEMPLATE and --out DIR")
@@ -566,5 +610,11 @@ def find_main(args) -> int:
         print(f"unresolved (not enough cleared partners or rounds): {compress(out.unresolved)}")
     drain = sorted(out.drain)
     print(f"drain ({len(drain)}): {compress(drain) if drain else 'none'}")
+    reasons = {h: f"commbench triage --find: slow in {args.confirm} groups with other partners "
+               f"({args.op} S={args.size})" for h in drain}
+    for line in scontrol_lines(reasons):
+        print(f"slurm: {line}")
     write_drain(args.drain, drain)
+    if args.apply_drain:
+        apply_drain(reasons)
     return 1 if drain else 0

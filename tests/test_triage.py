@@ -252,3 +252,25 @@ def test_find_launch_template_and_group_times():
 def test_find_bad_input(tmp_path, capsys, argv, message):
     rc, _, err = run(capsys, *[a.replace("x", str(tmp_path / "x")) if a == "x" else a for a in argv])
     assert rc == 2 and message in err and err.count("\n") == 1, err
+
+
+def test_the_drain_list_is_a_ready_scontrol_line_applied_only_when_asked(tmp_path, capsys, monkeypatch):
+    """triage prints one `scontrol update ... State=DRAIN Reason="<evidence>"` line per node to
+    drain; --apply-drain runs it (here a stand-in scontrol on PATH records its argv)."""
+    import os
+    import stat
+
+    runs = [pairs_run(tmp_path / "pairs", slow_nodes={"n03"})]
+    log = tmp_path / "scontrol.log"
+    fake = tmp_path / "bin" / "scontrol"
+    fake.parent.mkdir()
+    fake.write_text(f"#!/bin/sh\necho \"$@\" >> {log}\n")
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
+    assert cli(["triage", *map(str, runs)]) == 1
+    out = capsys.readouterr().out
+    line = next(x for x in out.splitlines() if x.startswith("slurm: "))
+    assert line.startswith('slurm: scontrol update NodeName=n03 State=DRAIN Reason="commbench triage: ')
+    assert not log.exists()  # printed, not applied
+    assert cli(["triage", *map(str, runs), "--apply-drain"]) == 1
+    assert log.read_text().startswith("update NodeName=n03 State=DRAIN Reason=commbench triage: ")
