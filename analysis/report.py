@@ -40,6 +40,7 @@ from bench.core.units import human_bytes
 # parser imports this module for every command.
 
 RANK_SPREAD_NOTICE = 0.02  # a rank this much slower than the median over ranks is named
+FLEET_MAX_SAMPLES = 2_000_000  # the fleet section (every rank's every sample) up to this many
 
 
 @dataclass
@@ -498,6 +499,14 @@ def fleet_html(runs, out_dir, pngs) -> str:
 
     if len({h for r in runs for h in r.meta.get("hosts") or []}) < triage.MIN_VALUES:
         return ""  # fewer nodes than a verdict compares
+    cells = sum(as_samples(r.samples).cells() for r in runs)
+    if cells > FLEET_MAX_SAMPLES:  # the fleet section reads every rank's every sample
+        return ("<h2 id='fleet'>Fleet</h2><p>Left out: these runs hold "
+                f"{cells:,} samples of single ranks, and the fleet section "
+                "reads every one of them (the report stops at "
+                f"{FLEET_MAX_SAMPLES:,} to stay within seconds). "
+                f"<code>commbench triage {' '.join(esc(str(r.path)) for r in runs)}</code> "
+                "gives the verdicts per node and link.</p>")
     fleet = [triage.Run(r.label, r.meta, as_samples(r.samples).frame(), r.summary) for r in runs]
     try:
         result = triage.triage_runs(fleet)

@@ -567,6 +567,11 @@ class RunSamples:
     def empty(self) -> bool:
         return next(iter(self.blocks()), None) is None
 
+    def cells(self) -> int:
+        """Rank × sample cells of every block (from the blocks' shapes: the times themselves
+        are not read); what a view of every rank's every sample would hold."""
+        return sum(b.times.size for b in self.blocks())
+
     # -- what analysis derives from them
     def frame(self, ops=None) -> pd.DataFrame:
         """Every sample of every rank as rows, of `ops` only if given (only their blocks are

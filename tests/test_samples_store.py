@@ -231,7 +231,7 @@ def fleet_run(path, nranks=1024, per_host=8, samples=12, slow_rank=77):
     return path
 
 
-def test_output_at_a_thousand_ranks_reads_at_a_glance(tmp_path, capsys):
+def test_output_at_a_thousand_ranks_reads_at_a_glance(tmp_path, capsys, monkeypatch):
     run = fleet_run(tmp_path / "fleet")
     assert cli(["links", str(run)]) == 0
     out = capsys.readouterr().out
@@ -242,3 +242,10 @@ def test_output_at_a_thousand_ranks_reads_at_a_glance(tmp_path, capsys):
     page = (tmp_path / "report" / "index.html").read_text()
     assert "slowest rank: 77 (" in page
     assert "1024 ranks on 128 hosts × 8" in page
+    assert "id='fleet'" in page and "Left out" not in page
+    from analysis import report
+
+    monkeypatch.setattr(report, "FLEET_MAX_SAMPLES", 10_000)  # a fleet too large to read whole
+    assert cli(["report", str(run), "--no-fit", "--out", str(tmp_path / "report2")]) == 0
+    page = (tmp_path / "report2" / "index.html").read_text()
+    assert "Left out: these runs hold 24,576 samples" in page and "commbench triage" in page
