@@ -81,6 +81,8 @@ class Prediction:
     notes: list = field(default_factory=list)  # what the output should say besides warnings
     level: float = LEVEL
     basis: str = ""  # why this algorithm (the library's rule, --algorithm, or commbench's own)
+    widened: bool = True  # the interval covers the algorithms the held-out error cannot tell
+    # apart (not where the library's rules or --algorithm name the algorithm)
 
     def bandwidth(self, nbytes):
         """algbw = S / t; the interval swaps ends."""
@@ -346,7 +348,8 @@ def predict_algorithm(fits, op, nranks, nbytes, model=None, split="all", per_nod
               f"α {value[0]:.3g} s, β {value[1]:.3g} s/B"
               + (f", γ {value[2]:.3g} s/B" if value[2] else "") + limit
               + f", held-out error {100 * loo:.1f}%" + (f" ({how})" if how else ""))
-    return Prediction(t, low, high, model, detail, warnings, limit_notes + notes, basis=basis)
+    return Prediction(t, low, high, model, detail, warnings, limit_notes + notes, basis=basis,
+                      widened=not (by_rules or forced))
 
 
 def predict_hockney(fits, op, nranks, nbytes, split="all") -> Prediction | None:
@@ -545,7 +548,8 @@ def main(args) -> int:
         print(f"  note       {why or 'no MPI library recorded'}: commbench's own selection")
     print(f"  model      {p.detail}")
     print(f"  interval   {100 * p.level:.0f}% prediction interval: parameter bootstrap intervals "
-          "and the model's held-out error, covering the algorithms it cannot tell apart")
+          "and the model's held-out error"
+          + (", covering the algorithms it cannot tell apart" if p.widened else ""))
     for n in p.notes:
         print(f"  note       {n}")
     for w in p.warnings:
