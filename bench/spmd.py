@@ -213,7 +213,7 @@ _RUN_LOCKS = []  # rank 0 under an outside launcher: the run directory's lock, h
 def _start_recording(args, argv, plan, backends, hosts, timers):
     """(writer, seed, problem) on rank 0; (None, seed, problem) elsewhere. Every rank gets the
     same seed (the case order) and the same problem (one that stops the run before it starts)."""
-    from bench.core.rundir import RunLock, RunWriter, check_out_dir, load_meta, new_run_id
+    from bench.core.rundir import RunWriter, claim_out_dir, load_meta, new_run_id
     from bench.record import base_meta, buffer_info, device_timer_info, timer_info
 
     control = backends[0]
@@ -230,7 +230,7 @@ def _start_recording(args, argv, plan, backends, hosts, timers):
             seed = args.seed if args.seed is not None else int(time.time_ns() % 2**31)
             if not os.environ.get(launch.LOCAL_PARENT):  # else the local launcher did this
                 try:
-                    _RUN_LOCKS.append(RunLock(check_out_dir(out, getattr(args, "force", False))))
+                    _RUN_LOCKS.append(claim_out_dir(out, getattr(args, "force", False)))
                 except UsageError as exc:
                     problem = str(exc)
         agreed = (str(out), seed, problem)
