@@ -76,6 +76,9 @@ def load_meta(run_dir) -> dict:
     except ValueError as exc:  # e.g. a number too long to convert
         raise RunDirError(f"{shown(path)}: unreadable JSON ({one_line(exc)})") from None
     check_meta(meta, path)
+    if fmt.in_progress(run_dir):  # half a run read as a whole one would mislead every verb
+        raise RunDirError(f"{shown(run_dir)}: a commbench run is still writing it (its lock "
+                          f"is held; status {one_line(meta.get('status'))}): wait until it ends")
     return meta
 
 

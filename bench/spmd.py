@@ -149,10 +149,12 @@ def run_spmd(args, plan: Plan, world, argv=("run",), clock=time.perf_counter) ->
         try:
             if args.nranks is not None and args.nranks != n:
                 raise UsageError(f"-n {args.nranks} given, but the launcher started {n} ranks")
-            say = (lambda text: print(text, file=sys.stderr)) if rank == 0 and not args.quiet else None
+            # what is measured other than asked (sizes rounded, ops left out) is said even
+            # with -q: a quiet run must not silently measure something else
+            say = (lambda text: print(text, file=sys.stderr)) if rank == 0 else None
             by_split = _cases_by_split(plan, hosts, hosts.count(socket.gethostname()), say)
             cases = [case for split_cases in by_split.values() for case in split_cases]
-            for note in skip_notes(plan) if say else []:
+            for note in skip_notes(plan) if say and not args.quiet else []:
                 say(note)
         except UsageError as exc:
             problem = str(exc)

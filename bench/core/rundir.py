@@ -192,6 +192,8 @@ class RunLock:
                                  "(its lock is held); wait until it ends") from None
             try:
                 if os.stat(self.path).st_ino == os.fstat(self.fd).st_ino:
+                    os.ftruncate(self.fd, 0)  # who holds it: in_progress asks another process
+                    os.write(self.fd, f"{os.getpid()}\n".encode())
                     return
             except FileNotFoundError:
                 pass
@@ -220,9 +222,9 @@ class RunLock:
 
 
 def in_progress(run_dir) -> bool:
-    """Whether a commbench run (or a command writing into it) holds the directory's lock now.
-    The lock file is opened without following links or blocking, and only a regular file
-    counts."""
+    """Whether a commbench run (or a command writing into it) in another process holds the
+    directory's lock now (the process holding it, rank 0 showing its tables, is not kept out).
+    The lock file is opened without following links or blocking; only a regular file counts."""
     import fcntl
     import stat
 
@@ -236,7 +238,8 @@ def in_progress(run_dir) -> bool:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         return False
     except OSError:
-        return True
+        holder = os.read(fd, 32).strip()
+        return holder != str(os.getpid()).encode()
     finally:
         os.close(fd)
 
