@@ -78,10 +78,10 @@ def _launches(args, argv, plan, n, out) -> Outcome:
         several = ["--launch-index", str(index)] if args.launches > 1 else []
         command = launch.self_command(["run"] + list(argv[1:]) + extra + several)
         rc, message = start_ranks(plan, n, command)
-        if rc not in (0, 2) and not rundir.holds_run(out):
+        if rc != 2 and not rundir.holds_run(out):
             # the launcher failed before any rank recorded anything: no verdict, an abort
-            print(f"commbench: the ranks' launcher exited with status {rc} before any rank "
-                  f"started the run{f' ({message})' if message else ''}", file=sys.stderr)
+            print(f"commbench: the ranks' launcher ended with status {rc} and no rank started "
+                  f"the run{f' ({message})' if message else ''}", file=sys.stderr)
             return Outcome(EXIT_ABORT)
         mark_if_unfinished(out, rc, message)
         if args.launches > 1:
