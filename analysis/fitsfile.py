@@ -341,17 +341,12 @@ _SOURCE_FILES = (SAMPLES, SUMMARY)
 
 
 def data_source(path) -> dict:
-    """The fingerprint of the data under a run or sweep directory (see FITS_SOURCE)."""
-    import json
-
+    """The fingerprint of the data under a run or sweep directory (see FITS_SOURCE); meta.json
+    read and checked as every reader does (load_meta: one line for a damaged one)."""
     path = Path(path)
     runs = {}
     for d in discover_runs(path):
-        try:
-            meta = json.loads((d / META).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            meta = {}
-        meta = meta if isinstance(meta, dict) else {}
+        meta = load_meta(d)
         entry = {k: meta.get(k) for k in ("run_id", "status", "finished")}
         for name in _SOURCE_FILES:
             try:
