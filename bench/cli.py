@@ -203,6 +203,12 @@ def main(argv=None) -> int:
         return 2
     except OutputError as exc:
         return _output_failed(str(exc))
+    except UnicodeEncodeError as exc:  # a name of bytes that are not UTF-8 reached a writer
+        bad = exc.object[exc.start:exc.end] if isinstance(exc.object, str) else ""
+        shown = bad.encode("utf-8", "surrogateescape").decode("ascii", "backslashreplace")
+        print(f"commbench: error: a name holds bytes that are not UTF-8 ({shown}), which "
+              "commbench's files cannot carry; rename it", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("commbench: interrupted", file=sys.stderr)
         return 130

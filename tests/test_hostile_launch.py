@@ -212,3 +212,31 @@ def test_a_lock_file_is_only_a_regular_file_of_ours(tmp_path):
     os.mkfifo(tmp_path / rundir.LOCK)
     assert not rundir.in_progress(tmp_path)
     assert stat.S_ISFIFO(os.stat(tmp_path / rundir.LOCK).st_mode)
+
+
+@pytest.mark.parametrize("verb", ["report", "fit", "compare", "links", "check", "predict"])
+def test_a_run_renamed_to_bytes_that_are_not_utf8_is_one_line_for_every_verb(tmp_path, verb):
+    from tests.test_hostile_rundirs import make_run
+
+    good = make_run(tmp_path / "good")
+    bad = os.path.join(bytes(tmp_path), b"run\xff")
+    os.rename(bytes(good), bad)
+    argv = {"report": [b"report", bad], "fit": [b"fit", bad, b"--bootstrap", b"0"],
+            "compare": [b"compare", bad, bad], "links": [b"links", bad],
+            "check": [b"check", bad, b"--baseline", bad],
+            "predict": [b"predict", b"--fits", bad, b"--op", b"allreduce", b"--nranks", b"2",
+                        b"--nbytes", b"64"]}[verb]
+    r = run_bytes(argv, tmp_path)
+    err = r.stderr.decode("utf-8", "replace")
+    assert r.returncode == 2 and len(err.splitlines()) == 1, err
+    assert "run\\xff" in err and "not UTF-8" in err
+
+
+def test_a_run_renamed_to_a_name_with_a_newline_is_read_back_by_every_verb(tmp_path):
+    from tests.test_hostile_rundirs import make_run
+
+    run = make_run(tmp_path / "good").rename(tmp_path / "line\nbreak")
+    for argv in (["report", run], ["compare", run, run], ["fit", run, "--bootstrap", "0"],
+                 ["predict", "--fits", run, "--op", "allreduce", "--nranks", "2", "--nbytes", "64"]):
+        r = run_commbench(*argv, timeout=60)
+        assert r.returncode == 0 and "Traceback" not in r.stderr, (argv, r.stderr)
