@@ -12,10 +12,10 @@ import sys
 
 import pytest
 
-from bench.cli import EXIT_OUTPUT
-from tests.conftest import ROOT, commbench_env
 from analysis.rundir import summarize_samples, write_run_dir
+from bench.cli import EXIT_OUTPUT
 from bench.ops import OPS
+from tests.conftest import QUICK, ROOT, commbench_env, needs_mpi
 from tests.test_hostile_rundirs import make_run, synthetic_samples
 
 pytestmark = pytest.mark.timeout(120)
@@ -108,3 +108,13 @@ def test_a_verdict_that_was_written_keeps_its_status(runs):
     assert r.returncode == 1 and "slower" in r.stdout.lower(), r.stderr
     r = run_with_stdout(["compare", str(runs["run"]), str(runs["run"])], subprocess.PIPE)
     assert r.returncode == 0, r.stderr
+
+
+@needs_mpi
+def test_a_run_whose_tables_cannot_be_shown_keeps_its_results(tmp_path):
+    out = tmp_path / "run"
+    with open("/dev/full", "w") as full:
+        r = run_with_stdout(["run", "--ops", "allreduce", "--sizes", "4,64", *QUICK[:-1],
+                             "--out", str(out)], full)  # not -q: the tables go to stdout
+    assert_output_error(r, "No space left on device")
+    assert json.loads((out / "meta.json").read_text())["status"] == "complete"
