@@ -2,6 +2,7 @@
 untimed call, then timed by the harness; rank 0 records each case as soon as it is done."""
 from __future__ import annotations
 
+import atexit
 import os
 import socket
 import sys
@@ -233,6 +234,7 @@ def _start_recording(args, argv, plan, backends, hosts, timers):
             if not os.environ.get(launch.LOCAL_PARENT):  # else the local launcher did this
                 try:
                     _RUN_LOCKS.append(claim_out_dir(out, getattr(args, "force", False)))
+                    atexit.register(_RUN_LOCKS[-1].release)  # no run written: no lock left
                 except UsageError as exc:
                     problem = str(exc)
         agreed = (str(out), seed, problem)

@@ -240,3 +240,18 @@ def test_a_run_renamed_to_a_name_with_a_newline_is_read_back_by_every_verb(tmp_p
                  ["predict", "--fits", run, "--op", "allreduce", "--nranks", "2", "--nbytes", "64"]):
         r = run_commbench(*argv, timeout=60)
         assert r.returncode == 0 and "Traceback" not in r.stderr, (argv, r.stderr)
+
+
+@pytest.mark.parametrize("plant", ["fifo", "link", "dir"])
+def test_a_lock_that_is_no_regular_file_is_one_line(tmp_path, capsys, plant):
+    from bench.core import rundir
+
+    out = tmp_path / "run"
+    out.mkdir()
+    lock = out / rundir.LOCK
+    {"fifo": lambda: os.mkfifo(lock), "link": lambda: lock.symlink_to(tmp_path / "elsewhere"),
+     "dir": lambda: lock.mkdir()}[plant]()
+    rc = cli(["import", str(ROOT / "tests" / "data" / "nccl_all_reduce.txt"), "--out", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 2 and len(err.splitlines()) == 1 and rundir.LOCK in err, err
+    assert not (tmp_path / "elsewhere").exists()

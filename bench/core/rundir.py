@@ -176,20 +176,28 @@ class RunLock:
     nothing behind."""
 
     def __init__(self, run_dir, created: bool = False, what: str = "--out"):
-        import fcntl
+        import stat
 
         self.dir, self.created = Path(run_dir), created
         self.path = self.dir / LOCK
         for _ in range(10):  # the file may be removed by a holder releasing it: lock the new one
-            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
-                              | os.O_NONBLOCK, 0o644)
             try:
-                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
+                self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+                                  | os.O_NONBLOCK, 0o644)
+            except OSError as exc:  # a link planted there (O_NOFOLLOW), no permission
+                self.fd = None
+                raise UsageError(f"{what} {run_dir}: cannot take its lock {LOCK} "
+                                 f"({exc.strerror or exc})") from None
+            if not stat.S_ISREG(os.fstat(self.fd).st_mode):
+                os.close(self.fd)
+                self.fd = None
+                raise UsageError(f"{what} {run_dir}: its lock {LOCK} is not a regular file "
+                                 "(remove it)")
+            if not _flock_exclusive(self.fd):
                 os.close(self.fd)
                 self.fd = None
                 raise UsageError(f"{what} {run_dir} is in use by another commbench run "
-                                 "(its lock is held); wait until it ends") from None
+                                 "(its lock is held); wait until it ends")
             try:
                 if os.stat(self.path).st_ino == os.fstat(self.fd).st_ino:
                     os.ftruncate(self.fd, 0)  # who holds it: in_progress asks another process
@@ -219,6 +227,22 @@ class RunLock:
 
     def __exit__(self, *exc):
         self.release()
+
+
+def _flock_exclusive(fd: int, tries: int = 5, pause_s: float = 0.02) -> bool:
+    """flock(LOCK_EX) without waiting for a holder; a few short retries, because a reader
+    asking `in_progress` holds a shared lock for an instant."""
+    import fcntl
+    import time
+
+    for attempt in range(tries):
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except OSError:
+            if attempt + 1 < tries:
+                time.sleep(pause_s)
+    return False
 
 
 def in_progress(run_dir) -> bool:
