@@ -123,8 +123,8 @@ def check_name(path, flag: str = "--out") -> None:
                          "name") from None
     if any(c in _CONTROL_CHARS for c in text):
         raise UsageError(f"{flag} {text!r}: the name holds a control character (a newline, "
-                         "a tab, ...), which the files listing runs cannot carry; use "
-                         "another name")
+                         "a tab, ...), which commbench's files and one-line messages cannot "
+                         "carry back; use another name")
 
 
 def check_out_dir(run_dir, force: bool = False) -> Path:
