@@ -49,12 +49,22 @@ def detect_world(env=None) -> World | None:
         if launcher == "slurm" and env.get("SLURM_STEP_ID") == "batch":
             continue
         if rank in env and (size in env or launcher == "pmix"):
+            said = {name: env[name] for name in (rank, size, local) if name in env}
             try:
-                return World(launcher, int(env[rank]), int(env.get(size, 0) or 0),
-                             int(env.get(local, 0) or 0))
-            except ValueError:
-                continue
+                world = World(launcher, int(env[rank]), int(env.get(size, 0) or 0),
+                              int(env.get(local, 0) or 0))
+            except ValueError:  # a launch that cannot be told apart from none: refuse it
+                raise UsageError(f"{_shown(said)}: a {launcher} launch, but not whole numbers; "
+                                 "fix or unset them") from None
+            if world.rank < 0 or world.size < 0 or world.size and world.rank >= world.size:
+                raise UsageError(f"{_shown(said)}: a {launcher} launch, but rank {world.rank} is "
+                                 f"not one of {world.size} ranks; fix or unset them")
+            return world
     return None
+
+
+def _shown(variables: dict) -> str:
+    return " ".join(f"{name}={value!r}" for name, value in variables.items())
 
 
 def find_mpiexec(env=None) -> list[str]:
@@ -238,7 +248,12 @@ def rendezvous(world: World, env=None, agree=None) -> dict:
     if world.launcher == "torchrun":
         return {"init_method": "env://"}
     if env.get("MASTER_ADDR") and env.get("MASTER_PORT"):
-        addr, port = env["MASTER_ADDR"], int(env["MASTER_PORT"])
+        addr, port = env["MASTER_ADDR"].strip(), env["MASTER_PORT"].strip()
+        if not port.isdigit() or not 0 < int(port) < 65536:
+            raise UsageError(f"MASTER_PORT={env['MASTER_PORT']!r}: not a TCP port (1-65535)")
+        if not addr or any(c.isspace() or c in "/@" for c in addr):
+            raise UsageError(f"MASTER_ADDR={env['MASTER_ADDR']!r}: not a host name or address")
+        port = int(port)
     else:
         if agree is None:
             import importlib.util

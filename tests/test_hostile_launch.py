@@ -255,3 +255,43 @@ def test_a_lock_that_is_no_regular_file_is_one_line(tmp_path, capsys, plant):
     err = capsys.readouterr().err
     assert rc == 2 and len(err.splitlines()) == 1 and rundir.LOCK in err, err
     assert not (tmp_path / "elsewhere").exists()
+
+
+# ---------------------------------------------------------------- outside launchers' variables
+@pytest.mark.parametrize("env, needles", [
+    ({"RANK": "abc", "WORLD_SIZE": "2"}, ["RANK='abc'", "torchrun", "not whole numbers"]),
+    ({"RANK": "0", "WORLD_SIZE": "two"}, ["WORLD_SIZE='two'"]),
+    ({"RANK": "2", "WORLD_SIZE": "2"}, ["rank 2 is not one of 2 ranks"]),
+    ({"RANK": "-1", "WORLD_SIZE": "2"}, ["not one of 2 ranks"]),
+    ({"OMPI_COMM_WORLD_RANK": "", "OMPI_COMM_WORLD_SIZE": "4"}, ["OMPI_COMM_WORLD_RANK=''", "openmpi"]),
+    ({"PMI_RANK": "1", "PMI_SIZE": "1 "}, ["hydra"]),
+    ({"RANK": "0", "WORLD_SIZE": "2", "LOCAL_RANK": "x"}, ["LOCAL_RANK='x'"]),
+])
+def test_a_malformed_launcher_world_is_refused_not_taken_for_no_launcher(env, needles):
+    from bench.core.errors import UsageError
+    from bench.launch import detect_world
+
+    with pytest.raises(UsageError) as raised:
+        detect_world(env)
+    for needle in needles:
+        assert needle in str(raised.value)
+
+
+@pytest.mark.parametrize("addr, port, needle", [
+    ("127.0.0.1", "abc", "MASTER_PORT"), ("127.0.0.1", "70000", "MASTER_PORT"),
+    ("127.0.0.1", "0", "MASTER_PORT"), ("host name", "29500", "MASTER_ADDR"),
+    ("  ", "29500", "MASTER_ADDR"),
+])
+def test_a_malformed_rendezvous_address_names_the_variable(addr, port, needle):
+    from bench.core.errors import UsageError
+    from bench.launch import World, rendezvous
+
+    with pytest.raises(UsageError, match=needle):
+        rendezvous(World("openmpi", 0, 2), {"MASTER_ADDR": addr, "MASTER_PORT": port})
+
+
+def test_a_malformed_world_is_one_line_before_anything_starts(tmp_path):
+    out = tmp_path / "run"
+    r = run_commbench(*RUN, "--out", out, env=commbench_env(RANK="zero", WORLD_SIZE="2"), timeout=30)
+    assert_one_line(r, 2, "RANK='zero'")
+    assert not out.exists()
