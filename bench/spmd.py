@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import atexit
 import os
+import signal
 import socket
 import sys
+import threading
 import time
 import traceback
 from datetime import datetime, timezone
@@ -165,6 +167,8 @@ def run_spmd(args, plan: Plan, world, argv=("run",), clock=time.perf_counter) ->
             return Outcome(2)
         timers = [_device_timer(args, be) for be in backends]  # None: the host clock
         writer, seed, problem = _start_recording(args, argv, plan, backends, hosts, timers)
+        if writer is not None:
+            _RUN_WRITER.append(writer)
         if problem:
             if rank == 0:
                 print(f"commbench: error: {problem}", file=sys.stderr)
@@ -211,6 +215,35 @@ def _device_timer(args, be):
 
 
 _RUN_LOCKS = []  # rank 0 under an outside launcher: the run directory's lock, held to exit
+_RUN_WRITER = []  # rank 0: the writer of the run, for the signal thread
+
+
+def end_on_signals(rank: int) -> None:
+    """Under an outside launcher (mpirun, srun, torchrun): SIGTERM and SIGHUP, which launchers
+    send when they are stopped or lose their terminal, end this rank at once, and rank 0 first
+    marks the run aborted with the signal (under commbench's own launcher the parent does).
+    The signals are blocked in every thread, before the communication library starts its own,
+    and taken by one thread (sigwait): the main thread may sit in a collective that never
+    returns, where no Python handler would run."""
+    if os.environ.get(launch.LOCAL_PARENT) or not hasattr(signal, "pthread_sigmask"):
+        return
+    stops = {signal.SIGTERM, signal.SIGHUP}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stops)
+
+    def wait():
+        sig = signal.sigwait(stops)
+        name = signal.Signals(sig).name
+        if _RUN_WRITER:
+            try:
+                _RUN_WRITER[0].finish("aborted", error=f"commbench: interrupted by {name} "
+                                      "(the launcher or the shell stopped the job)")
+            except Exception as exc:  # a full disk, say: the rank must still end now
+                print(f"commbench: rank {rank} could not record the abort: {exc}",
+                      file=sys.stderr, flush=True)
+        print(f"commbench: rank {rank} interrupted by {name}", file=sys.stderr, flush=True)
+        os._exit(128 + sig)
+
+    threading.Thread(target=wait, name="commbench-signals", daemon=True).start()
 
 
 def _start_recording(args, argv, plan, backends, hosts, timers):

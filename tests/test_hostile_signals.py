@@ -99,3 +99,33 @@ def test_a_signal_to_a_sweep_ends_its_run_and_the_sweep(tmp_path, sig):
     proc = start(["sweep", "-n", "2,3", *LONG, "--out", sweep])
     stop_and_check(proc, sweep / "n2", to_group=False, sig=sig)
     assert not (sweep / "n3").exists()  # the sweep stopped instead of going on
+
+
+@needs_mpi
+@pytest.mark.parametrize("target", ["launcher", "rank0"])
+def test_under_mpiexec_rank0_records_the_signal_that_ends_the_job(tmp_path, target):
+    """Under an outside launcher no commbench parent watches: SIGHUP to mpiexec (which passes
+    SIGTERM to the ranks), or SIGTERM to rank 0 itself, still leaves the run marked aborted,
+    even while rank 0 sits inside a collective."""
+    from tests.conftest import mpiexec
+    from tests.test_guards import _rank_pids
+
+    out = tmp_path / "run"
+    proc = subprocess.Popen([mpiexec(), "-n", "2", sys.executable, "-m", "bench.cli", "run",
+                             *LONG, "--out", str(out)], env=commbench_env(), cwd=ROOT,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        _wait_for_samples(proc, out)
+        if target == "launcher":
+            proc.send_signal(signal.SIGHUP)
+        else:
+            os.kill(_rank_pids(out)[0], signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode != 0, err
+    assert wait_gone(out) == [], "processes left running"
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["status"] == "aborted" and "interrupted by SIG" in meta["error"], meta
+    assert rundir.read_samples(out)
