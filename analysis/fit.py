@@ -37,7 +37,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from analysis.fitsfile import fit_loaded, inverse, load_sweep, save_fits
+from analysis.fitsfile import data_source, fit_loaded, inverse, load_sweep, save_fits
 from analysis.library import of_runs
 from analysis.rundir import shown
 from bench.core.errors import UsageError
@@ -153,11 +153,12 @@ def main(args) -> int:
         raise UsageError("--max-segments ≥ 1, --min-points ≥ 2 and --bootstrap ≥ 0 please")
     ops = [o for o in args.ops.split(",") if o] if args.ops else None
     # every directory is read and checked before anything is fitted, written or printed
-    loaded = [(path, load_sweep(path)) for path in args.run_dirs]
-    for path, runs in loaded:
+    # (what the data was before it was read: fits.csv records it, to be found stale later)
+    loaded = [(path, data_source(path), load_sweep(path)) for path in args.run_dirs]
+    for path, source, runs in loaded:
         fits = fit_loaded(*runs, max_segments=args.max_segments, min_points=args.min_points,
                           n_boot=args.bootstrap, seed=args.seed, ops=ops)
-        target = save_fits(path, fits)  # a read-only run: one line naming fits.csv, exit 2
+        target = save_fits(path, fits, source)  # a read-only run: one line naming fits.csv, exit 2
         print(f"== {shown(path)} -> {shown(target)}")
         if (fits["param"] == "ran_cases").any():
             rules, _ = of_runs(runs[1])

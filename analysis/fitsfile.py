@@ -14,6 +14,7 @@ counts of a sweep (their held-out errors per rank count are rows with that nrank
 from __future__ import annotations
 
 import math
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -28,7 +29,7 @@ from analysis.loggp import loggp_from_times
 from analysis.robust import Segment
 from analysis.rundir import file_error, load_meta, one_line, shown, value_text
 from bench.core.errors import RunDirError
-from bench.core.rundir import CASE, FITS, FITS_COLUMNS, META, atomic_write_text
+from bench.core.rundir import CASE, FITS, FITS_COLUMNS, META, SAMPLES, SAMPLES_CSV, SUMMARY, atomic_write_text
 from bench.ops import canonical_name, known_op
 
 if TYPE_CHECKING:  # pandas is imported where used: `commbench run` ranks never need it
@@ -389,12 +390,75 @@ def fit_loaded(runs, metas, times, **kw) -> pd.DataFrame:
     return fit_times(times, meta_ops=meta_ops, **kw)
 
 
-def save_fits(path, fits: pd.DataFrame) -> Path:
+# ---------------------------------------------------------------- what fits.csv was fitted from
+# Beside fits.csv: the data it was fitted from (per run directory: its run_id, status, finish
+# time, and the size and modification time of samples.csv and summary.csv), taken before the
+# data was read. A fits.csv whose data has changed since (more samples, a run started afresh,
+# an import --force) is stale: refitted where fitting is allowed, else not used, and said so.
+FITS_SOURCE = "fits.source.json"
+_SOURCE_FILES = (SAMPLES, SAMPLES_CSV, SUMMARY)  # raw samples in either schema
+
+
+def data_source(path) -> dict:
+    """The fingerprint of the data under a run or sweep directory (see FITS_SOURCE); meta.json
+    read and checked as every reader does (load_meta: one line for a damaged one)."""
+    path = Path(path)
+    runs = {}
+    for d in discover_runs(path):
+        meta = load_meta(d)
+        entry = {k: meta.get(k) for k in ("run_id", "status", "finished")}
+        for name in _SOURCE_FILES:
+            try:
+                st = os.stat(d / name)
+                entry[name] = [st.st_size, st.st_mtime_ns]
+            except OSError:
+                entry[name] = None
+        runs["." if d == path else d.name] = entry
+    return {"schema": 1, "runs": runs}
+
+
+def stale_reason(path) -> str | None:
+    """Why the fits.csv of a run or sweep directory no longer fits its data, or None (fresh,
+    or of unknown origin: written before fits.source.json existed, or copied without it)."""
+    import json
+
+    file = Path(path) / FITS_SOURCE
+    try:
+        recorded = json.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return f"{FITS_SOURCE} is unreadable"
+    now = data_source(path)
+    if not isinstance(recorded, dict) or recorded.get("runs") == now["runs"]:
+        return None if isinstance(recorded, dict) else f"{FITS_SOURCE} is unreadable"
+    before = recorded.get("runs") if isinstance(recorded.get("runs"), dict) else {}
+    for name, entry in now["runs"].items():
+        old = before.get(name)
+        where = "" if name == "." else f"{name}: "
+        if old is None:
+            return f"{where}a run fitted after fits.csv was written"
+        if old.get("run_id") != entry["run_id"]:
+            return f"{where}another run was written there since"
+        if old.get("status") != entry["status"]:
+            return f"{where}the run was {old.get('status')} when fitted, {entry['status']} now"
+        for name_ in _SOURCE_FILES:
+            if old.get(name_) != entry[name_]:
+                return f"{where}{name_} changed since it was fitted"
+    return "a fitted run is gone"
+
+
+def save_fits(path, fits: pd.DataFrame, source: dict | None = None) -> Path:
     """Write fits.csv into the run or sweep directory (atomically: a planted link is replaced,
-    never followed); RunDirError naming it when it cannot be written (a read-only run)."""
+    never followed), and beside it `source` (data_source, taken before the data was read; now
+    when not given); RunDirError naming it when it cannot be written (a read-only run)."""
+    import json
+
     target = Path(path) / FITS
+    source = data_source(path) if source is None else source
     try:
         atomic_write_text(target, fits.to_csv(index=False))
+        atomic_write_text(Path(path) / FITS_SOURCE, json.dumps(source, indent=1) + "\n")
     except OSError as exc:
         raise file_error(target, exc, "write it") from None
     return target
@@ -403,9 +467,10 @@ def save_fits(path, fits: pd.DataFrame) -> Path:
 def fit_dir(path, save: bool = True, **kw) -> pd.DataFrame:
     """Fit one run or sweep directory and write its fits.csv (unless not save); return the
     fits."""
+    source = data_source(path)
     fits = fit_loaded(*load_sweep(path), **kw)
     if save:
-        save_fits(path, fits)
+        save_fits(path, fits, source)
     return fits
 
 
@@ -490,16 +555,24 @@ def load_fits(path, fit_missing: bool = False, command: str = "commbench fit"):
 
     path = Path(path)
     file = path if path.is_file() else path / FITS
-    if not (file.exists() or file.is_symlink()):
+    stale = None
+    if file.exists() and not path.is_file():
+        stale = stale_reason(path)
+        if stale and not fit_missing:
+            print(f"commbench: {shown(file)} is stale ({stale}): not used", file=sys.stderr)
+            return None
+    if not (file.exists() or file.is_symlink()) or stale:
         if not fit_missing:
             return None
+        source = data_source(path)
         loaded = load_sweep(path)  # not a run, or damaged: one line before anything else
         if loaded[2].empty:
             raise RunDirError(f"{shown(path)}: no fits.csv and no samples to fit")
-        print(f"{command}: {shown(path)} has no fits.csv, fitting it now", file=sys.stderr)
+        why = f"{FITS} is stale ({stale})" if stale else f"has no {FITS}"
+        print(f"{command}: {shown(path)} {why}, fitting it now", file=sys.stderr)
         fits = fit_loaded(*loaded)
         try:
-            save_fits(path, fits)
+            save_fits(path, fits, source)
         except RunDirError as exc:
             print(f"{command}: {exc}; the fits are used without saving them", file=sys.stderr)
         return fits

@@ -64,6 +64,13 @@ def load_meta(run_dir) -> dict:
     an object of this schema), then the types of the fields analysis reads (`check_meta`)."""
     run_dir = Path(run_dir)
     path = run_dir / fmt.META
+    try:
+        str(run_dir).encode("utf-8")
+    except UnicodeEncodeError:  # what is read from it would be shown and written under it
+        name = str(run_dir).encode("utf-8", "surrogateescape").decode("ascii", "backslashreplace")
+        raise RunDirError(f"{one_line(name)}: the name holds bytes that are not UTF-8, which "
+                          "reports and tables cannot carry; rename it (commbench run refuses "
+                          "such names)") from None
     if run_dir.is_dir() and (path.exists() or path.is_symlink()) and not (path.is_file() or path.is_dir()):
         # a FIFO or a device would block or never end; a dangling link is no file either
         raise RunDirError(f"{shown(path)}: not a regular file")
@@ -76,6 +83,9 @@ def load_meta(run_dir) -> dict:
     except ValueError as exc:  # e.g. a number too long to convert
         raise RunDirError(f"{shown(path)}: unreadable JSON ({one_line(exc)})") from None
     check_meta(meta, path)
+    if fmt.in_progress(run_dir):  # half a run read as a whole one would mislead every verb
+        raise RunDirError(f"{shown(run_dir)}: a commbench run is still writing it (its lock "
+                          f"is held; status {one_line(meta.get('status'))}): wait until it ends")
     return meta
 
 

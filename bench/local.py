@@ -19,8 +19,13 @@ from bench.plan import EXIT_ABORT, EXIT_WRONG, Outcome, Plan, check_fits, itemsi
 MAX_RANKS_PER_CORE = 32  # local oversubscription beyond this is refused, not attempted (64 on 2 cores works: README)
 
 
+# Signals that end a run in an orderly way: the ranks are stopped and the run marked aborted.
+# SIGHUP is a closed terminal or a lost ssh session: the same as being told to stop.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
 class Stopped(Exception):
-    """SIGINT or SIGTERM reached commbench while its ranks ran."""
+    """One of STOP_SIGNALS reached commbench while its ranks ran."""
 
     def __init__(self, signum: int):
         super().__init__(signal.Signals(signum).name)
@@ -44,14 +49,15 @@ def check_local_ranks(args, plan: Plan, n: int) -> None:
 
 def start_local(args, argv, plan: Plan) -> Outcome:
     """Start N local ranks running this same command (argv after `commbench`). The run
-    directory is checked and locked here for the whole run; SIGINT/SIGTERM end the ranks and
-    mark the run aborted."""
+    directory is checked and locked here for the whole run (and removed again when no run
+    got into it); SIGINT, SIGTERM and SIGHUP end the ranks and mark the run aborted."""
     n = args.nranks or 2
     check_local_ranks(args, plan, n)
+    launch.check_environment(any(cls.launcher == "mpi" for cls in plan.backends))
     out = Path(args.out if args.out is not None else Path("results") / rundir.new_run_id(args.backend, n))
-    out = rundir.check_out_dir(out, getattr(args, "force", False)).resolve()
-    lock = rundir.RunLock(out)
-    previous = {s: signal.signal(s, _stop_on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    lock = rundir.claim_out_dir(out, getattr(args, "force", False))
+    out = lock.dir.resolve()
+    previous = {s: signal.signal(s, _stop_on_signal) for s in STOP_SIGNALS}
     try:
         return _launches(args, argv, plan, n, out)
     except Stopped as stop:
@@ -72,6 +78,11 @@ def _launches(args, argv, plan, n, out) -> Outcome:
         several = ["--launch-index", str(index)] if args.launches > 1 else []
         command = launch.self_command(["run"] + list(argv[1:]) + extra + several)
         rc, message = start_ranks(plan, n, command)
+        if rc != 2 and not rundir.holds_run(out):
+            # the launcher failed before any rank recorded anything: no verdict, an abort
+            print(f"commbench: the ranks' launcher ended with status {rc} and no rank started "
+                  f"the run{f' ({message})' if message else ''}", file=sys.stderr)
+            return Outcome(EXIT_ABORT)
         mark_if_unfinished(out, rc, message)
         if args.launches > 1:
             add_launch(out, wrong, raised)

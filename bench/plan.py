@@ -67,6 +67,9 @@ def make_plan(args) -> Plan:
             if why:
                 skip[(cls.name, op.name)] = why
     sizes = parse_sizes(args.sizes)
+    if 0 in sizes and any(op.sized for op in ops):
+        raise UsageError(f"--sizes {args.sizes}: 0 B moves no data; the smallest size is one "
+                         f"element ({itemsize_of(args.dtype)} B of {args.dtype})")
     positive = {"--timeout": args.timeout, "--ci-target": args.ci_target, "--budget": args.budget,
                 "--sample-time": args.sample_time, "--repeats": args.repeats,
                 "--launches": args.launches,
@@ -151,14 +154,42 @@ def check_fits(plan: Plan, nranks: int, ranks_here: int, say=None) -> list:
             say(f"commbench: skipping {', '.join(problems)} on {nranks} rank(s): "
                 + "; ".join(problems.values()))
     cases = cases_of(plan, nranks, say)
-    buffers = arena_bytes(cases) * ranks_here * len(plan.backends)
+    check_memory(plan, cases, ranks_here)
+    return cases
+
+
+def library_scratch(case) -> int:
+    """Bytes a communication library may allocate inside one call of the case, on top of the
+    buffers commbench passes it: a collective that moves data gets one temporary as large as
+    its largest buffer (a reduction's incoming data, a gather's staging copy, gloo's and MPI's
+    segmented algorithms); point-to-point messages and barriers none."""
+    if not case.op.primitive or case.op.primitive == "barrier":
+        return 0
+    return pages(max(case.send_count, case.recv_count) * case.itemsize)
+
+
+def memory_needed(plan: Plan, cases, ranks_here: int) -> tuple[int, int]:
+    """(buffer bytes, process bytes) that ranks_here ranks of the run need on one host: each
+    backend of the run holds its own arena on every rank for the whole run (arena_bytes: the
+    largest case), and the case run at any moment may add its library's temporaries
+    (library_scratch, the largest case's); each rank process needs its backend's
+    rank_memory besides."""
+    scratch = max((library_scratch(c) for c in cases), default=0)
+    buffers = (arena_bytes(cases) * len(plan.backends) + scratch) * ranks_here if cases else 0
     processes = ranks_here * max(cls.rank_memory for cls in plan.backends)
+    return buffers, processes
+
+
+def check_memory(plan: Plan, cases, ranks_here: int) -> None:
+    """Refuse, before any rank starts, a run whose buffers and processes would take more than
+    80% of the memory available on this host (MemAvailable)."""
+    buffers, processes = memory_needed(plan, cases, ranks_here)
     available = mem_available()
     if available and buffers + processes > 0.8 * available:
         raise UsageError(f"{ranks_here} ranks on this host need {buffers / 2**30:.1f} GiB of buffers "
-                         f"and about {processes / 2**30:.1f} GiB for the processes themselves, more "
+                         f"(every backend's, and the libraries' temporaries) and about "
+                         f"{processes / 2**30:.1f} GiB for the processes themselves, more "
                          f"than 80% of the {available / 2**30:.1f} GiB available")
-    return cases
 
 
 def mem_available() -> int | None:

@@ -80,6 +80,7 @@ def main(args, argv) -> Outcome:
         from bench.local import start_local
 
         return start_local(args, argv, plan)
-    from bench.spmd import run_spmd
+    from bench.spmd import end_on_signals, run_spmd
 
+    end_on_signals(world.rank)
     return run_spmd(args, plan, world, argv)

@@ -2,9 +2,12 @@
 untimed call, then timed by the harness; rank 0 records each case as soon as it is done."""
 from __future__ import annotations
 
+import atexit
 import os
+import signal
 import socket
 import sys
+import threading
 import time
 import traceback
 from datetime import datetime, timezone
@@ -157,10 +160,12 @@ def run_spmd(args, plan: Plan, world, argv=("run",), clock=time.perf_counter) ->
         try:
             if args.nranks is not None and args.nranks != n:
                 raise UsageError(f"-n {args.nranks} given, but the launcher started {n} ranks")
-            say = (lambda text: print(text, file=sys.stderr)) if rank == 0 and not args.quiet else None
+            # what is measured other than asked (sizes rounded, ops left out) is said even
+            # with -q: a quiet run must not silently measure something else
+            say = (lambda text: print(text, file=sys.stderr)) if rank == 0 else None
             by_split = _cases_by_split(plan, hosts, hosts.count(socket.gethostname()), say)
             cases = [case for split_cases in by_split.values() for case in split_cases]
-            for note in skip_notes(plan) if say else []:
+            for note in skip_notes(plan) if say and not args.quiet else []:
                 say(note)
         except UsageError as exc:
             problem = str(exc)
@@ -170,6 +175,8 @@ def run_spmd(args, plan: Plan, world, argv=("run",), clock=time.perf_counter) ->
             return Outcome(2)
         timers = [_device_timer(args, be) for be in backends]  # None: the host clock
         writer, seed, problem = _start_recording(args, argv, plan, backends, hosts, timers)
+        if writer is not None:
+            _RUN_WRITER.append(writer)
         if problem:
             if rank == 0:
                 print(f"commbench: error: {problem}", file=sys.stderr)
@@ -216,12 +223,41 @@ def _device_timer(args, be):
 
 
 _RUN_LOCKS = []  # rank 0 under an outside launcher: the run directory's lock, held to exit
+_RUN_WRITER = []  # rank 0: the writer of the run, for the signal thread
+
+
+def end_on_signals(rank: int) -> None:
+    """Under an outside launcher (mpirun, srun, torchrun): SIGTERM and SIGHUP, which launchers
+    send when they are stopped or lose their terminal, end this rank at once, and rank 0 first
+    marks the run aborted with the signal (under commbench's own launcher the parent does).
+    The signals are blocked in every thread, before the communication library starts its own,
+    and taken by one thread (sigwait): the main thread may sit in a collective that never
+    returns, where no Python handler would run."""
+    if os.environ.get(launch.LOCAL_PARENT) or not hasattr(signal, "pthread_sigmask"):
+        return
+    stops = {signal.SIGTERM, signal.SIGHUP}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stops)
+
+    def wait():
+        sig = signal.sigwait(stops)
+        name = signal.Signals(sig).name
+        if _RUN_WRITER:
+            try:
+                _RUN_WRITER[0].finish("aborted", error=f"commbench: interrupted by {name} "
+                                      "(the launcher or the shell stopped the job)")
+            except Exception as exc:  # a full disk, say: the rank must still end now
+                print(f"commbench: rank {rank} could not record the abort: {exc}",
+                      file=sys.stderr, flush=True)
+        print(f"commbench: rank {rank} interrupted by {name}", file=sys.stderr, flush=True)
+        os._exit(128 + sig)
+
+    threading.Thread(target=wait, name="commbench-signals", daemon=True).start()
 
 
 def _start_recording(args, argv, plan, backends, hosts, timers):
     """(writer, seed, problem) on rank 0; (None, seed, problem) elsewhere. Every rank gets the
     same seed (the case order) and the same problem (one that stops the run before it starts)."""
-    from bench.core.rundir import RunLock, RunWriter, check_out_dir, load_meta, new_run_id
+    from bench.core.rundir import RunWriter, claim_out_dir, load_meta, new_run_id
     from bench.record import base_meta, buffer_info, device_timer_info, timer_info
 
     control = backends[0]
@@ -238,7 +274,8 @@ def _start_recording(args, argv, plan, backends, hosts, timers):
             seed = args.seed if args.seed is not None else int(time.time_ns() % 2**31)
             if not os.environ.get(launch.LOCAL_PARENT):  # else the local launcher did this
                 try:
-                    _RUN_LOCKS.append(RunLock(check_out_dir(out, getattr(args, "force", False))))
+                    _RUN_LOCKS.append(claim_out_dir(out, getattr(args, "force", False)))
+                    atexit.register(_RUN_LOCKS[-1].release)  # no run written: no lock left
                 except UsageError as exc:
                     problem = str(exc)
         agreed = (str(out), seed, problem)

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from bench.core.errors import UsageError
+from bench.core.rundir import check_name, in_progress
 
 
 def add_arguments(parser) -> None:
@@ -105,6 +106,25 @@ def run_options(argv: list[str]) -> list[str]:
     return out
 
 
+def _run(command: list) -> int:
+    """One run in its own process. SIGINT, SIGTERM or SIGHUP to the sweep is passed on to the
+    run (which stops its ranks and marks itself aborted), and its exit status returned."""
+    import signal
+
+    proc = subprocess.Popen(command)
+
+    def forward(signum, frame):
+        proc.send_signal(signum)
+
+    stops = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {sig: signal.signal(sig, forward) for sig in stops}
+    try:
+        return proc.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def main(args, argv) -> int:
     """argv: the command line after `commbench` (`sweep ...`)."""
     import argparse
@@ -121,7 +141,13 @@ def main(args, argv) -> int:
                 raise UsageError(f"{problem} (in the sweep over {args.nranks})")
     forced = _forced(args, plan)
     root = Path(args.out)
+    check_name(root)
+    check_name(root.absolute(), "--out (its absolute path)")
     taken = [root / f"n{p}" for p in counts if (root / f"n{p}").exists()]
+    busy = [d for d in taken if in_progress(d)]
+    if busy:  # --force or not: a run going on there is never cleared nor mixed into
+        raise UsageError(f"{busy[0]} is in use by a commbench run in progress (its lock is "
+                         "held); wait until it ends, or give the sweep another --out")
     if taken and not args.force:  # with --force, each run replaces its own (bench.run)
         raise UsageError(f"{taken[0]} exists: give the sweep a new --out directory or --force")
     if args.slurm:
@@ -130,7 +156,10 @@ def main(args, argv) -> int:
         return _sweep_in_slurm(args, argv, root, counts)
     if args.ranks_per_node is not None:
         raise UsageError("--ranks-per-node places ranks through Slurm: it needs --slurm")
-    root.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"--out {root}: cannot write there ({exc.strerror or exc})") from None
     rest = run_options(list(argv[1:]))
     (root / "sweep.json").write_text(json.dumps(
         {"nranks": counts, "run_options": rest, "argv": ["commbench"] + list(argv)},
@@ -140,8 +169,10 @@ def main(args, argv) -> int:
         sub = root / f"n{p}"
         if not args.quiet:
             print(f"commbench sweep: {p} ranks -> {sub}", file=sys.stderr)
-        rc = subprocess.call([sys.executable, "-m", "bench.cli", "run", "-n", str(p),
-                              "--out", str(sub), *rest])
+        rc = _run([sys.executable, "-m", "bench.cli", "run", "-n", str(p), "--out", str(sub), *rest])
+        if rc >= 128:  # stopped by a signal (the run marked itself aborted): the sweep ends too
+            print(f"commbench sweep: stopped during {sub}", file=sys.stderr)
+            return rc
         if rc == 2:  # bad input is the same for every count: stop
             return 2
         worst = max(worst, rc)

@@ -195,7 +195,7 @@ def test_unreadable_inputs(tmp_path, capsys):
     binary = tmp_path / "core.bin"
     binary.write_bytes(bytes(range(256)) * 64)
     rc, _, err, _ = run(capsys, tmp_path, binary)
-    assert rc == 2 and "cannot tell the format" in err and len(err.splitlines()) == 1
+    assert rc == 2 and "binary data, not a text log" in err and len(err.splitlines()) == 1
     latin = tmp_path / "latin1.txt"
     latin.write_bytes(b"caf\xe9 r\xe9sultats\n" + (DATA / "osu_latency.txt").read_bytes())
     assert run(capsys, tmp_path, latin)[0] == 0

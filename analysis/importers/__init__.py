@@ -50,7 +50,8 @@ from analysis.importers.osu import parse as parse_osu
 from analysis.importers.table import (MAX_TEXT_BYTES, Imported, Row, as_lines, file_lines, msgs_per_op,
                                       numbered, op_named)
 from bench.core.errors import UsageError
-from bench.core.rundir import CASE, META, NO_OP, SAMPLE_COLUMNS, new_meta, new_run_id
+from bench.core.rundir import (CASE, META, NO_OP, SAMPLE_COLUMNS, RunLock, check_name, new_meta,
+                               new_run_id)
 from bench.ops import FOREIGN_OPS, OPS, known_op
 
 __all__ = ["FORMATS", "Imported", "Row", "add_arguments", "build_meta", "bus_factor", "detect_format",
@@ -130,13 +131,15 @@ def parse_file(path: Path, fmt: str | None = None, op: str | None = None,
 
 
 def _starts_json(path: Path) -> bool:
-    """Whether the file's first non-blank character (in its first 64 KiB) opens a JSON object."""
-    try:
-        with open(path, "rb") as f:
+    """Whether the file's first non-blank character (in its first 64 KiB of text) opens a JSON
+    object. What the file is (not a file, compressed, binary) is checked here, before anything
+    else reads it, and refused with one line (table.open_text)."""
+    with table.open_text(path, math.inf) as f:  # sizes are the parser's to limit
+        try:
             head = f.read(1 << 16).lstrip()
-    except OSError:
-        return False  # said by the reader, with the reason
-    return head.startswith(b"{")
+        except (OSError, EOFError):
+            return False  # said by the reader, with the reason
+    return head.startswith("{")
 
 
 # ---------------------------------------------------------------- op facts (bench.ops)
@@ -314,10 +317,17 @@ def main(args) -> int:
     backend = ",".join(backends)
     nranks = int(samples["nranks"].max())
     out = Path(args.out) if args.out else Path("results") / f"{new_run_id(backend, nranks)}-{imports[0].tool}"
+    check_name(out, "--out")
     if (out / META).exists() and not args.force:
         raise UsageError(f"{out} already holds a run; use --force to overwrite it")
     meta = build_meta(imports, args.files, sys.argv, backend, samples, run_id=out.name)
-    write_run_dir(out, meta, samples, summary)
+    created = not out.exists()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"--out {out}: cannot write there ({exc.strerror or exc})") from None
+    with RunLock(out, created=created):  # a run in progress there is refused, not mixed into
+        write_run_dir(out, meta, samples, summary)
     for line in said:
         print(line)
     print(f"imported {len(samples)} rows ({', '.join(sorted(summary['op'].unique()))}) into {out}")

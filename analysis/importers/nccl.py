@@ -33,7 +33,7 @@ import re
 from pathlib import Path
 
 from analysis.importers.table import (MAX_JSON_BYTES, Imported, TableShape, as_lines, canon_dtype,
-                                      check_file, integer, make_row, number, op_named, ops_named_by)
+                                      integer, make_row, number, op_named, open_text, ops_named_by)
 from bench.core.errors import UsageError
 
 TEXT, JSON = "nccl-tests", "nccl-tests-json"  # format names (the source in meta.json)
@@ -237,10 +237,10 @@ def parse_json(source, op: str | None = None, nranks: int | None = None) -> Impo
     or its text. A document of another shape is refused with what is wrong in it; a result
     record that cannot be read is counted as malformed and named."""
     if isinstance(source, Path):
-        check_file(source, MAX_JSON_BYTES)
         try:
-            text = source.read_text(encoding="utf-8", errors="replace")
-        except OSError as exc:
+            with open_text(source, MAX_JSON_BYTES) as f:
+                text = f.read()
+        except (OSError, EOFError) as exc:
             raise UsageError(f"cannot read it ({exc.strerror or exc})") from None
     elif isinstance(source, str):
         text = source
