@@ -66,7 +66,9 @@ def make_plan(args) -> Plan:
                 raise UsageError(f"backend {cls.name} cannot run {op.name}: {why}")
             if why:
                 skip[(cls.name, op.name)] = why
-    sizes = parse_sizes(args.sizes)
+    from bench.run import sizes_text
+
+    sizes = parse_sizes(sizes_text(args))
     positive = {"--timeout": args.timeout, "--ci-target": args.ci_target, "--budget": args.budget,
                 "--sample-time": args.sample_time, "--repeats": args.repeats,
                 "--launches": args.launches,

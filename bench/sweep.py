@@ -19,7 +19,7 @@ def add_arguments(parser) -> None:
     run.add_arguments(_Without(parser, {"-n", "--nranks", "--out"}))
     parser.add_argument("-n", "--nranks", required=True,
                         help="comma-separated rank counts, one run each, e.g. 2,4,8")
-    parser.add_argument("--out", required=True,
+    parser.add_argument("-o", "--out", required=True, metavar="DIR",
                         help="sweep directory; run directories DIR/n<count> are made in it")
 
 
@@ -55,10 +55,11 @@ def run_options(argv: list[str]) -> list[str]:
         if skip:
             skip = False
             continue
-        if a in ("-n", "--nranks", "--out"):
+        if a in ("-n", "--nranks", "--out", "-o"):
             skip = True
             continue
-        if a.startswith(("--nranks=", "--out=")) or (a.startswith("-n") and a[2:3].isdigit()):
+        if a.startswith(("--nranks=", "--out=")) or (a.startswith("-n") and a[2:3].isdigit()) or (
+                a.startswith("-o") and len(a) > 2):
             continue
         out.append(a)
     return out

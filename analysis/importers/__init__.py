@@ -50,7 +50,7 @@ from analysis.importers.osu import parse as parse_osu
 from analysis.importers.table import (MAX_TEXT_BYTES, Imported, Row, as_lines, file_lines, msgs_per_op,
                                       numbered, op_named)
 from bench.core.errors import UsageError
-from bench.core.rundir import CASE, META, NO_OP, SAMPLE_COLUMNS, new_meta, new_run_id
+from bench.core.rundir import CASE, NO_OP, SAMPLE_COLUMNS, check_out_dir, new_meta, new_run_id
 from bench.ops import FOREIGN_OPS, OPS, known_op
 
 __all__ = ["FORMATS", "Imported", "Row", "add_arguments", "build_meta", "bus_factor", "detect_format",
@@ -271,7 +271,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--backend", default=None,
                         help="backend name to record (default: nccl for nccl-tests and OSU XCCL, "
                              "mpi otherwise); compare joins on it")
-    parser.add_argument("--force", action="store_true", help="overwrite an existing run directory")
+    parser.add_argument("--force", action="store_true",
+                        help="start --out afresh when it already holds a run (its old results, "
+                             "fits and report are removed), as `commbench run --force`")
 
 
 def checked_op(name: str | None) -> str | None:
@@ -309,8 +311,7 @@ def main(args) -> int:
     backend = ",".join(backends)
     nranks = int(samples["nranks"].max())
     out = Path(args.out) if args.out else Path("results") / f"{new_run_id(backend, nranks)}-{imports[0].tool}"
-    if (out / META).exists() and not args.force:
-        raise UsageError(f"{out} already holds a run; use --force to overwrite it")
+    check_out_dir(out, args.force)  # as `commbench run`: --force starts the directory afresh
     meta = build_meta(imports, args.files, sys.argv, backend, samples, run_id=out.name)
     write_run_dir(out, meta, samples, summary)
     for line in said:
