@@ -45,6 +45,8 @@ def format_summary(rows: list[dict], meta: dict | None = None) -> str:
         if limits:
             head += (f"  %ceil: {info.get('efficiency_of', 'busbw')} / "
                      f"{', '.join(limits)} (meta.json: ceilings)")
+            if any(_ceiling_share(r, False) == "cache" for r in group):
+                head += "; cache: a size that fits in the caches beat it, no limit there"
         lines = [head, f"#{'S(B)':>11} {'count':>10} {'median(us)':>11} {'ci95_low(us)':>12} "
                        f"{'ci95_high(us)':>13} {'algbw(GB/s)':>11} {'busbw(GB/s)':>11} "
                        f"{'Mmsg/s':>8} {'#wrong':>7} {'samples':>8} {'%ceil':>6}"]
