@@ -268,7 +268,8 @@ def summary_table(series) -> str:
                      num(r["samples"], digits=12), num(r["rounds"], digits=12), str(wrong),
                      esc(modes_text(r)), esc(", ".join(words))]
             cls = " class='wrong'" if wrong else " class='flagged'" if words else ""
-            body.append(f"<tr{cls}>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+            body.append(f"<tr{cls}>" + "".join(f"<td>{c}</td>" for c in cells[:-2])
+                        + "".join(f"<td class='text'>{c}</td>" for c in cells[-2:]) + "</tr>")
     table = (f"<div class='wide'><table class='data'><thead><tr>{head}</tr></thead><tbody>"
              f"{''.join(body)}</tbody></table></div>") + ceilings_note(series)
     words = flag_words(s.rows for s in series)
@@ -372,13 +373,14 @@ def op_info_html(op, runs) -> str:
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:1.5em auto;
-max-width:1100px;color:#222;padding:0 1em}
+max-width:1250px;color:#222;padding:0 1em}
 h1{font-size:1.6em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:2em}
 figure{margin:1em 0}figure img{max-width:100%;height:auto;border:1px solid #eee}
 figcaption{font-size:.85em;color:#555}
 table{border-collapse:collapse;font-size:.82em;margin:.5em 0}
 td,th{border:1px solid #ddd;padding:2px 6px;vertical-align:top;text-align:left}
 table.data td{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+table.data td.text{white-space:normal;min-width:6em}
 div.wide{overflow-x:auto}
 table.data td:first-child{text-align:left}
 table.kv th{background:#f6f6f6;font-weight:600}
@@ -449,7 +451,8 @@ def op_section(op, runs, out_dir, pngs) -> str:
             counts = left_out_flags(series)
             figures.append(("bandwidth", f"{op}: algbw and busbw", fig,
                             "algbw = S / median time; busbw = algbw x bus factor (nccl-tests "
-                            "convention); bands from the interval of the median."
+                            "convention); bands from the interval of the median; dotted: the "
+                            "measured ceiling the % of ceiling column divides by."
                             + (f" Left out: flagged rows ({flag_counts_text(counts)}); see the "
                                "flags column." if counts else "")))
             absent += [f"No {name} panel: no unflagged case has a {name} (e.g. an unknown bus "
@@ -690,6 +693,21 @@ def sizes_text(sizes) -> str:
     return ", ".join(shown) if len(shown) <= 6 else f"{shown[0]} … {shown[-1]} ({len(shown)} sizes)"
 
 
+def when_text(started, finished) -> str:
+    """'2026-12-07 09:09:18 UTC, 1 min 53 s' from meta.json's ISO times."""
+    try:
+        t0 = dt.datetime.fromisoformat(str(started)).astimezone(dt.timezone.utc)
+    except ValueError:
+        return "–"
+    text = t0.strftime("%Y-%m-%d %H:%M:%S UTC")
+    try:
+        took = (dt.datetime.fromisoformat(str(finished)) - dt.datetime.fromisoformat(str(started)))
+    except (ValueError, TypeError):
+        return text + " (not finished)"
+    minutes, seconds = divmod(int(took.total_seconds()), 60)
+    return text + f", {minutes} min {seconds} s" if minutes else text + f", {seconds} s"
+
+
 def environment_rows(meta) -> list:
     """(name, text) of what a reader needs to reproduce or judge a run, from its meta.json."""
     settings = meta.get("settings") if isinstance(meta.get("settings"), dict) else {}
@@ -699,7 +717,7 @@ def environment_rows(meta) -> list:
     counts = {h: hosts.count(h) for h in dict.fromkeys(map(str, hosts))}
     rows = [("command", typed_command(meta.get("argv"))),
             ("status", str(meta.get("status", "–")) + (f": {meta['error']}" if meta.get("error") else "")),
-            ("started / finished", f"{meta.get('started', '–')} / {meta.get('finished', '–')}"),
+            ("when", when_text(meta.get("started"), meta.get("finished"))),
             ("ranks", f"{meta.get('nranks', '–')} on {meta.get('nnodes', len(counts) or '–')} "
                       f"node(s)" + (": " + ", ".join(f"{h} ({n})" for h, n in counts.items())
                                     if counts else ""))]
