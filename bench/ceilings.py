@@ -18,15 +18,11 @@ import numpy as np
 
 from bench import nodes
 from bench.core.errors import UsageError
+from bench.core.limits import COPY_BYTES, COPY_CEILINGS, IN_CACHE_BYTES, applies  # noqa: F401
 
-COPY_BYTES = 64 << 20  # larger than the last-level caches of current CPUs
 # Best of: a copy preempted once does not count. 15 copies (~0.1-0.2 s) rather than a handful:
 # on a shared machine the best of 5 varied 2x run to run, and every efficiency with it.
 COPY_REPEATS = 15
-# A copy rate measured beyond the caches is no ceiling for messages that sit in them: below
-# this, a row may beat it (tables print no efficiency there, bench.plausible flags nothing).
-IN_CACHE_BYTES = COPY_BYTES // 4
-COPY_CEILINGS = ("copy-core", "copy-node", "copy-device")
 
 
 def copy_rates(nbytes: int = COPY_BYTES, repeats: int = COPY_REPEATS, clock=time.perf_counter,
@@ -149,14 +145,6 @@ def efficiency(row: dict, op, ceiling_Bps: float) -> float:
     if not (ceiling_Bps > 0) or rate != rate:
         return float("nan")
     return rate / ceiling_Bps
-
-
-def applies(row: dict) -> bool:
-    """Whether the row's ceiling is a limit for it: not where a copy rate measured beyond the
-    caches is beaten by a message small enough to sit in them (a cache-resident size)."""
-    eff = row.get("efficiency")
-    return not (row.get("ceiling") in COPY_CEILINGS and eff is not None and eff == eff
-                and eff > 1 and row.get("nbytes", 0) < IN_CACHE_BYTES)
 
 
 def spans_nodes(split: str, meta: dict) -> bool:

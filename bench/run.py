@@ -8,25 +8,8 @@ import argparse
 from bench import launch
 from bench.backends import BACKENDS
 from bench.ops import OPS
-from bench.plan import Outcome, make_plan
+from bench.plan import DEFAULT_SIZES, Outcome, make_plan
 
-DEFAULT_SIZES = "4:4M:4"
-
-
-def sizes_text(args) -> str:
-    """--sizes, or the range -b/-e/-f give (nccl-tests' habit; each missing one from the
-    default range); both at once is refused."""
-    b, e, f = (getattr(args, name, None) for name in ("minbytes", "maxbytes", "stepfactor"))
-    sizes = getattr(args, "sizes", None)
-    if b is None and e is None and f is None:
-        return sizes or DEFAULT_SIZES
-    if sizes is not None:
-        from bench.core.errors import UsageError
-
-        raise UsageError("give --sizes or -b/-e/-f, not both")
-    lo, hi, factor = DEFAULT_SIZES.split(":")
-    return ":".join(str(v) if v is not None else d for v, d in
-                    ((b, lo), (e, hi), (f, factor)))
 
 
 def add_arguments(p) -> None:
