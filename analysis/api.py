@@ -2,7 +2,7 @@
 sweeps, fit, predict, check and compare — what the command line does, without parsing its
 output.
 
-    import analysis as cb
+    from analysis import api as cb
 
     res = cb.run(ops="allreduce,pingpong", sizes="1K:1M:4", nranks=2, launches=1)
     res.summary                  # DataFrame: one row per case (summary.csv)
