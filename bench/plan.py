@@ -111,8 +111,8 @@ def make_plan(args) -> Plan:
 def launches_of(args) -> int:
     """Launches this run will have: --launches when commbench starts the ranks itself, one
     under an outside launcher (mpirun, srun, torchrun) that started them once."""
-    if args.launch_index is not None or launch.detect_world() is None:
-        return args.launches
+    if getattr(args, "launch_index", None) is not None or launch.detect_world() is None:
+        return getattr(args, "launches", 1)
     return 1
 
 

@@ -142,3 +142,16 @@ def test_several_launches_make_one_run(tmp_path):
     assert (summary.rounds == 4).all()
     wrong = {(row.op, row.nbytes): row.wrong for row in summary.itertuples()}
     assert wrong == {("allreduce", 64): 0, ("allreduce", 1024): 4, ("pingpong", 64): 0, ("pingpong", 1024): 0}
+
+
+@needs_mpi
+@pytest.mark.timeout(120)
+def test_notes_about_the_plan_are_said_once_per_run(tmp_path):
+    """Three launches, one rounded size: the 'sizes rounded' note is printed once, not once
+    per launch."""
+    quick = [a for a in QUICK if a != "-q"]
+    quick[quick.index("--launches") + 1] = "3"
+    r = run_commbench("run", "-n", "2", "--ops", "allreduce", "--sizes", "6,64",
+                      "--out", tmp_path / "run", *quick, timeout=110)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.count("sizes rounded") == 1, r.stderr
