@@ -8,8 +8,10 @@ should give: published figures for a system, your own baseline runs, or threshol
     options: --tolerance 0.1  --nics N  --format text|markdown|json
 
 RUN is a run directory of `commbench run` or of `commbench import` (nccl-tests, OSU, IMB).
-SIZE takes binary suffixes as --sizes does (16G = 16 GiB); RATE is busbw in bytes/s with SI
-suffixes (460G = 4.6e11 B/s, as nccl-tests prints GB/s). The options may be combined.
+SIZE and RATE follow commbench's one unit rule (bench/core/units.py): KiB, MiB, GiB are
+powers of 1024, KB, MB, GB powers of 1000, and a bare K, M, G means the unit commbench prints
+the quantity in: a size 16G = 16 GiB, a rate 460G = 4.6e11 B/s (GB/s, as nccl-tests prints
+it). The options may be combined.
 
 Verdict per reference and case (backend, op, dtype, ranks; the whole world, split 'all'):
   meets         busbw >= the reference's threshold
@@ -37,7 +39,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,7 +55,6 @@ FORMATS = ("text", "markdown", "json")
 VERDICTS = ("meets", "below", "implausible", "not measured")
 KINDS = ("minimum", "typical", "baseline")
 DEFAULT_TOLERANCE = 0.1
-SI = {"": 1.0, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15}
 
 # why busbw can exceed a ring's bound (busbw = algbw x the ring's traffic factor)
 ABOVE_RING = ("NVLS (NVLink SHARP), SHARP and tree algorithms exceed the ring bound that busbw "
@@ -120,15 +120,10 @@ def expected_for(system: str) -> list[Reference]:
 
 
 def parse_rate(text: str) -> float:
-    """busbw in bytes/s: '460G' = 4.6e11, '12.5G', '3e9', '800M', optionally with 'B/s'."""
-    m = re.fullmatch(r"\s*(\d+(?:\.\d*)?(?:[eE][+-]?\d+)?)\s*([kKMGTP]?)\s*(?:B/s|B)?\s*", text)
-    if not m:
-        raise UsageError(f"malformed rate {text!r}: expected busbw in bytes/s with an optional "
-                         "SI suffix (K, M, G, T: 460G = 4.6e11 B/s)")
-    value = float(m.group(1)) * SI[m.group(2).upper()]
-    if not (value > 0 and math.isfinite(value)):
-        raise UsageError(f"rate {text!r}: must be a positive number of bytes/s")
-    return value
+    """busbw in bytes/s: bench.core.units.parse_rate ('460G' = 4.6e11, '800MB/s')."""
+    from bench.core.units import parse_rate as rate_of
+
+    return rate_of(text)
 
 
 def parse_min(text: str) -> Reference:
@@ -433,7 +428,7 @@ def notes(unused, refs, runs) -> list:
 
 
 # ---------------------------------------------------------------- output
-HEADER = ["run", "backend", "op", "ranks", "size", "busbw GB/s", "%ceil", "expected GB/s",
+HEADER = ["run", "backend", "op", "ranks", "size", "busbw(GB/s)", "%ceil", "expected(GB/s)",
           "ref", "verdict"]
 
 
@@ -458,13 +453,16 @@ def verdict_text(r) -> str:
 
 
 def table_rows(result, quote=None) -> list:
+    from bench.ceilings import applies  # a copy ceiling beaten in the caches: 'cache'
+
     quote = quote or one_line
     out = []
     for r in result["rows"]:
         eff = r["efficiency"]
         out.append([quote(r["label"]), quote(r["backend"]), quote(r["op"]), str(r["nranks"]),
                     size_text(r), gbps(r["busbw_Bps"]) if r["busbw_Bps"] == r["busbw_Bps"] else "–",
-                    f"{eff:.0%}" if eff == eff else "–", gbps(r["expected_Bps"]),
+                    ("cache" if not applies(r) else f"{eff:.0%}") if eff == eff else "–",
+                    gbps(r["expected_Bps"]),
                     f"[{r['ref']}]", verdict_text(r)])
     return out
 

@@ -90,6 +90,61 @@ def load_side(run_dirs):
     return pd.concat(frames, ignore_index=True), imported, launches, noise
 
 
+# What of meta.json can change a time, so a comparison names it first where the sides differ:
+# (label, path into meta.json). Settings of the sampling, where and how the calls run, the
+# libraries and versions, and the machine.
+SETTINGS = [("commbench", ("commbench",)), ("ranks", ("nranks",)), ("nodes", ("nnodes",)),
+            ("loop", ("method", "loop")), ("dtype", ("settings", "dtype")),
+            ("device", ("settings", "device")), ("--cuda-graph", ("settings", "cuda_graph")),
+            ("--timer", ("settings", "timer")), ("--sample-time", ("settings", "sample_time")),
+            ("--ci-target", ("settings", "ci_target")),
+            ("--min-samples", ("settings", "min_samples")),
+            ("--max-samples", ("settings", "max_samples")), ("--budget", ("settings", "budget")),
+            ("--repeats", ("settings", "repeats")), ("--launches", ("settings", "launches")),
+            ("python", ("versions", "python")), ("numpy", ("versions", "numpy")),
+            ("platform", ("versions", "platform")), ("hosts", ("hosts",))]
+BACKEND_KEYS = ("library", "mpi4py", "torch", "nccl", "cuda", "device", "gloo")
+
+
+def _setting(meta: dict, path) -> str:
+    value = meta
+    for key in path:
+        value = value.get(key) if isinstance(value, dict) else None
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {v}" for k, v in sorted(value.items()))
+    if isinstance(value, list):
+        return ", ".join(sorted({str(v) for v in value}))
+    return "–" if value is None else str(value)
+
+
+def settings_of(meta: dict) -> dict:
+    """{label: text} of what in one run's meta.json can change its times (SETTINGS, and each
+    backend's library versions)."""
+    out = {label: _setting(meta, path) for label, path in SETTINGS}
+    for name, info in sorted((meta.get("backends") or {}).items()):
+        for key in BACKEND_KEYS:
+            if isinstance(info, dict) and key in info:
+                out[f"{name} {key}"] = _setting(info, (key,))
+    return out
+
+
+def differing_settings(base_metas, new_metas) -> list:
+    """'label: BASE vs NEW' for every setting or version (settings_of) that differs between
+    the sides (several runs on a side: their values joined by ' / ')."""
+    def side(metas):
+        found: dict = {}
+        for meta in metas:
+            for label, text in settings_of(meta).items():
+                found.setdefault(label, [])
+                if text not in found[label]:
+                    found[label].append(text)
+        return {k: " / ".join(v) for k, v in found.items()}
+
+    base, new = side(base_metas), side(new_metas)
+    return [f"{label}: {base.get(label, '–')} vs {new.get(label, '–')}"
+            for label in dict.fromkeys([*base, *new]) if base.get(label) != new.get(label)]
+
+
 def measured_noise(meta: dict) -> float | None:
     """The run-to-run ratio a run's own noise calibration saw (meta.json -> noise -> pingpong
     -> max_over_min: the slowest over the fastest burst median of an 8 B ping-pong), or None
@@ -212,8 +267,12 @@ def compare_runs(base_dirs, new_dirs, factor=1.1, alpha=0.05, ops=None) -> dict:
     unreplicated(rows, factor, alpha, noise["ratio"])
     for row in rows:
         row.pop("_p", None)
+    from analysis.rundir import load_meta
+
     result = {
         "base": [str(d) for d in base_dirs], "new": [str(d) for d in new_dirs],
+        "differs": differing_settings([load_meta(d) for d in base_dirs],
+                                      [load_meta(d) for d in new_dirs]),
         "factor": factor, "alpha": alpha, "noise": noise, "rows": rows,
         "counts": {v: sum(r["verdict"] == v for r in rows) for v in VERDICTS},
         "notes": notes(rows, base_groups, new_groups, alpha, base_launches, new_launches,
@@ -329,7 +388,7 @@ def ratio_text(x: float) -> str:
     return f"{x:.3f}" if 0.01 <= x < 100 else f"{x:.2g}"
 
 
-HEADER = ["backend", "op", "ranks", "size", "base µs", "new µs", "ratio", "95% CI", "p",
+HEADER = ["backend", "op", "ranks", "size", "base(us)", "new(us)", "ratio", "95% CI", "p",
           "units", "verdict"]
 
 
@@ -365,7 +424,7 @@ def verdict_text(row) -> str:
 def heading(result, quote=None) -> str:
     quote = quote or one_line
     return (f"BASE {quote(', '.join(result['base']))} vs NEW {quote(', '.join(result['new']))}: factor "
-            f"{result['factor']:g}, alpha {result['alpha']:g}; times are medians in µs, p is "
+            f"{result['factor']:g}, alpha {result['alpha']:g}; times are medians in us (as in run's median(us)), p is "
             "one-sided against 'within the factor'")
 
 
@@ -373,8 +432,17 @@ def closing(result) -> str:
     return ", ".join(f"{v}: {result['counts'][v]}" for v in VERDICTS)
 
 
+def differs_line(result, quote=None) -> list:
+    """The first line when the sides differ in what can change a time (differing_settings)."""
+    quote = quote or one_line
+    if not result.get("differs"):
+        return []
+    return [quote("settings differ (BASE vs NEW), the times may differ for that alone: "
+                  + "; ".join(result["differs"]))]
+
+
 def format_text(result) -> str:
-    lines = [heading(result)] + text_table(HEADER, table_rows(result), right={2, 3, 4, 5, 6, 8})
+    lines = differs_line(result) + [heading(result)] + text_table(HEADER, table_rows(result), right={2, 3, 4, 5, 6, 8})
     lines.append(closing(result))
     lines += [f"note: {one_line(n)}" for n in result["notes"]]
     return "\n".join(lines)
@@ -402,7 +470,8 @@ def markdown_table(header, rows) -> list:
 
 
 def format_markdown(result) -> str:
-    lines = [f"**commbench compare** {heading(result, md_escape)}", ""]
+    lines = [f"**{line}**" for line in differs_line(result, md_escape)]
+    lines += [f"**commbench compare** {heading(result, md_escape)}", ""]
     lines += markdown_table(HEADER, table_rows(result, md_escape))
     lines += ["", f"**{closing(result)}**"]
     lines += [f"- note: {n}" for n in result.get("_markdown_notes", result["notes"])]

@@ -142,6 +142,31 @@ def left_out_flags(series) -> dict:
                                                        else len(order), kv[0])))
 
 
+def mixed_modes(rows):
+    """Boolean Series over rows: the row's samples fall into several latency modes (summary
+    `modes` > 1), so its median mixes them."""
+    if "modes" not in rows:
+        return rows["nbytes"] != rows["nbytes"]
+    return rows["modes"].fillna(1) > 1
+
+
+def ceiling_line(s, op, column):
+    """(name, bytes/s) of the ceiling a series' `column` panel is set against (summary
+    `ceiling`, the rate recovered as bandwidth / efficiency over rows where it applies), or
+    None: the panel of the bandwidth the efficiency uses (meta.json → ops → efficiency_of)."""
+    import numpy as np
+
+    info = ((s.run.meta.get("ops") or {}).get(op) or {}) if isinstance(s.run.meta, dict) else {}
+    if f"{info.get('efficiency_of', 'busbw')}_Bps" != column or "ceiling" not in s.rows:
+        return None
+    r = sized(s.rows)
+    named = r["ceiling"].map(lambda c: isinstance(c, str) and c != "").astype(bool)
+    r = r[(r["efficiency"] > 0).to_numpy() & (r[column] > 0).to_numpy() & named.to_numpy()]
+    if r.empty:
+        return None
+    return str(r["ceiling"].iloc[0]), float(np.median(r[column] / r["efficiency"]))
+
+
 def flag_words(frames) -> list:
     """The flags that occur in the rows of frames, each once, in order of appearance."""
     words: list = []
@@ -164,6 +189,10 @@ def latency_figure(op, series):
         x = r["nbytes"].to_numpy(float)
         ax.plot(x, r["median_s"] * 1e6, marker="o", ms=3, lw=1.3, color=s.color, label=plain(s.label))
         ax.fill_between(x, r["ci_low_s"] * 1e6, r["ci_high_s"] * 1e6, color=s.color, alpha=0.25, lw=0)
+        mixed = mixed_modes(r).to_numpy(bool)
+        if mixed.any():  # a median of samples from two latency modes: the curve may zig-zag
+            ax.plot(x[mixed], r["median_s"].to_numpy(float)[mixed] * 1e6, ls="none", marker="D",
+                    ms=7, mfc="none", mec=s.color, mew=1.0, zorder=4)
         marked = flagged(r).to_numpy(bool)
         if marked.any():  # flagged rows: hollow markers over the filled ones
             ax.plot(x[marked], r["median_s"].to_numpy(float)[marked] * 1e6, ls="none", marker="o",
@@ -175,6 +204,9 @@ def latency_figure(op, series):
     if fitted:
         ax.plot([], [], ls="--", color="black", lw=1.1, label="Hockney fit α + S·β")
     ax.plot([], [], marker="o", ms=3, color="grey", label="median, 95% CI band")
+    if any(mixed_modes(sized(s.rows)).any() for s in series):
+        ax.plot([], [], ls="none", marker="D", ms=7, mfc="none", mec="grey", mew=1.0,
+                label="diamond: the median mixes latency modes")
     words = flag_words(sized(s.rows) for s in series)
     if words:
         ax.plot([], [], ls="none", marker="o", ms=5, mfc="white", mec="grey", mew=1.2,
@@ -206,6 +238,10 @@ def bandwidth_figure(op, series):
             # the interval of S / median, from the interval of the median
             ax.fill_between(x, x / r["ci_high_s"] * scale / 1e9, x / r["ci_low_s"] * scale / 1e9,
                             color=s.color, alpha=0.25, lw=0)
+            line = ceiling_line(s, op, column)
+            if line:  # the measured limit the % of ceiling column divides by
+                ax.axhline(line[1] / 1e9, color=s.color, ls=":", lw=1.4,
+                           label=plain(f"ceiling {line[0]} {line[1] / 1e9:.3g} GB/s"))
         size_axis(ax)
         ax.set_ylabel(f"{name} (GB/s, 1 GB = 1e9 B)")
         ax.set_title(plain(f"{op}: {name}"), fontsize=10)
@@ -227,9 +263,10 @@ def rank_spread(samples, op, key):
 
 
 MAX_RANK_ROWS = 32  # ranks drawn one row each; more ranks: the slowest, and quantiles of all
+RANKS_SCALE = 0.10  # the heatmap spans at least 1 ± 10%: a 0.6% difference stays pale
 
 
-def ranks_figure(op, series):
+def ranks_figure(op, series, notice=0.02):
     import numpy as np
     from matplotlib.colors import TwoSlopeNorm
 
@@ -247,9 +284,9 @@ def ranks_figure(op, series):
         if everyone > MAX_RANK_ROWS:  # a fleet: its slowest ranks, and where the rest lie
             m = m.loc[mean.sort_values(ascending=False).index[:MAX_RANK_ROWS]]
         values = m.to_numpy(float)
-        top = float(np.nanmax(values)) if np.isfinite(values).any() else 1.0
-        bottom = float(np.nanmin(values)) if np.isfinite(values).any() else 1.0
-        norm = TwoSlopeNorm(vcenter=1.0, vmin=min(bottom, 0.99), vmax=max(top, 1.01))
+        finite = values[np.isfinite(values)]
+        half = max(RANKS_SCALE, float(np.abs(finite - 1).max()) if finite.size else 0.0)
+        norm = TwoSlopeNorm(vcenter=1.0, vmin=max(1.0 - half, 1e-3), vmax=1.0 + half)
         image = ax.imshow(values, aspect="auto", cmap="RdBu_r", norm=norm, interpolation="nearest")
         ax.set_yticks(range(len(m.index)) if len(m.index) <= 32 else [])
         ax.set_yticklabels([str(r) for r in m.index] if len(m.index) <= 32 else [])
@@ -263,16 +300,15 @@ def ranks_figure(op, series):
             for (i, j), v in np.ndenumerate(values):
                 if np.isfinite(v):
                     ax.text(j, i, f"{v:.{digits}f}", ha="center", va="center", fontsize=7)
+        ratio = float(mean.max())
         if everyone > MAX_RANK_ROWS:
             q = np.nanquantile(mean.to_numpy(float), [0.5, 0.99])
-            ax.set_title(plain(f"{op}, {s.label}: the {MAX_RANK_ROWS} slowest of {everyone} ranks "
-                               f"(mean over sizes: median rank {q[0]:.3f}x, 99th percentile "
-                               f"{q[1]:.3f}x, slowest {mean.max():.3f}x)"), fontsize=9)
-        elif mean.max() - mean.min() < 5e-4:
-            ax.set_title(plain(f"{op}, {s.label}: every rank within 0.05% of the median"), fontsize=9)
+            title = (f"the {MAX_RANK_ROWS} slowest of {everyone} ranks (mean over sizes: median "
+                     f"rank {q[0]:.3f}x, 99th percentile {q[1]:.3f}x, slowest {ratio:.3f}x)")
         else:
-            ax.set_title(plain(f"{op}, {s.label}: slowest rank {worst} "
-                               f"(mean {mean.max():.3f}x)"), fontsize=9)
+            title = (f"slowest rank {worst} (mean {ratio:.3g}x)" if ratio > 1 + notice else
+                     f"no rank stands out (all within {notice:.0%})")
+        ax.set_title(plain(f"{op}, {s.label}: {title}"), fontsize=9)
         fig.colorbar(image, ax=ax, label="rank / median over ranks")
     return fig, slowest
 

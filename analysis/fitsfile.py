@@ -36,7 +36,8 @@ if TYPE_CHECKING:  # pandas is imported where used: `commbench run` ranks never 
     import pandas as pd
 
 __all__ = ["FITS_COLUMNS", "discover_runs", "load_times", "load_sweep", "fit_times", "fit_loaded",
-           "fit_dir", "save_fits", "load_fits", "check_fits", "hockney_rows", "algorithm_rows",
+           "fit_dir", "save_fits", "load_fits", "check_fits", "usable_fits", "refusals",
+           "hockney_rows", "algorithm_rows",
            "loggp_rows", "hockney_segments", "machine_limits", "node_loads", "RATE_ORIGINS",
            "inverse", "point_to_point"]
 
@@ -189,7 +190,8 @@ def loggp_rows(key, res) -> list[dict]:
     s0 = res["segments"][0].nbytes_lo
     s1 = res["segments"][-1].nbytes_hi
     for param, (v, lo, hi) in res["scalars"].items():
-        rows.append(_row(key, "loggp", -1, s0, s1, param, v, lo, hi))
+        if np.isfinite(v):  # not fitted: said by loggp_from_times, left out here
+            rows.append(_row(key, "loggp", -1, s0, s1, param, v, lo, hi))
     return rows
 
 
@@ -256,7 +258,7 @@ def fit_times(times: pd.DataFrame, max_segments=4, min_points=3, n_boot=200, see
         res = loggp_from_times(df, meta_ops or {}, n_boot, seed)
         if res is not None:
             rows += loggp_rows((backend, "prtt", nranks, split), res)
-    return pd.DataFrame(rows, columns=FITS_COLUMNS)
+    return usable_fits(pd.DataFrame(rows, columns=FITS_COLUMNS))
 
 
 # ---------------------------------------------------------------- what the nodes allow
@@ -491,15 +493,13 @@ def _fits_spec():
             "value": number, "ci_low": number, "ci_high": number}
 
 
-def check_fits(fits: pd.DataFrame, file) -> None:
-    """Each row's value and interval are of its parameter's kind (α, β, γ, g, G: finite and
-    ≥ 0; 1/β: > 0, infinite when β = 0; errors: ≥ 0 or empty; selected: 0 or 1; LogGP's
-    o_s, o_r, L: finite), its size range ordered and its model known for its op."""
-    def fail(i, what):
-        raise RunDirError(f"{shown(file)}: line {int(i) + 2}: {what}")
-
+def refusals(fits: pd.DataFrame) -> list:
+    """[(row mask, why)] of the rows check_fits refuses: each row's value and interval are of
+    its parameter's kind (α, β, γ, g, G: finite and ≥ 0; 1/β: > 0, infinite when β = 0;
+    errors: ≥ 0 or empty; selected: 0 or 1; LogGP's o_s, o_r, L: finite), its size range
+    ordered and its model known for its op."""
     if fits.empty:
-        return
+        return []
     param = fits["param"].to_numpy()
     value = fits["value"].to_numpy(float)
     lo, hi = fits["ci_low"].to_numpy(float), fits["ci_high"].to_numpy(float)
@@ -527,18 +527,42 @@ def check_fits(fits: pd.DataFrame, file) -> None:
             (np.isin(param, list(SIGNED)), ~np.isfinite(value) | np.isinf(lo) | np.isinf(hi),
              "must be finite"),
         ]
-    for rows, bad, why in checks:
-        hit = rows & bad
-        if hit.any():
-            i = int(np.flatnonzero(hit)[0])
-            fail(i, f"{one_line(param[i])} {value_text(fits['value'].iloc[i])}: {why}")
-    unordered = (fits["nbytes_lo"] > fits["nbytes_hi"]).to_numpy()
-    if unordered.any():
-        fail(int(np.flatnonzero(unordered)[0]), "nbytes_lo is larger than nbytes_hi")
+    out = [(rows & bad, why) for rows, bad, why in checks]
+    out.append(((fits["nbytes_lo"] > fits["nbytes_hi"]).to_numpy(),
+                "nbytes_lo is larger than nbytes_hi"))
     for (op, model), rows in fits.groupby(["op", "model"], sort=False):
         if model not in ("hockney", "loggp") and model not in models.algorithms(op):
-            fail(rows.index[0], f"model {one_line(model)!r}: no such algorithm of "
-                                f"{one_line(op)!r} (analysis/models.py)")
+            out.append((fits.index.isin(rows.index), f"model {one_line(model)!r}: no such "
+                        f"algorithm of {one_line(op)!r} (analysis/models.py)"))
+    return out
+
+
+def check_fits(fits: pd.DataFrame, file) -> None:
+    """RunDirError naming the file and line of the first row refusals() refuses."""
+    for hit, why in refusals(fits):
+        if hit.any():
+            i = int(np.flatnonzero(hit)[0])
+            if why.startswith(("nbytes_lo", "model ")):
+                raise RunDirError(f"{shown(file)}: line {i + 2}: {why}")
+            raise RunDirError(f"{shown(file)}: line {i + 2}: {one_line(fits['param'].iloc[i])} "
+                              f"{value_text(fits['value'].iloc[i])}: {why}")
+
+
+def usable_fits(fits: pd.DataFrame, command: str = "commbench fit") -> pd.DataFrame:
+    """The fits without the rows check_fits would refuse (a fit that failed: LogGP's o and L
+    when no size had the delay exceed the gap, a parameter that came out not finite), each
+    left out with one note on stderr; so a writer never writes what its reader refuses and
+    the other fits stay usable."""
+    refused = np.zeros(len(fits), bool)
+    for hit, why in refusals(fits):
+        hit = np.asarray(hit, bool) & ~refused
+        for i in np.flatnonzero(hit):
+            row = fits.iloc[i]
+            print(f"{command}: {row['backend']} {row['op']} n{row['nranks']} {row['split']} "
+                  f"{row['model']} {row['param']}: not fitted ({value_text(row['value'])}: "
+                  f"{why}); left out of fits.csv", file=sys.stderr)
+        refused |= hit
+    return fits[~refused].reset_index(drop=True) if refused.any() else fits
 
 
 def load_fits(path, fit_missing: bool = False, command: str = "commbench fit"):

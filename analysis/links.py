@@ -272,7 +272,7 @@ def flagged_line(links: pd.DataFrame, nodes: pd.DataFrame) -> str:
 
 # --- command ---------------------------------------------------------------------------------
 def add_arguments(parser) -> None:
-    parser.add_argument("run_dir", help="a run directory (results/<run_id>)")
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="a run directory (results/<run_id>)")
     parser.add_argument("--csv", help="also write the flagged link table (one row per link and case) here")
     parser.add_argument("--png", metavar="DIR", help="also draw each case's link map as a heatmap "
                         "into DIR (pairs-<backend>-<split>-<S>.png)")

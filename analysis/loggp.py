@@ -44,7 +44,7 @@ def fit_loggp(prtt: dict, n_msgs: int, delay, n_boot: int = 200, seed: int = 0,
     o_s, o_r and L are per message in LogGP: reported as the median over the three smallest
     sizes where d(s) ≥ G_all(s) (robust to one disturbed size).
     Returns {"segments": [Segment with theta (g, G)], "scalars": {param: (value, lo, hi)},
-    "per_size": DataFrame of s, G_all, o_s, o_r}."""
+    "per_size": DataFrame of s, G_all, o_s, o_r, "note": why o_s, o_r and L are NaN, or None}."""
     sizes = sorted({s for (kind, s) in prtt if kind == "rtt1"})
     for kind in PRTT_KINDS:
         missing = [s for s in sizes if (kind, s) not in prtt]
@@ -100,7 +100,7 @@ def fit_loggp(prtt: dict, n_msgs: int, delay, n_boot: int = 200, seed: int = 0,
 
     point = scalars(med, o_s, o_r)
     out = {k: (v, float("nan"), float("nan")) for k, v in point.items()}
-    if boot is not None:
+    if boot is not None and small.size:
         draws = [list(scalars(mb, ob, rb).values())
                  for mb, (_, ob, rb) in zip(replicates, each)]
         lo, hi = percentile_ci(np.array(draws))
@@ -109,7 +109,9 @@ def fit_loggp(prtt: dict, n_msgs: int, delay, n_boot: int = 200, seed: int = 0,
 
     per_size = pd.DataFrame({"nbytes": s, "delay_s": d, "G_all_s": gall, "o_s_s": o_s,
                              "o_r_s": o_r, "valid": d >= gall})
-    return {"segments": segments, "scalars": out, "per_size": per_size}
+    note = None if small.size else ("o_s, o_r and L not fitted: at no size did the delay d(S) "
+                                    "exceed the gap G_all(S) (a loaded machine stretches the gap)")
+    return {"segments": segments, "scalars": out, "per_size": per_size, "note": note}
 
 
 def loggp_from_times(df: pd.DataFrame, meta_ops: dict, n_boot=200, seed=0):
@@ -132,8 +134,12 @@ def loggp_from_times(df: pd.DataFrame, meta_ops: dict, n_boot=200, seed=0):
     d0 = float(op_meta.get("delay_s0", PRTT_DELAY_S0))
     bps = float(op_meta.get("delay_Bps", PRTT_DELAY_BPS))
     try:
-        return fit_loggp(prtt, n_msgs, lambda x: d0 + x / bps, n_boot=n_boot, seed=seed)
+        res = fit_loggp(prtt, n_msgs, lambda x: d0 + x / bps, n_boot=n_boot, seed=seed)
     except ValueError as exc:
         print(f"commbench fit: {exc}", file=sys.stderr)
         return None
+    if res["note"]:
+        nranks = int(df["nranks"].iloc[0]) if "nranks" in df else "?"
+        print(f"commbench fit: LogGP on {nranks} ranks: {res['note']}", file=sys.stderr)
+    return res
 

@@ -506,10 +506,14 @@ def library_of(path) -> tuple:
 def add_arguments(parser) -> None:
     parser.add_argument("--fits", required=True, metavar="DIR",
                         help="run or sweep directory with fits.csv (fitted now if missing)")
-    parser.add_argument("--op", required=True)
-    parser.add_argument("--nranks", required=True, type=int)
-    parser.add_argument("--nbytes", required=True,
-                        help="S of the op, with binary K/M/G/T suffixes (1G = 2^30 bytes)")
+    parser.add_argument("--op", required=True,
+                        help="the op to predict, as fitted (allreduce, allgather, pingpong, ...)")
+    parser.add_argument("--nranks", required=True, type=int,
+                        help="ranks of the communicator to predict for (any count: an algorithm "
+                             "model extrapolates beyond the sweep's counts)")
+    parser.add_argument("--nbytes", required=True, metavar="SIZE",
+                        help="S of the op in bytes: KiB/MiB and a bare K/M/G are binary "
+                             "(1G = 2^30), KB/MB decimal")
     parser.add_argument("--backend", help="backend of the fits (needed when they hold several)")
     parser.add_argument("--model", "--algorithm", dest="model",
                         help="price this algorithm (an algorithm name, or hockney) instead of "

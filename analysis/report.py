@@ -145,29 +145,50 @@ def esc(value) -> str:
 
 
 def num(value, scale=1.0, digits=4) -> str:
+    """A number for a table cell: `digits` significant digits in fixed notation (never
+    1.676e+04: 16,760), thousands separated; '–' when there is none."""
     try:
         v = float(value) * scale
     except (TypeError, ValueError):
         return "–"
     if not math.isfinite(v):
         return "–"
-    return f"{v:.{digits}g}"
+    if v == 0:
+        return "0"
+    decimals = max(0, digits - 1 - math.floor(math.log10(abs(v))))
+    text = f"{float(f'{v:.{digits}g}'):,.{decimals}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
-def render_value(value) -> str:
-    """Any JSON value from meta.json as escaped HTML."""
+def value_text(value, key: str = "") -> str:
+    """A scalar of meta.json for people: seconds (keys ending _s) and rates (_Bps) with their
+    unit, other floats to 4 significant digits."""
+    from bench.core.units import format_bw, format_time
+
+    if isinstance(value, bool) or value is None or not isinstance(value, (int, float)):
+        return "–" if value is None else str(value)
+    if key.endswith("_s"):
+        return format_time(float(value))
+    if key.endswith("_Bps"):
+        return format_bw(float(value))
+    return str(value) if isinstance(value, int) else num(value)
+
+
+def render_value(value, key: str = "") -> str:
+    """Any JSON value from meta.json as escaped HTML (numbers through value_text)."""
     if isinstance(value, dict):
         if not value:
             return "<i>none</i>"
-        rows = "".join(f"<tr><th>{esc(k)}</th><td>{render_value(v)}</td></tr>" for k, v in value.items())
+        rows = "".join(f"<tr><th>{esc(k)}</th><td>{render_value(v, str(k))}</td></tr>"
+                       for k, v in value.items())
         return f"<table class='kv'>{rows}</table>"
     if isinstance(value, list):
         if all(not isinstance(v, (dict, list)) for v in value):
-            return esc(" ".join(str(v) for v in value)) if value else "<i>none</i>"
-        return "<ol>" + "".join(f"<li>{render_value(v)}</li>" for v in value) + "</ol>"
+            return esc(" ".join(value_text(v, key) for v in value)) if value else "<i>none</i>"
+        return "<ol>" + "".join(f"<li>{render_value(v, key)}</li>" for v in value) + "</ol>"
     if value is None:
         return "<i>–</i>"
-    return esc(value)
+    return esc(value_text(value, key))
 
 
 def figure_html(name, title, png, caption="") -> str:
@@ -183,12 +204,35 @@ SUMMARY_HEAD = ["series", "S", "count", "median µs", "95% CI µs", "min µs", "
 
 
 def ceiling_cell(row) -> str:
-    """The row's efficiency against the ceiling that applies (bench.ceilings), e.g. '59 copy-core'."""
+    """The row's busbw as a % of the ceiling that applies (bench.ceilings; named under the
+    table), e.g. '59'; 'cache' where a size in the caches beat a copy ceiling (no limit there)."""
+    from bench.ceilings import applies
+
     name = row.get("ceiling")
     eff = row.get("efficiency")
     if not isinstance(name, str) or not name or eff is None or eff != eff:
         return "–"
-    return f"{num(eff, 100, 3)} {esc(name)}"
+    if not applies({"ceiling": name, "efficiency": float(eff), "nbytes": int(row["nbytes"])}):
+        return "<span title='a size that fits in the caches beat the copy rate measured beyond " \
+               "them: no limit here'>cache</span>"
+    return num(eff, 100, 3)
+
+
+def ceilings_note(series) -> str:
+    """Which ceiling each series' % of ceiling column divides by, once under the table."""
+    from analysis.figures import ceiling_line
+
+    parts = []
+    for s in series:
+        for column in ("busbw_Bps", "algbw_Bps"):
+            line = ceiling_line(s, s.rows["op"].iloc[0] if len(s.rows) else "", column)
+            if line:
+                parts.append(f"{s.label}: {column[:5]} / {line[0]} ({line[1] / 1e9:.3g} GB/s)")
+    if not parts:
+        return ""
+    return ("<p class='note'>% of ceiling: " + esc("; ".join(parts)) + ". 'cache': a size that "
+            "fits in the caches beat a copy rate measured beyond them, so it is no limit there "
+            "(drawn dotted in the bandwidth figure).</p>")
 
 
 def modes_text(row) -> str:
@@ -208,15 +252,13 @@ def summary_table(series) -> str:
     for s in series:
         for _, r in s.rows.iterrows():
             wrong = int(r["wrong"]) if r["wrong"] == r["wrong"] else 0
-            size = human_bytes(r["nbytes"])
-            if not size.endswith(" B"):
-                size += f" ({int(r['nbytes'])} B)"
+            size = f"<span title='{int(r['nbytes'])} B'>{esc(human_bytes(r['nbytes']))}</span>"
             words = split_flags(r.get("flags"))
             # as the text tables: no bandwidth where nothing was moved or nothing was timed
             moved = not any(w in NO_BANDWIDTH for w in words)
-            cells = [esc(s.label), esc(size),
+            cells = [esc(s.label), size,
                      num(r["count"], digits=12), num(r["median_s"], 1e6),
-                     f"{num(r['ci_low_s'], 1e6)} – {num(r['ci_high_s'], 1e6)}",
+                     f"{num(r['ci_low_s'], 1e6)}–{num(r['ci_high_s'], 1e6)}",
                      num(r["min_s"], 1e6), num(r["max_s"], 1e6),
                      num(r["algbw_Bps"] if moved else None, 1e-9),
                      num(r["busbw_Bps"] if moved else None, 1e-9),
@@ -224,8 +266,10 @@ def summary_table(series) -> str:
                      num(r["samples"], digits=12), num(r["rounds"], digits=12), str(wrong),
                      esc(modes_text(r)), esc(", ".join(words))]
             cls = " class='wrong'" if wrong else " class='flagged'" if words else ""
-            body.append(f"<tr{cls}>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-    table = f"<table class='data'><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+            body.append(f"<tr{cls}>" + "".join(f"<td>{c}</td>" for c in cells[:-2])
+                        + "".join(f"<td class='text'>{c}</td>" for c in cells[-2:]) + "</tr>")
+    table = (f"<div class='wide'><table class='data'><thead><tr>{head}</tr></thead><tbody>"
+             f"{''.join(body)}</tbody></table></div>") + ceilings_note(series)
     words = flag_words(s.rows for s in series)
     if words:
         table += ("<p class='note'>flags (bench.plausible): " + "; ".join(
@@ -277,6 +321,23 @@ def no_ranks_sentence(series) -> str:
     return "No per-rank spread: the samples hold no per-rank times."
 
 
+def modes_caption(series) -> str:
+    """A sentence naming the sizes whose median mixes latency modes (the curve zig-zags there)."""
+    from analysis.figures import mixed_modes
+
+    found = []
+    for s in series:
+        r = sized(s.rows)
+        sizes = [human_bytes(n) for n in r[mixed_modes(r)]["nbytes"]]
+        if sizes:
+            found.append((f"{s.label}: " if len(series) > 1 else "") + ", ".join(sizes))
+    if not found:
+        return ""
+    return (" Diamonds: medians that mix two or more latency modes (" + "; ".join(found)
+            + "): the machine switched modes while sampling, so the curve may zig-zag there; "
+              "the modes column gives each mode's median.")
+
+
 def fit_table(series) -> str:
     rows = []
     for s in series:
@@ -298,21 +359,27 @@ def op_info_html(op, runs) -> str:
     if not isinstance(info, dict):
         return "<p class='note'>meta.json does not describe this op.</p>"
     names = {"s_means": "S means", "bus_factor": "bus factor (n = ranks)",
-             "ops_per_call": "ops per timed call", "doc": "what is timed"}
-    items = [(names.get(k, k), v) for k, v in info.items()]
+             "ops_per_call": "ops per timed call", "doc": "what is timed",
+             "efficiency_of": "% of ceiling of", "delay_s0": "idle delay at S = 0",
+             "delay_Bps": "idle delay per byte, as a rate"}
+    sized_op = info.get("bus_factor") not in (None, "-", "")
+    items = [(names.get(k, k.replace("_", " ")), value_text(v, k) if not isinstance(v, (dict, list)) else v)
+             for k, v in info.items() if sized_op or k != "efficiency_of"]
     return "<table class='kv'>" + "".join(
         f"<tr><th>{esc(k)}</th><td>{render_value(v)}</td></tr>" for k, v in items) + "</table>"
 
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:1.5em auto;
-max-width:1100px;color:#222;padding:0 1em}
+max-width:1250px;color:#222;padding:0 1em}
 h1{font-size:1.6em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:2em}
 figure{margin:1em 0}figure img{max-width:100%;height:auto;border:1px solid #eee}
 figcaption{font-size:.85em;color:#555}
 table{border-collapse:collapse;font-size:.82em;margin:.5em 0}
 td,th{border:1px solid #ddd;padding:2px 6px;vertical-align:top;text-align:left}
-table.data td{text-align:right;font-variant-numeric:tabular-nums}
+table.data td{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+table.data td.text{white-space:normal;min-width:6em}
+div.wide{overflow-x:auto}
 table.data td:first-child{text-align:left}
 table.kv th{background:#f6f6f6;font-weight:600}
 tr.wrong td{background:#fdd}.warn{background:#fff3cd;border:1px solid #e0c36c;padding:.5em 1em}
@@ -373,7 +440,8 @@ def op_section(op, runs, out_dir, pngs) -> str:
     else:
         figures.append(("latency", f"{op}: latency against size", latency_figure(op, series),
                         "Median time per op (max over ranks per sample) with its 95% "
-                        "order-statistic confidence band; dashed: the fitted Hockney model."))
+                        "order-statistic confidence band; dashed: the fitted Hockney model."
+                        + modes_caption(series)))
         fig = bandwidth_figure(op, series)
         if fig is None:
             absent.append(no_bandwidth_sentence(series))
@@ -381,7 +449,8 @@ def op_section(op, runs, out_dir, pngs) -> str:
             counts = left_out_flags(series)
             figures.append(("bandwidth", f"{op}: algbw and busbw", fig,
                             "algbw = S / median time; busbw = algbw x bus factor (nccl-tests "
-                            "convention); bands from the interval of the median."
+                            "convention); bands from the interval of the median; dotted: the "
+                            "measured ceiling the % of ceiling column divides by."
                             + (f" Left out: flagged rows ({flag_counts_text(counts)}); see the "
                                "flags column." if counts else "")))
             absent += [f"No {name} panel: no unflagged case has a {name} (e.g. an unknown bus "
@@ -391,7 +460,7 @@ def op_section(op, runs, out_dir, pngs) -> str:
         if fig is not None:
             figures.append(("residuals", f"{op}: residuals of the fit", fig,
                             "Relative distance of the median (bars: its 95% CI) from the fit."))
-    fig, slowest = ranks_figure(op, series)
+    fig, slowest = ranks_figure(op, series, RANK_SPREAD_NOTICE)
     if fig is not None:
         figures.append(("ranks", f"{op}: per-rank spread", fig,
                         "Each rank's median sample time over the median across ranks; "
@@ -569,35 +638,42 @@ def machine_html(runs) -> str:
 def ceilings_html(runs) -> str:
     """What each machine allows (meta.json → ceilings, measured at the start of a run): a short
     table; the summary tables give each row's share of the ceiling that applies to it."""
-    from bench.ceilings import COPY_BYTES
+    from bench.ceilings import COPY_BYTES, COPY_REPEATS, applies
 
     rows = []
     for run in runs:
         c = run.meta.get("ceilings")
         if not isinstance(c, dict) or not isinstance(c.get("hosts"), dict):
             continue
-        above = int((run.summary["efficiency"] > 1).sum()) if "efficiency" in run.summary else 0
+        rows_ = run.summary.to_dict("records") if "efficiency" in run.summary else []
+        above = sum(1 for r in rows_ if r["efficiency"] > 1 and applies(r))
+        cached = sum(1 for r in rows_ if not applies(r))
+        one = c.get("copy_one_core_spread_Bps") if isinstance(c.get("copy_one_core_spread_Bps"), dict) else {}
+        spread = (f" <span class='note'>(median {num(one.get('median'), 1e-9, 3)}, slowest "
+                  f"{num(one.get('min'), 1e-9, 3)})</span>" if one.get("median") else "")
         for host, h in c["hosts"].items():
             if not isinstance(h, dict):
                 continue
             nics = ", ".join(f"{esc(n.get('device', '?'))} {num(n.get('rate_Bps'), 8e-9)} Gb/s"
                              for n in h.get("nics") or [] if isinstance(n, dict)) or "none declared"
             rows.append(f"<tr><td>{esc(run.label)}</td><td>{esc(host)}</td>"
-                        f"<td>{num(c.get('copy_one_core_Bps'), 1e-9)}</td>"
+                        f"<td>{num(c.get('copy_one_core_Bps'), 1e-9, 3)}{spread}</td>"
                         f"<td>{esc(h.get('ranks', '–'))}</td><td>{num(h.get('copy_node_Bps'), 1e-9)}</td>"
-                        f"<td>{nics}</td><td>{above} of {len(run.summary)}</td></tr>")
+                        f"<td>{nics}</td><td>{above} of {len(run.summary)}</td><td>{cached}</td></tr>")
     if not rows:
         return ""
     return ("<h2 id='ceilings'>Ceilings</h2><p class='note'>Measured at the start of the run "
             "(meta.json → ceilings): the memory copy rate of one core and of all ranks of a host at "
-            f"once (a numpy copy of {COPY_BYTES >> 20} MiB, beyond the caches), and the line rates "
+            f"once (a numpy copy of {COPY_BYTES >> 20} MiB, beyond the caches; one core: the best of "
+            f"{COPY_REPEATS} copies, their median and slowest beside it), and the line rates "
             "the network devices declare. The summary tables give each row's busbw as a % of the "
             "ceiling that applies (across nodes: the slowest line rate; on one node: one core's copy "
-            "rate; multipair: algbw against all ranks' copy rate). Above 100%: "
-            "a message that fits in the caches, ranks copying in parallel, or an algorithm that "
-            "moves less than busbw assumes (tree, NVLS, SHARP).</p>"
+            "rate; multipair: algbw against all ranks' copy rate), and the bandwidth figures draw it "
+            "dotted. A size that fits in the caches may beat a copy rate: those rows say 'cache' "
+            "instead of a share. Above 100% beyond the caches: ranks copying in parallel, or an "
+            "algorithm that moves less than busbw assumes (tree, NVLS, SHARP).</p>"
             "<table class='data'><thead><tr><th>run</th><th>host</th><th>one core GB/s</th>"
-            "<th>ranks</th><th>all ranks GB/s</th><th>line rates</th><th>rows above 100%</th>"
+            "<th>ranks</th><th>all ranks GB/s</th><th>line rates</th><th>rows above 100%</th><th>rows 'cache'</th>"
             "</tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
 
 
@@ -633,12 +709,108 @@ def timer_line(meta) -> str:
     return f"Timing: {timer} (settings.timer): {how.get(timer, 'as recorded')}."
 
 
+# Internal options the local launcher adds to each launch's command line (not typed by anyone).
+INTERNAL_OPTIONS = {"--launch-index"}
+# meta.json keys the environment section shows curated, or other sections show already
+SHOWN_ELSEWHERE = {"ops", "method", "timer", "buffers", "ceilings", "noise", "contention",
+                   "schema", "run_id", "argv", "status", "started", "finished", "settings",
+                   "versions", "commbench", "backend", "backends", "nranks", "nnodes", "hosts",
+                   "dtype", "launches", "launcher_host", "env", "error", "source"}
+
+
+def typed_command(argv) -> str:
+    """The command as the user typed it: meta.json's argv less the launcher's own options."""
+    out, skip = [], False
+    for a in argv if isinstance(argv, list) else []:
+        if skip:
+            skip = False
+        elif a in INTERNAL_OPTIONS:
+            skip = True
+        elif not a.startswith(tuple(f"{o}=" for o in INTERNAL_OPTIONS)):
+            out.append(str(a))
+    return " ".join(out)
+
+
+def sizes_text(sizes) -> str:
+    if not isinstance(sizes, list) or not sizes:
+        return "–"
+    shown = [human_bytes(x) for x in sizes if isinstance(x, (int, float))]
+    return ", ".join(shown) if len(shown) <= 6 else f"{shown[0]} … {shown[-1]} ({len(shown)} sizes)"
+
+
+def when_text(started, finished) -> str:
+    """'2026-12-07 09:09:18 UTC, 1 min 53 s' from meta.json's ISO times."""
+    try:
+        t0 = dt.datetime.fromisoformat(str(started)).astimezone(dt.timezone.utc)
+    except ValueError:
+        return "–"
+    text = t0.strftime("%Y-%m-%d %H:%M:%S UTC")
+    try:
+        took = (dt.datetime.fromisoformat(str(finished)) - dt.datetime.fromisoformat(str(started)))
+    except (ValueError, TypeError):
+        return text + " (not finished)"
+    minutes, seconds = divmod(int(took.total_seconds()), 60)
+    return text + f", {minutes} min {seconds} s" if minutes else text + f", {seconds} s"
+
+
+def environment_rows(meta) -> list:
+    """(name, text) of what a reader needs to reproduce or judge a run, from its meta.json."""
+    settings = meta.get("settings") if isinstance(meta.get("settings"), dict) else {}
+    sampling = settings.get("sampling") if isinstance(settings.get("sampling"), dict) else {}
+    versions = meta.get("versions") if isinstance(meta.get("versions"), dict) else {}
+    hosts = meta.get("hosts") if isinstance(meta.get("hosts"), list) else []
+    counts = {h: hosts.count(h) for h in dict.fromkeys(map(str, hosts))}
+    rows = [("command", typed_command(meta.get("argv"))),
+            ("status", str(meta.get("status", "–")) + (f": {meta['error']}" if meta.get("error") else "")),
+            ("when", when_text(meta.get("started"), meta.get("finished"))),
+            ("ranks", f"{meta.get('nranks', '–')} on {meta.get('nnodes', len(counts) or '–')} "
+                      f"node(s)" + (": " + ", ".join(f"{h} ({n})" for h, n in counts.items())
+                                    if counts else ""))]
+    backends = meta.get("backends") if isinstance(meta.get("backends"), dict) else {}
+    for name, info in backends.items():
+        if isinstance(info, dict):
+            parts = [f"{k} {value_text(v, k)}" for k, v in info.items()
+                     if k in ("library", "mpi4py", "torch", "nccl", "cuda", "device", "loop")]
+            rows.append((f"backend {name}", "; ".join(parts) or "–"))
+    if not backends and isinstance(meta.get("backend"), dict):  # older runs: one backend
+        info = meta["backend"]
+        rows.append(("backend", "; ".join(f"{k} {value_text(v, k)}" for k, v in info.items()
+                                          if not isinstance(v, (dict, list)))))
+    elif not backends and meta.get("backend"):
+        rows.append(("backend", render_backend(meta)))
+    if settings:
+        rows += [("sizes", sizes_text(settings.get("sizes"))),
+                 ("dtype", str(meta.get("dtype") or settings.get("dtype", "–"))),
+                 ("sampling", f"samples of at least {value_text(settings.get('sample_time'), 'sample_time_s')}; "
+                              f"stop at a 95% CI of {num(settings.get('ci_target'), 100, 3)}% of the median, "
+                              f"{settings.get('min_samples', '–')} to {settings.get('max_samples', '–')} samples, "
+                              f"{value_text(sampling.get('budget_s'), 'budget_s')} per case and round"),
+                 ("rounds", f"{settings.get('repeats', '–')} per launch × {settings.get('launches', '–')} "
+                            f"launches (seed {settings.get('seed', '–')})"),
+                 ("timer", str(settings.get("timer", "host")))]
+    if versions:
+        rows.append(("versions", ", ".join(f"{k} {v}" for k, v in versions.items())
+                     + f", commbench {meta.get('commbench', '–')}"))
+    if isinstance(meta.get("env"), dict) and meta["env"]:
+        rows.append(("environment variables", " ".join(f"{k}={v}" for k, v in meta["env"].items())))
+    if meta.get("source"):
+        rows.append(("imported from", str(meta["source"])))
+    return rows
+
+
 def environment_html(runs) -> str:
+    """Per run: a short table of what ran where (environment_rows); the rest of meta.json that
+    no section shows, folded away. Method, timer, buffers, ceilings and noise have their own
+    sections."""
     parts = ["<h2 id='environment'>Environment</h2>"]
     for run in runs:
-        rest = {k: v for k, v in run.meta.items() if k not in ("ops", "method")}
-        parts.append(f"<details open><summary>{esc(run.label)} — {esc(run.path)}</summary>"
-                     f"{render_value(rest)}</details>")
+        table = "<table class='kv'>" + "".join(
+            f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in environment_rows(run.meta)
+        ) + "</table>"
+        rest = {k: v for k, v in run.meta.items() if k not in SHOWN_ELSEWHERE}
+        more = (f"<details><summary>the rest of meta.json</summary>{render_value(rest)}</details>"
+                if rest else "")
+        parts.append(f"<h3>{esc(run.label)} — {esc(run.path)}</h3>{table}{more}")
     return "\n".join(parts)
 
 

@@ -452,7 +452,7 @@ def add_arguments(parser) -> None:
     find.add_argument("--launch", metavar="TEMPLATE", help="the launcher command of a round, "
                       "{hosts} = the round's hosts in rank order (comma list), {n} = their count: "
                       "'mpirun -n {n} --host {hosts} --map-by node'")
-    find.add_argument("--out", metavar="DIR", help="--find: the rounds' run directories go here "
+    find.add_argument("-o", "--out", metavar="DIR", help="--find: the rounds' run directories go here "
                       "(DIR/round01, ...)")
     find.add_argument("--group-size", type=int, default=2, help="--find: nodes per group (default 2)")
     find.add_argument("--confirm", type=int, default=2,

@@ -44,7 +44,8 @@ def add_arguments(p) -> None:
                    help="tensor parallelism with sequence parallelism (all-gather/reduce-scatter)")
     p.add_argument("--bucket", default=DEFAULT_BUCKET,
                    help=f"gradient bucket in bytes, K/M/G binary (default {DEFAULT_BUCKET}, DDP's)")
-    p.add_argument("--out", help="directory for workload.csv (default results/workload-<time>-<model>)")
+    p.add_argument("-o", "--out", metavar="DIR",
+                   help="directory for workload.csv (default results/workload-<time>-<model>)")
     p.add_argument("--fits", metavar="DIR", help="predict every row from this run or sweep "
                    "directory's fits (fitted now if it has no fits.csv)")
     p.add_argument("--nranks", type=int, help="with --fits: also predict with dp scaled to N ranks")

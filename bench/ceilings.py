@@ -18,25 +18,45 @@ import numpy as np
 
 from bench import nodes
 from bench.core.errors import UsageError
+from bench.core.limits import COPY_BYTES, COPY_CEILINGS, IN_CACHE_BYTES, applies  # noqa: F401
 
-COPY_BYTES = 64 << 20  # larger than the last-level caches of current CPUs
-COPY_REPEATS = 5       # best of: a copy preempted once does not count
+# Best of: a copy preempted once does not count. 15 copies (~0.1-0.2 s) rather than a handful:
+# on a shared machine the best of 5 varied 2x run to run, and every efficiency with it.
+COPY_REPEATS = 15
 
 
-def copy_rate(nbytes: int = COPY_BYTES, repeats: int = COPY_REPEATS, clock=time.perf_counter,
-              barrier=None) -> float:
-    """Bytes per second of numpy's copy of an nbytes buffer (best of `repeats`). With a
-    barrier, all ranks copy at the same time (the node's shared memory bandwidth)."""
+def copy_rates(nbytes: int = COPY_BYTES, repeats: int = COPY_REPEATS, clock=time.perf_counter,
+               barrier=None) -> list:
+    """Bytes per second of each of `repeats` numpy copies of an nbytes buffer (the first
+    touches the pages of dst, so it is one more, not counted). With a barrier, all ranks
+    copy at the same time (the node's shared memory bandwidth)."""
     src = np.ones(nbytes, dtype=np.uint8)
     dst = np.zeros(nbytes, dtype=np.uint8)
-    best = float("inf")
+    np.copyto(dst, src)
+    rates = []
     for _ in range(repeats):
         if barrier:
             barrier()
         t0 = clock()
         np.copyto(dst, src)
-        best = min(best, clock() - t0)
-    return nbytes / best if best > 0 else float("nan")
+        elapsed = clock() - t0
+        rates.append(nbytes / elapsed if elapsed > 0 else float("nan"))
+    return rates
+
+
+def copy_rate(nbytes: int = COPY_BYTES, repeats: int = COPY_REPEATS, clock=time.perf_counter,
+              barrier=None) -> float:
+    """The best of copy_rates."""
+    rates = [r for r in copy_rates(nbytes, repeats, clock, barrier) if r == r]
+    return max(rates) if rates else float("nan")
+
+
+def spread(rates: list) -> dict:
+    """The spread of a list of copy rates: min, median and max (bytes per second)."""
+    rates = sorted(r for r in rates if r == r)
+    if not rates:
+        return {}
+    return {"min": rates[0], "median": float(np.median(rates)), "max": rates[-1]}
 
 
 def _speed_Bps(text: str) -> float | None:
@@ -70,7 +90,7 @@ def measure(be, sync, backends=()) -> dict | None:
     rate is rank 0's alone (the others wait), and so is the copy rate within the GPU of each of
     `backends` that keeps its buffers there; the node's is every rank copying at once."""
     sync.barrier()
-    one = copy_rate() if be.rank == 0 else None
+    one_rates = copy_rates() if be.rank == 0 else []
     device = {}
     for b in backends if be.rank == 0 else ():
         rate = b.device_copy_rate(COPY_BYTES, COPY_REPEATS)
@@ -86,12 +106,15 @@ def measure(be, sync, backends=()) -> dict | None:
         entry = hosts.setdefault(g["host"], {"ranks": 0, "copy_node_Bps": 0.0, "nics": g["nics"]})
         entry["ranks"] += 1
         entry["copy_node_Bps"] += g["copy_Bps"]
+    one = spread(one_rates)
     return {"method": f"numpy copy of {COPY_BYTES >> 20} MiB, best of {COPY_REPEATS}: rank 0 "
-                      "alone (copy_one_core_Bps), then every rank at once (copy_node_Bps, the sum "
+                      "alone (copy_one_core_Bps; copy_one_core_spread_Bps: min, median and max "
+                      "of its copies), then every rank at once (copy_node_Bps, the sum "
                       "over a host's ranks); on a GPU, rank 0's device-to-device copy of as "
                       "much, timed by CUDA events (copy_device_Bps, per backend); line rates as "
                       "the devices declare them",
-            "copy_one_core_Bps": one, "hosts": hosts,
+            "copy_one_core_Bps": one.get("max", float("nan")), "copy_one_core_spread_Bps": one,
+            "hosts": hosts,
             **({"copy_device_Bps": device} if device else {})}
 
 
@@ -152,6 +175,10 @@ def columns(row: dict, op, meta: dict) -> tuple[str, float]:
 
 def describe(ceilings: dict) -> str:
     parts = [f"one core copies {ceilings['copy_one_core_Bps'] / 1e9:.1f} GB/s"]
+    one = ceilings.get("copy_one_core_spread_Bps") or {}
+    if one.get("min") and one.get("median"):
+        parts[0] += (f" (best of its copies; median {one['median'] / 1e9:.1f}, slowest "
+                     f"{one['min'] / 1e9:.1f})")
     for host, h in ceilings.get("hosts", {}).items():
         nics = ", ".join(f"{n['device']} {n['rate_Bps'] * 8 / 1e9:g} Gb/s" for n in h.get("nics", []))
         parts.append(f"{host}: {h['ranks']} ranks copy {h['copy_node_Bps'] / 1e9:.1f} GB/s together"

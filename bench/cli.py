@@ -32,6 +32,10 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=cmd.help, description=cmd.help)
         if command is None or name == command:
             importlib.import_module(cmd.module).add_arguments(p)
+            if cmd.examples:  # every verb shows a few command lines to start from
+                p.formatter_class = argparse.RawDescriptionHelpFormatter
+                p.epilog = (p.epilog.rstrip() + "\n\n" if p.epilog else "") + \
+                    "examples:\n" + "\n".join(f"  {line}" for line in cmd.examples)
     return parser
 
 
@@ -49,8 +53,32 @@ def run(args, argv) -> int:
 
 
 def noise(args, argv) -> int:
-    """`commbench noise`: a run of the noise calibration alone (plus a barrier case)."""
-    return main(["run", "--ops", "barrier", "--noise", "--launches", "1", *argv[1:]])
+    """`commbench noise`: a run of the noise calibration alone (plus a short barrier case, which
+    a run needs), then its one line, not the barrier's table (bench.noise)."""
+    from pathlib import Path
+
+    from bench import launch
+    from bench.core.rundir import new_run_id
+
+    world = launch.detect_world()
+    if world is not None and args.out is None:
+        raise UsageError("noise under a launcher needs --out (the same on every rank)")
+    out = args.out or str(Path("results") / f"{new_run_id(args.backend, args.nranks or 2)}-noise")
+    run_argv = ["run", "--ops", "barrier", "--noise", "--no-ceilings", "--launches", "1",
+                "--repeats", "1", "--budget", "0.2", "-q", "--backend", args.backend,
+                "--timeout", str(args.timeout), "--out", out,
+                *(["-n", str(args.nranks)] if args.nranks is not None else []),
+                *(["--force"] if args.force else [])]
+    rc = main(run_argv)
+    if rc in (0, 1) and (world is None or world.rank == 0):
+        from analysis.rundir import load_meta
+        from bench import noise as calibration
+
+        meta = load_meta(out)
+        if not args.quiet and meta.get("noise"):
+            print(f"# noise: {calibration.describe(meta['noise'])}")
+        print(f"# results: {out}")
+    return rc
 
 
 def sweep(args, argv) -> int:
@@ -78,9 +106,9 @@ def workload(args, argv) -> int:
     spec = wl.prepare(args)
     given = build_parser("run").parse_args(["run", *args.measure])
     if given.ops != "all" or given.split != "all" or given.out is not None or any(
-            a == "--sizes" or a.startswith("--sizes=") for a in args.measure):
+            v is not None for v in (given.sizes, given.minbytes, given.maxbytes, given.stepfactor)):
         raise UsageError("--measure comes last and takes options of commbench run; workload "
-                         "sets their --ops, --sizes, --split and --out itself")
+                         "sets their --ops, --sizes (-b/-e/-f), --split and --out itself")
     world, need = launch.detect_world(), spec.layout.world
     if world is None and (given.nranks or need) != need or world and world.size not in (0, need):
         got = given.nranks if world is None else world.size
@@ -112,22 +140,44 @@ class Command:
     module: str                 # where add_arguments lives (and main, unless `main` is given)
     help: str
     main: Callable | None = None  # main(args, argv) of the command layer itself
+    examples: tuple = ()        # command lines shown at the end of the verb's --help
 
 
 COMMANDS = {
-    "run": Command("bench.run", "measure ops over a backend (launches local ranks unless inside a launcher)", run),
-    "noise": Command("bench.run", "calibrate the machine's own noise (timer, OS jitter, ping-pong spread)", noise),
-    "report": Command("analysis.report", "write RUN_DIR/report/index.html: figures, tables, method, environment"),
+    "run": Command("bench.run", "measure ops over a backend (launches local ranks unless inside a launcher)", run, (
+        "commbench run                                    every op on 2 local ranks, 4 B to 4 MiB",
+        "commbench run -n 4 --ops allreduce -b 8 -e 128M -f 2 -o results/ar",
+        "commbench run --backend mpi,gloo --ops all_reduce,all_gather --sizes 1KiB,1MiB",
+        "mpirun -np 64 --hostfile hosts commbench run --sizes 1K:1G --split all,intra,inter",
+        "commbench run --ops pingpong --loop python --launches 1 --force -o /tmp/x")),
+    "noise": Command("bench.noise", "calibrate the machine's own noise (timer, OS jitter, ping-pong spread)", noise, (
+        "commbench noise", "commbench noise -n 4 -o results/noise --force")),
+    "report": Command("analysis.report", "write RUN_DIR/report/index.html: figures, tables, method, environment", examples=(
+        "commbench report results/quickstart",
+        "commbench report results/a results/b -o /tmp/a-vs-b      two runs overlaid")),
     "compare": Command("analysis.compare", "compare runs case by case; exit 1 when NEW is significantly slower"),
     "check": Command("analysis.check", "is my number right? verdicts against expected figures, baselines or --min; exit 1 when not met"),
-    "import": Command("analysis.importers", "turn nccl-tests, OSU or IMB output into a run directory"),
+    "import": Command("analysis.importers", "turn nccl-tests, OSU or IMB output into a run directory", examples=(
+        "commbench import all_reduce_perf.log -o results/nccl",
+        "commbench import osu_latency.txt osu_bw.txt --backend mpi -o results/osu --force")),
     "sweep": Command("bench.sweep", "one run per rank count (--nranks 2,4,8) into one directory, for fit",
-                     sweep),
-    "fit": Command("analysis.fit", "fit latency/bandwidth, LogGP and collective algorithm models (fits.csv)"),
-    "links": Command("analysis.links", "across nodes: host map, pairwise link map with slow links/nodes flagged, rank skew"),
-    "triage": Command("analysis.triage", "fleet triage: ok/warn/drain per node and link from pairs, intra-node collectives, skew and references; exit 1 when something is to drain"),
-    "predict": Command("analysis.predict", "predict an op's time at a rank count and size from fitted models"),
-    "workload": Command("analysis.workload", "a model's communication per training step: derive, predict (--fits), measure (--measure)", workload),
+                     sweep, (
+        "commbench sweep -n 2,4,8 --ops allreduce,allgather -o results/sweep",
+        "commbench sweep -n 2,3 --ops prtt_rtt1,prtt_rttn8,prtt_rtts8,prtt_rttr8 --sizes 4:1M:4 -o results/loggp")),
+    "fit": Command("analysis.fit", "fit latency/bandwidth, LogGP and collective algorithm models (fits.csv)", examples=(
+        "commbench fit results/sweep", "commbench fit results/quickstart --ops allreduce --bootstrap 50")),
+    "links": Command("analysis.links", "across nodes: host map, pairwise link map with slow links/nodes flagged, rank skew", examples=(
+        "commbench links results/pairs", "commbench links results/pairs --csv links.csv --png maps/")),
+    "triage": Command("analysis.triage", "fleet triage: ok/warn/drain per node and link from pairs, intra-node collectives, skew and references; exit 1 when something is to drain", examples=(
+        "commbench triage results/pairs results/intra --min allreduce:64M=150G --drain drain.txt",
+        "commbench triage --find 'node[01-64]' --launch 'mpirun -n {n} --host {hosts}' -o results/find")),
+    "predict": Command("analysis.predict", "predict an op's time at a rank count and size from fitted models", examples=(
+        "commbench predict --fits results/sweep --op allreduce --nranks 64 --nbytes 16M",
+        "commbench predict --fits results/sweep --op allgather --nranks 512 --nbytes 1G --ranks-per-node 8")),
+    "workload": Command("analysis.workload", "a model's communication per training step: derive, predict (--fits), measure (--measure)", workload, (
+        "commbench workload --model Llama-3-8B --tp 8 --dp 64",
+        "commbench workload --model Llama-3-8B --dp 2 --fits results/sweep",
+        "commbench workload --model Llama-3-8B --dp 2 --measure --launches 1")),
 }
 
 

@@ -3,8 +3,9 @@ timer resolution and read cost, OS jitter on a fixed quantum of work on every ra
 run-to-run spread of a tiny ping-pong measured in separate short bursts. The last one shows
 what one run's interval cannot: machines that switch latency modes for seconds at a time.
 
-`commbench noise` runs only this (a run of the barrier with the calibration, on 2 local ranks
-by default) and prints it; `commbench run` does it first unless `--no-noise` is given."""
+`commbench noise` runs only this (a short run of the barrier with the calibration, on 2 local
+ranks by default: its own few options, add_arguments) and prints it; `commbench run` does it
+first unless `--no-noise` is given."""
 from __future__ import annotations
 
 import time
@@ -15,6 +16,23 @@ QUANTUM_S = 50e-6     # one unit of fixed work
 QUANTA = 2000         # about 0.1 s per rank
 BURSTS = 8            # ping-pong bursts
 BURST_BUDGET_S = 0.05
+
+
+def add_arguments(p) -> None:
+    """The options of `commbench noise` (bench.cli.noise runs it)."""
+    from bench.backends import BACKENDS
+
+    p.add_argument("-n", "--nranks", type=int, help="local ranks to start (default 2); inside a "
+                   "launcher the ranks it gave")
+    p.add_argument("--backend", default="mpi", metavar="NAME",
+                   help=f"one of {', '.join(BACKENDS)} (default mpi)")
+    p.add_argument("-o", "--out", metavar="RUN_DIR", help="run directory (default "
+                   "results/<run_id>-noise; needed under a launcher)")
+    p.add_argument("--force", action="store_true",
+                   help="start --out afresh when it already holds a run")
+    p.add_argument("--timeout", type=float, default=120.0,
+                   help="seconds without progress before the job is aborted (default 120)")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only the run directory")
 
 
 def _spin_work(n: int) -> float:

@@ -53,10 +53,20 @@ def canonical_name(name: str) -> str:
 
 
 def get_op(name: str) -> "Op":
-    try:
+    """The measured op of that name or alias (all_reduce, bcast: nccl-tests', MPI's and
+    torch's spellings); UsageError with the nearest names otherwise."""
+    if name in OPS:
         return OPS[name]
-    except KeyError:
-        raise UsageError(f"no such op {name!r}; known: {', '.join(OPS)}") from None
+    for op in OPS.values():
+        if name in op.aliases:
+            return op
+    import difflib
+
+    spellings = {alias: op.name for op in OPS.values() for alias in (op.name, *op.aliases)}
+    near = dict.fromkeys(spellings[m] for m in difflib.get_close_matches(
+        name.lower().replace("-", "_"), list(spellings), n=3, cutoff=0.6))
+    hint = f"did you mean {' or '.join(near)}? " if near else ""
+    raise UsageError(f"no such op {name!r}; {hint}known: {', '.join(OPS)}")
 
 
 CHUNK = 1 << 20  # elements per tile when buffers are filled and checked piece by piece

@@ -41,6 +41,23 @@ class Plan:
     splits: tuple = ("all",)  # --split: communicators the cases run on (bench.nodes)
 
 
+DEFAULT_SIZES = "4:4M:4"
+
+
+def sizes_text(args) -> str:
+    """--sizes, or the range -b/-e/-f give (nccl-tests' habit; each missing one from the
+    default range); both at once is refused."""
+    b, e, f = (getattr(args, name, None) for name in ("minbytes", "maxbytes", "stepfactor"))
+    sizes = getattr(args, "sizes", None)
+    if b is None and e is None and f is None:
+        return sizes or DEFAULT_SIZES
+    if sizes is not None:
+        raise UsageError("give --sizes or -b/-e/-f, not both")
+    lo, hi, factor = DEFAULT_SIZES.split(":")
+    return ":".join(str(v) if v is not None else d for v, d in
+                    ((b, lo), (e, hi), (f, factor)))
+
+
 def make_plan(args) -> Plan:
     """Everything that can be checked before any rank starts."""
     names = [b.strip() for b in args.backend.split(",") if b.strip()]
@@ -66,9 +83,9 @@ def make_plan(args) -> Plan:
                 raise UsageError(f"backend {cls.name} cannot run {op.name}: {why}")
             if why:
                 skip[(cls.name, op.name)] = why
-    sizes = parse_sizes(args.sizes)
+    sizes = parse_sizes(sizes_text(args))
     if 0 in sizes and any(op.sized for op in ops):
-        raise UsageError(f"--sizes {args.sizes}: 0 B moves no data; the smallest size is one "
+        raise UsageError(f"--sizes {sizes_text(args)}: 0 B moves no data; the smallest size is one "
                          f"element ({itemsize_of(args.dtype)} B of {args.dtype})")
     positive = {"--timeout": args.timeout, "--ci-target": args.ci_target, "--budget": args.budget,
                 "--sample-time": args.sample_time, "--repeats": args.repeats,
@@ -97,8 +114,8 @@ def make_plan(args) -> Plan:
 def launches_of(args) -> int:
     """Launches this run will have: --launches when commbench starts the ranks itself, one
     under an outside launcher (mpirun, srun, torchrun) that started them once."""
-    if args.launch_index is not None or launch.detect_world() is None:
-        return args.launches
+    if getattr(args, "launch_index", None) is not None or launch.detect_world() is None:
+        return getattr(args, "launches", 1)
     return 1
 
 

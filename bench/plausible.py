@@ -13,7 +13,7 @@ from bench import ceilings
 from bench.core.rundir import ABOVE_CEILING, BELOW_TIMER, EMPTY_GRAPH, NO_OP
 
 TIMER_STEPS = 10
-IN_CACHE_BYTES = ceilings.COPY_BYTES // 4
+IN_CACHE_BYTES = ceilings.IN_CACHE_BYTES
 RAISED = frozenset({EMPTY_GRAPH})  # flags the ranks' programs raise; the others follow from a row
 
 

@@ -6,21 +6,29 @@ from __future__ import annotations
 import argparse
 
 from bench import launch
+from bench.backends import BACKENDS
 from bench.ops import OPS
-from bench.plan import Outcome, make_plan
+from bench.plan import DEFAULT_SIZES, Outcome, make_plan
 
-DEFAULT_SIZES = "4:4M:4"
 
 
 def add_arguments(p) -> None:
     p.add_argument("-n", "--nranks", type=int, help="local ranks to start (default 2); inside a "
                    "launcher the ranks it gave (must match when given)")
-    p.add_argument("--backend", default="mpi",
-                   help="backend, or a comma list measured side by side in one run (default mpi)")
+    p.add_argument("--backend", default="mpi", metavar="NAME[,NAME...]",
+                   help=f"one of {', '.join(BACKENDS)}, or a comma list of them measured side by "
+                   "side in one run (default mpi)")
     p.add_argument("--ops", default="all", help=f"comma list or 'all' (known: {', '.join(OPS)}; 'all' means "
                    f"{', '.join(n for n, op in OPS.items() if op.default)})")
-    p.add_argument("--sizes", default=DEFAULT_SIZES, help="MIN:MAX[:FACTOR] or a list; K/M/G "
-                   f"suffixes are binary; S as each op defines it (default {DEFAULT_SIZES})")
+    p.add_argument("--sizes", help="MIN:MAX[:FACTOR] or a list, in bytes: KiB/MiB/GiB and a bare "
+                   "K/M/G are binary, KB/MB/GB decimal; S as each op defines it (default "
+                   f"{DEFAULT_SIZES})")
+    p.add_argument("-b", "--minbytes", metavar="SIZE",
+                   help="as nccl-tests: the smallest size, MIN of --sizes (default 4)")
+    p.add_argument("-e", "--maxbytes", metavar="SIZE",
+                   help="as nccl-tests: the largest size, MAX of --sizes (default 4M)")
+    p.add_argument("-f", "--stepfactor", metavar="FACTOR",
+                   help="as nccl-tests: the factor between sizes, FACTOR of --sizes (default 4)")
     p.add_argument("--dtype", default="float32", help="element type (default float32; torch "
                    "backends also take float16 and bfloat16)")
     p.add_argument("--device", choices=("cpu", "cuda"),
@@ -38,10 +46,11 @@ def add_arguments(p) -> None:
                    "MPI mpi4py uses, built with its mpicc at first use and cached; mpi backend) "
                    "or python (a loop over prepared mpi4py calls). Default: native where it "
                    "builds, else python with a note")
-    p.add_argument("--out", help="run directory (default results/<run_id>); one that already "
-                   "holds a run is refused unless --force")
+    p.add_argument("-o", "--out", metavar="RUN_DIR", help="run directory (default "
+                   "results/<run_id>); one that already holds a run is refused unless --force")
     p.add_argument("--force", action="store_true",
-                   help="start --out afresh when it already holds a run (its old results are removed)")
+                   help="start --out afresh when it already holds a run (its old results, fits "
+                   "and report are removed)")
     p.add_argument("--timeout", type=float, default=120.0,
                    help="seconds a case may make no progress before the job is aborted (default 120)")
     p.add_argument("--repeats", type=int, default=2,
@@ -53,7 +62,8 @@ def add_arguments(p) -> None:
     p.add_argument("--launch-index", type=int, help=argparse.SUPPRESS)  # set by the local launcher
     p.add_argument("--seed", type=int, help="seed of the case order (default: from the clock)")
     p.add_argument("--ci-target", type=float, default=0.02,
-                   help="stop sampling when the 95%% CI of the median is this narrow (default 0.02)")
+                   help="stop sampling when the 95%% CI of the median is this narrow, relative "
+                   "to the median: (high - low) / median (default 0.02, i.e. 2%%)")
     p.add_argument("--min-samples", type=int, default=10, help="per case and round (default 10)")
     p.add_argument("--max-samples", type=int, default=5000, help="per case and round (default 5000)")
     p.add_argument("--budget", type=float, default=1.0,
@@ -65,9 +75,11 @@ def add_arguments(p) -> None:
     p.add_argument("--ceilings", action=argparse.BooleanOptionalAction, default=True,
                    help="measure the machine's copy rates and declared line rates first, and give "
                    "each row its share of the one that applies (default on; ~0.3 s)")
-    p.add_argument("--split", default="all", help="communicators the ops run on, a comma list "
-                   "of all (the world), intra (the ranks of each node), inter (one rank per node); "
-                   "taken from the hosts the ranks report (default all)")
+    p.add_argument("--split", default="all", metavar="LIST",
+                   help="communicators the ops run on, a comma list of all (the world), intra "
+                   "(the ranks of each node), inter (one rank per node), group:SIZE:STRIDE "
+                   "(groups of SIZE ranks STRIDE apart, e.g. group:8:1 = blocks of 8 "
+                   "consecutive ranks); nodes from the hosts the ranks report (default all)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress, no tables")
 
 

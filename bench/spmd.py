@@ -22,7 +22,8 @@ from bench.core.samples import block_of
 from bench.core.stats import summarize_case
 from bench.harness import Sync, measure
 from bench.ops import OPS
-from bench.plan import EXIT_ABORT, EXIT_WRONG, PAGE, Outcome, Plan, arena_bytes, check_fits, pages, skip_notes
+from bench.plan import (EXIT_ABORT, EXIT_WRONG, PAGE, Outcome, Plan, arena_bytes, check_fits,
+                        launches_of, pages, skip_notes)
 
 ABORT_GRACE_S = 1.0  # a failing rank waits this long before aborting the job
 
@@ -160,9 +161,11 @@ def run_spmd(args, plan: Plan, world, argv=("run",), clock=time.perf_counter) ->
         try:
             if args.nranks is not None and args.nranks != n:
                 raise UsageError(f"-n {args.nranks} given, but the launcher started {n} ranks")
-            # what is measured other than asked (sizes rounded, ops left out) is said even
-            # with -q: a quiet run must not silently measure something else
-            say = (lambda text: print(text, file=sys.stderr)) if rank == 0 else None
+            # notes about the plan once per run, not once per launch; what is measured other
+            # than asked (sizes rounded, ops left out) is said even with -q: a quiet run must
+            # not silently measure something else
+            say = (lambda text: print(text, file=sys.stderr)) if (
+                rank == 0 and _launch_index(args) == 0) else None
             by_split = _cases_by_split(plan, hosts, hosts.count(socket.gethostname()), say)
             cases = [case for split_cases in by_split.values() for case in split_cases]
             for note in skip_notes(plan) if say and not args.quiet else []:
@@ -337,7 +340,10 @@ def _measure_all(args, plan, backends, jobs, writer, seed) -> Outcome:
             writer.write_meta(ceilings=found)
     rng = np.random.default_rng(seed)
     summary_cache = {}  # summary row per (backend, op, size, split)
+    # one progress over all launches: this launch counts on from where the ones before ended
+    launches = launches_of(args)
     started, total, done = time.monotonic(), len(jobs) * plan.repeats, 0
+    before = _launch_index(args) * total
     last_progress = started
     for round_no in range(plan.repeats):
         order = rng.permutation(len(jobs)) if plan.repeats > 1 else range(len(jobs))
@@ -361,9 +367,10 @@ def _measure_all(args, plan, backends, jobs, writer, seed) -> Outcome:
             done += 1
             now = time.monotonic()
             if rank == 0 and not args.quiet and now - last_progress > 2.0:
-                left = (now - started) / done * (total - done)
-                print(f"commbench: {done}/{total} cases, {now - started:.0f} s elapsed, "
-                      f"~{left:.0f} s left", file=sys.stderr, flush=True)
+                left = (now - started) / done * (total * launches - before - done)
+                print(f"commbench: {before + done}/{total * launches} cases"
+                      + (f" (launch {_launch_index(args) + 1} of {launches})" if launches > 1 else "")
+                      + f", ~{left:.0f} s left", file=sys.stderr, flush=True)
                 last_progress = now
     watchdog.disarm()
     windows = control.gather(contention.window(machine_before, contention.snapshot()))

@@ -21,7 +21,7 @@ def add_arguments(parser) -> None:
     run.add_arguments(_Without(parser, {"-n", "--nranks", "--out"}))
     parser.add_argument("-n", "--nranks", required=True,
                         help="comma-separated rank counts, one run each, e.g. 2,4,8")
-    parser.add_argument("--out", required=True,
+    parser.add_argument("-o", "--out", required=True, metavar="DIR",
                         help="sweep directory; run directories DIR/n<count> are made in it")
     parser.add_argument("--force-algorithms", action="store_true",
                         help="mpi backend: also run every algorithm the MPI library can be "
@@ -96,11 +96,12 @@ def run_options(argv: list[str]) -> list[str]:
             continue
         if a == "--force-algorithms":
             continue
-        if a in ("-n", "--nranks", "--out", "--sbatch", "--ranks-per-node"):
+        if a in ("-n", "--nranks", "--out", "-o", "--sbatch", "--ranks-per-node"):
             skip = True
             continue
         joined = a.startswith(("--nranks=", "--out=", "--sbatch=", "--ranks-per-node="))
-        if a == "--slurm" or joined or (a.startswith("-n") and a[2:3].isdigit()):
+        if a == "--slurm" or joined or (a.startswith("-n") and a[2:3].isdigit()) or (
+                a.startswith("-o") and len(a) > 2):
             continue
         out.append(a)
     return out

@@ -42,23 +42,33 @@ def run_once(be, case, arena, dtype, calls):
 
 def spin_check(native_be, say) -> list:
     """A program of one ("spin", d) step (as bench.ops' prtt ops make) waits d per call: the
-    calibrated C busy wait."""
+    calibrated C busy wait. A busy wait on the clock is never shorter than asked, but a loaded
+    machine can only make it longer: the per-call time is the best of short batches (a batch
+    of 10 calls, 0.2 ms, that no other process interrupted), tried until one falls within the
+    bounds or 2 s pass, so a slow machine retries where a wrong spin (none, or several times
+    too long in every batch) still fails."""
     from bench.ops import loop
 
     out = []
     if native_be.rank != 0:
         return out
-    d = 20e-6
+    d, calls = 20e-6, 10
     spin = lambda: None  # noqa: E731 - only its description runs
     spin.desc = ("spin", d)
     program = native_be.wrap_program(loop(spin))
-    best = float("inf")
-    for _ in range(7):
+    best, batches = float("inf"), 0
+    give_up = time.perf_counter() + 2.0
+    ok = False
+    while not ok and (batches < 20 or time.perf_counter() < give_up):
         t0 = time.perf_counter()
-        program(200)
-        best = min(best, (time.perf_counter() - t0) / 200)
-    ok = getattr(program, "loop", "") == "native" and 0.95 * d <= best <= 1.25 * d
-    say(f"spin: {d * 1e6:.1f} us asked, {best * 1e6:.2f} us per call")
+        program(calls)
+        best = min(best, (time.perf_counter() - t0) / calls)
+        batches += 1
+        ok = getattr(program, "loop", "") == "native" and 0.95 * d <= best <= 1.25 * d
+        if best < 0.95 * d:
+            break  # shorter than asked: no load explains it
+    say(f"spin: {d * 1e6:.1f} us asked, {best * 1e6:.2f} us per call (best of {batches} "
+        f"batches of {calls})")
     out.append(("native spin of 20 us", 0 if ok else 1,
                 f"{best * 1e6:.2f} us per call" if not ok else ""))
     return out

@@ -5,7 +5,7 @@ from tests.conftest import run_commbench
 
 
 @pytest.mark.parametrize("args, message", [
-    (["run", "--ops", "allredcue"], "no such op 'allredcue'; known: allreduce"),
+    (["run", "--ops", "allredcue"], "no such op 'allredcue'; did you mean allreduce"),
     (["run", "--backend", "carrier-pigeon"], "no such backend 'carrier-pigeon'; known: mpi"),
     (["run", "--sizes", "-4"], "malformed size '-4'"),
     (["run", "--sizes", "1K:abc"], "malformed size 'abc'"),

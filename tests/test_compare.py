@@ -163,3 +163,22 @@ def test_bad_run_dirs_exit_2(tmp_path, capsys):
     assert rc == 2 and "no case in common" in err
     rc, _, err = run_cli(capsys, a, a, b)
     assert rc == 2 and "--new" in err
+
+
+def test_settings_that_differ_are_named_first(tmp_path, capsys):
+    """--loop python against native (and a numpy upgrade): the first line names both, before
+    any verdict; identical settings print no such line."""
+    base = make_run(tmp_path / "base", seed=1)
+    new = make_run(tmp_path / "new", seed=2, scale=lambda op, n, r: 1.6)
+    for path, loop, numpy_version in ((base, "native", "2.4.6"), (new, "python", "2.5.0")):
+        meta = json.loads((path / "meta.json").read_text())
+        meta.update(method={"loop": {"mpi": loop}}, versions={"numpy": numpy_version},
+                    settings={"dtype": "float32", "loop": None if loop == "native" else loop})
+        (path / "meta.json").write_text(json.dumps(meta))
+    rc, out, _ = run_cli(capsys, base, new)
+    first = out.splitlines()[0]
+    assert rc == 1 and first.startswith("settings differ (BASE vs NEW)")
+    assert "loop: mpi native vs mpi python" in first and "numpy: 2.4.6 vs 2.5.0" in first
+    assert "dtype" not in first  # the same on both sides
+    rc, out, _ = run_cli(capsys, base, base)
+    assert not out.startswith("settings differ")

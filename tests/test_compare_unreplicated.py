@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from analysis import compare
-from analysis.rundir import summarize_samples, write_run_dir
+from analysis.rundir import load_run, summarize_samples, write_run_dir
 from bench.cli import main as cli
 from bench.core.rundir import SAMPLE_COLUMNS
 from tests.conftest import QUICK, ROOT, needs_mpi, run_commbench
@@ -204,5 +204,12 @@ def test_identical_real_single_round_runs_pass(tmp_path):
     for a, b in ((0, 1), (1, 2), (0, 2)):
         res = compare.compare_runs([runs[a]], [runs[b]])
         assert all(r["unit"] == "samples" for r in res["rows"])
+        assert {r["verdict"] for r in res["rows"]} <= {"slower", "faster", "not significant"}
         failed += res["exit_status"]
-    assert failed <= 1
+    # Runs are only identical when the machine is: where another process took the cores while
+    # they ran (meta.json -> contention, "contended"), a real slow-down may be reported, so the
+    # false-alarm bound holds on a quiet machine (tests/benchmarks/check_compare_noise.py
+    # measures the rate under load).
+    contended = any(h.get("contended") for out in runs
+                    for h in (load_run(out)[0].get("contention") or {}).get("hosts", {}).values())
+    assert failed <= 1 or contended, f"{failed} of 3 pairs of identical quiet runs failed"

@@ -362,3 +362,47 @@ def test_fit_table_shows_the_node_rate_limit():
     assert got, line
     assert abs(float(got[1]) / 40 - 1) < 0.05 and abs(float(got[2]) / 4 - 1) < 0.05
     assert "nan" not in text and " inf" not in text
+
+
+def test_a_failed_loggp_fit_is_left_out_and_the_rest_stays_readable(tmp_path, capsys):
+    """A machine so loaded that the delay never exceeds the gap: LogGP's o_s, o_r and L cannot
+    be fitted. fits.csv leaves them out (with a note), keeps g and G and the other ops' fits,
+    and its own reader takes it."""
+    from analysis.fitsfile import fit_times, load_fits, save_fits
+
+    rng = np.random.default_rng(5)
+    prtt = synthetic_prtt(rng, g=40e-6, sizes=2.0 ** np.arange(2, 8))  # gap 40 µs > d ≈ 20 µs
+    rows = [("mpi", f"prtt_{kind}{'' if kind == 'rtt1' else 8}", "float32", int(s), 2, "all", 0,
+             i, t) for (kind, s), ts in prtt.items() for i, t in enumerate(ts[:30])]
+    rows += [("mpi", "allreduce", "float32", int(s), 2, "all", 0, i, t) for s in SIZES[:8]
+             for i, t in enumerate(noisy(rng, 2e-6 + s * 1e-10, n=20))]
+    times = pd.DataFrame(rows, columns=["backend", "op", "dtype", "nbytes", "nranks", "split",
+                                        "round", "sample", "time_s"])
+    fits = fit_times(times, n_boot=10)
+    assert "o_s, o_r and L not fitted" in capsys.readouterr().err
+    loggp = fits[fits.model == "loggp"]
+    assert {"g_s", "G_s_per_byte"} <= set(loggp.param)
+    assert not {"L_s", "o_s_s", "o_r_s"} & set(loggp.param)
+    assert (fits.op == "allreduce").any()
+    save_fits(tmp_path, fits)
+    assert len(load_fits(tmp_path)) == len(fits)
+
+
+def test_rows_no_reader_takes_are_never_written(capsys):
+    """usable_fits: a row check_fits refuses (a NaN L, a negative β) is dropped with a note
+    naming it; every other row stays."""
+    from analysis.fitsfile import check_fits, usable_fits
+
+    def row(param, value):
+        return dict(zip(FITS_COLUMNS, ["mpi", "pingpong", 2, "all", "hockney", 0, 4, 64, param,
+                                       value, np.nan, np.nan]))
+    fits = pd.DataFrame([row("alpha_s", 1e-6), row("beta_s_per_byte", -1.0),
+                         {**row("L_s", np.nan), "model": "loggp", "segment": -1}],
+                        columns=FITS_COLUMNS)
+    with pytest.raises(Exception, match="must be"):
+        check_fits(fits, "fits.csv")
+    kept = usable_fits(fits)
+    assert list(kept.param) == ["alpha_s"]
+    err = capsys.readouterr().err
+    assert "beta_s_per_byte" in err and "L_s" in err and "left out" in err
+    check_fits(kept, "fits.csv")

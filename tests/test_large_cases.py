@@ -6,7 +6,6 @@ checked exactly, with the very numbers the ops always gave."""
 from __future__ import annotations
 
 import importlib.util
-import time
 
 import numpy as np
 import pytest
@@ -101,8 +100,8 @@ def test_periodic_stands_in_for_the_array():
 
 def test_expected_data_are_small_whatever_the_size():
     """1 GiB of float32 on 8 ranks: the expected result and the initial data are a handful
-    of short patterns, made in no time (were 2 GiB int64 arrays per rank, 8 summed)."""
-    t0 = time.perf_counter()
+    of short patterns (were 2 GiB int64 arrays per rank, 8 summed); their size, not a time,
+    is checked, so a loaded machine cannot fail it."""
     for name in ("allreduce", "allgather", "reduce_scatter", "alltoall", "broadcast"):
         case = OPS[name].case(1 << 30, 8, 4)
         for rank in range(8):
@@ -110,7 +109,6 @@ def test_expected_data_are_small_whatever_the_size():
                 if data is not None:
                     assert isinstance(data, Periodic)
                     assert sum(p.nbytes for _, p in data.segments) < 1024
-    assert time.perf_counter() - t0 < 1.0
 
 
 # ---- counting wrong elements ----------------------------------------------------------------

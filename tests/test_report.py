@@ -128,9 +128,9 @@ def test_report_page_and_figures(evil_report):
 def test_summary_table_values(evil_report):
     page = (evil_report / "index.html").read_text()
     # 256 KiB: median over samples of max over ranks = 1.2 x (6 µs + 26.2 µs); algbw = S / that
-    row = re.search(r"<tr><td>mpi n=4</td><td>256 KiB \(262144 B\)</td>.*?</tr>", page)
+    row = re.search(r"<tr><td>mpi n=4</td><td><span title='262144 B'>256 KiB</span></td>.*?</tr>", page)
     assert row
-    cells = re.findall(r"<td>(.*?)</td>", row.group(0))
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", row.group(0))
     median_us = float(cells[3])
     assert median_us == pytest.approx(1.2 * hockney(262144) * 1e6, rel=0.05)
     assert float(cells[7]) == pytest.approx(262144 / (median_us * 1e-6) / 1e9, rel=1e-3)  # algbw GB/s
@@ -163,8 +163,8 @@ def test_several_runs_are_overlaid(overlay_report):
     assert len(embedded_images(page)) == len(list(out.glob("*.png")))
     assert (out / "latency-allreduce.png").exists()
     for label in ("a mpi n=4", "b gloo n=4"):  # summary rows: sizes + barrier
-        assert len(re.findall(rf"<td>{label}</td><td>[\d.]+ (B|KiB|MiB|GiB)", page)) == len(SIZES) + 1
-    assert "<summary>a —" in page and "<summary>b —" in page
+        assert len(re.findall(rf"<td>{label}</td><td>(<span[^>]*>)?[\d.]+ (B|KiB|MiB|GiB)", page)) == len(SIZES) + 1
+    assert "<h3>a —" in page and "<h3>b —" in page
     assert "a mpi n=4: slowest rank: 3" in page and "b gloo n=4: slowest rank: 3" in page
     assert "no rank stands out" not in page
 
@@ -208,9 +208,9 @@ def test_one_rank_report_has_no_empty_plots(tmp_path):
             "(flag no-op).") in page
     assert page.count("No per-rank spread: every case ran on one rank") == 2  # allreduce, barrier
     # the table: flag in its own column, no algbw, busbw or % of ceiling
-    row = re.search(r"<tr class='flagged'><td>mpi n=1</td><td>256 KiB \(262144 B\)</td>.*?</tr>", page)
+    row = re.search(r"<tr class='flagged'><td>mpi n=1</td><td><span title='262144 B'>256 KiB</span></td>.*?</tr>", page)
     assert row
-    cells = re.findall(r"<td>(.*?)</td>", row.group(0))
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", row.group(0))
     assert cells[-1] == "no-op" and cells[7:10] == ["–", "–", "–"]
     assert float(cells[3]) > 0  # the latency is kept
     assert "CUDA events recorded around the k calls" in page and "Timing: cuda (settings.timer)" in page
@@ -324,3 +324,40 @@ def test_browser_on_a_real_local_run(tmp_path):
     assert {"latency-allreduce.png", "bandwidth-allreduce.png", "ranks-allreduce.png"} <= {
         p.name for p in (out / "report").glob("*.png")}
     assert images_loaded(out / "report" / "index.html", tmp_path) == (n, n)
+
+
+def test_the_rank_heatmap_is_centred_at_one(tmp_path):
+    """Ranks within a fraction of a percent: pale colours (the scale spans at least ±10%
+    around 1.0, the same distance both ways) and a title that says no rank stands out, for
+    sized ops and barrier alike; a 20% slower rank is named."""
+    from analysis.figures import ranks_figure
+    from analysis.report import RANK_SPREAD_NOTICE, load_runs, series_of
+
+    for slow, title in ((None, "no rank stands out (all within 2%)"), (3, "slowest rank 3")):
+        runs = load_runs([make_run(tmp_path / f"r{slow}", slow_rank=slow)], fit_missing=False)
+        for op in ("allreduce", "barrier"):
+            fig, _ = ranks_figure(op, series_of(runs, op), RANK_SPREAD_NOTICE)
+            ax = fig.axes[0]
+            norm = ax.images[0].norm
+            assert title in ax.get_title(), ax.get_title()
+            assert norm.vcenter == 1.0 and norm.vmax >= 1.1
+            assert norm.vmax - 1.0 == pytest.approx(1.0 - norm.vmin)
+
+
+def test_cells_and_environment_read_as_written_for_people():
+    """No scientific notation in cells; the command without the launcher's own options;
+    seconds and rates in meta.json with their units."""
+    from analysis.report import environment_rows, num, typed_command, value_text
+
+    assert num(16760.3) == "16,760" and num(0.0004224) == "0.0004224" and num(2.0) == "2"
+    assert num(1.0e-9, 1e9) == "1" and num(float("nan")) == "–"
+    assert typed_command(["commbench", "run", "--out", "x", "--launch-index", "0"]) == \
+        "commbench run --out x"
+    assert value_text(6e-8, "measured_resolution_s") == "60 ns"
+    assert value_text(7442678868.520845, "copy_Bps") == "7.44 GB/s"
+    assert value_text(7442678868.520845) == "7,443,000,000"
+    rows = dict(environment_rows({"argv": ["commbench", "run", "--launch-index", "1"],
+                                  "nranks": 2, "nnodes": 1, "hosts": ["vm", "vm"],
+                                  "settings": {"nranks": None, "sizes": [4, 64]}}))
+    assert rows["command"] == "commbench run" and rows["ranks"] == "2 on 1 node(s): vm (2)"
+    assert rows["sizes"] == "4 B, 64 B"

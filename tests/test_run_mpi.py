@@ -107,9 +107,13 @@ def test_hung_rank_ends_the_job(tmp_path, backend):
 @needs_mpi
 def test_noise_calibration_is_stored_and_printed(tmp_path):
     out = tmp_path / "noise"
-    r = run_commbench("noise", "--out", out, "--budget", "0.05", timeout=120)
+    r = run_commbench("noise", "--out", out, timeout=120)
     assert r.returncode == 0, r.stderr
     assert "# noise: timer step" in r.stdout and "ping-pong over 8 bursts" in r.stdout
+    assert "# barrier" not in r.stdout and "median(us)" not in r.stdout  # its one line alone
+    for option in ("--ops", "--sizes", "--budget"):  # noise has its own few options
+        bad = run_commbench("noise", option, "1", "--out", tmp_path / "x", timeout=60)
+        assert bad.returncode == 2 and "unrecognized arguments" in bad.stderr
     meta, _, summary = load_run(out)
     noise = meta["noise"]
     assert len(noise["jitter_per_rank"]) == 2
@@ -138,3 +142,16 @@ def test_several_launches_make_one_run(tmp_path):
     assert (summary.rounds == 4).all()
     wrong = {(row.op, row.nbytes): row.wrong for row in summary.itertuples()}
     assert wrong == {("allreduce", 64): 0, ("allreduce", 1024): 4, ("pingpong", 64): 0, ("pingpong", 1024): 0}
+
+
+@needs_mpi
+@pytest.mark.timeout(120)
+def test_notes_about_the_plan_are_said_once_per_run(tmp_path):
+    """Three launches, one rounded size: the 'sizes rounded' note is printed once, not once
+    per launch."""
+    quick = [a for a in QUICK if a != "-q"]
+    quick[quick.index("--launches") + 1] = "3"
+    r = run_commbench("run", "-n", "2", "--ops", "allreduce", "--sizes", "6,64",
+                      "--out", tmp_path / "run", *quick, timeout=110)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.count("sizes rounded") == 1, r.stderr

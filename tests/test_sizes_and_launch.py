@@ -2,12 +2,17 @@ import pytest
 
 from bench.core.errors import UsageError
 from bench.launch import detect_world, flavor_of, mpiexec_argv, mpiexec_env, World
-from bench.core.units import parse_size, parse_sizes
+from bench.core.units import parse_rate, parse_size, parse_sizes
 
 
 def test_sizes():
     assert parse_size("4") == 4 and parse_size("64K") == 65536 and parse_size("2m") == 2 << 20
     assert parse_size("1G") == 1 << 30 and parse_size("8KiB") == 8192
+    # one rule (bench.core.units): explicit units mean what they say, a bare prefix is binary
+    # in a size and decimal in a rate (the units the tables print: KiB, GB/s)
+    assert parse_size("1MiB") == parse_size("1Mi") == 1 << 20 and parse_size("1MB") == 10**6
+    assert parse_size("64kB") == 64000
+    assert parse_rate("4G") == 4e9 == parse_rate("4GB/s") and parse_rate("1GiB/s") == 1 << 30
     assert parse_sizes("1:16") == [1, 2, 4, 8, 16]
     assert parse_sizes("4:4M:4")[-1] == 4 << 20 and len(parse_sizes("4:4M:4")) == 11
     assert parse_sizes("1K,4,1K") == [4, 1024]

@@ -50,8 +50,7 @@ from analysis.importers.osu import parse as parse_osu
 from analysis.importers.table import (MAX_TEXT_BYTES, Imported, Row, as_lines, file_lines, msgs_per_op,
                                       numbered, op_named)
 from bench.core.errors import UsageError
-from bench.core.rundir import (CASE, META, NO_OP, SAMPLE_COLUMNS, RunLock, check_name, new_meta,
-                               new_run_id)
+from bench.core.rundir import CASE, NO_OP, SAMPLE_COLUMNS, claim_out_dir, new_meta, new_run_id
 from bench.ops import FOREIGN_OPS, OPS, known_op
 
 __all__ = ["FORMATS", "Imported", "Row", "add_arguments", "build_meta", "bus_factor", "detect_format",
@@ -279,7 +278,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--backend", default=None,
                         help="backend name to record (default: nccl for nccl-tests and OSU XCCL, "
                              "mpi otherwise); compare joins on it")
-    parser.add_argument("--force", action="store_true", help="overwrite an existing run directory")
+    parser.add_argument("--force", action="store_true",
+                        help="start --out afresh when it already holds a run (its old results, "
+                             "fits and report are removed), as `commbench run --force`")
 
 
 def checked_op(name: str | None) -> str | None:
@@ -317,16 +318,10 @@ def main(args) -> int:
     backend = ",".join(backends)
     nranks = int(samples["nranks"].max())
     out = Path(args.out) if args.out else Path("results") / f"{new_run_id(backend, nranks)}-{imports[0].tool}"
-    check_name(out, "--out")
-    if (out / META).exists() and not args.force:
-        raise UsageError(f"{out} already holds a run; use --force to overwrite it")
     meta = build_meta(imports, args.files, sys.argv, backend, samples, run_id=out.name)
-    created = not out.exists()
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UsageError(f"--out {out}: cannot write there ({exc.strerror or exc})") from None
-    with RunLock(out, created=created):  # a run in progress there is refused, not mixed into
+    # as `commbench run`: a directory holding a run is refused unless --force, which starts it
+    # afresh; one in use by a run in progress is refused even then (its lock)
+    with claim_out_dir(out, args.force):
         write_run_dir(out, meta, samples, summary)
     for line in said:
         print(line)

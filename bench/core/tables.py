@@ -20,6 +20,16 @@ def _is_multimodal(row) -> bool:
     return bool(modes) and modes == modes and modes > 1 and isinstance(row.get("mode_medians_s"), str)
 
 
+def _ceiling_share(row, no_op: bool) -> str:
+    """%ceil: the row's share of its ceiling; 'cache' where a size that fits in the caches
+    beat a copy ceiling measured beyond them (bench.ceilings.applies: no limit there)."""
+    from bench.core.limits import applies
+
+    if no_op:
+        return "-"
+    return _num(row.get("efficiency"), 100, "{:.1f}") if applies(row) else "cache"
+
+
 def format_summary(rows: list[dict], meta: dict | None = None) -> str:
     """Latency in µs, bandwidth in GB/s (1 GB = 1e9 bytes), sizes in bytes (S per op)."""
     ops_info = (meta or {}).get("ops", {})
@@ -35,6 +45,8 @@ def format_summary(rows: list[dict], meta: dict | None = None) -> str:
         if limits:
             head += (f"  %ceil: {info.get('efficiency_of', 'busbw')} / "
                      f"{', '.join(limits)} (meta.json: ceilings)")
+            if any(_ceiling_share(r, False) == "cache" for r in group):
+                head += "; cache: a size that fits in the caches beat it, no limit there"
         lines = [head, f"#{'S(B)':>11} {'count':>10} {'median(us)':>11} {'ci95_low(us)':>12} "
                        f"{'ci95_high(us)':>13} {'algbw(GB/s)':>11} {'busbw(GB/s)':>11} "
                        f"{'Mmsg/s':>8} {'#wrong':>7} {'samples':>8} {'%ceil':>6}"]
@@ -51,7 +63,7 @@ def format_summary(rows: list[dict], meta: dict | None = None) -> str:
                          f"{_num(r['algbw_Bps'] if not no_op else None, 1e-9):>11} "
                          f"{_num(r['busbw_Bps'] if not no_op else None, 1e-9):>11} "
                          f"{_num(r['msg_rate_per_s'], 1e-6, '{:.3f}'):>8} {r['wrong']:>7} "
-                         f"{r['samples']:>8} {_num(r.get('efficiency') if not no_op else None, 100, '{:.1f}'):>6}{flag}")
+                         f"{r['samples']:>8} {_ceiling_share(r, no_op):>6}{flag}")
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
 

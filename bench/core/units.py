@@ -1,6 +1,15 @@
-"""Sizes and units. Parsing message sizes from the command line: `4`, `64K`, `1M`, `2G`
-(binary suffixes), a list `1K,4K,1M`, or a geometric range `MIN:MAX[:FACTOR]` (factor 2 by
-default); formatting sizes, times and bandwidths for people (stored data stay SI)."""
+"""Sizes and units. Parsing message sizes and rates from the command line; formatting sizes,
+times and bandwidths for people (stored data stay SI).
+
+One rule for every number with a unit prefix, sizes (`--sizes`, `-b/-e`, `predict --nbytes`,
+`check --min OP:SIZE=RATE`, `workload --bucket`) and rates alike:
+  - KiB, MiB, GiB, TiB (or Ki, Mi, Gi, Ti) are powers of 1024; KB, MB, GB, TB (and kB)
+    powers of 1000: an explicit unit means what it says;
+  - a bare K, M, G, T means the unit commbench prints that quantity in: sizes print in
+    binary units (64 KiB), so `64K` is 65536 bytes (as nccl-tests' -b/-e and OSU read it);
+    bandwidths print in GB/s (1 GB = 1e9 bytes), so a rate `4G` is 4e9 bytes/s.
+Sizes: `4`, `64K`, `1MiB`, `2G`, a list `1K,4K,1M`, or a geometric range `MIN:MAX[:FACTOR]`
+(factor 2 by default)."""
 from __future__ import annotations
 
 import math
@@ -8,16 +17,50 @@ import re
 
 from bench.core.errors import UsageError
 
-_SUFFIX = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-_SIZE = re.compile(r"^\s*(\d+)\s*([KMGT]?)(?:I?B)?\s*$", re.IGNORECASE)
+_POWER = {"": 0, "K": 1, "M": 2, "G": 3, "T": 4}
+# a number, a prefix (K/M/G/T, any case), an optional i (binary), an optional B (bytes)
+_QUANTITY = re.compile(r"^\s*(\d+(?:\.\d*)?(?:[eE][+-]?\d+)?)\s*(?:([kKmMgGtT])(i)?)?\s*(B)?\s*$")
+SIZE_RULE = ("KiB/MiB/GiB are powers of 1024, KB/MB/GB powers of 1000, and a bare K/M/G "
+             "is binary in a size (64K = 65536 bytes)")
+RATE_RULE = ("KiB/MiB/GiB are powers of 1024, KB/MB/GB powers of 1000, and a bare K/M/G "
+             "is decimal in a rate (4G = 4e9 bytes/s, as GB/s is printed)")
+
+
+def _quantity(text: str, bare_binary: bool):
+    """(value, ok) of a number with an optional prefix under the module's rule."""
+    match = _QUANTITY.match(text)
+    if not match:
+        return None
+    number, prefix, binary, byte = match.groups()
+    power = _POWER[(prefix or "").upper()]
+    if binary and not prefix:
+        return None
+    base = 1024 if binary or (prefix and not byte and bare_binary) else 1000
+    return float(number) * base ** power
 
 
 def parse_size(text: str) -> int:
-    match = _SIZE.match(text)
-    if not match:
-        raise UsageError(f"malformed size {text!r}: expected a non-negative integer with an "
-                         f"optional K, M, G or T suffix (binary), e.g. 64K")
-    return int(match.group(1)) * _SUFFIX[match.group(2).upper()]
+    """Bytes from a size under the module's rule: 64K = 64KiB = 65536, 64KB = 64000."""
+    value = _quantity(str(text), bare_binary=True)
+    if value is None or not re.match(r"\s*\d+\s*[^\d.eE]*$", str(text)):  # a whole number
+        raise UsageError(f"malformed size {text!r}: expected a whole number of bytes with an "
+                         f"optional unit: {SIZE_RULE}, e.g. 64K or 1MiB")
+    return int(value)
+
+
+def parse_rate(text: str) -> float:
+    """Bytes per second under the module's rule: '460G' = 4.6e11, '12.5GB/s', '3e9',
+    '800MiB/s' = 800 x 2^20."""
+    text = str(text)
+    stripped = text.strip()
+    stripped = stripped[:-2] if stripped.endswith("/s") else stripped
+    value = _quantity(stripped, bare_binary=False)
+    if value is None:
+        raise UsageError(f"malformed rate {text!r}: expected bytes/s with an optional unit: "
+                         f"{RATE_RULE}, e.g. 460G or 12.5GB/s")
+    if not (value > 0 and math.isfinite(value)):
+        raise UsageError(f"rate {text!r}: must be a positive number of bytes/s")
+    return value
 
 
 def parse_sizes(text: str) -> list[int]:
