@@ -457,10 +457,15 @@ def save_fits(path, fits: pd.DataFrame, source: dict | None = None) -> Path:
     import json
 
     target = Path(path) / FITS
-    source = data_source(path) if source is None else source
+    if source is None:
+        try:
+            source = data_source(path)
+        except RunDirError:  # no run under it (fits made from frames): no data to point at
+            source = None
     try:
         atomic_write_text(target, fits.to_csv(index=False))
-        atomic_write_text(Path(path) / FITS_SOURCE, json.dumps(source, indent=1) + "\n")
+        if source is not None:
+            atomic_write_text(Path(path) / FITS_SOURCE, json.dumps(source, indent=1) + "\n")
     except OSError as exc:
         raise file_error(target, exc, "write it") from None
     return target
