@@ -17,6 +17,7 @@ import csv
 import io
 import math
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -578,9 +579,17 @@ class RunSamples:
         return next(iter(self.blocks()), None) is None
 
     def cells(self) -> int:
-        """Rank × sample cells of every block (from the blocks' shapes: the times themselves
-        are not read); what a view of every rank's every sample would hold."""
-        return sum(b.times.size for b in self.blocks())
+        """Rank × sample cells of every block, from the blocks' shapes (the times are neither
+        read nor checked): what a view of every rank's every sample would hold."""
+        from bench.core import samples as fmt_blocks
+
+        data, start, name = self._source()
+        if data is None:
+            return 0
+        try:
+            return sum(b.times.size for _, b in fmt_blocks.read_blocks(data, start))
+        except fmt_blocks.Damaged as exc:
+            raise RunDirError(f"{shown(name)}: {exc}") from None
 
     # -- what analysis derives from them
     def frame(self, ops=None) -> pd.DataFrame:
@@ -644,8 +653,6 @@ class RunSamples:
         for nbytes, group in per.items():
             if all(np.array_equal(b.rank, group[0].rank) for b in group[1:]):
                 # the same rows in every round (as rank 0 writes them): one median per row
-                import warnings
-
                 with warnings.catch_warnings():  # a row without samples: NaN, dropped below
                     warnings.simplefilter("ignore", RuntimeWarning)
                     medians = np.nanmedian(np.hstack([b.times for b in group]), axis=1)

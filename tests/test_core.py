@@ -65,7 +65,9 @@ def test_written_run_reads_back(tmp_path):
                          samples, summary)
     assert rundir.load_meta(tmp_path)["schema"] == rundir.SCHEMA
     back = rundir.read_samples(tmp_path)
-    key = (lambda r: tuple(r[c] for c in rundir.SAMPLE_COLUMNS))
+    def key(row):
+        return tuple(row[c] for c in rundir.SAMPLE_COLUMNS)
+
     assert sorted(map(key, back)) == sorted(map(key, samples))  # every column, exactly
     assert all(r["peer"] == -1 for r in back)  # a column added later gets its default
     with open(tmp_path / "samples.bin", "ab") as f:
