@@ -167,12 +167,14 @@ def test_a_killed_rank_is_named_with_the_case(tmp_path):
 @needs_mpi
 def test_a_stopped_rank_is_named_by_the_watchdogs_of_the_others(tmp_path):
     out = tmp_path / "run"
-    proc = _start_long_run(out, "--timeout", "6")
+    # --timeout 30, not less: with both cores busy elsewhere a ~1 s case took over 6 s (and
+    # once, it seems, 15 s), and the watchdog fired before the rank was stopped
+    proc = _start_long_run(out, "--timeout", "30")
     try:
         _wait_for_samples(proc, out)
         pids = _rank_pids(out)
         os.kill(pids[1], signal.SIGSTOP)
-        _, err = proc.communicate(timeout=40)
+        _, err = proc.communicate(timeout=90)
     finally:
         for pid in _rank_pids(out):
             os.kill(pid, signal.SIGKILL)
