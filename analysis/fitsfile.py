@@ -29,7 +29,8 @@ from analysis.loggp import loggp_from_times
 from analysis.robust import Segment
 from analysis.rundir import file_error, load_meta, one_line, shown, value_text
 from bench.core.errors import RunDirError
-from bench.core.rundir import CASE, FITS, FITS_COLUMNS, META, SAMPLES, SAMPLES_CSV, SUMMARY, atomic_write_text
+from bench.core.rundir import (CASE, FITS, FITS_COLUMNS, FITS_SOURCE, META, SAMPLES, SAMPLES_CSV,
+                               SUMMARY, atomic_write_text)
 from bench.ops import canonical_name, known_op
 
 if TYPE_CHECKING:  # pandas is imported where used: `commbench run` ranks never need it
@@ -397,7 +398,6 @@ def fit_loaded(runs, metas, times, **kw) -> pd.DataFrame:
 # time, and the size and modification time of samples.csv and summary.csv), taken before the
 # data was read. A fits.csv whose data has changed since (more samples, a run started afresh,
 # an import --force) is stale: refitted where fitting is allowed, else not used, and said so.
-FITS_SOURCE = "fits.source.json"
 _SOURCE_FILES = (SAMPLES, SAMPLES_CSV, SUMMARY)  # raw samples in either schema
 
 

@@ -21,6 +21,7 @@ from bench.core.stats import summarize_case
 SCHEMA, SCHEMA_CSV = 2, 1
 SCHEMAS = (SCHEMA_CSV, SCHEMA)
 META, SAMPLES, SUMMARY, FITS = "meta.json", "samples.bin", "summary.csv", "fits.csv"
+FITS_SOURCE = "fits.source.json"  # what fits.csv was fitted from (analysis.fitsfile)
 SAMPLES_CSV = "samples.csv"
 CASE = blocks.CASE
 SAMPLE_COLUMNS = CASE + ["round", "sample", "rank", "calls", "time_s"]
@@ -105,7 +106,7 @@ def load_meta(run_dir) -> dict:
 # ---- ownership: a run directory belongs to one run -----------------------------------------
 LOCK = ".commbench.lock"
 CURRENT = ".commbench.case"  # the case rank 0 is measuring, for messages after a kill
-RUN_FILES = (META, SAMPLES, SAMPLES_CSV, SUMMARY, FITS)
+RUN_FILES = (META, SAMPLES, SAMPLES_CSV, SUMMARY, FITS, FITS_SOURCE)
 
 
 def holds_run(run_dir) -> bool:
