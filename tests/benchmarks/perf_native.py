@@ -444,6 +444,9 @@ def compare_osu(rounds, ops, extra):
 
 
 if __name__ == "__main__":
+    if {"-h", "--help"} & set(sys.argv[1:]):  # once, before any rank or OSU build starts
+        print(__doc__)
+        sys.exit(0)
     if launch.detect_world() is None:
         parent = argparse.ArgumentParser(add_help=False)
         parent.add_argument("--osu-rounds", type=int, default=3)
