@@ -118,8 +118,9 @@ def samples_path(run_dir) -> Path:
     samples.csv (the path returned need not exist)."""
     run_dir = Path(run_dir)
     binary = run_dir / SAMPLES
-    return binary if binary.exists() or binary.is_symlink() or not (run_dir / SAMPLES_CSV).exists() \
-        else run_dir / SAMPLES_CSV
+    if binary.exists() or binary.is_symlink() or not (run_dir / SAMPLES_CSV).exists():
+        return binary
+    return run_dir / SAMPLES_CSV
 
 
 _CONTROL_CHARS = "".join(map(chr, [*range(32), 127]))
