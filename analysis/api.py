@@ -126,7 +126,7 @@ def load(path) -> Results:
     import pandas as pd
 
     from analysis.fitsfile import discover_runs, load_fits
-    from analysis.rundir import load_run
+    from analysis.runsamples import load_run
 
     path = Path(path)
     runs = discover_runs(path)

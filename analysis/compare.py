@@ -72,7 +72,8 @@ def load_side(run_dirs):
     the largest noise its run directories measured (`measured_noise`; None when none did)."""
     import pandas as pd
 
-    from analysis.rundir import RunSamples, load_meta, shown
+    from analysis.rundir import load_meta, shown
+    from analysis.runsamples import RunSamples
 
     frames, imported, launches, noise = [], {}, 0, None
     for i, run_dir in enumerate(run_dirs):

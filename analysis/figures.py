@@ -252,8 +252,8 @@ def bandwidth_figure(op, series):
 
 def rank_spread(samples, op, key):
     """DataFrame ranks x nbytes: each rank's median sample time over the median across ranks.
-    samples: analysis.rundir.RunSamples or a frame of sample rows."""
-    from analysis.rundir import as_samples
+    samples: analysis.runsamples.RunSamples or a frame of sample rows."""
+    from analysis.runsamples import as_samples
 
     medians = as_samples(samples).rank_medians(op, key)
     if medians.empty or medians["rank"].nunique() < 2:

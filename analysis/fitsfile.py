@@ -70,7 +70,7 @@ def load_times(run_dirs, metas=None) -> pd.DataFrame:
     meta.json and sample checked (analysis.rundir), read a case at a time."""
     import pandas as pd
 
-    from analysis.rundir import RunSamples
+    from analysis.runsamples import RunSamples
 
     frames = []
     for i, d in enumerate(run_dirs):

@@ -18,7 +18,8 @@ import numpy as np
 import pandas as pd
 
 from analysis.figures import plain, png_bytes, safe_name, write_file
-from analysis.rundir import as_samples, file_error, load_meta, shown
+from analysis.rundir import file_error, load_meta, shown
+from analysis.runsamples import as_samples
 from bench.core.errors import RunDirError
 from bench.core.units import format_time
 
@@ -171,7 +172,7 @@ def last_ranks(samples, hosts: list[str] | None = None) -> pd.DataFrame:
     """Per case of a collective (every op with samples from 3 or more ranks and no peer): the
     rank most often slowest in a sample (its time is the sample's max: after the common
     barrier it finished last), how often, and the median spread (max - min) / max over ranks.
-    samples: RunSamples or a frame of sample rows (analysis.rundir.as_samples)."""
+    samples: RunSamples or a frame of sample rows (analysis.runsamples.as_samples)."""
     t = as_samples(samples).times()
     keys = ["backend", "op", "dtype", "nbytes", "nranks", "split"]
     t = t[~t["paired"].astype(bool) & (t["last_rank"] >= 0)]
@@ -279,7 +280,7 @@ def add_arguments(parser) -> None:
 
 
 def main(args) -> int:
-    from analysis.rundir import RunSamples
+    from analysis.runsamples import RunSamples
 
     meta = load_meta(args.run_dir)
     samples = RunSamples(args.run_dir, meta)

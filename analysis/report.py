@@ -48,7 +48,7 @@ class Run:
     path: Path
     label: str
     meta: dict
-    samples: object   # analysis.rundir.RunSamples: read a case at a time, when needed
+    samples: object   # analysis.runsamples.RunSamples: read a case at a time, when needed
     summary: object   # DataFrame
     fits: object = None   # DataFrame of fits.csv rows, or None
     fits_source: str = ""
@@ -81,7 +81,8 @@ def first_fits(dirs, loaded=None):
 
 
 def load_runs(paths, fit_missing=True) -> list:
-    from analysis.rundir import RunSamples, load_meta, load_summary
+    from analysis.rundir import load_meta, load_summary
+    from analysis.runsamples import RunSamples
 
     runs, labels, loaded = [], set(), {}
     for run_dir, fit_dirs in expand(paths):
@@ -564,7 +565,7 @@ def fleet_html(runs, out_dir, pngs) -> str:
 
     from analysis import timeline, triage
 
-    from analysis.rundir import as_samples
+    from analysis.runsamples import as_samples
 
     if len({h for r in runs for h in r.meta.get("hosts") or []}) < triage.MIN_VALUES:
         return ""  # fewer nodes than a verdict compares

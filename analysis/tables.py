@@ -2,7 +2,8 @@
 what the run found about the nodes (link map), the machine's contention and noise."""
 from __future__ import annotations
 
-from analysis.rundir import RunSamples, load_meta, load_summary, shown
+from analysis.rundir import load_meta, load_summary, shown
+from analysis.runsamples import RunSamples
 from bench import ceilings, contention, noise
 from bench.core.tables import format_summary
 

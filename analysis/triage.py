@@ -146,7 +146,8 @@ class Run:
 
 
 def load_runs(run_dirs) -> list[Run]:
-    from analysis.rundir import load_meta, load_samples, load_summary
+    from analysis.rundir import load_meta, load_summary
+    from analysis.runsamples import load_samples
 
     runs, names = [], set()
     for d in run_dirs:
@@ -543,7 +544,8 @@ def measure_round(args, groups, index: int) -> list:
     import subprocess
     import sys
 
-    from analysis.rundir import load_meta, load_samples
+    from analysis.rundir import load_meta
+    from analysis.runsamples import load_samples
 
     k = args.group_size
     hosts = [h for g in groups for h in g]

@@ -5,7 +5,7 @@ import importlib.util
 
 import pytest
 
-from analysis.rundir import load_run
+from analysis.runsamples import load_run
 from tests.conftest import commbench_env, needs_mpi
 
 needs_torch = pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="torch not installed")

@@ -13,7 +13,8 @@ import pandas as pd
 import pytest
 
 from analysis import compare
-from analysis.rundir import load_run, summarize_samples, write_run_dir
+from analysis.rundir import summarize_samples, write_run_dir
+from analysis.runsamples import load_run
 from bench.cli import main as cli
 from bench.core.rundir import SAMPLE_COLUMNS
 from tests.conftest import QUICK, ROOT, needs_mpi, run_commbench

@@ -12,7 +12,7 @@ import warnings
 import numpy as np
 import pytest
 
-from analysis.rundir import load_run
+from analysis.runsamples import load_run
 from bench.backends.torch_dist import GraphProgram
 from bench.harness import Sampling, Sync, measure
 from bench.launch import World

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from analysis.rundir import load_run
+from analysis.runsamples import load_run
 from bench.cli import main as cli
 
 pytestmark = pytest.mark.timeout(30)  # a FIFO opened before it is checked hangs: fails here

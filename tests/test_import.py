@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from analysis import importers
-from analysis.rundir import load_run
+from analysis.runsamples import load_run
 from bench.cli import main as cli
 
 DATA = Path(__file__).parent / "data"

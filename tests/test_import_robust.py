@@ -11,7 +11,7 @@ import pytest
 
 from analysis import importers
 from analysis.importers import table
-from analysis.rundir import load_run
+from analysis.runsamples import load_run
 from bench.cli import main as cli
 
 DATA = Path(__file__).parent / "data"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from analysis.rundir import load_run
+from analysis.runsamples import load_run
 from bench.cli import main as cli
 from bench.ops import OPS
 

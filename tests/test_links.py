@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from analysis.links import describe, flag_links, last_ranks, link_times, node_times, outliers, skewed
-from analysis.rundir import load_run, load_samples
+from analysis.runsamples import load_run, load_samples
 from bench import nodes
 from bench.core.errors import UsageError
 from bench.core.rundir import SAMPLE_COLUMNS

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from analysis.links import flag_links, link_times, node_times
-from analysis.rundir import load_run, sample_times
+from analysis.rundir import sample_times
+from analysis.runsamples import load_run
 from tests.conftest import commbench_env, have_mpi, mpiexec
 from tests.netns_cluster import Cluster, payload_seconds_per_byte, why_not
 

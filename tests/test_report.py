@@ -147,7 +147,7 @@ def test_metadata_is_escaped(evil_report):
 
 def test_slowest_rank_is_found(tmp_path):
     from analysis.figures import rank_spread
-    from analysis.rundir import load_samples
+    from analysis.runsamples import load_samples
 
     samples = load_samples(make_run(tmp_path / "run", slow_rank=2))
     spread = rank_spread(samples, "allreduce", ("mpi", 4, "float32", "all"))

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from analysis.rundir import load_run
+from analysis.runsamples import load_run
 from bench.ops import OPS
 from tests.conftest import QUICK, commbench_env, mpiexec, needs_mpi, run_commbench
 from tests.runs import BACKENDS, LIBRARY, check_complete, env_without

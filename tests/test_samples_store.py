@@ -1,4 +1,4 @@
-"""Schema 2's raw samples in blocks (bench.core.samples, analysis.rundir.RunSamples): what
+"""Schema 2's raw samples in blocks (bench.core.samples, analysis.runsamples.RunSamples): what
 rank 0 appends reads back exactly, schema 1's samples.csv reads the same as before through
 either of its readers, the derived views equal what the old row-wise code computed, and a
 damaged samples.bin is one line, never a traceback."""
@@ -11,7 +11,10 @@ import pandas as pd
 import pytest
 
 from analysis import rundir as ard
-from analysis.rundir import FrameSamples, RunSamples, load_run, load_samples, sample_times
+from analysis import runsamples as ars
+from analysis.rundir import sample_times
+from analysis.runsamples import load_run, load_samples
+from analysis.runsamples import FrameSamples, RunSamples
 from bench.cli import main as cli
 from bench.core import rundir
 from bench.core.errors import RunDirError
@@ -129,11 +132,11 @@ def test_verbs_read_both_forms_alike(tmp_path, capsys):
 def test_the_fast_and_the_checked_csv_readers_agree(tmp_path):
     run, rows = written_run(tmp_path / "run")
     old = as_csv_run(run, tmp_path / "old", rows)
-    fast = list(ard._fast_csv_blocks(old / "samples.csv", {"nranks": 4}))
+    fast = list(ars._fast_csv_blocks(old / "samples.csv", {"nranks": 4}))
     checked = [b for df in ard.read_table_chunks(old / "samples.csv", ard.SAMPLE_SPEC,
                                                  ard.SAMPLE_REQUIRED, chunk_bytes=4096)
-               for b in ard.blocks_of_frame(ard.with_sample_extras(df))]
-    frame = lambda bs: sorted_rows(ard.frame_of_blocks(iter(bs)))  # noqa: E731
+               for b in ars.blocks_of_frame(ard.with_sample_extras(df))]
+    frame = lambda bs: sorted_rows(ars.frame_of_blocks(iter(bs)))  # noqa: E731
     pd.testing.assert_frame_equal(frame(fast), frame(checked), check_dtype=False)
     pd.testing.assert_frame_equal(frame(fast), sorted_rows(rows), check_dtype=False)
 

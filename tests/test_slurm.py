@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from analysis.links import link_times
-from analysis.rundir import load_run
+from analysis.runsamples import load_run
 from bench.core.hostlist import compress, expand
 from tests.conftest import QUICK, ROOT, commbench_env, have_mpi, mpiexec
 from tests.slurm_cluster import SlurmCluster, SlurmStartError, start_errors, why_no_pmix, why_not

@@ -10,7 +10,7 @@ import textwrap
 
 import pytest
 
-from analysis.rundir import load_run
+from analysis.runsamples import load_run
 from bench.backends.torch_dist import GlooBackend
 from bench.core.errors import UsageError
 from bench.launch import World, rendezvous, run_ranks, torch_local_envs

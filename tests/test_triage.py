@@ -174,7 +174,7 @@ def test_nccl_tests_per_iteration_json_gets_the_same_time_analysis(tmp_path, cap
     """nccl-tests 2.19 -I 1 -J: per-process per-iteration times become per-rank samples."""
     import json
 
-    from analysis.rundir import load_run
+    from analysis.runsamples import load_run
 
     rng = np.random.default_rng(5)
     procs, iters = 4, 30

@@ -58,7 +58,8 @@ def rows_of(result):
 def pooled_medians(dirs):
     import pandas as pd
 
-    from analysis.rundir import load_samples, sample_times
+    from analysis.rundir import sample_times
+    from analysis.runsamples import load_samples
 
     times = pd.concat([sample_times(load_samples(d)) for d in dirs])
     return times.groupby(["op", "nbytes"])["time_s"].median()

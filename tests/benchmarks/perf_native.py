@@ -346,7 +346,7 @@ def commbench_times(out, op):
     time (pingpong, bw: OSU's point-to-point definition) or of the mean over ranks
     (collectives: OSU's), median over samples of rank 0's time)} in seconds per op, from the
     run directory's raw samples."""
-    from analysis.rundir import load_run
+    from analysis.runsamples import load_run
 
     _, samples, summary = load_run(out)
     found = {}
