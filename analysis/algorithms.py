@@ -204,6 +204,24 @@ class _Limited:
         return float(best_k), best_theta
 
 
+def _case_arrays(op, names, keys, cases, per_node):
+    """The arrays both fits read from {key: sample times} (key = (p, S, ...)): p, S, the
+    samples and their medians, the size steps, each model's design matrix, and the load (ranks
+    per node where per_node gives it, else p)."""
+    p = np.array([k[0] for k in keys], dtype=float)
+    n = np.array([k[1] for k in keys], dtype=float)
+    groups = [np.asarray(cases[k], dtype=float) for k in keys]
+    med = np.array([np.median(g) for g in groups])
+    size_idx, sizes = size_steps(n)
+    X = {name: models.design_matrix(op, name, p, n) for name in names}
+    if per_node is None:
+        load = p
+    else:
+        get = per_node.get if isinstance(per_node, dict) else per_node
+        load = np.array([float(get(int(q)) or q) for q in p])
+    return p, n, groups, med, size_idx, sizes, X, load
+
+
 def fit_algorithms(op: str, cases: dict, max_segments: int = 4, min_points: int = 3,
                    n_boot: int = 200, seed: int = 0, beta_known=None, *, per_node=None,
                    spread: bool = False, limit: bool = True, saturation=None, link_rate=None):
@@ -234,17 +252,7 @@ def fit_algorithms(op: str, cases: dict, max_segments: int = 4, min_points: int 
     if not names:
         return []
     keys = sorted(cases)
-    p = np.array([k[0] for k in keys], dtype=float)
-    n = np.array([k[1] for k in keys], dtype=float)
-    groups = [np.asarray(cases[k], dtype=float) for k in keys]
-    med = np.array([np.median(g) for g in groups])
-    size_idx, sizes = size_steps(n)
-    X = {name: models.design_matrix(op, name, p, n) for name in names}
-    if per_node is None:
-        load = p
-    else:
-        get = per_node.get if isinstance(per_node, dict) else per_node
-        load = np.array([float(get(int(q)) or q) for q in p])
+    p, n, groups, med, size_idx, sizes, X, load = _case_arrays(op, names, keys, cases, per_node)
     counts = np.unique(p)
     rng = np.random.default_rng(seed)
     boot = bootstrap_medians(groups, n_boot, rng) if n_boot > 0 else None
@@ -338,18 +346,8 @@ def fit_attributed(op: str, cases: dict, max_segments: int = 4, min_points: int 
     keys = sorted(k for k in cases if k[2] in names)
     if not keys:
         return []
-    p = np.array([k[0] for k in keys], dtype=float)
-    n = np.array([k[1] for k in keys], dtype=float)
+    p, n, groups, med, size_idx, sizes, X, load = _case_arrays(op, names, keys, cases, per_node)
     ran = np.array([k[2] for k in keys])
-    groups = [np.asarray(cases[k], dtype=float) for k in keys]
-    med = np.array([np.median(g) for g in groups])
-    size_idx, sizes = size_steps(n)
-    X = {name: models.design_matrix(op, name, p, n) for name in names}
-    if per_node is None:
-        load = p
-    else:
-        get = per_node.get if isinstance(per_node, dict) else per_node
-        load = np.array([float(get(int(q)) or q) for q in p])
     boot = bootstrap_medians(groups, n_boot, np.random.default_rng(seed)) if n_boot > 0 else None
     ceilings = dict(limit=limit, saturation=saturation, link_rate=link_rate)
 
