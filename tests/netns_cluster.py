@@ -48,6 +48,18 @@ def why_not() -> str | None:
     return None
 
 
+def cluster_test_marks() -> list:
+    """The marks of a test module that runs ranks on emulated nodes: `multinode` (run last),
+    skipped without MPI or where a cluster cannot be built."""
+    import pytest
+
+    from tests.conftest import have_mpi
+
+    return [pytest.mark.multinode,
+            pytest.mark.skipif(not have_mpi(), reason="mpi4py and mpiexec not installed"),
+            pytest.mark.skipif(why_not() is not None, reason=str(why_not()))]
+
+
 def payload_seconds_per_byte(rate_bps: float) -> float:
     """Seconds per payload byte of bulk TCP through an htb shaper of rate_bps (L2 bit/s)."""
     return 8.0 / rate_bps * MTU_FRAME_BYTES / TCP_PAYLOAD_BYTES

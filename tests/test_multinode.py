@@ -13,18 +13,14 @@ import pytest
 from analysis.links import flag_links, link_times, node_times
 from analysis.rundir import sample_times
 from analysis.runsamples import load_run
-from tests.conftest import commbench_env, have_mpi, mpiexec
-from tests.netns_cluster import Cluster, payload_seconds_per_byte, why_not
+from tests.conftest import commbench_env, mpiexec
+from tests.netns_cluster import Cluster, cluster_test_marks, payload_seconds_per_byte
 
 RATE_BPS = 300e6          # every node's egress, L2 bit/s
 SLOW_NODE = "node2"       # ... but this one's, at half the rate
 SLOW_RATE_BPS = RATE_BPS / 2
 
-pytestmark = [
-    pytest.mark.multinode,
-    pytest.mark.skipif(not have_mpi(), reason="mpi4py and mpiexec not installed"),
-    pytest.mark.skipif(why_not() is not None, reason=str(why_not())),
-]
+pytestmark = cluster_test_marks()
 
 
 @pytest.fixture(scope="module")

@@ -8,19 +8,15 @@ import sys
 
 import pytest
 
-from tests.conftest import commbench_env, have_mpi, mpiexec, run_commbench
-from tests.netns_cluster import Cluster, _sh, why_not
+from tests.conftest import commbench_env, mpiexec, run_commbench
+from tests.netns_cluster import Cluster, cluster_test_marks, _sh
 
 NODES = 6
 RATE_BPS = 300e6
 SLOW_NODE = "node2"
 QUICK_RUN = ["--launches", "1", "--repeats", "1", "--no-noise", "--no-ceilings", "-q"]
 
-pytestmark = [
-    pytest.mark.multinode,
-    pytest.mark.skipif(not have_mpi(), reason="mpi4py and mpiexec not installed"),
-    pytest.mark.skipif(why_not() is not None, reason=str(why_not())),
-]
+pytestmark = cluster_test_marks()
 
 
 @pytest.fixture(scope="module")
