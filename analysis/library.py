@@ -181,15 +181,23 @@ def _pof2(p: int) -> int:
     return 1 << (max(int(p), 1).bit_length() - 1)
 
 
-class OpenMPIRules:
-    family = OPEN_MPI
+class _Rules:
+    """What every library's rules share: the version, a label, the model of a forced
+    algorithm (`models`, keyed by (op, the library's own key of the algorithm))."""
+    family = name = suffix = ""
+    models: dict = {}
+    key = str
 
     def __init__(self, version):
         self.version = tuple(version)
-        self.label = f"Open MPI {self.version[0]}.{self.version[1]} coll/tuned"
+        self.label = f"{self.name} {self.version[0]}.{self.version[1]}{self.suffix}"
 
     def model_of(self, op: str, forced) -> str | None:
-        return OMPI_MODELS.get((op, int(forced)))
+        return self.models.get((op, type(self).key(forced)))
+
+
+class OpenMPIRules(_Rules):
+    family, name, suffix, key, models = OPEN_MPI, "Open MPI", " coll/tuned", int, OMPI_MODELS
 
     def choose(self, op: str, p: int, nbytes: float, itemsize: int = 4) -> Choice | None:
         if op not in OMPI_TABLES or p < 2:
@@ -240,19 +248,12 @@ MPICH_MODELS = {  # (op, MPICH algorithm) -> commbench model
 }
 
 
-class MPICHRules:
+class MPICHRules(_Rules):
     """MPICH_FILE, collective=<op>, comm_type=intra, comm_hierarchy=any, commutative
     built-in op. avg_msg_size and total_msg_size: the op's bytes (S for allreduce and
     broadcast; the whole buffer for allgather and reduce_scatter_block); per_proc_msg_size
     read as S/p."""
-    family = MPICH
-
-    def __init__(self, version):
-        self.version = tuple(version)
-        self.label = f"MPICH {self.version[0]}.{self.version[1]}"
-
-    def model_of(self, op: str, forced) -> str | None:
-        return MPICH_MODELS.get((op, str(forced)))
+    family, name, models = MPICH, "MPICH", MPICH_MODELS
 
     def choose(self, op: str, p: int, nbytes: float, itemsize: int = 4) -> Choice | None:
         if p < 2:
