@@ -10,6 +10,8 @@
    instead of shared memory (OMPI_MCA_btl=self,tcp), a transport regression. A row counts as
    really slower when the median over all runs of that kind is at least 1.5x the median over
    all quiet runs; every such comparison must be flagged "slower".
+3. With --unreplicated: three single-round runs (--launches 1 --repeats 1) and their three
+   pairs, compared sample by sample. Target: at most one pair fails (5 pairs in 6 pass).
 Run it on an otherwise quiet machine; it takes about ten minutes.
 """
 import argparse
@@ -65,14 +67,36 @@ def pooled_medians(dirs):
     return times.groupby(["op", "nbytes"])["time_s"].median()
 
 
+def unreplicated(out):
+    single = ["-n", "2", "--ops", "allreduce,pingpong", "--sizes", "4:64K:4", "--launches", "1",
+              "--repeats", "1", "--budget", "0.1", "--min-samples", "5", "--sample-time", "0.0002",
+              "--no-noise", "--no-ceilings", "-q"]
+    runs = []
+    for i in range(3):
+        r = subprocess.run([sys.executable, "-m", "bench.cli", "run", *single, "--out",
+                            f"{out}/single{i}"], capture_output=True, text=True, timeout=600)
+        if r.returncode != 0:
+            raise SystemExit(f"run single{i} failed ({r.returncode}): {r.stderr[-2000:]}")
+        runs.append(f"{out}/single{i}")
+    failed = sum(commbench("compare", runs[a], runs[b]).returncode != 0
+                 for a, b in ((0, 1), (1, 2), (0, 2)))
+    print(f"unreplicated: {failed} of 3 pairs of identical single-round runs failed "
+          f"(target <= 1); runs kept in {out}")
+    return 1 if failed > 1 else 0
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--pairs", type=int, default=10)
     p.add_argument("--slow", type=int, default=3)
     p.add_argument("--out", default=tempfile.mkdtemp(prefix="cb-noise-"))
+    p.add_argument("--unreplicated", action="store_true",
+                   help="only the single-round check (3 runs, 3 pairs)")
     a = p.parse_args()
     os.environ.setdefault("OMPI_ALLOW_RUN_AS_ROOT", "1")
     os.environ.setdefault("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+    if a.unreplicated:
+        return unreplicated(a.out)
 
     quiet = [run(f"{a.out}/quiet{i}") for i in range(2 * a.pairs)]
     flagged = total = 0
@@ -115,4 +139,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
