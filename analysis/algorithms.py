@@ -27,7 +27,8 @@ from analysis import models
 from analysis.robust import (SIGMA_FLOOR, Segment, best_partition, bootstrap_medians,
                              fit_relative, independent_columns, median_sd, percentile_ci,
                              relative_residuals, rms, segment_for)
-from bench.ops import FOREIGN_OPS, OPS, known_op
+from analysis.known_ops import FOREIGN_OPS, known_op
+from bench.ops import OPS
 
 
 def reduces(op: str) -> bool:

@@ -128,7 +128,8 @@ def parse_rate(text: str) -> float:
 
 def parse_min(text: str) -> Reference:
     """--min OP:SIZE=RATE as a 'minimum' reference."""
-    from bench.ops import FOREIGN_OPS, OPS, known_op
+    from analysis.known_ops import FOREIGN_OPS, known_op
+    from bench.ops import OPS
 
     where, eq, rate = text.rpartition("=")
     op_name, colon, size = where.partition(":")

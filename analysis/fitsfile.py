@@ -31,7 +31,7 @@ from analysis.rundir import file_error, load_meta, one_line, shown, value_text
 from bench.core.errors import RunDirError
 from bench.core.rundir import (CASE, FITS, FITS_COLUMNS, FITS_SOURCE, META, SAMPLES, SAMPLES_CSV,
                                SUMMARY, atomic_write_text)
-from bench.ops import canonical_name, known_op
+from analysis.known_ops import canonical_name, known_op
 
 if TYPE_CHECKING:  # pandas is imported where used: `commbench run` ranks never need it
     import pandas as pd

@@ -1,5 +1,5 @@
 """LogGP (Hoefler, Lichei & Rehm 2009, "LogGP in theory and practice") from the `prtt_*` ops,
-Netgauge's parametrised round trip (bench/ops.py), measured with
+Netgauge's parametrised round trip (bench/ops/prtt.py), measured with
 
     commbench run -n 2 --ops prtt_rtt1,prtt_rttn8,prtt_rtts8,prtt_rttr8 --sizes 4:1M:4
 
@@ -15,7 +15,7 @@ import numpy as np
 
 from analysis.robust import (best_partition, bootstrap_medians, fit_relative, fit_segments,
                              percentile_ci, relative_residuals)
-from bench.ops import PRTT_DELAY_BPS, PRTT_DELAY_S0
+from bench.ops.prtt import PRTT_DELAY_BPS, PRTT_DELAY_S0
 
 if TYPE_CHECKING:  # pandas is imported where used: `commbench run` ranks never need it
     import pandas as pd
@@ -116,8 +116,8 @@ def fit_loggp(prtt: dict, n_msgs: int, delay, n_boot: int = 200, seed: int = 0,
 
 def loggp_from_times(df: pd.DataFrame, meta_ops: dict, n_boot=200, seed=0):
     """LogGP from the prtt ops of one run: `prtt_rtt1`, `prtt_rttn<n>`, `prtt_rtts<n>`,
-    `prtt_rttr<n>` (bench/ops.py). The delay d(s) the ops used is read from the run's
-    meta.json (ops → delay_s0, delay_Bps), with bench.ops' values as the fallback."""
+    `prtt_rttr<n>` (bench/ops/prtt.py). The delay d(s) the ops used is read from the run's
+    meta.json (ops → delay_s0, delay_Bps), with bench.ops.prtt's values as the fallback."""
     import re
 
     prtt, n_msgs, op_meta = {}, None, {}

@@ -40,7 +40,7 @@ from typing import Callable
 
 import numpy as np
 
-from bench.ops import canonical_name  # an op's other spellings live with the op
+from analysis.known_ops import canonical_name  # an op's other spellings live with the op
 
 # (op, algorithm) -> function (p, n) -> (a, b, c), arrays broadcast from p and n
 _MODELS: dict[tuple[str, str], Callable] = {}

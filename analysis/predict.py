@@ -52,7 +52,7 @@ from analysis.robust import segment_for
 from analysis.rundir import one_line, shown
 from bench.core.errors import RunDirError, UsageError
 from bench.core.units import format_bw, format_time, human_bytes, parse_size
-from bench.ops import canonical_name
+from analysis.known_ops import canonical_name
 
 if TYPE_CHECKING:  # pandas is imported where used: `commbench run` ranks never need it
     import pandas as pd

@@ -12,7 +12,8 @@ from pathlib import Path
 from bench import launch, plausible
 from bench.core import rundir
 from bench.core.errors import RunDirError, UsageError
-from bench.ops import OPS, pairing_rounds
+from bench.ops import OPS
+from bench.ops.pairs import pairing_rounds
 from bench.plan import EXIT_ABORT, EXIT_WRONG, Outcome, Plan, check_fits, itemsize_of
 
 

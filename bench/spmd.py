@@ -304,7 +304,7 @@ def _start_recording(args, argv, plan, backends, hosts, timers):
         timer=next((device_timer_info(start) for start in timers if start), None) or timer_info(),
         method={**METHOD, "loop": {be.name: be.loop for be in backends}},
         buffers=buffer_info(PAGE), dtype=plan.dtype,
-        ops={op.name: op.describe() for op in plan.ops}, launches=[this_launch],
+        ops={op.name: op.facts() for op in plan.ops}, launches=[this_launch],
     )
     return RunWriter(Path(out), meta), seed, None
 

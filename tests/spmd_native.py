@@ -41,13 +41,13 @@ def run_once(be, case, arena, dtype, calls):
 
 
 def spin_check(native_be, say) -> list:
-    """A program of one ("spin", d) step (as bench.ops' prtt ops make) waits d per call: the
+    """A program of one ("spin", d) step (as bench.ops.prtt's ops make) waits d per call: the
     calibrated C busy wait. A busy wait on the clock is never shorter than asked, but a loaded
     machine can only make it longer: the per-call time is the best of short batches (a batch
     of 10 calls, 0.2 ms, that no other process interrupted), tried until one falls within the
     bounds or 2 s pass, so a slow machine retries where a wrong spin (none, or several times
     too long in every batch) still fails."""
-    from bench.ops import loop
+    from bench.ops.loops import loop
 
     out = []
     if native_be.rank != 0:

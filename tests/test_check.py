@@ -13,7 +13,8 @@ from bench import ceilings
 from bench.cli import main as cli
 from bench.core import rundir as fmt
 from bench.core.rundir import SAMPLE_COLUMNS
-from bench.ops import OPS, known_op
+from analysis.known_ops import known_op
+from bench.ops import OPS
 from tests.conftest import QUICK, ROOT, needs_mpi, run_commbench
 
 GIB = 1 << 30

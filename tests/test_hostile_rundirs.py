@@ -23,7 +23,7 @@ from analysis import compare
 from analysis.rundir import summarize_samples, write_run_dir
 from bench.cli import main as cli
 from bench.core.rundir import SAMPLE_COLUMNS
-from bench.ops import pairing_rounds
+from bench.ops.pairs import pairing_rounds
 
 pytestmark = pytest.mark.timeout(60)
 

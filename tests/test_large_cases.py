@@ -10,7 +10,8 @@ import importlib.util
 import numpy as np
 import pytest
 
-from bench.ops import CHUNK, OPS, Periodic, constant, count_wrong, tiles, values
+from bench.ops import OPS
+from bench.ops.data import CHUNK, Periodic, constant, count_wrong, tiles, values
 from bench.spmd import wrong_elements
 from tests.fakes import FakeBackend
 from tests.runs import needs_torch

@@ -11,7 +11,8 @@ from analysis.runsamples import load_run, load_samples
 from bench import nodes
 from bench.core.errors import UsageError
 from bench.core.rundir import SAMPLE_COLUMNS
-from bench.ops import OPS, pairing_rounds
+from bench.ops import OPS
+from bench.ops.pairs import pairing_rounds
 from tests.conftest import QUICK, needs_mpi, run_commbench
 
 

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from bench import native
-from bench.ops import OPS, WINDOW, loop
+from bench.ops import OPS
+from bench.ops.loops import WINDOW, loop
 from tests.conftest import QUICK, ROOT, commbench_env, mpiexec, needs_mpi, run_commbench
 
 SCRIPT = ROOT / "tests" / "spmd_native.py"

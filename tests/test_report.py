@@ -48,7 +48,7 @@ def make_run(path, nranks=4, slow_rank=3, seed=0, scale=1.0, evil=False, backend
     meta = {"schema": 1, "run_id": path.name, "status": "complete", "nranks": nranks,
             "backend": {"name": backend, "library": "Open MPI (synthetic)"},
             "hosts": ["node-a"] * nranks, "method": {"sample": "synthetic"},
-            "ops": {op: OPS[op].describe() for op in ("allreduce", "barrier")},
+            "ops": {op: OPS[op].facts() for op in ("allreduce", "barrier")},
             "env": {"OMPI_MCA_btl": "self,vader"}}
     if settings is not None:
         meta["settings"] = settings

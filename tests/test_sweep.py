@@ -76,7 +76,7 @@ def test_sweep_fit_predict_and_loggp_on_real_ranks(tmp_path):
         assert meta["ops"]["prtt_rtts8"]["delay_s0"] > 0  # the fit reads d(S) from here
     assert json.loads((out / "sweep.json").read_text())["nranks"] == [2, 3]
 
-    from bench.ops import prtt_delay_s
+    from bench.ops.prtt import prtt_delay_s
 
     summary = pd.read_csv(out / "n2" / "summary.csv")
     assert (summary.wrong == 0).all() and set(prtt) <= set(summary.op)

@@ -10,7 +10,7 @@ from analysis.robust_z import robust_z, verdict_of
 from analysis.rundir import summarize_samples, write_run_dir
 from bench.cli import main as cli
 from bench.core.rundir import SAMPLE_COLUMNS
-from bench.ops import pairing_rounds
+from bench.ops.pairs import pairing_rounds
 
 
 def write(path, rows, hosts, nranks):

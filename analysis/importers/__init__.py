@@ -51,7 +51,8 @@ from analysis.importers.table import (MAX_TEXT_BYTES, Imported, Row, as_lines, f
                                       numbered, op_named)
 from bench.core.errors import UsageError
 from bench.core.rundir import CASE, NO_OP, SAMPLE_COLUMNS, claim_out_dir, new_meta, new_run_id
-from bench.ops import FOREIGN_OPS, OPS, known_op
+from analysis.known_ops import FOREIGN_OPS, known_op
+from bench.ops import OPS
 
 __all__ = ["FORMATS", "Imported", "Row", "add_arguments", "build_meta", "bus_factor", "detect_format",
            "main", "msgs_per_op", "nccl_op_name", "op_description", "parse", "parse_file", "parse_imb",
@@ -145,7 +146,7 @@ def _starts_json(path: Path) -> bool:
 def op_description(op: str) -> dict:
     """meta.json -> ops entry: what S means, the bus factor formula, ops per call."""
     known = op_named(op)
-    desc = dict(known.describe()) if known else {"s_means": "as the tool defines it", "bus_factor": "-"}
+    desc = dict(known.facts()) if known else {"s_means": "as the tool defines it", "bus_factor": "-"}
     desc["ops_per_call"] = "n/a (imported: the tool's time per op)"
     return desc
 

@@ -27,7 +27,7 @@ from analysis.importers.table import (Imported, TableShape, as_lines, canon_dtyp
                                       integer, make_row, msgs_per_op, number, ops_named_by,
                                       s_of_tool_size, split_columns)
 from bench.core.errors import UsageError
-from bench.ops import known_op
+from analysis.known_ops import known_op
 
 TOOL = "osu"
 METHOD = {

@@ -30,7 +30,8 @@ from typing import Callable, Iterable, Iterator
 
 from bench.core.errors import UsageError
 from bench.core.units import human_bytes
-from bench.ops import FOREIGN_OPS, OPS, known_op
+from analysis.known_ops import FOREIGN_OPS, known_op
+from bench.ops import OPS
 
 # ---------------------------------------------------------------- limits
 MAX_TEXT_BYTES = 1 << 30    # text outputs: 1 GiB, read as a stream
@@ -624,7 +625,7 @@ def element_count(nbytes_tool: int, dtype: str) -> float:
 
 # ---------------------------------------------------------------- ops (from bench.ops)
 def op_named(name: str):
-    """The bench.ops op (measured or foreign) of exactly this name, or None. Tools' names are
+    """The known op (measured or foreign) of exactly this name, or None. Tools' names are
     mapped before (ops_named_by); other spellings are not guessed, so a name no op has keeps
     no facts (its S is the printed size, its bus factor unknown)."""
     op = known_op(name)

@@ -201,9 +201,9 @@ class Backend:
         raise NotImplementedError
 
     def count_wrong(self, buf, expected) -> int:
-        """Elements of buf that differ from `expected` (bench.ops.count_wrong), where the
+        """Elements of buf that differ from `expected` (bench.ops.data.count_wrong), where the
         backend can count them; by default on the host copy (read)."""
-        from bench.ops import count_wrong
+        from bench.ops.data import count_wrong
 
         return count_wrong(self.read(buf), expected)
 

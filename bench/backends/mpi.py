@@ -171,8 +171,8 @@ class MPIBackend(Backend):
         return arena[offset:offset + count * itemsize].view(dtype)
 
     def write(self, buf, values):
-        """values: an array, or a bench.ops.Periodic (bench.ops.fill)."""
-        from bench.ops import fill
+        """values: an array, or a bench.ops.data.Periodic (bench.ops.data.fill)."""
+        from bench.ops.data import fill
 
         fill(buf, values)
 

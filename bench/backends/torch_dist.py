@@ -263,10 +263,10 @@ class TorchBackend(Backend):
         return arena[offset:offset + count * itemsize].view(tdtype)
 
     def write(self, buf, values):
-        """values: an array, or a bench.ops.Periodic, written a tile at a time (each distinct
+        """values: an array, or a bench.ops.data.Periodic, written a tile at a time (each distinct
         tile made once; on a GPU, copied there once), so nothing of the buffer's size is built
         on the host or copied to the device."""
-        from bench.ops import fill, tiles
+        from bench.ops.data import fill, tiles
 
         host = self._numpy(buf)
         if host is not None:  # numpy on the same memory: several times faster than torch there
@@ -278,12 +278,12 @@ class TorchBackend(Backend):
             buf[start:stop].copy_(tile[:stop - start])
 
     def count_wrong(self, buf, expected) -> int:
-        """Elements of buf that differ from `expected` (a bench.ops.Periodic or an array),
+        """Elements of buf that differ from `expected` (a bench.ops.data.Periodic or an array),
         counted where buf lives, tile by tile (one synchronisation, no copy of a GPU buffer to
         the host): in buf's own dtype, exact where it holds every expected value; where it
         cannot (a sum that wraps in int8, 257 in bfloat16), in float64, as the numbers they are
         (such an element can never match)."""
-        from bench.ops import count_wrong, tiles
+        from bench.ops.data import count_wrong, tiles
 
         torch = self.torch
         t = buf.detach()

@@ -2,7 +2,7 @@
 
 An op declares its calls once, with the backend's prepared primitives (bench.ops). Every
 step of a program can say what it does: the mpi backend's primitives carry `desc` =
-(primitive name, *the arguments the op gave), and the program builders of bench.ops carry
+(primitive name, *the arguments the op gave), and the program builders of bench.ops.loops carry
 the structure (`program.steps`; a step with desc ("window", W, posts) or ("spin", seconds)).
 `assemble` turns such a program into a flat list of instructions (8 int64 each, the codes of
 loop.c), and NativeProgram runs that list k times in one foreign call, in

@@ -53,7 +53,8 @@ def main():
 
     from bench.backends.mpi import MPIBackend
     from bench.harness import Sampling, Sync, calibrate
-    from bench.ops import WINDOW, get_op
+    from bench.ops import get_op
+    from bench.ops.loops import WINDOW
 
     be = MPIBackend()
     comm, rank = be.comm, be.rank

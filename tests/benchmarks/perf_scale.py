@@ -48,7 +48,7 @@ def meta_of(run_id, nranks, per_host, schema):
     meta = rundir.new_meta(run_id, ["commbench", "run", "(synthetic: perf_scale.py)"], "complete")
     meta.update(schema=schema, nranks=nranks, nnodes=nranks // per_host, hosts=hosts,
                 backend={"name": "mpi", "library": "synthetic"}, dtype="float32",
-                ops={op: OPS[op].describe() for op in OPS_RUN}, launches=[{"index": 0}],
+                ops={op: OPS[op].facts() for op in OPS_RUN}, launches=[{"index": 0}],
                 settings={"nranks": nranks, "dtype": "float32"})
     return meta
 

@@ -141,7 +141,7 @@ def main() -> int:
         # and the op's loop against a direct call, with a stand-in for dist.all_reduce.
         from functools import partial
 
-        from bench.ops import loop
+        from bench.ops.loops import loop
 
         def stub(tensor, group=None):
             pass
