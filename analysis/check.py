@@ -223,7 +223,7 @@ def threshold_of(ref: Reference, nics: int | None, tolerance: float) -> tuple[fl
 
 def implausible(run: Run, row, ref: Reference, nics) -> str:
     """Why this row's busbw cannot be set against the hardware, or ''."""
-    from bench import ceilings
+    from bench.core.runmeta import COPY_BYTES
 
     if int(row.nranks) == 1:
         return (f"1 rank: {row.op} moves no data between ranks (a no-op), so its time is the "
@@ -244,7 +244,7 @@ def implausible(run: Run, row, ref: Reference, nics) -> str:
         why = ABOVE_RING + ("; or the ranks of a node use several NICs (the ceiling is one NIC's "
                             "declared rate)" if several else "")
         return f"{eff:.0%} of the slowest declared line rate (meta.json → ceilings): {why}"
-    if name.startswith("copy") and not run.on_gpu and int(row.nbytes) >= ceilings.COPY_BYTES:
+    if name.startswith("copy") and not run.on_gpu and int(row.nbytes) >= COPY_BYTES:
         node = min((h["copy_node_Bps"] for h in hosts.values()), default=math.inf)
         if busbw > node:
             return (f"faster than the node copies memory ({gbps(node)} GB/s, meta.json → "
@@ -274,7 +274,7 @@ def ceiling_hosts(meta) -> dict:
 
 def remark(run: Run, row) -> str:
     """What a reader should know about a row's share of its ceiling that is no verdict."""
-    from bench import ceilings
+    from bench.core.runmeta import COPY_BYTES
 
     eff = float(row.efficiency)
     if not (eff == eff and eff > 1) or not ceiling_name(row).startswith("copy"):
@@ -282,8 +282,8 @@ def remark(run: Run, row) -> str:
     device = ceiling_name(row) == "copy-device"
     if run.on_gpu and not device:  # a run from before the GPU's own copy rate was measured
         return "the host's copy rate is no ceiling for GPU buffers"
-    if int(row.nbytes) < ceilings.COPY_BYTES:
-        return (f"above the copy rate measured on {ceilings.COPY_BYTES >> 20} MiB: "
+    if int(row.nbytes) < COPY_BYTES:
+        return (f"above the copy rate measured on {COPY_BYTES >> 20} MiB: "
                 f"{human_bytes(int(row.nbytes))} fits in the caches")
     return "" if device else "above one core's copy rate: the ranks copy in parallel"
 
@@ -397,13 +397,13 @@ def ref_dict(ref: Reference, index: int) -> dict:
 
 
 def ceilings_text(meta) -> str:
-    from bench import ceilings
+    from bench.core.runmeta import describe_ceilings
 
     c = meta.get("ceilings")
     if not isinstance(c, dict) or c.get("copy_one_core_Bps") is None:
         return ""
     try:
-        return ceilings.describe(c)
+        return describe_ceilings(c)
     except (AttributeError, KeyError, TypeError, ValueError):
         return "meta.json → ceilings is malformed"
 
@@ -454,7 +454,7 @@ def verdict_text(r) -> str:
 
 
 def table_rows(result, quote=None) -> list:
-    from bench.ceilings import applies  # a copy ceiling beaten in the caches: 'cache'
+    from bench.core.runmeta import applies  # a copy ceiling beaten in the caches: 'cache'
 
     quote = quote or one_line
     out = []

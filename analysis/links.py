@@ -214,7 +214,7 @@ def describe(samples, meta: dict) -> str:
     lines = []
     if hosts:
         lines.append(f"# nodes: {host_map(hosts, meta.get('nnodes'))}")
-    from bench.record import describe_job
+    from bench.core.runmeta import describe_job
 
     if describe_job(meta.get("job")):  # the scheduler's job comes first
         lines.insert(0, f"# {describe_job(meta['job'])}")

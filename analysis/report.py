@@ -207,7 +207,7 @@ SUMMARY_HEAD = ["series", "S", "count", "median µs", "95% CI µs", "min µs", "
 def ceiling_cell(row) -> str:
     """The row's busbw as a % of the ceiling that applies (bench.ceilings; named under the
     table), e.g. '59'; 'cache' where a size in the caches beat a copy ceiling (no limit there)."""
-    from bench.ceilings import applies
+    from bench.core.runmeta import applies
 
     name = row.get("ceiling")
     eff = row.get("efficiency")
@@ -606,17 +606,17 @@ def fleet_html(runs, out_dir, pngs) -> str:
 def machine_html(runs) -> str:
     """How quiet the machine was: contention while measuring, its own noise calibration, and
     the cases whose samples split into several latency modes."""
-    from bench import contention, noise
+    from bench.core.runmeta import describe_contention, describe_noise
 
     lines = []
     for run in runs:
         meta = run.meta
         if meta.get("contention"):
             contended = any(h.get("contended") for h in meta["contention"].get("hosts", {}).values())
-            text = contention.describe(meta["contention"])
+            text = describe_contention(meta["contention"])
             lines.append((contended, f"{run.label}: {'CONTENDED: ' if contended else ''}{text}"))
         if meta.get("noise"):
-            lines.append((False, f"{run.label}: machine noise: {noise.describe(meta['noise'])}"))
+            lines.append((False, f"{run.label}: machine noise: {describe_noise(meta['noise'])}"))
         if "modes" in run.summary:
             multi = run.summary[run.summary["modes"].fillna(1) > 1]
             if len(multi):
@@ -639,7 +639,7 @@ def machine_html(runs) -> str:
 def ceilings_html(runs) -> str:
     """What each machine allows (meta.json → ceilings, measured at the start of a run): a short
     table; the summary tables give each row's share of the ceiling that applies to it."""
-    from bench.ceilings import COPY_BYTES, COPY_REPEATS, applies
+    from bench.core.runmeta import COPY_BYTES, COPY_REPEATS, applies
 
     rows = []
     for run in runs:
@@ -886,7 +886,7 @@ def prepare_out_dir(out_dir: Path | None, default: Path) -> Path:
 
 def job_text(meta) -> str:
     """', Slurm job 12 step 0: node[0-3], tasks per node 1(x4)' for a run made in a job."""
-    from bench.record import describe_job
+    from bench.core.runmeta import describe_job
 
     text = describe_job(meta.get("job"))
     return f", {text}" if text else ""

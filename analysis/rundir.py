@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 from bench.core import rundir as fmt
 from bench.core.errors import RunDirError
 from bench.core.rundir import CASE, SUMMARY_COLUMNS, WRITTEN_SAMPLE_COLUMNS
+from bench.core.runmeta import CONTENTION, NOISE
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -135,7 +136,7 @@ def check_meta(meta: dict, path) -> None:
             bad("hosts", "expected a list of host names")
         if any(has_control(h) for h in hosts):
             bad("hosts", "a host name holds a control character")
-    for field, kind in (("launches", list), ("ops", dict), ("contention", dict), ("noise", dict)):
+    for field, kind in (("launches", list), ("ops", dict), (CONTENTION, dict), (NOISE, dict)):
         v = meta.get(field)
         if v is not None and not isinstance(v, kind):
             bad(field, f"expected {'a list' if kind is list else 'an object'}, "
@@ -150,23 +151,52 @@ def check_meta(meta: dict, path) -> None:
             v = (info or {}).get(key)
             if v is not None and not (_is_number(v) and v >= 0):
                 bad(f"ops.{one_line(op)[:60]}.{key}", "expected a finite number ≥ 0")
-    # the summaries of the machine that `commbench run` and the report print
-    if meta.get("contention"):
-        try:
-            from bench import contention
+    # the sections of the machine that `commbench run` and the report print in one line
+    # (bench.core.runmeta.describe_contention, describe_noise): what those lines read
+    def number(v) -> bool:
+        return isinstance(v, (int, float))
 
-            hosts_c = meta["contention"].get("hosts", {})
-            any(h.get("contended") for h in hosts_c.values())
-            contention.describe(meta["contention"])
-        except (AttributeError, KeyError, TypeError, ValueError, IndexError) as exc:
-            bad("contention", f"malformed ({type(exc).__name__}: {one_line(exc)[:80]})")
-    if meta.get("noise"):
-        try:
-            from bench import noise
+    def malformed(section, where, why):
+        bad(section, f"malformed ({where}: {why})")
 
-            noise.describe(meta["noise"])
-        except (AttributeError, KeyError, TypeError, ValueError, IndexError) as exc:
-            bad("noise", f"malformed ({type(exc).__name__}: {one_line(exc)[:80]})")
+    contention = meta.get(CONTENTION)
+    if contention:
+        hosts_c = contention.get("hosts", {})
+        if not isinstance(hosts_c, dict):
+            malformed(CONTENTION, "hosts", "expected an object")
+        for host, h in hosts_c.items():
+            where = f"hosts.{one_line(host)[:60]}"
+            if not isinstance(h, dict):
+                malformed(CONTENTION, where, "expected an object")
+            if "other_share" not in h:
+                continue
+            for key in ("other_share", "steal_share"):
+                if not number(h.get(key)):
+                    malformed(CONTENTION, f"{where}.{key}", "expected a number")
+            for key in ("contended", "cpus"):
+                if key not in h:
+                    malformed(CONTENTION, f"{where}.{key}", "missing")
+    noise = meta.get(NOISE)
+    if noise:
+        timer = noise.get("timer")
+        if not (isinstance(timer, dict) and number(timer.get("measured_resolution_s"))):
+            malformed(NOISE, "timer.measured_resolution_s", "expected a number")
+        jitter = noise.get("jitter_per_rank")
+        if not (isinstance(jitter, list) and jitter):
+            malformed(NOISE, "jitter_per_rank", "expected a list of ranks' records")
+        for rank, j in enumerate(jitter):
+            for key in ("p99_over_median", "interrupted_share", "quantum_s"):
+                if not (isinstance(j, dict) and number(j.get(key))):
+                    malformed(NOISE, f"jitter_per_rank[{rank}].{key}", "expected a number")
+        pingpong = noise.get("pingpong")
+        if pingpong:
+            if not isinstance(pingpong, dict):
+                malformed(NOISE, "pingpong", "expected an object")
+            medians = pingpong.get("burst_medians_s")
+            if not (isinstance(medians, list) and medians and all(map(number, medians))):
+                malformed(NOISE, "pingpong.burst_medians_s", "expected a list of numbers")
+            if not number(pingpong.get("max_over_min")):
+                malformed(NOISE, "pingpong.max_over_min", "expected a number")
 
 
 # ---- CSV tables ------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from analysis.rundir import load_meta, load_summary, shown
 from analysis.runsamples import RunSamples
-from bench import ceilings, contention, noise
+from bench.core.runmeta import describe_ceilings, describe_contention, describe_noise
 from bench.core.tables import format_summary
 
 
@@ -22,9 +22,9 @@ def print_run(run_dir) -> None:
     if text:
         print(text)
     if meta.get("contention"):
-        print(f"# machine: {contention.describe(meta['contention'])}")
+        print(f"# machine: {describe_contention(meta['contention'])}")
     if meta.get("ceilings"):
-        print(f"# ceilings: {ceilings.describe(meta['ceilings'])}")
+        print(f"# ceilings: {describe_ceilings(meta['ceilings'])}")
     if meta.get("noise"):
-        print(f"# noise: {noise.describe(meta['noise'])}")
+        print(f"# noise: {describe_noise(meta['noise'])}")
     print(f"# results: {shown(run_dir)}")

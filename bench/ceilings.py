@@ -18,11 +18,7 @@ import numpy as np
 
 from bench import nodes
 from bench.core.errors import UsageError
-from bench.core.limits import COPY_BYTES, COPY_CEILINGS, IN_CACHE_BYTES, applies  # noqa: F401
-
-# Best of: a copy preempted once does not count. 15 copies (~0.1-0.2 s) rather than a handful:
-# on a shared machine the best of 5 varied 2x run to run, and every efficiency with it.
-COPY_REPEATS = 15
+from bench.core.runmeta import COPY_BYTES, COPY_REPEATS
 
 
 def copy_rates(nbytes: int = COPY_BYTES, repeats: int = COPY_REPEATS, clock=time.perf_counter,
@@ -172,17 +168,3 @@ def columns(row: dict, op, meta: dict) -> tuple[str, float]:
                             on_device(backend, meta))
     return name, efficiency(row, op, rate)
 
-
-def describe(ceilings: dict) -> str:
-    parts = [f"one core copies {ceilings['copy_one_core_Bps'] / 1e9:.1f} GB/s"]
-    one = ceilings.get("copy_one_core_spread_Bps") or {}
-    if one.get("min") and one.get("median"):
-        parts[0] += (f" (best of its copies; median {one['median'] / 1e9:.1f}, slowest "
-                     f"{one['min'] / 1e9:.1f})")
-    for host, h in ceilings.get("hosts", {}).items():
-        nics = ", ".join(f"{n['device']} {n['rate_Bps'] * 8 / 1e9:g} Gb/s" for n in h.get("nics", []))
-        parts.append(f"{host}: {h['ranks']} ranks copy {h['copy_node_Bps'] / 1e9:.1f} GB/s together"
-                     + (f"; {nics}" if nics else "; no line rate declared"))
-    for backend, rate in (ceilings.get("copy_device_Bps") or {}).items():
-        parts.append(f"the GPU of {backend} copies {rate / 1e9:.1f} GB/s within itself")
-    return "; ".join(parts)

@@ -72,11 +72,11 @@ def noise(args, argv) -> int:
     rc = main(run_argv)
     if rc in (0, 1) and (world is None or world.rank == 0):
         from analysis.rundir import load_meta
-        from bench import noise as calibration
+        from bench.core.runmeta import describe_noise
 
         meta = load_meta(out)
         if not args.quiet and meta.get("noise"):
-            print(f"# noise: {calibration.describe(meta['noise'])}")
+            print(f"# noise: {describe_noise(meta['noise'])}")
         print(f"# results: {out}")
     return rc
 

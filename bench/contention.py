@@ -76,13 +76,3 @@ def worst(earlier: dict | None, later: dict) -> dict:
             hosts[host] = entry
     return {**later, "hosts": hosts}
 
-
-def describe(summary: dict) -> str:
-    parts = []
-    for host, e in summary.get("hosts", {}).items():
-        if "other_share" not in e:
-            continue
-        verdict = "contended" if e["contended"] else "quiet"
-        parts.append(f"{host}: other processes took {e['other_share']:.0%} of {e['cpus']} CPUs, "
-                     f"steal {e['steal_share']:.0%} ({verdict})")
-    return "; ".join(parts)

@@ -102,15 +102,3 @@ def calibrate(be, sync, pingpong: bool = True) -> dict:
         return None
     return {"timer": timer_info(), "jitter_per_rank": gathered, "pingpong": spread}
 
-
-def describe(noise: dict) -> str:
-    worst = max(noise["jitter_per_rank"], key=lambda j: j["p99_over_median"])
-    text = (f"timer step {noise['timer']['measured_resolution_s'] * 1e9:.0f} ns; jitter p99 "
-            f"{worst['p99_over_median']:.2f}x and {worst['interrupted_share']:.1%} of "
-            f"{worst['quantum_s'] * 1e6:.0f} us quanta interrupted (worst rank)")
-    if noise.get("pingpong"):
-        p = noise["pingpong"]
-        text += (f"; 8 B ping-pong over {len(p['burst_medians_s'])} bursts "
-                 f"{min(p['burst_medians_s']) * 1e6:.2f}-{max(p['burst_medians_s']) * 1e6:.2f} us "
-                 f"({p['max_over_min']:.2f}x)")
-    return text

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from bench import ceilings
 from bench.core.rundir import ABOVE_CEILING, BELOW_TIMER, EMPTY_GRAPH, NO_OP
+from bench.core.runmeta import IN_CACHE_BYTES
 
 TIMER_STEPS = 10
-IN_CACHE_BYTES = ceilings.IN_CACHE_BYTES
 RAISED = frozenset({EMPTY_GRAPH})  # flags the ranks' programs raise; the others follow from a row
 
 

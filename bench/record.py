@@ -65,22 +65,6 @@ def job_identity(env=None) -> dict | None:
     return job
 
 
-def describe_job(job) -> str:
-    """One line for tables and reports: 'Slurm job 12 step 0: node[0-3], tasks per node 1(x4)'."""
-    if not isinstance(job, dict) or not job.get("job_id"):
-        return ""
-    name = f"Slurm job {job['job_id']}"
-    if job.get("array_job_id") and job.get("array_task_id"):
-        name += f" (array {job['array_job_id']}_{job['array_task_id']})"
-    if job.get("step_id"):
-        nodes, tasks = job.get("step_nodelist"), job.get("step_tasks_per_node")
-        name += f" step {job['step_id']}"
-    else:
-        nodes, tasks = job.get("nodelist"), job.get("tasks_per_node")
-    where = ", ".join(part for part in (nodes, f"tasks per node {tasks}" if tasks else "") if part)
-    return f"{name}: {where}" if where else name
-
-
 def timer_info(clock=time.perf_counter, name="time.perf_counter") -> dict:
     """The clock's declared resolution and the smallest step actually seen between reads."""
     steps = []

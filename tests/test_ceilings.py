@@ -8,6 +8,7 @@ import types
 import pytest
 
 from bench import ceilings
+from bench.core.runmeta import IN_CACHE_BYTES, applies, describe_ceilings
 from bench.ops import OPS
 
 
@@ -31,7 +32,7 @@ def test_the_copy_ceiling_is_the_best_copy_and_keeps_its_spread():
     assert rates == [(1 << 20) / d for d in (0.004, 0.002, 0.008, 0.002, 0.004)]
     got = ceilings.spread(rates)
     assert got == {"min": (1 << 20) / 0.008, "median": (1 << 20) / 0.004, "max": (1 << 20) / 0.002}
-    assert "median 0.3, slowest 0.1" in ceilings.describe(
+    assert "median 0.3, slowest 0.1" in describe_ceilings(
         {"copy_one_core_Bps": got["max"], "copy_one_core_spread_Bps": got})
 
 
@@ -39,10 +40,10 @@ def test_a_copy_ceiling_is_no_limit_for_messages_in_the_caches():
     """bibw at 512 KiB beat one core's copy rate by 7x: that share is printed nowhere, and a
     share below 100%, or of a size beyond the caches, or of a line rate, still is."""
     row = {"ceiling": "copy-core", "efficiency": 7.3, "nbytes": 512 << 10}
-    assert not ceilings.applies(row)
-    assert ceilings.applies({**row, "efficiency": 0.7})
-    assert ceilings.applies({**row, "nbytes": ceilings.IN_CACHE_BYTES})
-    assert ceilings.applies({**row, "ceiling": "nic"})
+    assert not applies(row)
+    assert applies({**row, "efficiency": 0.7})
+    assert applies({**row, "nbytes": IN_CACHE_BYTES})
+    assert applies({**row, "ceiling": "nic"})
 
 
 def test_line_rates_come_from_sysfs(tmp_path):
@@ -89,7 +90,7 @@ def test_buffers_on_a_gpu_are_held_to_the_gpus_own_copy_rate():
     assert ceilings.columns(row, OPS["allreduce"], meta) == ("copy-device", 0.2)
     name, eff = ceilings.columns(row, OPS["allreduce"], {**meta, "ceilings": CEILINGS})
     assert name == "" and math.isnan(eff)
-    assert "the GPU of nccl copies 2000.0 GB/s" in ceilings.describe(meta["ceilings"])
+    assert "the GPU of nccl copies 2000.0 GB/s" in describe_ceilings(meta["ceilings"])
 
 
 def test_measure_records_the_copy_rate_of_each_backends_gpu(monkeypatch):

@@ -1,4 +1,5 @@
 """The core both sides share, importing neither: the run-directory format (bench.core.rundir),
-sizes and units (bench.core.units), errors (bench.core.errors), the order statistics of the
-stop rule and the summary (bench.core.stats) and the plain-text summary tables
-(bench.core.tables). Standard library and numpy only, so a rank can load it."""
+the words about what meta.json records of the machine and the job (bench.core.runmeta), sizes
+and units (bench.core.units), errors (bench.core.errors), the order statistics of the stop rule
+and the summary (bench.core.stats) and the plain-text summary tables (bench.core.tables).
+Standard library and numpy only, so a rank can load it."""

@@ -22,8 +22,8 @@ def _is_multimodal(row) -> bool:
 
 def _ceiling_share(row, no_op: bool) -> str:
     """%ceil: the row's share of its ceiling; 'cache' where a size that fits in the caches
-    beat a copy ceiling measured beyond them (bench.ceilings.applies: no limit there)."""
-    from bench.core.limits import applies
+    beat a copy ceiling measured beyond them (bench.core.runmeta.applies: no limit there)."""
+    from bench.core.runmeta import applies
 
     if no_op:
         return "-"
