@@ -14,7 +14,7 @@ import subprocess
 import sys
 
 from bench.core.errors import UsageError
-from bench.core.hostlist import compress, expand
+from bench.core.hostlist import compress, expand_hostlist
 
 # Host names as DNS and Slurm allow them: nothing the shell or scontrol's parser would read.
 _HOST = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -84,7 +84,7 @@ def main(argv=None) -> int:
                         help="run the scontrol line (default: only print it)")
     args = parser.parse_args(argv)
     try:
-        print(drain(expand(args.hosts), args.reason, apply=args.apply))
+        print(drain(expand_hostlist(args.hosts), args.reason, apply=args.apply))
     except UsageError as exc:
         print(f"commbench: error: {exc}", file=sys.stderr)
         return 2

@@ -574,13 +574,13 @@ def find_main(args) -> int:
     import time
 
     from analysis.finder import Finder, rounds_bound
-    from bench.core.hostlist import expand
+    from bench.core.hostlist import expand_hostlist
 
     if not args.launch or not args.out:
         raise UsageError("--find needs --launch TEMPLATE and --out DIR")
     if args.op is None:
         args.op = "pingpong" if args.group_size == 2 else "allreduce"
-    hosts = expand(args.find)
+    hosts = expand_hostlist(args.find)
     launch_argv(args.launch, hosts)  # a bad template fails before anything starts
     try:
         finder = Finder(hosts, group_size=args.group_size, confirm=args.confirm, seed=args.seed)

@@ -21,15 +21,15 @@ def test_round_trip_of_a_thousand_nodes():
     hosts = [f"node{i:04d}" for i in range(1024) if i not in (12, 47)]
     text = hostlist.compress(hosts)
     assert text == "node[0000-0011,0013-0046,0048-1023]"
-    assert hostlist.expand(text) == hosts
+    assert hostlist.expand_hostlist(text) == hosts
 
 
 def test_expand():
-    assert hostlist.expand("n[01-03,07],login1") == ["n01", "n02", "n03", "n07", "login1"]
-    assert hostlist.expand("rack[1-2]-a") == ["rack1-a", "rack2-a"]
+    assert hostlist.expand_hostlist("n[01-03,07],login1") == ["n01", "n02", "n03", "n07", "login1"]
+    assert hostlist.expand_hostlist("rack[1-2]-a") == ["rack1-a", "rack2-a"]
 
 
 @pytest.mark.parametrize("bad", ["n[01-", "n[3-1]", "n[a-b]", "a,,b", ""])
 def test_expand_refuses_malformed(bad):
     with pytest.raises(UsageError):
-        hostlist.expand(bad)
+        hostlist.expand_hostlist(bad)

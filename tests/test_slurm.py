@@ -17,7 +17,7 @@ import pytest
 
 from analysis.links import link_times
 from analysis.runsamples import load_run
-from bench.core.hostlist import compress, expand
+from bench.core.hostlist import compress, expand_hostlist
 from tests.conftest import QUICK, ROOT, commbench_env, have_mpi, mpiexec
 from tests.slurm_cluster import SlurmCluster, SlurmStartError, start_errors, why_no_pmix, why_not
 
@@ -59,7 +59,7 @@ def job_of(meta) -> dict:
 def blocks(nodelist: str, per_node: int) -> list:
     """The host map of srun's block distribution over a node list: each node's ranks together.
     Which nodes Slurm picks is its choice; the test checks the ranks went where it said."""
-    return [node for node in expand(nodelist) for _ in range(per_node)]
+    return [node for node in expand_hostlist(nodelist) for _ in range(per_node)]
 
 
 def check_report(slurm, run_dir, *expected):
@@ -110,7 +110,7 @@ def test_srun_two_ranks_per_node_splits_by_node(slurm, tmp_path):
     meta, samples, summary = load_run(out)
     assert meta["status"] == "complete" and (summary.wrong == 0).all()
     job = job_of(meta)
-    assert len(expand(job["step_nodelist"])) == 2 and job["step_tasks_per_node"] == "2(x2)"
+    assert len(expand_hostlist(job["step_nodelist"])) == 2 and job["step_tasks_per_node"] == "2(x2)"
     assert meta["hosts"] == blocks(job["step_nodelist"], 2)
     # intra: one communicator per node (2 ranks each); inter: one rank of every node (2)
     sizes = dict(zip(summary["split"], summary["nranks"]))
@@ -185,7 +185,7 @@ def test_sbatch_of_the_readme_recipe(slurm, tmp_path):
         job = job_of(meta)
         assert (job["job_id"], job["step_id"], job["step_tasks_per_node"]) == (
             job_id, step, f"{per_node}(x3)")
-        assert len(expand(job["nodelist"])) == 3 and job["step_nodelist"] == job["nodelist"]
+        assert len(expand_hostlist(job["nodelist"])) == 3 and job["step_nodelist"] == job["nodelist"]
         assert meta["hosts"] == blocks(job["nodelist"], per_node)
     assert len(list((pairs / "png").glob("*.png"))) == 2, log_text  # a link map per size
     page = (pairs / "report" / "index.html").read_text()
@@ -212,7 +212,7 @@ def test_sweep_as_one_batch_job(slurm, tmp_path):
         job = job_of(meta)
         assert (job["job_id"], job["step_id"]) == (job_id, str(step))
         # two ranks per node: 2 ranks on one node, 4 on two
-        assert len(expand(job["step_nodelist"])) == p // 2
+        assert len(expand_hostlist(job["step_nodelist"])) == p // 2
         assert meta["hosts"] == blocks(job["step_nodelist"], 2)
     assert (out / f"slurm-{job_id}.out").exists()
 

@@ -47,7 +47,7 @@ def _ranges(numbers: list) -> list:
     return out
 
 
-def expand(text: str) -> list:
+def expand_hostlist(text: str) -> list:
     """The host names of a hostlist ('n[01-03,07],login1' -> ['n01', 'n02', 'n03', 'n07',
     'login1']); one bracket group per name. UsageError (one line) when malformed."""
     hosts, text = [], text.strip()
