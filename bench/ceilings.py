@@ -18,7 +18,7 @@ import numpy as np
 
 from bench import nodes
 from bench.core.errors import UsageError
-from bench.core.runmeta import COPY_BYTES, COPY_REPEATS
+from bench.core.runmeta import CEILINGS, COPY_BYTES, COPY_REPEATS
 
 
 def copy_rates(nbytes: int = COPY_BYTES, repeats: int = COPY_REPEATS, clock=time.perf_counter,
@@ -164,7 +164,7 @@ def columns(row: dict, op, meta: dict) -> tuple[str, float]:
     if not op.sized:  # no data, no bandwidth
         return "", float("nan")
     backend = row.get("backend", "")
-    name, rate = applicable(meta.get("ceilings"), op, spans_nodes(row["split"], meta), backend,
+    name, rate = applicable(meta.get(CEILINGS), op, spans_nodes(row["split"], meta), backend,
                             on_device(backend, meta))
     return name, efficiency(row, op, rate)
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.core.rundir import new_meta
+from bench.core.runmeta import JOB
 
 ENV_PREFIXES = ("OMPI_", "PMIX_MCA", "PRTE_MCA", "UCX_", "MPICH_", "MPIR_CVAR", "I_MPI_", "FI_",
                 "HCOLL_", "NCCL_", "GLOO_", "TORCH_NCCL", "TORCH_DISTRIBUTED", "CUDA_VISIBLE",
@@ -117,5 +118,5 @@ def base_meta(run_id: str, argv: list[str], settings: dict) -> dict:
                      "platform": platform.platform()},
         "launcher_host": socket.gethostname(),
         "env": steering_env(),
-        **({"job": job} if (job := job_identity()) else {}),
+        **({JOB: job} if (job := job_identity()) else {}),
     }

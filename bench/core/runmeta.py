@@ -6,18 +6,15 @@ ceiling is a limit, and the one line each section reads as in tables and reports
 bench.record); analysis reads them through this module only."""
 from __future__ import annotations
 
-JOB, CONTENTION, NOISE, CEILINGS = "job", "contention", "noise", "ceilings"
-SECTIONS = {
-    JOB: "the Slurm job the run was made in, as Slurm's variables give it on rank 0 "
-         "(only in a job)",
-    CONTENTION: "per host, CPU time other processes took while the ranks measured, steal and "
-                "involuntary context switches (the most contended launch)",
-    NOISE: "the machine's own noise: the timer, OS jitter per rank and an 8-byte ping-pong's "
-           "spread over separate bursts (measured in the first launch)",
-    CEILINGS: "what the machine allows: the copy rate of one core, of all ranks of a host at "
-              "once and within each GPU, and the line rates the network devices declare "
-              "(measured in the first launch)",
-}
+# The sections, by name, and what each holds (results/README.md → meta.json):
+JOB = "job"                # the Slurm job the run was made in, as Slurm's variables give it
+                           # on rank 0 (only in a job)
+CONTENTION = "contention"  # per host: CPU time other processes took while the ranks measured,
+                           # steal, involuntary context switches (the most contended launch)
+NOISE = "noise"            # the machine's own noise: timer, OS jitter per rank, an 8-byte
+                           # ping-pong's spread over bursts (the first launch)
+CEILINGS = "ceilings"      # what the machine allows: copy rates of one core, of all ranks of a
+                           # host at once and within each GPU; declared line rates (the first launch)
 
 # ---- ceilings ------------------------------------------------------------------------------
 # A copy rate is measured on COPY_BYTES, beyond the last-level caches, best of COPY_REPEATS; a
