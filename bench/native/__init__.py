@@ -208,18 +208,18 @@ class NotDescribable(Exception):
     """A step that says nothing of what it does: the program stays a Python loop."""
 
 
-def assemble(steps, primitive, describe=None) -> tuple[np.ndarray, int]:
+def assemble(steps, primitive, descriptor_of=None) -> tuple[np.ndarray, int]:
     """(instructions, most requests in flight) for a program of `steps`; raises NotDescribable.
     `primitive(desc)` gives the instruction (a list of ints, code first) of a backend primitive's
-    descriptor, or raises NotDescribable. `describe(step)` gives a step's descriptor (default:
+    descriptor, or raises NotDescribable. `descriptor_of(step)` gives a step's descriptor (default:
     its `desc` attribute; a backend may know steps that cannot carry one)."""
     rows: list[list[int]] = []
     maxreq = 0
-    describe = describe or (lambda step: getattr(step, "desc", None))
+    descriptor_of = descriptor_of or (lambda step: getattr(step, "desc", None))
 
     def emit(step, in_window=False):
         nonlocal maxreq
-        desc = describe(step)
+        desc = descriptor_of(step)
         if not desc:
             raise NotDescribable(repr(step))
         kind = desc[0]
