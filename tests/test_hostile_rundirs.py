@@ -207,6 +207,10 @@ CASES = {
     "meta.json malformed contention": (
         write("meta.json", b'{"schema": 1, "contention": {"hosts": {"a": {"other_share": "x"}}}}'),
         ALL, ["meta.json", "contention"]),
+    "meta.json malformed noise": (
+        write("meta.json", b'{"schema": 1, "noise": {"timer": {"measured_resolution_s": 1e-8}, '
+                           b'"jitter_per_rank": []}}'),
+        ALL, ["meta.json", "noise", "jitter_per_rank"]),
     "meta.json run_id with an escape": (write("meta.json", b'{"schema": 1, "run_id": "a\\u001b[2Jb"}'),
                                         ALL, ["meta.json", "run_id", "control character"]),
     "samples.csv without time_s": (drop_column("samples.csv", "time_s"), SAMPLE_READERS,
