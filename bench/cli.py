@@ -57,10 +57,10 @@ def noise(args, argv) -> int:
     a run needs), then its one line, not the barrier's table (bench.noise)."""
     from pathlib import Path
 
-    from bench import launch
     from bench.core.rundir import new_run_id
+    from bench.world import detect_world
 
-    world = launch.detect_world()
+    world = detect_world()
     if world is not None and args.out is None:
         raise UsageError("noise under a launcher needs --out (the same on every rank)")
     out = args.out or str(Path("results") / f"{new_run_id(args.backend, args.nranks or 2)}-noise")
@@ -97,10 +97,10 @@ def workload(args, argv) -> int:
 
     if args.measure is None:
         return wl.main(args, argv)
-    from bench import launch
     from bench.backends import backend_class
     from bench.nodes import group_split
     from bench.run import main as run_main
+    from bench.world import detect_world
 
     out_given = args.out is not None
     spec = wl.prepare(args)
@@ -109,7 +109,7 @@ def workload(args, argv) -> int:
             v is not None for v in (given.sizes, given.minbytes, given.maxbytes, given.stepfactor)):
         raise UsageError("--measure comes last and takes options of commbench run; workload "
                          "sets their --ops, --sizes (-b/-e/-f), --split and --out itself")
-    world, need = launch.detect_world(), spec.layout.world
+    world, need = detect_world(), spec.layout.world
     if world is None and (given.nranks or need) != need or world and world.size not in (0, need):
         got = given.nranks if world is None else world.size
         raise UsageError(f"--measure: the layout needs tp × pp × dp = {need} ranks, got {got}")

@@ -1,7 +1,7 @@
 """What a run will measure, checked before any rank starts: backends, ops, sizes, sampling
 settings and splits from the options of `commbench run`, and the cases and buffer memory they
-make on a given rank count. Shared by the local launcher (bench.local) and the ranks
-(bench.spmd)."""
+make on a given rank count. Shared by the local launcher (bench.local_launcher) and the
+ranks (bench.rank_loop)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -9,12 +9,12 @@ from pathlib import Path
 
 import numpy as np
 
-from bench import launch
 from bench.backends import backend_class
 from bench.core.errors import UsageError
 from bench.core.units import parse_sizes
 from bench.harness import Sampling
 from bench.ops import OPS, get_op
+from bench.world import detect_world
 
 PAGE = 4096
 EXIT_WRONG, EXIT_ABORT = 1, 3  # exit statuses: results failed validation; the job was aborted
@@ -114,7 +114,7 @@ def make_plan(args) -> Plan:
 def launches_of(args) -> int:
     """Launches this run will have: --launches when commbench starts the ranks itself, one
     under an outside launcher (mpirun, srun, torchrun) that started them once."""
-    if getattr(args, "launch_index", None) is not None or launch.detect_world() is None:
+    if getattr(args, "launch_index", None) is not None or detect_world() is None:
         return getattr(args, "launches", 1)
     return 1
 

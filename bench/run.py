@@ -1,15 +1,14 @@
 """`commbench run`: its options; validate them, then either start local ranks (outside a
-launcher: bench.local) or measure SPMD on the ranks a launcher gave (inside mpiexec, srun,
-torchrun or commbench's own: bench.spmd)."""
+launcher: bench.local_launcher) or measure SPMD on the ranks a launcher gave (inside mpiexec, srun,
+torchrun or commbench's own: bench.rank_loop)."""
 from __future__ import annotations
 
 import argparse
 
-from bench import launch
 from bench.backends import BACKENDS
 from bench.ops import OPS
 from bench.plan import DEFAULT_SIZES, Outcome, make_plan
-
+from bench.world import detect_world
 
 
 def add_arguments(p) -> None:
@@ -87,12 +86,12 @@ def main(args, argv) -> Outcome:
     """argv: the command line after `commbench` (recorded in meta.json, and what the local
     launcher starts in every rank)."""
     plan = make_plan(args)
-    world = launch.detect_world()
+    world = detect_world()
     if world is None:
-        from bench.local import start_local
+        from bench.local_launcher import start_local
 
         return start_local(args, argv, plan)
-    from bench.spmd import end_on_signals, run_spmd
+    from bench.rank_loop import end_on_signals, run_spmd
 
     end_on_signals(world.rank)
     return run_spmd(args, plan, world, argv)

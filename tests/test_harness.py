@@ -8,10 +8,10 @@ from analysis.rundir import sample_times
 from analysis.runsamples import load_run
 from bench.core.stats import median_ci, median_ci_ranks
 from bench.harness import Sampling, Sync, calibrate, measure, stop_reason
-from bench.launch import World
+from bench.world import World
 from bench.plan import Plan
 from bench.ops import get_op
-from bench.spmd import run_spmd
+from bench.rank_loop import run_spmd
 from tests.fakes import FakeBackend, FakeClock
 
 COST = 2.0 ** -19  # seconds per fake call

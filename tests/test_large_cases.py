@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from bench.ops import CHUNK, OPS, Periodic, constant, count_wrong, tiles, values
-from bench.spmd import wrong_elements
+from bench.rank_loop import wrong_elements
 from tests.fakes import FakeBackend
 from tests.runs import needs_torch
 

@@ -129,7 +129,7 @@ def test_ranks_under_mpiexec_load_no_heavy_library(tmp_path):
             "--out", str(tmp_path / "run")]
     r = subprocess.run(argv, capture_output=True, text=True, timeout=120, env=commbench_env())
     assert r.returncode == 0, r.stderr[-3000:]
-    assert "import time:" in r.stderr and "| bench.spmd" in r.stderr  # the probe works
+    assert "import time:" in r.stderr and "| bench.rank_loop" in r.stderr  # the probe works
     assert loaded_heavy(r.stderr) == []
 
 
@@ -144,5 +144,5 @@ def test_local_launch_loads_heavy_libraries_only_in_the_parent(tmp_path):
                        env=commbench_env(PYTHONPROFILEIMPORTTIME="1"))
     assert r.returncode == 0, r.stderr[-3000:]
     assert "# allreduce" in r.stdout
-    assert r.stderr.count("| bench.spmd") == 2  # both ranks were seen
+    assert r.stderr.count("| bench.rank_loop") == 2  # both ranks were seen
     assert loaded_heavy(r.stderr).count("pandas") == 1

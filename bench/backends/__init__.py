@@ -161,7 +161,7 @@ class Backend:
     def finalize(self) -> None:
         """Release the library's resources at the end of a run (collective on some)."""
 
-    # --- what every backend implements (the harness and bench.spmd call these) ---------------
+    # --- what every backend implements (the harness and bench.rank_loop call these) ---------------
     rank: int
     size: int
 

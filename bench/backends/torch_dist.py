@@ -144,7 +144,7 @@ class TorchBackend(Backend):
                 dist.init_process_group("mpi")  # ranks and world from the MPI launcher
                 self.init_method = "mpi"
             else:
-                from bench.launch import rendezvous
+                from bench.world import rendezvous
 
                 kw = rendezvous(world)
                 self.init_method = kw["init_method"].split("://")[0] + "://"

@@ -8,7 +8,7 @@ Options: --backend gloo|nccl, --device cpu|cuda, -n RANKS, --sizes 4,64K,1M, --o
 --ticks T, --sample-time SECONDS (see --help).
 
 For every eager collective op and size, two variants on the same buffers (commbench's arena,
-filled by bench.spmd.prepare_case and checked once each against the op's expected result):
+filled by bench.rank_loop.prepare_case and checked once each against the op's expected result):
   commbench  the op's program from bench.ops built on the backend, one sample of k calls by
              bench.harness.measure (calls=k, one sample), exactly as `commbench run` times it
   bare       for _ in range(k): <the torch.distributed call(s) the backend makes>, e.g.
@@ -139,7 +139,7 @@ def bare_loop(be, name, send, recv):
 
 def main() -> int:
     args = parse_args()
-    from bench.launch import detect_world
+    from bench.world import detect_world
 
     world = detect_world()
     if world is None:
@@ -156,7 +156,7 @@ def main() -> int:
     from bench.harness import Sampling, Sync, calibrate, measure
     from bench.ops import get_op
     from bench.plan import arena_bytes
-    from bench.spmd import buffers_of, prepare_case, wrong_elements
+    from bench.rank_loop import buffers_of, prepare_case, wrong_elements
 
     be = args.cls.create(world, args)
     rank, n = be.rank, be.size

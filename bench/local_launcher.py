@@ -9,12 +9,12 @@ import signal
 import sys
 from pathlib import Path
 
-from bench import launch, plausible
+from bench import plausible, spawn
 from bench.core import rundir
 from bench.core.errors import RunDirError, UsageError
 from bench.ops import OPS, pairing_rounds
 from bench.plan import EXIT_ABORT, EXIT_WRONG, Outcome, Plan, check_fits, itemsize_of
-
+from bench.world import LOCAL_PARENT, free_port
 
 MAX_RANKS_PER_CORE = 32  # local oversubscription beyond this is refused, not attempted (64 on 2 cores works: README)
 
@@ -53,7 +53,7 @@ def start_local(args, argv, plan: Plan) -> Outcome:
     got into it); SIGINT, SIGTERM and SIGHUP end the ranks and mark the run aborted."""
     n = args.nranks or 2
     check_local_ranks(args, plan, n)
-    launch.check_environment(any(cls.launcher == "mpi" for cls in plan.backends))
+    spawn.check_environment(any(cls.launcher == "mpi" for cls in plan.backends))
     out = Path(args.out if args.out is not None else Path("results") / rundir.new_run_id(args.backend, n))
     lock = rundir.claim_out_dir(out, getattr(args, "force", False))
     out = lock.dir.resolve()
@@ -76,7 +76,7 @@ def _launches(args, argv, plan, n, out) -> Outcome:
     wrong, raised = {}, {}  # case -> wrong elements summed over launches; flags programs raised
     for index in range(args.launches):
         several = ["--launch-index", str(index)] if args.launches > 1 else []
-        command = launch.self_command(["run"] + list(argv[1:]) + extra + several)
+        command = spawn.self_command(["run"] + list(argv[1:]) + extra + several)
         rc, message = start_ranks(plan, n, command)
         if rc != 2 and not rundir.holds_run(out):
             # the launcher failed before any rank recorded anything: no verdict, an abort
@@ -97,14 +97,14 @@ def _launches(args, argv, plan, n, out) -> Outcome:
 
 def start_ranks(plan: Plan, n: int, command: list) -> tuple:
     if any(cls.launcher == "mpi" for cls in plan.backends):
-        mpiexec = launch.find_mpiexec()
-        flavor = launch.mpi_flavor(mpiexec)
-        argv = launch.mpiexec_argv(mpiexec, flavor, n, os.cpu_count() or 1, command)
-        env = launch.mpiexec_env(flavor, os.geteuid() == 0)
-        return launch.run_local(argv, {**env, launch.LOCAL_PARENT: "1"}, n)
+        mpiexec = spawn.find_mpiexec()
+        flavor = spawn.mpi_flavor(mpiexec)
+        argv = spawn.mpiexec_argv(mpiexec, flavor, n, os.cpu_count() or 1, command)
+        env = spawn.mpiexec_env(flavor, os.geteuid() == 0)
+        return spawn.run_local(argv, {**env, LOCAL_PARENT: "1"}, n)
     # torch backends only: no MPI needed, commbench starts the ranks itself
-    envs = launch.torch_local_envs(n, launch.free_port("127.0.0.1"))
-    return launch.run_ranks(command, [{**env, launch.LOCAL_PARENT: "1"} for env in envs])
+    envs = spawn.torch_local_envs(n, free_port("127.0.0.1"))
+    return spawn.run_ranks(command, [{**env, LOCAL_PARENT: "1"} for env in envs])
 
 
 def _case_key(row) -> tuple:

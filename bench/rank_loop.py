@@ -10,20 +10,31 @@ import sys
 import threading
 import time
 import traceback
-from datetime import datetime, timezone
 from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
-from bench import ceilings, contention, launch, nodes, plausible
+from bench import ceilings, contention, nodes, plausible
 from bench.core.errors import UsageError
 from bench.core.samples import block_of
 from bench.core.stats import summarize_case
 from bench.harness import Sync, measure
 from bench.ops import OPS
-from bench.plan import (EXIT_ABORT, EXIT_WRONG, PAGE, Outcome, Plan, arena_bytes, check_fits,
-                        launches_of, pages, skip_notes)
+from bench.plan import (
+    EXIT_ABORT,
+    EXIT_WRONG,
+    PAGE,
+    Outcome,
+    Plan,
+    arena_bytes,
+    check_fits,
+    launches_of,
+    pages,
+    skip_notes,
+)
+from bench.world import LOCAL_PARENT
 
 ABORT_GRACE_S = 1.0  # a failing rank waits this long before aborting the job
 
@@ -236,7 +247,7 @@ def end_on_signals(rank: int) -> None:
     The signals are blocked in every thread, before the communication library starts its own,
     and taken by one thread (sigwait): the main thread may sit in a collective that never
     returns, where no Python handler would run."""
-    if os.environ.get(launch.LOCAL_PARENT) or not hasattr(signal, "pthread_sigmask"):
+    if os.environ.get(LOCAL_PARENT) or not hasattr(signal, "pthread_sigmask"):
         return
     stops = {signal.SIGTERM, signal.SIGHUP}
     signal.pthread_sigmask(signal.SIG_BLOCK, stops)
@@ -275,7 +286,7 @@ def _start_recording(args, argv, plan, backends, hosts, timers):
             seed = meta["settings"]["seed"] + index
         else:
             seed = args.seed if args.seed is not None else int(time.time_ns() % 2**31)
-            if not os.environ.get(launch.LOCAL_PARENT):  # else the local launcher did this
+            if not os.environ.get(LOCAL_PARENT):  # else the local launcher did this
                 try:
                     _RUN_LOCKS.append(claim_out_dir(out, getattr(args, "force", False)))
                     atexit.register(_RUN_LOCKS[-1].release)  # no run written: no lock left
@@ -384,7 +395,7 @@ def _measure_all(args, plan, backends, jobs, writer, seed) -> Outcome:
             print(f"commbench: {wrong_total} elements failed validation (see the #wrong column)",
                   file=sys.stderr)
     # the local launcher prints the tables itself, once over all its launches
-    show = rank == 0 and not args.quiet and not os.environ.get(launch.LOCAL_PARENT)
+    show = rank == 0 and not args.quiet and not os.environ.get(LOCAL_PARENT)
     return Outcome(EXIT_WRONG if wrong_total else 0, writer.dir if show else None)
 
 
