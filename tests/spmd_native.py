@@ -28,6 +28,7 @@ from bench.backends.mpi import MPIBackend  # noqa: E402
 from bench.ops import OPS  # noqa: E402
 from bench.plan import arena_bytes, itemsize_of  # noqa: E402
 from bench.rank_loop import prepare_case, wrong_elements  # noqa: E402
+from bench.settings import Settings  # noqa: E402
 from spmd_ops import DTYPES, REPEAT, cases_for  # noqa: E402
 
 
@@ -84,7 +85,7 @@ def main(argv=None) -> int:
     ops = [OPS[name] for name in args.ops.split(",")] if args.ops else list(OPS.values())
     ops = [op for op in ops if op.rank_problem(n) is None]
     python_be = MPIBackend()
-    native_be = MPIBackend.create(None, argparse.Namespace(loop="native", quiet=True))
+    native_be = MPIBackend.create(None, Settings(loop="native", quiet=True))
     say(f"library: {native_be.native.path}")
     say("native: " + ", ".join(op.name for op in ops))
     mine = []

@@ -150,6 +150,7 @@ class EventBackend(FakeBackend):
 
 def test_run_records_the_device_timer_and_the_flags_programs_raise(tmp_path):
     from bench.rank_loop import run_spmd
+    from bench.settings import settings_of
 
     args = argparse.Namespace(nranks=None, backend="fake", ops="allreduce", sizes="64", dtype="int32",
                               out=str(tmp_path / "run"), timeout=0, repeats=1, seed=7, ci_target=0.02,
@@ -157,8 +158,9 @@ def test_run_records_the_device_timer_and_the_flags_programs_raise(tmp_path):
                               quiet=True, noise=False, ceilings=False, device=None, cuda_graph=False,
                               timer="cuda")
     plan = Plan([EventBackend], [get_op("allreduce")], [64], "int32",
-                Sampling(sample_time_s=args.sample_time, min_samples=5, max_samples=20), 1, False, {})
-    assert run_spmd(args, plan, World("fake", 0, 1), argv=["run"], clock=EventBackend.clock).rc == 0
+                Sampling(sample_time_s=args.sample_time, min_samples=5, max_samples=20), 1, False, {},
+                settings=settings_of(args))
+    assert run_spmd(plan, World("fake", 0, 1), argv=["run"], clock=EventBackend.clock).rc == 0
     meta = json.loads((tmp_path / "run" / "meta.json").read_text())
     assert meta["timer"]["name"] == "CUDA events" and meta["settings"]["timer"] == "cuda"
     assert meta["timer"]["measured_resolution_s"] == pytest.approx(2e-6)

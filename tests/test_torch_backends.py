@@ -14,6 +14,7 @@ from analysis.runsamples import load_run
 from bench.backends.torch_dist import GlooBackend
 from bench.core.errors import UsageError
 from bench.spawn import run_ranks, torch_local_envs
+from bench.settings import Settings
 from bench.world import World, rendezvous
 from bench.ops import OPS, get_op
 from tests.conftest import QUICK, ROOT, commbench_env, needs_mpi, run_commbench
@@ -255,7 +256,7 @@ def test_unsupported_primitive_skips_under_all_and_refuses_by_name(monkeypatch):
 def test_cuda_graph_refuses_ops_with_host_steps():
     from bench.backends.torch_dist import NCCLBackend
 
-    args = argparse.Namespace(cuda_graph=True, device="cuda")
+    args = Settings(cuda_graph=True, device="cuda")
     assert "runs host code between its calls" in NCCLBackend.op_problem(get_op("prtt_rtts8"), args)
     assert NCCLBackend.op_problem(get_op("allreduce"), args) is None
 
@@ -265,6 +266,7 @@ def test_skipped_ops_are_not_run(tmp_path):
     from bench.harness import Sampling
     from bench.plan import Plan
     from bench.rank_loop import run_spmd
+    from bench.settings import settings_of
     from tests.fakes import FakeBackend
 
     args = argparse.Namespace(nranks=None, backend="fake", ops="all", sizes="4", dtype="int32",
@@ -274,8 +276,8 @@ def test_skipped_ops_are_not_run(tmp_path):
     FakeBackend.corrupt = False
     plan = Plan([FakeBackend], [get_op("allreduce"), get_op("barrier")], [4], "int32",
                 Sampling(sample_time_s=args.sample_time, min_samples=5), 1, True,
-                {("fake", "barrier"): "fake has no barrier"})
-    assert run_spmd(args, plan, World("fake", 0, 1), argv=["run", "--fake"], clock=FakeBackend.clock).rc == 0
+                {("fake", "barrier"): "fake has no barrier"}, settings=settings_of(args))
+    assert run_spmd(plan, World("fake", 0, 1), argv=["run", "--fake"], clock=FakeBackend.clock).rc == 0
     assert list(load_run(tmp_path / "run")[2].op) == ["allreduce"]
 
 

@@ -71,9 +71,9 @@ class MPIBackend(Backend):
         return "native" if self.native is not None else "python"
 
     @classmethod
-    def check_args(cls, args):
-        super().check_args(args)
-        if getattr(args, "loop", None) == "native":
+    def check_options(cls, settings):
+        super().check_options(settings)
+        if settings.loop == "native":
             from bench.native import find_mpicc
 
             mpicc, why = find_mpicc()
@@ -81,16 +81,16 @@ class MPIBackend(Backend):
                 raise UsageError(f"--loop native: {why}")
 
     @classmethod
-    def create(cls, world, args):
+    def create(cls, world, settings):
         """The backend on this rank; with the native loop unless `--loop python` (collective:
         the ranks build, load and agree together)."""
         be = cls(world)
-        wanted = getattr(args, "loop", None)
+        wanted = settings.loop
         if wanted != "python":
             problem = be.start_native()
             if problem and wanted == "native":
                 raise UsageError(f"--loop native: {problem}")
-            if problem and be.rank == 0 and not getattr(args, "quiet", False):
+            if problem and be.rank == 0 and not settings.quiet:
                 print(f"commbench: note: no native loop ({problem}); using the Python loop",
                       file=sys.stderr, flush=True)
         return be

@@ -43,6 +43,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 sys.path.insert(0, ROOT)
 
 from bench import spawn  # noqa: E402
+from bench.settings import Settings  # noqa: E402
 from bench.world import detect_world  # noqa: E402
 
 PLAIN_C = r"""
@@ -202,7 +203,7 @@ def main(argv=None):
     p.add_argument("--sample-time", type=float, default=2e-3)
     args = p.parse_args(argv)
     MPI = import_mpi()  # at the thread level commbench uses
-    native_be = MPIBackend.create(None, argparse.Namespace(loop="native", quiet=False))
+    native_be = MPIBackend.create(None, Settings(loop="native", quiet=False))
     python_be = MPIBackend()
     comm, rank, n = native_be.comm, native_be.rank, native_be.size
     lib = compile_plain(native_be.native.mpicc, comm)
