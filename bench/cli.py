@@ -97,42 +97,14 @@ def workload(args, argv) -> int:
 
     if args.measure is None:
         return wl.main(args, argv)
-    from bench.backends import backend_class
-    from bench.nodes import group_split
-    from bench.run import main as run_main
-    from bench.world import detect_world
+    from bench.workload_runs import measure_groups
 
     out_given = args.out is not None
     spec = wl.prepare(args)
-    given = build_parser("run").parse_args(["run", *args.measure])
-    if given.ops != "all" or given.split != "all" or given.out is not None or any(
-            v is not None for v in (given.sizes, given.minbytes, given.maxbytes, given.stepfactor)):
-        raise UsageError("--measure comes last and takes options of commbench run; workload "
-                         "sets their --ops, --sizes (-b/-e/-f), --split and --out itself")
-    world, need = detect_world(), spec.layout.world
-    if world is None and (given.nranks or need) != need or world and world.size not in (0, need):
-        got = given.nranks if world is None else world.size
-        raise UsageError(f"--measure: the layout needs tp × pp × dp = {need} ranks, got {got}")
-    if world is not None and not out_given:
-        raise UsageError("--measure under a launcher needs --out (the same on every rank)")
-    dtype = given.dtype if any(a == "--dtype" or a.startswith("--dtype=") for a in args.measure) \
-        else spec.layout.dtype
-    try:  # the model's dtype where the backends take it, else float32 of the same S
-        for name in given.backend.split(","):
-            backend_class(name.strip()).check_dtype(dtype)
-    except UsageError:
-        dtype = "float32"
-    rc = 0
-    for r in wl.measure_runs(spec, dtype):
-        run_argv = ["run", *(["-n", str(need)] if world is None and not given.nranks else []),
-                    *args.measure, "--dtype", dtype, "--ops", ",".join(r.ops), "--sizes",
-                    ",".join(map(str, r.sizes)), "--split", group_split(r.size, r.stride),
-                    "--out", str(r.out)]
-        outcome = run_main(build_parser("run").parse_args(run_argv), run_argv)
-        if outcome.rc not in (0, 1):
-            return outcome.rc
-        rc = max(rc, outcome.rc)
-    return max(rc, wl.main(args, argv, measured=True)) if world is None or world.rank == 0 else rc
+    rc, report = measure_groups(args.measure, spec.layout.world, spec.layout.dtype,
+                                lambda dtype: wl.measure_runs(spec, dtype), out_given,
+                                build_parser("run").parse_args)
+    return max(rc, wl.main(args, argv, measured=True)) if report else rc
 
 
 @dataclass(frozen=True)
