@@ -40,15 +40,23 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 
 def run(args, argv) -> int:
-    """`commbench run`: measure; then the process that should (the local launcher, or rank 0
-    under an outside launcher) prints the tables, through analysis, once measuring is over."""
+    """`commbench run`: measure; then the process that should prints the end-of-run output once
+    measuring is over (bench.end_of_run): the local launcher, reading its ranks' files through
+    analysis; or rank 0 under an outside launcher, from what it wrote, with no pandas."""
     from bench.run import main as run_main
 
     outcome = run_main(args, argv)
-    if outcome.show is not None:
-        from analysis.tables import print_run
+    if outcome.show is None:
+        return outcome.rc
+    from bench import end_of_run
 
-        print_run(outcome.show)
+    if outcome.written_here:  # rank 0 under an outside launcher: no pandas (nor analysis) here
+        end_of_run.print_own_run(outcome.show, [sys.executable, "-m", "analysis.finished_run"])
+    else:  # the local launcher: its ranks' files, read and checked by analysis
+        from analysis.finished_run import checked_run, nodes_text
+
+        meta, rows, shown_dir = checked_run(outcome.show)
+        end_of_run.print_end_of_run(meta, rows, shown_dir, lambda: nodes_text(outcome.show, meta))
     return outcome.rc
 
 

@@ -27,6 +27,7 @@ class Outcome:
     tables this process should show (None: another process shows them, or there are none)."""
     rc: int
     show: Path | None = None
+    written_here: bool = False  # show names the run this process wrote (rank 0, outside launcher)
 
 
 @dataclass

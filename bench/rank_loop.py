@@ -395,7 +395,7 @@ def _measure_all(plan, backends, jobs, writer, seed) -> Outcome:
                   file=sys.stderr)
     # the local launcher prints the tables itself, once over all its launches
     show = rank == 0 and not settings.quiet and not os.environ.get(LOCAL_PARENT)
-    return Outcome(EXIT_WRONG if wrong_total else 0, writer.dir if show else None)
+    return Outcome(EXIT_WRONG if wrong_total else 0, writer.dir if show else None, show)
 
 
 def _record_case(writer, plan, job, round_no, m, gathered):

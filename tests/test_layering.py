@@ -146,3 +146,22 @@ def test_local_launch_loads_heavy_libraries_only_in_the_parent(tmp_path):
     assert "# allreduce" in r.stdout
     assert r.stderr.count("| bench.rank_loop") == 2  # both ranks were seen
     assert loaded_heavy(r.stderr).count("pandas") == 1
+
+
+@needs_mpi
+def test_rank_zero_prints_its_tables_without_heavy_libraries(tmp_path):
+    """Under an outside launcher without -q, rank 0 prints the end-of-run output (the tables,
+    the node section of a pairs run, the machine lines) and still loads no pandas: the node
+    section is made in a process of its own (`-X importtime` is not passed on to it)."""
+    quick = [a for a in QUICK if a != "-q"]
+    argv = [mpiexec(), "-n", "2", "--oversubscribe", sys.executable, "-X", "importtime", "-m",
+            "bench.cli", "run", "--ops", "allreduce,pairs", "--sizes", "4", *quick,
+            "--out", str(tmp_path / "run")]
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=120, env=commbench_env())
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stderr.count("| bench.rank_loop") == 2  # both ranks were seen
+    assert r.stderr.count("| bench.end_of_run") == 1  # rank 0 printed, through bench.end_of_run
+    assert "# allreduce" in r.stdout and "# pairs" in r.stdout
+    assert "# nodes: 2 ranks on 1 host" in r.stdout and "# link map of the pairs op" in r.stdout
+    assert f"# results: {tmp_path / 'run'}" in r.stdout
+    assert loaded_heavy(r.stderr) == []
