@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import math
 import subprocess
-import sys
 from pathlib import Path
 
 from bench import ceilings, contention, noise
