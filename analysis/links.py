@@ -214,10 +214,10 @@ def describe(samples, meta: dict) -> str:
     lines = []
     if hosts:
         lines.append(f"# nodes: {host_map(hosts, meta.get('nnodes'))}")
-    from bench.record import describe_job
+    from bench.record import job_line
 
-    if describe_job(meta.get("job")):  # the scheduler's job comes first
-        lines.insert(0, f"# {describe_job(meta['job'])}")
+    if job_line(meta.get("job")):  # the scheduler's job comes first
+        lines.insert(0, f"# {job_line(meta['job'])}")
     links = link_times(samples, hosts)
     if not links.empty:
         links = flag_links(links)

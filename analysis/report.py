@@ -886,9 +886,9 @@ def prepare_out_dir(out_dir: Path | None, default: Path) -> Path:
 
 def job_text(meta) -> str:
     """', Slurm job 12 step 0: node[0-3], tasks per node 1(x4)' for a run made in a job."""
-    from bench.record import describe_job
+    from bench.record import job_line
 
-    text = describe_job(meta.get("job"))
+    text = job_line(meta.get("job"))
     return f", {text}" if text else ""
 
 

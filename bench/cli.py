@@ -236,8 +236,8 @@ def main(argv=None) -> int:
         return _output_failed(str(exc))
     except UnicodeEncodeError as exc:  # a name of bytes that are not UTF-8 reached a writer
         bad = exc.object[exc.start:exc.end] if isinstance(exc.object, str) else ""
-        shown = bad.encode("utf-8", "surrogateescape").decode("ascii", "backslashreplace")
-        print(f"commbench: error: a name holds bytes that are not UTF-8 ({shown}), which "
+        escaped = bad.encode("utf-8", "surrogateescape").decode("ascii", "backslashreplace")
+        print(f"commbench: error: a name holds bytes that are not UTF-8 ({escaped}), which "
               "commbench's files cannot carry; rename it", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -65,7 +65,7 @@ def job_identity(env=None) -> dict | None:
     return job
 
 
-def describe_job(job) -> str:
+def job_line(job) -> str:
     """One line for tables and reports: 'Slurm job 12 step 0: node[0-3], tasks per node 1(x4)'."""
     if not isinstance(job, dict) or not job.get("job_id"):
         return ""

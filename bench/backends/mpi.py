@@ -232,13 +232,13 @@ class MPIBackend(Backend):
         from bench import native
 
         try:
-            code, maxreq = native.assemble(steps, self.instruction, self.describe)
+            code, maxreq = native.assemble(steps, self.instruction, self.step_descriptor)
         except native.NotDescribable:
             return program
         return native.NativeProgram(self.native, self.comm.handle, code, maxreq, steps=steps,
                                     error=self.MPI.Exception)
 
-    def describe(self, step):
+    def step_descriptor(self, step):
         """A step's descriptor: its desc, or ("barrier",) for this backend's barrier."""
         desc = getattr(step, "desc", None)
         if desc is None and step == self.comm.Barrier:  # the same method of the same comm
