@@ -61,32 +61,10 @@ def run(args, argv) -> int:
 
 
 def noise(args, argv) -> int:
-    """`commbench noise`: a run of the noise calibration alone (plus a short barrier case, which
-    a run needs), then its one line, not the barrier's table (bench.noise)."""
-    from pathlib import Path
+    """`commbench noise`: a run of the noise calibration alone (bench.noise_run)."""
+    from bench.noise_run import main as noise_main
 
-    from bench.core.rundir import new_run_id
-    from bench.world import detect_world
-
-    world = detect_world()
-    if world is not None and args.out is None:
-        raise UsageError("noise under a launcher needs --out (the same on every rank)")
-    out = args.out or str(Path("results") / f"{new_run_id(args.backend, args.nranks or 2)}-noise")
-    run_argv = ["run", "--ops", "barrier", "--noise", "--no-ceilings", "--launches", "1",
-                "--repeats", "1", "--budget", "0.2", "-q", "--backend", args.backend,
-                "--timeout", str(args.timeout), "--out", out,
-                *(["-n", str(args.nranks)] if args.nranks is not None else []),
-                *(["--force"] if args.force else [])]
-    rc = main(run_argv)
-    if rc in (0, 1) and (world is None or world.rank == 0):
-        from analysis.rundir import load_meta
-        from bench import noise as calibration
-
-        meta = load_meta(out)
-        if not args.quiet and meta.get("noise"):
-            print(f"# noise: {calibration.describe(meta['noise'])}")
-        print(f"# results: {out}")
-    return rc
+    return noise_main(args, build_parser("run").parse_args)
 
 
 def sweep(args, argv) -> int:
