@@ -70,22 +70,12 @@ def free_port(host: str = "") -> int:
         return s.getsockname()[1]
 
 
-def mpi_agree_address() -> tuple[str, int]:
-    """Rank 0's host name and a free port on it, broadcast to every rank through MPI."""
-    import socket
-
-    from bench.backends.mpi import import_mpi
-
-    comm = import_mpi().COMM_WORLD
-    mine = (socket.gethostname(), free_port()) if comm.Get_rank() == 0 else None
-    return comm.bcast(mine, root=0)
-
-
 def rendezvous(world: World, env=None, agree=None) -> dict:
     """init_process_group arguments for this rank. Under torchrun (and commbench's own
     launcher, which sets the same variables): env://, which also reuses torchrun's store.
     Under mpirun or srun: MASTER_ADDR/MASTER_PORT when both are set, else rank 0's host and a
-    free port agreed through MPI (mpi4py), else an error saying what to set."""
+    free port that agree() returns (bench.backends.mpi.agree_address: agreed through MPI;
+    None where mpi4py is missing), else an error saying what to set."""
     env = os.environ if env is None else env
     if world.launcher == "torchrun":
         return {"init_method": "env://"}
@@ -98,12 +88,8 @@ def rendezvous(world: World, env=None, agree=None) -> dict:
         port = int(port)
     else:
         if agree is None:
-            import importlib.util
-
-            if importlib.util.find_spec("mpi4py") is None:
-                raise UsageError(f"a torch backend under {world.launcher} needs MASTER_ADDR and "
-                                 "MASTER_PORT set (or mpi4py, to agree on them through MPI)")
-            agree = mpi_agree_address
+            raise UsageError(f"a torch backend under {world.launcher} needs MASTER_ADDR and "
+                             "MASTER_PORT set (or mpi4py, to agree on them through MPI)")
         addr, port = agree()
     host = f"[{addr}]" if ":" in addr else addr
     return {"init_method": f"tcp://{host}:{port}", "rank": world.rank, "world_size": world.size}

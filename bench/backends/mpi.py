@@ -40,6 +40,18 @@ def import_mpi():
     return MPI
 
 
+def agree_address() -> tuple[str, int]:
+    """Rank 0's host name and a free port on it, broadcast to every rank through MPI (a torch
+    backend's rendezvous under mpirun or srun, bench.world.rendezvous)."""
+    import socket
+
+    from bench.world import free_port
+
+    comm = import_mpi().COMM_WORLD
+    mine = (socket.gethostname(), free_port()) if comm.Get_rank() == 0 else None
+    return comm.bcast(mine, root=0)
+
+
 def _step(call, *desc):
     """The prepared call, carrying its description for the native loop (a partial takes
     attributes at no cost to the call)."""

@@ -145,9 +145,11 @@ class TorchBackend(Backend):
                 dist.init_process_group("mpi")  # ranks and world from the MPI launcher
                 self.init_method = "mpi"
             else:
+                from bench.backends.mpi import agree_address
                 from bench.world import rendezvous
 
-                kw = rendezvous(world)
+                mpi4py = importlib.util.find_spec("mpi4py") is not None
+                kw = rendezvous(world, agree=agree_address if mpi4py else None)
                 self.init_method = kw["init_method"].split("://")[0] + "://"
                 dist.init_process_group(self.torch_backend, timeout=timeout, **kw)
             self.group = None  # the default group
