@@ -47,7 +47,10 @@ def own_summary_rows(run_dir) -> list[dict]:
     """summary.csv as this process wrote it (bench.core.rundir.RunWriter), in rows typed as
     analysis reads them: a column of whole numbers as int, one of other numbers as float
     (an empty field NaN), names as text ('' when empty), any other column as text."""
-    with open(Path(run_dir) / rundir.SUMMARY, newline="", encoding="utf-8") as f:
+    path = Path(run_dir) / rundir.SUMMARY
+    if not path.exists():  # no case was measured
+        return []
+    with open(path, newline="", encoding="utf-8") as f:
         table = list(csv.DictReader(f, quoting=csv.QUOTE_NONE))
     if not table:
         return []

@@ -165,3 +165,15 @@ def test_rank_zero_prints_its_tables_without_heavy_libraries(tmp_path):
     assert "# nodes: 2 ranks on 1 host" in r.stdout and "# link map of the pairs op" in r.stdout
     assert f"# results: {tmp_path / 'run'}" in r.stdout
     assert loaded_heavy(r.stderr) == []
+    # the same lines as the local launcher prints from the files, read and checked by analysis
+    import contextlib
+    import io
+
+    from analysis.finished_run import checked_run, nodes_text
+    from bench.end_of_run import print_end_of_run
+
+    checked = io.StringIO()
+    with contextlib.redirect_stdout(checked):
+        meta, rows, shown_dir = checked_run(tmp_path / "run")
+        print_end_of_run(meta, rows, shown_dir, lambda: nodes_text(tmp_path / "run", meta))
+    assert r.stdout == checked.getvalue()
