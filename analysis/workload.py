@@ -1,9 +1,9 @@
 """`commbench workload`: the communication of one training step of a transformer (derived by
 analysis.workload_model), written to OUT/workload.csv, one row per distinct communication, and
 printed with the bytes per step per group. With --fits, every row is predicted from fitted
-models (analysis.workload_time); with --measure, the command layer (bench.cli) first runs the
-rows' cases on the layout's groups through `commbench run` (measure_runs says which), and the
-measured times are printed next to the predicted ones.
+models (analysis.workload_time); with --measure, bench.workload_runs first runs the rows' cases
+on the layout's groups through `commbench run` (measure_runs says which), and the measured
+times are printed next to the predicted ones.
 
 The conventions and their formulas are in analysis.workload_model.
 """
@@ -158,7 +158,7 @@ def print_workload(spec: Spec, file=None) -> None:
 
 def main(args, argv=None, measured: bool = False) -> int:
     """Derive, write and print; predict with --fits; with `measured`, the runs of --measure
-    are in OUT/measure (bench.cli ran them) and are reported next to the prediction."""
+    are in OUT/measure (bench.workload_runs ran them) and are reported next to the prediction."""
     if getattr(args, "export", None) and not (args.fits or measured or args.measure is not None):
         raise UsageError("--export simai needs bandwidths: give --fits DIR or --measure")
     spec = prepare(args)

@@ -40,45 +40,31 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 
 def run(args, argv) -> int:
-    """`commbench run`: measure; then the process that should (the local launcher, or rank 0
-    under an outside launcher) prints the tables, through analysis, once measuring is over."""
+    """`commbench run`: measure; then the process that should prints the end-of-run output once
+    measuring is over (bench.end_of_run): the local launcher, reading its ranks' files through
+    analysis; or rank 0 under an outside launcher, from what it wrote, with no pandas."""
     from bench.run import main as run_main
 
     outcome = run_main(args, argv)
-    if outcome.show is not None:
-        from analysis.tables import print_run
+    if outcome.show is None:
+        return outcome.rc
+    from bench import end_of_run
 
-        print_run(outcome.show)
+    if outcome.written_here:  # rank 0 under an outside launcher: no pandas (nor analysis) here
+        end_of_run.print_own_run(outcome.show, [sys.executable, "-m", "analysis.finished_run"])
+    else:  # the local launcher: its ranks' files, read and checked by analysis
+        from analysis.finished_run import checked_run, nodes_text
+
+        meta, rows, shown_dir = checked_run(outcome.show)
+        end_of_run.print_end_of_run(meta, rows, shown_dir, lambda: nodes_text(outcome.show, meta))
     return outcome.rc
 
 
 def noise(args, argv) -> int:
-    """`commbench noise`: a run of the noise calibration alone (plus a short barrier case, which
-    a run needs), then its one line, not the barrier's table (bench.noise)."""
-    from pathlib import Path
+    """`commbench noise`: a run of the noise calibration alone (bench.noise_run)."""
+    from bench.noise_run import main as noise_main
 
-    from bench import launch
-    from bench.core.rundir import new_run_id
-
-    world = launch.detect_world()
-    if world is not None and args.out is None:
-        raise UsageError("noise under a launcher needs --out (the same on every rank)")
-    out = args.out or str(Path("results") / f"{new_run_id(args.backend, args.nranks or 2)}-noise")
-    run_argv = ["run", "--ops", "barrier", "--noise", "--no-ceilings", "--launches", "1",
-                "--repeats", "1", "--budget", "0.2", "-q", "--backend", args.backend,
-                "--timeout", str(args.timeout), "--out", out,
-                *(["-n", str(args.nranks)] if args.nranks is not None else []),
-                *(["--force"] if args.force else [])]
-    rc = main(run_argv)
-    if rc in (0, 1) and (world is None or world.rank == 0):
-        from analysis.rundir import load_meta
-        from bench.core.runmeta import describe_noise
-
-        meta = load_meta(out)
-        if not args.quiet and meta.get("noise"):
-            print(f"# noise: {describe_noise(meta['noise'])}")
-        print(f"# results: {out}")
-    return rc
+    return noise_main(args, build_parser("run").parse_args)
 
 
 def sweep(args, argv) -> int:
@@ -97,42 +83,14 @@ def workload(args, argv) -> int:
 
     if args.measure is None:
         return wl.main(args, argv)
-    from bench import launch
-    from bench.backends import backend_class
-    from bench.nodes import group_split
-    from bench.run import main as run_main
+    from bench.workload_runs import measure_groups
 
     out_given = args.out is not None
     spec = wl.prepare(args)
-    given = build_parser("run").parse_args(["run", *args.measure])
-    if given.ops != "all" or given.split != "all" or given.out is not None or any(
-            v is not None for v in (given.sizes, given.minbytes, given.maxbytes, given.stepfactor)):
-        raise UsageError("--measure comes last and takes options of commbench run; workload "
-                         "sets their --ops, --sizes (-b/-e/-f), --split and --out itself")
-    world, need = launch.detect_world(), spec.layout.world
-    if world is None and (given.nranks or need) != need or world and world.size not in (0, need):
-        got = given.nranks if world is None else world.size
-        raise UsageError(f"--measure: the layout needs tp × pp × dp = {need} ranks, got {got}")
-    if world is not None and not out_given:
-        raise UsageError("--measure under a launcher needs --out (the same on every rank)")
-    dtype = given.dtype if any(a == "--dtype" or a.startswith("--dtype=") for a in args.measure) \
-        else spec.layout.dtype
-    try:  # the model's dtype where the backends take it, else float32 of the same S
-        for name in given.backend.split(","):
-            backend_class(name.strip()).check_dtype(dtype)
-    except UsageError:
-        dtype = "float32"
-    rc = 0
-    for r in wl.measure_runs(spec, dtype):
-        run_argv = ["run", *(["-n", str(need)] if world is None and not given.nranks else []),
-                    *args.measure, "--dtype", dtype, "--ops", ",".join(r.ops), "--sizes",
-                    ",".join(map(str, r.sizes)), "--split", group_split(r.size, r.stride),
-                    "--out", str(r.out)]
-        outcome = run_main(build_parser("run").parse_args(run_argv), run_argv)
-        if outcome.rc not in (0, 1):
-            return outcome.rc
-        rc = max(rc, outcome.rc)
-    return max(rc, wl.main(args, argv, measured=True)) if world is None or world.rank == 0 else rc
+    rc, report = measure_groups(args.measure, spec.layout.world, spec.layout.dtype,
+                                lambda dtype: wl.measure_runs(spec, dtype), out_given,
+                                build_parser("run").parse_args)
+    return max(rc, wl.main(args, argv, measured=True)) if report else rc
 
 
 @dataclass(frozen=True)
@@ -256,8 +214,8 @@ def main(argv=None) -> int:
         return _output_failed(str(exc))
     except UnicodeEncodeError as exc:  # a name of bytes that are not UTF-8 reached a writer
         bad = exc.object[exc.start:exc.end] if isinstance(exc.object, str) else ""
-        shown = bad.encode("utf-8", "surrogateescape").decode("ascii", "backslashreplace")
-        print(f"commbench: error: a name holds bytes that are not UTF-8 ({shown}), which "
+        escaped = bad.encode("utf-8", "surrogateescape").decode("ascii", "backslashreplace")
+        print(f"commbench: error: a name holds bytes that are not UTF-8 ({escaped}), which "
               "commbench's files cannot carry; rename it", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

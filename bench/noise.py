@@ -19,8 +19,9 @@ BURST_BUDGET_S = 0.05
 
 
 def add_arguments(p) -> None:
-    """The options of `commbench noise` (bench.cli.noise runs it)."""
+    """The options of `commbench noise` (bench.noise_run runs it)."""
     from bench.backends import BACKENDS
+    from bench.settings import DEFAULT_TIMEOUT_S
 
     p.add_argument("-n", "--nranks", type=int, help="local ranks to start (default 2); inside a "
                    "launcher the ranks it gave")
@@ -30,8 +31,8 @@ def add_arguments(p) -> None:
                    "results/<run_id>-noise; needed under a launcher)")
     p.add_argument("--force", action="store_true",
                    help="start --out afresh when it already holds a run")
-    p.add_argument("--timeout", type=float, default=120.0,
-                   help="seconds without progress before the job is aborted (default 120)")
+    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S,
+                   help=f"seconds without progress before the job is aborted (default {DEFAULT_TIMEOUT_S:g})")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the run directory")
 
 

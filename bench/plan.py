@@ -1,7 +1,7 @@
 """What a run will measure, checked before any rank starts: backends, ops, sizes, sampling
 settings and splits from the options of `commbench run`, and the cases and buffer memory they
-make on a given rank count. Shared by the local launcher (bench.local) and the ranks
-(bench.spmd)."""
+make on a given rank count. Shared by the local launcher (bench.local_launcher) and the
+ranks (bench.rank_loop)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -9,12 +9,13 @@ from pathlib import Path
 
 import numpy as np
 
-from bench import launch
 from bench.backends import backend_class
 from bench.core.errors import UsageError
 from bench.core.units import parse_sizes
 from bench.harness import Sampling
 from bench.ops import OPS, get_op
+from bench.settings import Settings, settings_of
+from bench.world import detect_world
 
 PAGE = 4096
 EXIT_WRONG, EXIT_ABORT = 1, 3  # exit statuses: results failed validation; the job was aborted
@@ -26,6 +27,7 @@ class Outcome:
     tables this process should show (None: another process shows them, or there are none)."""
     rc: int
     show: Path | None = None
+    written_here: bool = False  # show names the run this process wrote (rank 0, outside launcher)
 
 
 @dataclass
@@ -39,6 +41,7 @@ class Plan:
     all_ops: bool = False  # ops not named one by one: skip those the rank count rules out
     skip: dict = field(default_factory=dict)  # (backend, op) -> why that backend cannot run it
     splits: tuple = ("all",)  # --split: communicators the cases run on (bench.nodes)
+    settings: Settings = field(default_factory=Settings)  # how the ranks measure (bench.settings)
 
 
 DEFAULT_SIZES = "4:4M:4"
@@ -59,7 +62,9 @@ def sizes_text(args) -> str:
 
 
 def make_plan(args) -> Plan:
-    """Everything that can be checked before any rank starts."""
+    """Everything that can be checked before any rank starts; the one place that reads the
+    parsed options (the ranks and backends read the plan's settings)."""
+    settings = settings_of(args)
     names = [b.strip() for b in args.backend.split(",") if b.strip()]
     if not names:
         raise UsageError("no backend given")
@@ -69,7 +74,7 @@ def make_plan(args) -> Plan:
         if problem:
             raise UsageError(problem)
         cls.check_dtype(args.dtype)
-        cls.check_args(args)
+        cls.check_options(settings)
     names = [n for n, op in OPS.items() if op.default] if args.ops.strip() == "all" else [s.strip() for s in args.ops.split(",") if s.strip()]
     if not names:
         raise UsageError("no ops given")
@@ -78,7 +83,7 @@ def make_plan(args) -> Plan:
     skip = {}
     for cls in backends:
         for op in ops:
-            why = cls.op_problem(op, args)
+            why = cls.op_problem(op, settings)
             if why and not all_ops:
                 raise UsageError(f"backend {cls.name} cannot run {op.name}: {why}")
             if why:
@@ -104,18 +109,19 @@ def make_plan(args) -> Plan:
         raise UsageError("--out: empty path")
     sampling = Sampling(sample_time_s=args.sample_time, min_samples=args.min_samples,
                         max_samples=args.max_samples, ci_target=args.ci_target,
-                        budget_s=args.budget / (args.repeats * launches_of(args)))
+                        budget_s=args.budget / (args.repeats * launches_of(settings)))
     from bench.nodes import parse_splits
 
     splits = parse_splits(getattr(args, "split", "all"))
-    return Plan(backends, ops, sizes, args.dtype, sampling, args.repeats, all_ops, skip, splits)
+    return Plan(backends, ops, sizes, args.dtype, sampling, args.repeats, all_ops, skip, splits,
+                settings)
 
 
-def launches_of(args) -> int:
+def launches_of(settings: Settings) -> int:
     """Launches this run will have: --launches when commbench starts the ranks itself, one
     under an outside launcher (mpirun, srun, torchrun) that started them once."""
-    if getattr(args, "launch_index", None) is not None or launch.detect_world() is None:
-        return getattr(args, "launches", 1)
+    if settings.launch_index is not None or detect_world() is None:
+        return settings.launches
     return 1
 
 

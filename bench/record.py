@@ -48,7 +48,7 @@ _SLURM_JOB_FIELDS = (
 def job_identity(env=None) -> dict | None:
     """The Slurm job this process runs in (job id, node list, tasks per node, and the step's
     when srun started the ranks), as Slurm's variables give them; None outside a job."""
-    from bench.launch import detect_world
+    from bench.world import detect_world
 
     env = os.environ if env is None else env
     if not env.get("SLURM_JOB_ID"):

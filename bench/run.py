@@ -1,23 +1,26 @@
 """`commbench run`: its options; validate them, then either start local ranks (outside a
-launcher: bench.local) or measure SPMD on the ranks a launcher gave (inside mpiexec, srun,
-torchrun or commbench's own: bench.spmd)."""
+launcher: bench.local_launcher) or measure SPMD on the ranks a launcher gave (inside mpiexec, srun,
+torchrun or commbench's own: bench.rank_loop)."""
 from __future__ import annotations
 
 import argparse
 
-from bench import launch
 from bench.backends import BACKENDS
 from bench.ops import OPS
+from bench.harness import Sampling
 from bench.plan import DEFAULT_SIZES, Outcome, make_plan
+from bench.settings import DEFAULTS
+from bench.world import detect_world
 
+SAMPLING = Sampling()  # the stop rule's defaults
 
 
 def add_arguments(p) -> None:
     p.add_argument("-n", "--nranks", type=int, help="local ranks to start (default 2); inside a "
                    "launcher the ranks it gave (must match when given)")
-    p.add_argument("--backend", default="mpi", metavar="NAME[,NAME...]",
+    p.add_argument("--backend", default=DEFAULTS.backend, metavar="NAME[,NAME...]",
                    help=f"one of {', '.join(BACKENDS)}, or a comma list of them measured side by "
-                   "side in one run (default mpi)")
+                   f"side in one run (default {DEFAULTS.backend})")
     p.add_argument("--ops", default="all", help=f"comma list or 'all' (known: {', '.join(OPS)}; 'all' means "
                    f"{', '.join(n for n, op in OPS.items() if op.default)})")
     p.add_argument("--sizes", help="MIN:MAX[:FACTOR] or a list, in bytes: KiB/MiB/GiB and a bare "
@@ -37,7 +40,7 @@ def add_arguments(p) -> None:
     p.add_argument("--cuda-graph", action="store_true",
                    help="capture the k calls of a sample in a CUDA graph and time its replay "
                    "(like nccl-tests -G): small-message latency without launch overhead (nccl)")
-    p.add_argument("--timer", choices=("host", "cuda"), default="host",
+    p.add_argument("--timer", choices=("host", "cuda"), default=DEFAULTS.timer,
                    help="what times a sample: host (the host clock around the k calls, after a "
                    "device synchronize, as nccl-tests; default) or cuda (CUDA events recorded "
                    "before and after the k calls on the device; --device cuda)")
@@ -51,28 +54,32 @@ def add_arguments(p) -> None:
     p.add_argument("--force", action="store_true",
                    help="start --out afresh when it already holds a run (its old results, fits "
                    "and report are removed)")
-    p.add_argument("--timeout", type=float, default=120.0,
-                   help="seconds a case may make no progress before the job is aborted (default 120)")
+    p.add_argument("--timeout", type=float, default=DEFAULTS.timeout_s,
+                   help="seconds a case may make no progress before the job is aborted "
+                   f"(default {DEFAULTS.timeout_s:g})")
     p.add_argument("--repeats", type=int, default=2,
                    help="rounds over all cases per launch, case order shuffled in each (default 2)")
-    p.add_argument("--launches", type=int, default=3,
+    p.add_argument("--launches", type=int, default=DEFAULTS.launches,
                    help="local runs only: start the ranks this many times, one after the other, "
                    "each doing --repeats rounds into the same run directory, so the "
-                   "launch-to-launch variation of the machine is part of the run (default 3)")
+                   f"launch-to-launch variation of the machine is part of the run (default {DEFAULTS.launches})")
     p.add_argument("--launch-index", type=int, help=argparse.SUPPRESS)  # set by the local launcher
     p.add_argument("--seed", type=int, help="seed of the case order (default: from the clock)")
-    p.add_argument("--ci-target", type=float, default=0.02,
+    p.add_argument("--ci-target", type=float, default=SAMPLING.ci_target,
                    help="stop sampling when the 95%% CI of the median is this narrow, relative "
-                   "to the median: (high - low) / median (default 0.02, i.e. 2%%)")
-    p.add_argument("--min-samples", type=int, default=10, help="per case and round (default 10)")
-    p.add_argument("--max-samples", type=int, default=5000, help="per case and round (default 5000)")
-    p.add_argument("--budget", type=float, default=1.0,
-                   help="seconds of sampling per case, all rounds together (default 1.0)")
-    p.add_argument("--sample-time", type=float, default=1e-3,
-                   help="a sample (k back-to-back calls) lasts at least this long (default 0.001 s)")
-    p.add_argument("--noise", action=argparse.BooleanOptionalAction, default=True,
+                   f"to the median: (high - low) / median (default {SAMPLING.ci_target:g}, i.e. "
+                   f"{SAMPLING.ci_target:.0%}%)")
+    p.add_argument("--min-samples", type=int, default=SAMPLING.min_samples,
+                   help=f"per case and round (default {SAMPLING.min_samples})")
+    p.add_argument("--max-samples", type=int, default=SAMPLING.max_samples,
+                   help=f"per case and round (default {SAMPLING.max_samples})")
+    p.add_argument("--budget", type=float, default=SAMPLING.budget_s,
+                   help=f"seconds of sampling per case, all rounds together (default {SAMPLING.budget_s})")
+    p.add_argument("--sample-time", type=float, default=SAMPLING.sample_time_s,
+                   help=f"a sample (k back-to-back calls) lasts at least this long (default {SAMPLING.sample_time_s:g} s)")
+    p.add_argument("--noise", action=argparse.BooleanOptionalAction, default=DEFAULTS.noise,
                    help="calibrate the machine's noise first and store it (default on; ~1 s)")
-    p.add_argument("--ceilings", action=argparse.BooleanOptionalAction, default=True,
+    p.add_argument("--ceilings", action=argparse.BooleanOptionalAction, default=DEFAULTS.ceilings,
                    help="measure the machine's copy rates and declared line rates first, and give "
                    "each row its share of the one that applies (default on; ~0.3 s)")
     p.add_argument("--split", default="all", metavar="LIST",
@@ -87,12 +94,12 @@ def main(args, argv) -> Outcome:
     """argv: the command line after `commbench` (recorded in meta.json, and what the local
     launcher starts in every rank)."""
     plan = make_plan(args)
-    world = launch.detect_world()
+    world = detect_world()
     if world is None:
-        from bench.local import start_local
+        from bench.local_launcher import start_local
 
-        return start_local(args, argv, plan)
-    from bench.spmd import end_on_signals, run_spmd
+        return start_local(plan, argv)
+    from bench.rank_loop import end_on_signals, run_spmd
 
     end_on_signals(world.rank)
-    return run_spmd(args, plan, world, argv)
+    return run_spmd(plan, world, argv)

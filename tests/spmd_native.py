@@ -1,7 +1,7 @@
 """The native loop against the Python loop on real ranks, in ONE job (as tests/spmd_ops.py):
 every op that can run on the job's N ranks, at spmd_ops' sizes and MPI dtypes, is built once
 with the Python loop (`--loop python`) and once with the native one, each run for 1 and 3
-calls, each checked exactly as `commbench run` checks it (bench.spmd: prepare_case /
+calls, each checked exactly as `commbench run` checks it (bench.rank_loop: prepare_case /
 wrong_elements), and the two receive buffers compared element by element.
 
     mpiexec -n 4 python tests/spmd_native.py [--ops allreduce,bw]
@@ -27,7 +27,8 @@ from mpi4py import MPI  # noqa: E402
 from bench.backends.mpi import MPIBackend  # noqa: E402
 from bench.ops import OPS  # noqa: E402
 from bench.plan import arena_bytes, itemsize_of  # noqa: E402
-from bench.spmd import prepare_case, wrong_elements  # noqa: E402
+from bench.rank_loop import prepare_case, wrong_elements  # noqa: E402
+from bench.settings import Settings  # noqa: E402
 from spmd_ops import DTYPES, REPEAT, cases_for  # noqa: E402
 
 
@@ -84,7 +85,7 @@ def main(argv=None) -> int:
     ops = [OPS[name] for name in args.ops.split(",")] if args.ops else list(OPS.values())
     ops = [op for op in ops if op.rank_problem(n) is None]
     python_be = MPIBackend()
-    native_be = MPIBackend.create(None, argparse.Namespace(loop="native", quiet=True))
+    native_be = MPIBackend.create(None, Settings(loop="native", quiet=True))
     say(f"library: {native_be.native.path}")
     say("native: " + ", ".join(op.name for op in ops))
     mine = []

@@ -1,6 +1,6 @@
 """Op semantics on real ranks, without the harness, timing or a run directory: every op that can
 run on the job's N ranks, at a few sizes and dtypes, on the MPI backend and (when torch is
-importable) on gloo, built and checked exactly as `commbench run` does (bench.spmd's
+importable) on gloo, built and checked exactly as `commbench run` does (bench.rank_loop's
 prepare_case / program / sync / wrong_elements).
 
 Runs inside every rank of ONE job (as mpi4py tests itself):
@@ -27,10 +27,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mpi4py import MPI  # noqa: E402  (the job's launcher; also aborts the job on an error)
 
-from bench.launch import detect_world  # noqa: E402
+from bench.world import detect_world  # noqa: E402
 from bench.ops import OPS  # noqa: E402
 from bench.plan import arena_bytes, itemsize_of  # noqa: E402
-from bench.spmd import prepare_case, wrong_elements  # noqa: E402
+from bench.rank_loop import prepare_case, wrong_elements  # noqa: E402
+from bench.settings import Settings  # noqa: E402
 
 # 4 B: one element (one per rank's block); 8 * 127 + 4 = 1020 B: an odd element count for 4-
 # and 8-byte items, so S is no whole number of per-rank blocks and they round down; 64 KiB:
@@ -96,7 +97,7 @@ def run_backend(name, world, ops, corrupt, say):
     from bench.backends import backend_class
 
     cls = backend_class(name)
-    options = argparse.Namespace(device="cpu", cuda_graph=False)
+    options = Settings(device="cpu", cuda_graph=False)
     be = make_backend(name, world)
     n = be.size
     barrier = be.control_barrier()

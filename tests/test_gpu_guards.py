@@ -2,17 +2,16 @@
 (the checks read the options and the visible GPU count; no GPU needed)."""
 from __future__ import annotations
 
-import argparse
-
 import pytest
 
 from bench.backends.torch_dist import GlooBackend, NCCLBackend
 from bench.core.errors import UsageError
 from bench.ops import OPS
+from bench.settings import Settings
 
 
 def options(**kw):
-    return argparse.Namespace(**{"device": None, "cuda_graph": False, **kw})
+    return Settings(**kw)
 
 
 def test_gloo_refuses_point_to_point_on_cuda_tensors_by_name():

@@ -15,7 +15,7 @@ import pytest
 from analysis.runsamples import load_run
 from bench.backends.torch_dist import GraphProgram
 from bench.harness import Sampling, Sync, measure
-from bench.launch import World
+from bench.world import World
 from bench.ops import get_op
 from bench.plan import Plan
 from tests.conftest import run_commbench
@@ -149,7 +149,8 @@ class EventBackend(FakeBackend):
 
 
 def test_run_records_the_device_timer_and_the_flags_programs_raise(tmp_path):
-    from bench.spmd import run_spmd
+    from bench.rank_loop import run_spmd
+    from bench.settings import settings_of
 
     args = argparse.Namespace(nranks=None, backend="fake", ops="allreduce", sizes="64", dtype="int32",
                               out=str(tmp_path / "run"), timeout=0, repeats=1, seed=7, ci_target=0.02,
@@ -157,8 +158,9 @@ def test_run_records_the_device_timer_and_the_flags_programs_raise(tmp_path):
                               quiet=True, noise=False, ceilings=False, device=None, cuda_graph=False,
                               timer="cuda")
     plan = Plan([EventBackend], [get_op("allreduce")], [64], "int32",
-                Sampling(sample_time_s=args.sample_time, min_samples=5, max_samples=20), 1, False, {})
-    assert run_spmd(args, plan, World("fake", 0, 1), argv=["run"], clock=EventBackend.clock).rc == 0
+                Sampling(sample_time_s=args.sample_time, min_samples=5, max_samples=20), 1, False, {},
+                settings=settings_of(args))
+    assert run_spmd(plan, World("fake", 0, 1), argv=["run"], clock=EventBackend.clock).rc == 0
     meta = json.loads((tmp_path / "run" / "meta.json").read_text())
     assert meta["timer"]["name"] == "CUDA events" and meta["settings"]["timer"] == "cuda"
     assert meta["timer"]["measured_resolution_s"] == pytest.approx(2e-6)
@@ -168,7 +170,7 @@ def test_run_records_the_device_timer_and_the_flags_programs_raise(tmp_path):
     # the device's time (10 us per call, plus the 2 us between its events), not the host's
     assert np.median(load_run(tmp_path / "run")[1].time_s) < 1.3e-5
     # the summary over several launches keeps what the programs raised
-    from bench.local import add_launch, merge_launches
+    from bench.local_launcher import add_launch, merge_launches
 
     wrong, raised = {}, {}
     add_launch(tmp_path / "run", wrong, raised)
@@ -218,7 +220,7 @@ def test_the_check_call_is_one_replay_on_the_initial_data():
     """prepare_case runs a graph's warm-up and capture (which run the op) before it writes
     the initial data, so the validation call is exactly one replay: an op that is not
     idempotent (in-place allreduce on several ranks) is checked on what one call did."""
-    from bench.spmd import prepare_case
+    from bench.rank_loop import prepare_case
 
     log, clock = [], FakeClock()
     torch, fake_program = fake_cuda(log, clock)
@@ -244,7 +246,7 @@ def test_an_idle_rank_raises_no_flags_for_the_pair_that_ran():
     """pingpong on 3 ranks: rank 1 sits out and its (empty) graph is no finding about the
     case; the ranks that ran report theirs."""
     from bench.harness import Measurement
-    from bench.spmd import _gather_rows
+    from bench.rank_loop import _gather_rows
 
     case = get_op("pingpong").case(64, 3, 4)
     m = Measurement(calls=4, local_s=[1e-6], flags=("empty-graph",))

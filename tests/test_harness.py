@@ -8,10 +8,11 @@ from analysis.rundir import sample_times
 from analysis.runsamples import load_run
 from bench.core.stats import median_ci, median_ci_ranks
 from bench.harness import Sampling, Sync, calibrate, measure, stop_reason
-from bench.launch import World
+from bench.world import World
 from bench.plan import Plan
 from bench.ops import get_op
-from bench.spmd import run_spmd
+from bench.rank_loop import run_spmd
+from bench.settings import settings_of
 from tests.fakes import FakeBackend, FakeClock
 
 COST = 2.0 ** -19  # seconds per fake call
@@ -108,13 +109,14 @@ def _args(**over):
 def _plan(args):
     return Plan([FakeBackend], [get_op(o) for o in args.ops.split(",")], [4, 64], args.dtype,
                 Sampling(sample_time_s=args.sample_time, min_samples=args.min_samples,
-                         budget_s=args.budget / args.repeats), args.repeats)
+                         budget_s=args.budget / args.repeats), args.repeats,
+                settings=settings_of(args))
 
 
 def test_rank_loop_writes_exact_rows_and_summary(tmp_path):
     FakeBackend.corrupt = False
     args = _args(out=str(tmp_path / "run"))
-    assert run_spmd(args, _plan(args), World("fake", 0, 1), argv=ARGV, clock=FakeBackend.clock).rc == 0
+    assert run_spmd(_plan(args), World("fake", 0, 1), argv=ARGV, clock=FakeBackend.clock).rc == 0
     meta, samples, summary = load_run(tmp_path / "run")
     assert meta["status"] == "complete" and meta["nranks"] == 1 and meta["schema"] == 2
     assert meta["argv"] == ["commbench", *ARGV]
@@ -135,7 +137,7 @@ def test_rank_loop_writes_exact_rows_and_summary(tmp_path):
 def test_rounds_shuffle_cases_and_are_recorded(tmp_path):
     FakeBackend.corrupt = False
     args = _args(out=str(tmp_path / "run"), repeats=3, ops="allreduce")
-    assert run_spmd(args, _plan(args), World("fake", 0, 1), argv=ARGV, clock=FakeBackend.clock).rc == 0
+    assert run_spmd(_plan(args), World("fake", 0, 1), argv=ARGV, clock=FakeBackend.clock).rc == 0
     meta, samples, summary = load_run(tmp_path / "run")
     assert sorted(samples["round"].unique()) == [0, 1, 2]
     assert (summary.rounds == 3).all()
@@ -146,7 +148,7 @@ def test_wrong_results_are_counted_and_fail_the_run(tmp_path):
     FakeBackend.corrupt = True
     try:
         args = _args(out=str(tmp_path / "run"))
-        assert run_spmd(args, _plan(args), World("fake", 0, 1), argv=ARGV, clock=FakeBackend.clock).rc == 1
+        assert run_spmd(_plan(args), World("fake", 0, 1), argv=ARGV, clock=FakeBackend.clock).rc == 1
     finally:
         FakeBackend.corrupt = False
     meta, _, summary = load_run(tmp_path / "run")
@@ -158,7 +160,7 @@ def test_wrong_results_are_counted_and_fail_the_run(tmp_path):
 def test_torn_last_block_is_dropped(tmp_path):
     FakeBackend.corrupt = False
     args = _args(out=str(tmp_path / "run"))
-    run_spmd(args, _plan(args), World("fake", 0, 1), argv=ARGV, clock=FakeBackend.clock)
+    run_spmd(_plan(args), World("fake", 0, 1), argv=ARGV, clock=FakeBackend.clock)
     path = tmp_path / "run" / "samples.bin"
     whole = len(load_run(tmp_path / "run")[1])
     data = path.read_bytes()

@@ -269,7 +269,7 @@ def test_a_lock_that_is_no_regular_file_is_one_line(tmp_path, capsys, plant):
 ])
 def test_a_malformed_launcher_world_is_refused_not_taken_for_no_launcher(env, needles):
     from bench.core.errors import UsageError
-    from bench.launch import detect_world
+    from bench.world import detect_world
 
     with pytest.raises(UsageError) as raised:
         detect_world(env)
@@ -284,7 +284,7 @@ def test_a_malformed_launcher_world_is_refused_not_taken_for_no_launcher(env, ne
 ])
 def test_a_malformed_rendezvous_address_names_the_variable(addr, port, needle):
     from bench.core.errors import UsageError
-    from bench.launch import World, rendezvous
+    from bench.world import World, rendezvous
 
     with pytest.raises(UsageError, match=needle):
         rendezvous(World("openmpi", 0, 2), {"MASTER_ADDR": addr, "MASTER_PORT": port})

@@ -12,7 +12,7 @@ import pytest
 
 from bench.ops import OPS
 from bench.ops.data import CHUNK, Periodic, constant, count_wrong, tiles, values
-from bench.spmd import wrong_elements
+from bench.rank_loop import wrong_elements
 from tests.fakes import FakeBackend
 from tests.runs import needs_torch
 

@@ -129,7 +129,7 @@ def test_ranks_under_mpiexec_load_no_heavy_library(tmp_path):
             "--out", str(tmp_path / "run")]
     r = subprocess.run(argv, capture_output=True, text=True, timeout=120, env=commbench_env())
     assert r.returncode == 0, r.stderr[-3000:]
-    assert "import time:" in r.stderr and "| bench.spmd" in r.stderr  # the probe works
+    assert "import time:" in r.stderr and "| bench.rank_loop" in r.stderr  # the probe works
     assert loaded_heavy(r.stderr) == []
 
 
@@ -144,5 +144,36 @@ def test_local_launch_loads_heavy_libraries_only_in_the_parent(tmp_path):
                        env=commbench_env(PYTHONPROFILEIMPORTTIME="1"))
     assert r.returncode == 0, r.stderr[-3000:]
     assert "# allreduce" in r.stdout
-    assert r.stderr.count("| bench.spmd") == 2  # both ranks were seen
+    assert r.stderr.count("| bench.rank_loop") == 2  # both ranks were seen
     assert loaded_heavy(r.stderr).count("pandas") == 1
+
+
+@needs_mpi
+def test_rank_zero_prints_its_tables_without_heavy_libraries(tmp_path):
+    """Under an outside launcher without -q, rank 0 prints the end-of-run output (the tables,
+    the node section of a pairs run, the machine lines) and still loads no pandas: the node
+    section is made in a process of its own (`-X importtime` is not passed on to it)."""
+    quick = [a for a in QUICK if a != "-q"]
+    argv = [mpiexec(), "-n", "2", "--oversubscribe", sys.executable, "-X", "importtime", "-m",
+            "bench.cli", "run", "--ops", "allreduce,pairs", "--sizes", "4", *quick,
+            "--out", str(tmp_path / "run")]
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=120, env=commbench_env())
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stderr.count("| bench.rank_loop") == 2  # both ranks were seen
+    assert r.stderr.count("| bench.end_of_run") == 1  # rank 0 printed, through bench.end_of_run
+    assert "# allreduce" in r.stdout and "# pairs" in r.stdout
+    assert "# nodes: 2 ranks on 1 host" in r.stdout and "# link map of the pairs op" in r.stdout
+    assert f"# results: {tmp_path / 'run'}" in r.stdout
+    assert loaded_heavy(r.stderr) == []
+    # the same lines as the local launcher prints from the files, read and checked by analysis
+    import contextlib
+    import io
+
+    from analysis.finished_run import checked_run, nodes_text
+    from bench.end_of_run import print_end_of_run
+
+    checked = io.StringIO()
+    with contextlib.redirect_stdout(checked):
+        meta, rows, shown_dir = checked_run(tmp_path / "run")
+        print_end_of_run(meta, rows, shown_dir, lambda: nodes_text(tmp_path / "run", meta))
+    assert r.stdout == checked.getvalue()

@@ -1,7 +1,8 @@
 import pytest
 
 from bench.core.errors import UsageError
-from bench.launch import detect_world, flavor_of, mpiexec_argv, mpiexec_env, World
+from bench.spawn import flavor_of, mpiexec_argv, mpiexec_env
+from bench.world import detect_world, World
 from bench.core.units import parse_rate, parse_size, parse_sizes
 
 

@@ -13,7 +13,9 @@ import pytest
 from analysis.runsamples import load_run
 from bench.backends.torch_dist import GlooBackend
 from bench.core.errors import UsageError
-from bench.launch import World, rendezvous, run_ranks, torch_local_envs
+from bench.spawn import run_ranks, torch_local_envs
+from bench.settings import Settings
+from bench.world import World, rendezvous
 from bench.ops import OPS, get_op
 from tests.conftest import QUICK, ROOT, commbench_env, needs_mpi, run_commbench
 from tests.runs import check_complete, needs_torch
@@ -71,7 +73,7 @@ def test_gloo_under_torchrun(tmp_path):
 def test_importing_commbench_does_not_import_torch():
     code = textwrap.dedent("""
         import sys
-        import bench.cli, bench.run, bench.spmd, bench.launch, bench.backends.torch_dist
+        import bench.cli, bench.run, bench.rank_loop, bench.spawn, bench.world, bench.backends.torch_dist
         bench.cli.build_parser()
         from bench.backends import backend_class
         assert backend_class("gloo").problem() is None
@@ -120,7 +122,7 @@ def test_torch_local_envs():
         assert e["OMP_NUM_THREADS"] == "1" and "OMPI_COMM_WORLD_RANK" not in e
     assert torch_local_envs(2, 1, env={"OMP_NUM_THREADS": "4"})[0]["OMP_NUM_THREADS"] == "4"
     assert "OMP_NUM_THREADS" not in torch_local_envs(1, 1, env={})[0]
-    from bench.launch import detect_world
+    from bench.world import detect_world
 
     assert detect_world(envs[2]) == World("torchrun", 2, 3, 2)
 
@@ -254,7 +256,7 @@ def test_unsupported_primitive_skips_under_all_and_refuses_by_name(monkeypatch):
 def test_cuda_graph_refuses_ops_with_host_steps():
     from bench.backends.torch_dist import NCCLBackend
 
-    args = argparse.Namespace(cuda_graph=True, device="cuda")
+    args = Settings(cuda_graph=True, device="cuda")
     assert "runs host code between its calls" in NCCLBackend.op_problem(get_op("prtt_rtts8"), args)
     assert NCCLBackend.op_problem(get_op("allreduce"), args) is None
 
@@ -263,7 +265,8 @@ def test_skipped_ops_are_not_run(tmp_path):
     """The rank loop leaves out (backend, op) pairs the plan skips."""
     from bench.harness import Sampling
     from bench.plan import Plan
-    from bench.spmd import run_spmd
+    from bench.rank_loop import run_spmd
+    from bench.settings import settings_of
     from tests.fakes import FakeBackend
 
     args = argparse.Namespace(nranks=None, backend="fake", ops="all", sizes="4", dtype="int32",
@@ -273,8 +276,8 @@ def test_skipped_ops_are_not_run(tmp_path):
     FakeBackend.corrupt = False
     plan = Plan([FakeBackend], [get_op("allreduce"), get_op("barrier")], [4], "int32",
                 Sampling(sample_time_s=args.sample_time, min_samples=5), 1, True,
-                {("fake", "barrier"): "fake has no barrier"})
-    assert run_spmd(args, plan, World("fake", 0, 1), argv=["run", "--fake"], clock=FakeBackend.clock).rc == 0
+                {("fake", "barrier"): "fake has no barrier"}, settings=settings_of(args))
+    assert run_spmd(plan, World("fake", 0, 1), argv=["run", "--fake"], clock=FakeBackend.clock).rc == 0
     assert list(load_run(tmp_path / "run")[2].op) == ["allreduce"]
 
 

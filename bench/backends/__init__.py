@@ -86,27 +86,28 @@ class Backend:
             raise UsageError(f"backend {cls.name} has no dtype {dtype!r}; known: {', '.join(cls.dtypes)}")
 
     @classmethod
-    def device_of(cls, args) -> str:
-        return getattr(args, "device", None) or cls.default_device
+    def device_of(cls, settings) -> str:
+        """Where this backend's buffers live with these settings (bench.settings.Settings)."""
+        return settings.device or cls.default_device
 
     @classmethod
-    def check_args(cls, args) -> None:
-        """Reject options this backend cannot honour (raise UsageError), before ranks start."""
-        device = cls.device_of(args)
+    def check_options(cls, settings) -> None:
+        """Reject settings this backend cannot honour (raise UsageError), before ranks start."""
+        device = cls.device_of(settings)
         if device not in cls.devices:
             raise UsageError(f"backend {cls.name} has no --device {device} (it runs on "
                              f"{', '.join(cls.devices)})")
-        if getattr(args, "timer", "host") == "cuda" and device != "cuda":
+        if settings.timer == "cuda" and device != "cuda":
             raise UsageError(f"--timer cuda needs buffers on a GPU (--device cuda); backend "
                              f"{cls.name} runs on {device}")
-        if getattr(args, "cuda_graph", False) and not cls.graphs:
+        if settings.cuda_graph and not cls.graphs:
             raise UsageError(f"--cuda-graph: backend {cls.name} cannot capture CUDA graphs "
                              "(it needs a backend that enqueues work on the GPU: nccl, --device cuda)")
 
     @classmethod
-    def op_problem(cls, op, args) -> str | None:
-        """Why this backend cannot run `op` with these options, or None."""
-        unsupported = cls.unsupported_for(args)
+    def op_problem(cls, op, settings) -> str | None:
+        """Why this backend cannot run `op` with these settings, or None."""
+        unsupported = cls.unsupported_for(settings)
         for prim in sorted(primitives_of(op)):
             if prim in unsupported:
                 return unsupported[prim]
@@ -115,13 +116,13 @@ class Backend:
         return None
 
     @classmethod
-    def unsupported_for(cls, args) -> dict:
-        """primitive -> why this backend lacks it with these options (by default `unsupported`,
-        whatever the options)."""
+    def unsupported_for(cls, settings) -> dict:
+        """primitive -> why this backend lacks it with these settings (by default
+        `unsupported`, whatever the settings)."""
         return cls.unsupported
 
     @classmethod
-    def check_ranks(cls, args, ranks_here: int) -> None:
+    def check_ranks(cls, settings, ranks_here: int) -> None:
         """Refuse (UsageError) more ranks on one host than this backend can place there."""
 
     @classmethod
@@ -131,8 +132,8 @@ class Backend:
         return name in PRIMITIVES and getattr(cls, name) is not getattr(Backend, name)
 
     @classmethod
-    def create(cls, world, args):
-        """The backend on this rank, configured from the run's options."""
+    def create(cls, world, settings):
+        """The backend on this rank, configured by the run's settings (bench.settings)."""
         return cls(world)
 
     def sync(self) -> None:
@@ -161,7 +162,7 @@ class Backend:
     def finalize(self) -> None:
         """Release the library's resources at the end of a run (collective on some)."""
 
-    # --- what every backend implements (the harness and bench.spmd call these) ---------------
+    # --- what every backend implements (the harness and bench.rank_loop call these) ---------------
     rank: int
     size: int
 

@@ -40,6 +40,18 @@ def import_mpi():
     return MPI
 
 
+def agree_address() -> tuple[str, int]:
+    """Rank 0's host name and a free port on it, broadcast to every rank through MPI (a torch
+    backend's rendezvous under mpirun or srun, bench.world.rendezvous)."""
+    import socket
+
+    from bench.world import free_port
+
+    comm = import_mpi().COMM_WORLD
+    mine = (socket.gethostname(), free_port()) if comm.Get_rank() == 0 else None
+    return comm.bcast(mine, root=0)
+
+
 def _step(call, *desc):
     """The prepared call, carrying its description for the native loop (a partial takes
     attributes at no cost to the call)."""
@@ -71,9 +83,9 @@ class MPIBackend(Backend):
         return "native" if self.native is not None else "python"
 
     @classmethod
-    def check_args(cls, args):
-        super().check_args(args)
-        if getattr(args, "loop", None) == "native":
+    def check_options(cls, settings):
+        super().check_options(settings)
+        if settings.loop == "native":
             from bench.native import find_mpicc
 
             mpicc, why = find_mpicc()
@@ -81,16 +93,16 @@ class MPIBackend(Backend):
                 raise UsageError(f"--loop native: {why}")
 
     @classmethod
-    def create(cls, world, args):
+    def create(cls, world, settings):
         """The backend on this rank; with the native loop unless `--loop python` (collective:
         the ranks build, load and agree together)."""
         be = cls(world)
-        wanted = getattr(args, "loop", None)
+        wanted = settings.loop
         if wanted != "python":
             problem = be.start_native()
             if problem and wanted == "native":
                 raise UsageError(f"--loop native: {problem}")
-            if problem and be.rank == 0 and not getattr(args, "quiet", False):
+            if problem and be.rank == 0 and not settings.quiet:
                 print(f"commbench: note: no native loop ({problem}); using the Python loop",
                       file=sys.stderr, flush=True)
         return be
@@ -232,13 +244,13 @@ class MPIBackend(Backend):
         from bench import native
 
         try:
-            code, maxreq = native.assemble(steps, self.instruction, self.describe)
+            code, maxreq = native.assemble(steps, self.instruction, self.step_descriptor)
         except native.NotDescribable:
             return program
         return native.NativeProgram(self.native, self.comm.handle, code, maxreq, steps=steps,
                                     error=self.MPI.Exception)
 
-    def describe(self, step):
+    def step_descriptor(self, step):
         """A step's descriptor: its desc, or ("barrier",) for this backend's barrier."""
         desc = getattr(step, "desc", None)
         if desc is None and step == self.comm.Barrier:  # the same method of the same comm

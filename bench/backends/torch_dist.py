@@ -40,6 +40,7 @@ import numpy as np
 from bench.backends import Backend
 from bench.core.errors import UsageError
 from bench.core.rundir import EMPTY_GRAPH
+from bench.settings import DEFAULT_TIMEOUT_S
 
 _CONTROL = {}  # the gloo control group, shared by every torch backend of the run
 
@@ -84,9 +85,9 @@ class TorchBackend(Backend):
         return None
 
     @classmethod
-    def check_args(cls, args):
-        super().check_args(args)
-        if cls.device_of(args) == "cuda":
+    def check_options(cls, settings):
+        super().check_options(settings)
+        if cls.device_of(settings) == "cuda":
             import torch
 
             if not torch.cuda.is_available():
@@ -94,22 +95,22 @@ class TorchBackend(Backend):
                 raise UsageError(f"backend {cls.name} with --device cuda: no CUDA device visible{build}")
 
     @classmethod
-    def op_problem(cls, op, args):
-        if getattr(args, "cuda_graph", False) and op.host_steps:
+    def op_problem(cls, op, settings):
+        if settings.cuda_graph and op.host_steps:
             return f"{op.name} runs host code between its calls, which a CUDA graph cannot hold"
-        return super().op_problem(op, args)
+        return super().op_problem(op, settings)
 
     @classmethod
-    def unsupported_for(cls, args) -> dict:
-        if cls.device_of(args) == "cuda" and cls.unsupported_on_cuda:
+    def unsupported_for(cls, settings) -> dict:
+        if cls.device_of(settings) == "cuda" and cls.unsupported_on_cuda:
             return {**cls.unsupported, **cls.unsupported_on_cuda}
         return cls.unsupported
 
     @classmethod
-    def check_ranks(cls, args, ranks_here: int) -> None:
+    def check_ranks(cls, settings, ranks_here: int) -> None:
         """nccl: one GPU per rank; more ranks on a host than GPUs visible is refused (NCCL
         would stop the job with "Duplicate GPU detected")."""
-        if cls.one_gpu_per_rank and cls.device_of(args) == "cuda":
+        if cls.one_gpu_per_rank and cls.device_of(settings) == "cuda":
             import torch
 
             visible = torch.cuda.device_count()
@@ -118,12 +119,12 @@ class TorchBackend(Backend):
                                  f"{visible} GPU(s) visible; {cls.name} needs one GPU per rank")
 
     @classmethod
-    def create(cls, world, args):
-        return cls(world, device=cls.device_of(args), cuda_graph=getattr(args, "cuda_graph", False),
-                   timeout_s=getattr(args, "timeout", 120.0))
+    def create(cls, world, settings):
+        return cls(world, device=cls.device_of(settings), cuda_graph=settings.cuda_graph,
+                   timeout_s=settings.timeout_s)
 
     # --- setup -----------------------------------------------------------------------------
-    def __init__(self, world, device="cpu", cuda_graph=False, timeout_s=120.0):
+    def __init__(self, world, device="cpu", cuda_graph=False, timeout_s=DEFAULT_TIMEOUT_S):
         import torch
         import torch.distributed as dist
 
@@ -144,9 +145,11 @@ class TorchBackend(Backend):
                 dist.init_process_group("mpi")  # ranks and world from the MPI launcher
                 self.init_method = "mpi"
             else:
-                from bench.launch import rendezvous
+                from bench.backends.mpi import agree_address
+                from bench.world import rendezvous
 
-                kw = rendezvous(world)
+                mpi4py = importlib.util.find_spec("mpi4py") is not None
+                kw = rendezvous(world, agree=agree_address if mpi4py else None)
                 self.init_method = kw["init_method"].split("://")[0] + "://"
                 dist.init_process_group(self.torch_backend, timeout=timeout, **kw)
             self.group = None  # the default group

@@ -12,7 +12,8 @@ ROOT = Path(__file__).resolve().parents[2]
 def run_self(script: str, argv: list, n: int) -> int:
     """Run `script` with `argv` on n ranks; the job's exit status (a failure is printed)."""
     sys.path.insert(0, str(ROOT))
-    from bench.launch import free_port, run_ranks, torch_local_envs
+    from bench.spawn import run_ranks, torch_local_envs
+    from bench.world import free_port
 
     envs = torch_local_envs(n, free_port("127.0.0.1"))
     for env in envs:

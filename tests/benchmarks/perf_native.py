@@ -42,7 +42,9 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, ROOT)
 
-from bench import launch  # noqa: E402
+from bench import spawn  # noqa: E402
+from bench.settings import Settings  # noqa: E402
+from bench.world import detect_world  # noqa: E402
 
 PLAIN_C = r"""
 #define _POSIX_C_SOURCE 199309L
@@ -191,7 +193,7 @@ def main(argv=None):
     from bench.harness import Sampling, Sync, calibrate
     from bench.ops import get_op
     from bench.plan import arena_bytes, itemsize_of
-    from bench.spmd import buffers_of
+    from bench.rank_loop import buffers_of
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sizes", default="4,64,4K,1M,4M")
@@ -201,7 +203,7 @@ def main(argv=None):
     p.add_argument("--sample-time", type=float, default=2e-3)
     args = p.parse_args(argv)
     MPI = import_mpi()  # at the thread level commbench uses
-    native_be = MPIBackend.create(None, argparse.Namespace(loop="native", quiet=False))
+    native_be = MPIBackend.create(None, Settings(loop="native", quiet=False))
     python_be = MPIBackend()
     comm, rank, n = native_be.comm, native_be.rank, native_be.size
     lib = compile_plain(native_be.native.mpicc, comm)
@@ -367,9 +369,9 @@ def compare_osu(rounds, ops, extra):
     shuffled order round after round (A B B A ...), and the ratio commbench / OSU of each round."""
     import random
 
-    mpiexec = launch.find_mpiexec()
-    flavor = launch.mpi_flavor(mpiexec)
-    env = launch.mpiexec_env(flavor, os.geteuid() == 0)
+    mpiexec = spawn.find_mpiexec()
+    flavor = spawn.mpi_flavor(mpiexec)
+    env = spawn.mpiexec_env(flavor, os.geteuid() == 0)
     env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
     with tempfile.TemporaryDirectory(prefix="commbench-osu-") as tmp:
         binaries, where = osu_binaries(tmp)
@@ -385,7 +387,7 @@ def compare_osu(rounds, ops, extra):
                 random.shuffle(order)
                 for who in order:
                     if who == "osu":
-                        argv = launch.mpiexec_argv(mpiexec, flavor, 2, os.cpu_count() or 1,
+                        argv = spawn.mpiexec_argv(mpiexec, flavor, 2, os.cpu_count() or 1,
                                                    [binaries[op], "-m", sizes, "-z"])
                         text = subprocess.run(argv, env=env, capture_output=True, text=True,
                                               timeout=600, check=True).stdout
@@ -447,7 +449,7 @@ if __name__ == "__main__":
     if {"-h", "--help"} & set(sys.argv[1:]):  # once, before any rank or OSU build starts
         print(__doc__)
         sys.exit(0)
-    if launch.detect_world() is None:
+    if detect_world() is None:
         parent = argparse.ArgumentParser(add_help=False)
         parent.add_argument("--osu-rounds", type=int, default=3)
         parent.add_argument("--osu-ops", default=",".join(OSU_OPS))
@@ -456,11 +458,11 @@ if __name__ == "__main__":
         known, rest = parent.parse_known_args()
         rc = 0
         if not known.osu_only:
-            mpiexec = launch.find_mpiexec()
-            flavor = launch.mpi_flavor(mpiexec)
-            argv = launch.mpiexec_argv(mpiexec, flavor, 2, os.cpu_count() or 1,
+            mpiexec = spawn.find_mpiexec()
+            flavor = spawn.mpi_flavor(mpiexec)
+            argv = spawn.mpiexec_argv(mpiexec, flavor, 2, os.cpu_count() or 1,
                                        [sys.executable, os.path.abspath(__file__), *rest])
-            rc = launch.run_local(argv, launch.mpiexec_env(flavor, os.geteuid() == 0))[0]
+            rc = spawn.run_local(argv, spawn.mpiexec_env(flavor, os.geteuid() == 0))[0]
         if rc == 0 and not known.no_osu:
             compare_osu(known.osu_rounds, known.osu_ops.split(","), [])
         sys.exit(rc)

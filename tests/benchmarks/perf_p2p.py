@@ -17,7 +17,8 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, ROOT)
 
-from bench import launch  # noqa: E402
+from bench import spawn  # noqa: E402
+from bench.world import detect_world  # noqa: E402
 
 SAMPLES = 200
 
@@ -100,10 +101,10 @@ def main():
 
 
 if __name__ == "__main__":
-    if launch.detect_world() is None:
-        mpiexec = launch.find_mpiexec()
-        flavor = launch.mpi_flavor(mpiexec)
-        argv = launch.mpiexec_argv(mpiexec, flavor, 2, os.cpu_count() or 1,
+    if detect_world() is None:
+        mpiexec = spawn.find_mpiexec()
+        flavor = spawn.mpi_flavor(mpiexec)
+        argv = spawn.mpiexec_argv(mpiexec, flavor, 2, os.cpu_count() or 1,
                                    [sys.executable, os.path.abspath(__file__)])
-        sys.exit(launch.run_local(argv, launch.mpiexec_env(flavor, os.geteuid() == 0))[0])
+        sys.exit(spawn.run_local(argv, spawn.mpiexec_env(flavor, os.geteuid() == 0))[0])
     main()

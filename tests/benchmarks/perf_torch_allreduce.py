@@ -40,7 +40,7 @@ def main() -> int:
     p.add_argument("--sample-time", type=float, default=0.05,
                    help="seconds a sample should last, sets k (default 0.05)")
     args = p.parse_args()
-    from bench.launch import detect_world
+    from bench.world import detect_world
 
     world = detect_world()
     if world is None:
@@ -54,7 +54,7 @@ def main() -> int:
     from bench.backends.torch_dist import GlooBackend
     from bench.harness import Sampling, Sync, measure
     from bench.ops import get_op
-    from bench.spmd import buffers_of
+    from bench.rank_loop import buffers_of
 
     be = GlooBackend(world)
     rank, n = be.rank, be.size

@@ -8,7 +8,7 @@ Options: --backend gloo|nccl, --device cpu|cuda, -n RANKS, --sizes 4,64K,1M, --o
 --ticks T, --sample-time SECONDS (see --help).
 
 For every eager collective op and size, two variants on the same buffers (commbench's arena,
-filled by bench.spmd.prepare_case and checked once each against the op's expected result):
+filled by bench.rank_loop.prepare_case and checked once each against the op's expected result):
   commbench  the op's program from bench.ops built on the backend, one sample of k calls by
              bench.harness.measure (calls=k, one sample), exactly as `commbench run` times it
   bare       for _ in range(k): <the torch.distributed call(s) the backend makes>, e.g.
@@ -56,6 +56,7 @@ def parse_args():
     from bench.backends import backend_class
     from bench.core.errors import UsageError
     from bench.core.units import parse_sizes
+    from bench.settings import settings_of
 
     try:
         args.sizes = parse_sizes(args.sizes)
@@ -69,8 +70,8 @@ def parse_args():
         problem = cls.problem()
         if problem:
             raise UsageError(problem)
-        args.device = cls.device_of(args)
-        cls.check_args(args)  # e.g. --device cuda without a GPU, nccl on cpu
+        args.device = cls.device_of(settings_of(args))
+        cls.check_options(settings_of(args))  # e.g. --device cuda without a GPU, nccl on cpu
     except UsageError as exc:
         fail(str(exc))
     return args
@@ -80,9 +81,11 @@ def launch_self(args, argv) -> int:
     from bench.core.errors import UsageError
     from local_ranks import run_self
 
+    from bench.settings import settings_of
+
     n = args.n or (1 if args.backend == "nccl" else 2)
     try:
-        args.cls.check_ranks(args, n)  # nccl: one GPU per rank
+        args.cls.check_ranks(settings_of(args), n)  # nccl: one GPU per rank
     except UsageError as exc:
         fail(str(exc))
     return run_self(__file__, argv, n)
@@ -139,7 +142,7 @@ def bare_loop(be, name, send, recv):
 
 def main() -> int:
     args = parse_args()
-    from bench.launch import detect_world
+    from bench.world import detect_world
 
     world = detect_world()
     if world is None:
@@ -156,9 +159,10 @@ def main() -> int:
     from bench.harness import Sampling, Sync, calibrate, measure
     from bench.ops import get_op
     from bench.plan import arena_bytes
-    from bench.spmd import buffers_of, prepare_case, wrong_elements
+    from bench.rank_loop import buffers_of, prepare_case, wrong_elements
+    from bench.settings import settings_of
 
-    be = args.cls.create(world, args)
+    be = args.cls.create(world, settings_of(args))
     rank, n = be.rank, be.size
     sync = Sync(barrier=be.control_barrier(), allreduce_max=be.allreduce_max, device_sync=be.sync)
     one = Sampling(sample_time_s=args.sample_time, min_samples=1, max_samples=1, ci_target=0.0, budget_s=1e9)

@@ -9,13 +9,13 @@ import signal
 import sys
 from pathlib import Path
 
-from bench import launch, plausible
+from bench import plausible, spawn
 from bench.core import rundir
 from bench.core.errors import RunDirError, UsageError
 from bench.ops import OPS
 from bench.ops.pairs import pairing_rounds
 from bench.plan import EXIT_ABORT, EXIT_WRONG, Outcome, Plan, check_fits, itemsize_of
-
+from bench.world import LOCAL_PARENT, free_port
 
 MAX_RANKS_PER_CORE = 32  # local oversubscription beyond this is refused, not attempted (64 on 2 cores works: README)
 
@@ -37,30 +37,32 @@ def _stop_on_signal(signum, frame):
     raise Stopped(signum)
 
 
-def check_local_ranks(args, plan: Plan, n: int) -> None:
+def check_local_ranks(plan: Plan, n: int) -> None:
     """Refuse more local ranks than this machine can hold, before starting any."""
     cores = os.cpu_count() or 1
     if n > cores * MAX_RANKS_PER_CORE:
         raise UsageError(f"-n {n}: more local ranks than this machine can run ({cores} cores x "
                          f"{MAX_RANKS_PER_CORE} ranks per core at most)")
     for cls in plan.backends:
-        cls.check_ranks(args, n)
+        cls.check_ranks(plan.settings, n)
     check_fits(plan, n, n)  # buffers and each rank's own memory; the ranks report skipped ops
 
 
-def start_local(args, argv, plan: Plan) -> Outcome:
+def start_local(plan: Plan, argv) -> Outcome:
     """Start N local ranks running this same command (argv after `commbench`). The run
     directory is checked and locked here for the whole run (and removed again when no run
     got into it); SIGINT, SIGTERM and SIGHUP end the ranks and mark the run aborted."""
-    n = args.nranks or 2
-    check_local_ranks(args, plan, n)
-    launch.check_environment(any(cls.launcher == "mpi" for cls in plan.backends))
-    out = Path(args.out if args.out is not None else Path("results") / rundir.new_run_id(args.backend, n))
-    lock = rundir.claim_out_dir(out, getattr(args, "force", False))
+    settings = plan.settings
+    n = settings.nranks or 2
+    check_local_ranks(plan, n)
+    spawn.check_environment(any(cls.launcher == "mpi" for cls in plan.backends))
+    out = Path(settings.out if settings.out is not None
+               else Path("results") / rundir.new_run_id(settings.backend, n))
+    lock = rundir.claim_out_dir(out, settings.force)
     out = lock.dir.resolve()
     previous = {s: signal.signal(s, _stop_on_signal) for s in STOP_SIGNALS}
     try:
-        return _launches(args, argv, plan, n, out)
+        return _launches(settings, argv, plan, n, out)
     except Stopped as stop:
         mark_if_unfinished(out, 128 + stop.signum, f"commbench: interrupted by {stop} "
                                                      "(the ranks were stopped)")
@@ -72,12 +74,12 @@ def start_local(args, argv, plan: Plan) -> Outcome:
         lock.release()
 
 
-def _launches(args, argv, plan, n, out) -> Outcome:
-    extra = [] if args.out else ["--out", str(out)]
+def _launches(settings, argv, plan, n, out) -> Outcome:
+    extra = [] if settings.out else ["--out", str(out)]
     wrong, raised = {}, {}  # case -> wrong elements summed over launches; flags programs raised
-    for index in range(args.launches):
-        several = ["--launch-index", str(index)] if args.launches > 1 else []
-        command = launch.self_command(["run"] + list(argv[1:]) + extra + several)
+    for index in range(settings.launches):
+        several = ["--launch-index", str(index)] if settings.launches > 1 else []
+        command = spawn.self_command(["run"] + list(argv[1:]) + extra + several)
         rc, message = start_ranks(plan, n, command)
         if rc != 2 and not rundir.holds_run(out):
             # the launcher failed before any rank recorded anything: no verdict, an abort
@@ -85,27 +87,27 @@ def _launches(args, argv, plan, n, out) -> Outcome:
                   f"the run{f' ({message})' if message else ''}", file=sys.stderr)
             return Outcome(EXIT_ABORT)
         mark_if_unfinished(out, rc, message)
-        if args.launches > 1:
+        if settings.launches > 1:
             add_launch(out, wrong, raised)
         if rc not in (0, EXIT_WRONG):
             break
-    if args.launches > 1 and rc in (0, EXIT_WRONG):
+    if settings.launches > 1 and rc in (0, EXIT_WRONG):
         merge_launches(out, wrong, raised)
     finished = rc in (0, EXIT_WRONG)
     return Outcome(rc if rc in (0, EXIT_WRONG, 2) else EXIT_ABORT,
-                   out if finished and not args.quiet else None)
+                   out if finished and not settings.quiet else None)
 
 
 def start_ranks(plan: Plan, n: int, command: list) -> tuple:
     if any(cls.launcher == "mpi" for cls in plan.backends):
-        mpiexec = launch.find_mpiexec()
-        flavor = launch.mpi_flavor(mpiexec)
-        argv = launch.mpiexec_argv(mpiexec, flavor, n, os.cpu_count() or 1, command)
-        env = launch.mpiexec_env(flavor, os.geteuid() == 0)
-        return launch.run_local(argv, {**env, launch.LOCAL_PARENT: "1"}, n)
+        mpiexec = spawn.find_mpiexec()
+        flavor = spawn.mpi_flavor(mpiexec)
+        argv = spawn.mpiexec_argv(mpiexec, flavor, n, os.cpu_count() or 1, command)
+        env = spawn.mpiexec_env(flavor, os.geteuid() == 0)
+        return spawn.run_local(argv, {**env, LOCAL_PARENT: "1"}, n)
     # torch backends only: no MPI needed, commbench starts the ranks itself
-    envs = launch.torch_local_envs(n, launch.free_port("127.0.0.1"))
-    return launch.run_ranks(command, [{**env, launch.LOCAL_PARENT: "1"} for env in envs])
+    envs = spawn.torch_local_envs(n, free_port("127.0.0.1"))
+    return spawn.run_ranks(command, [{**env, LOCAL_PARENT: "1"} for env in envs])
 
 
 def _case_key(row) -> tuple:

@@ -1,5 +1,8 @@
-"""Starting ranks. Everything here only builds argv and environments (and is tested without
-running anything), except `run_local`, which executes what the builders returned."""
+"""Starting rank processes on this machine: the launcher's argv and environment (mpiexec for MPI
+backends, torchrun-like environments for torch backends), then running them and reading what
+their stderr says went wrong. Everything here only builds argv and environments (and is tested
+without running anything), except `run_local` and `run_ranks`, which execute what the builders
+returned. Which world a process is in is bench.world's."""
 from __future__ import annotations
 
 import os
@@ -9,62 +12,9 @@ import shutil
 import signal
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 from bench.core.errors import UsageError
-
-
-# Set by commbench's local launcher in every rank's environment: the launching process owns the
-# run directory (it checked and locked it) and shows the run's tables at the end.
-LOCAL_PARENT = "COMMBENCH_LOCAL_PARENT"
-
-
-@dataclass(frozen=True)
-class World:
-    """Where this process sits, as its launcher told it."""
-    launcher: str
-    rank: int
-    size: int
-    local_rank: int = 0
-
-
-# (launcher, rank variable, size variable, local rank variable); first match wins.
-_LAUNCHER_VARS = (
-    ("torchrun", "RANK", "WORLD_SIZE", "LOCAL_RANK"),
-    ("openmpi", "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_RANK"),
-    ("pmix", "PMIX_RANK", "PMIX_SIZE", "PMIX_LOCAL_RANK"),
-    ("hydra", "PMI_RANK", "PMI_SIZE", "MPI_LOCALRANKID"),
-    ("slurm", "SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID"),
-)
-
-
-def detect_world(env=None) -> World | None:
-    """The launcher this process runs under, or None when started by hand. Slurm counts only
-    inside a job step (srun), not in the batch script itself."""
-    env = os.environ if env is None else env
-    for launcher, rank, size, local in _LAUNCHER_VARS:
-        if launcher == "slurm" and "SLURM_STEP_ID" not in env:
-            continue
-        if launcher == "slurm" and env.get("SLURM_STEP_ID") == "batch":
-            continue
-        if rank in env and (size in env or launcher == "pmix"):
-            said = {name: env[name] for name in (rank, size, local) if name in env}
-            try:
-                world = World(launcher, int(env[rank]), int(env.get(size, 0) or 0),
-                              int(env.get(local, 0) or 0))
-            except ValueError:  # a launch that cannot be told apart from none: refuse it
-                raise UsageError(f"{_shown(said)}: a {launcher} launch, but not whole numbers; "
-                                 "fix or unset them") from None
-            if world.rank < 0 or world.size < 0 or world.size and world.rank >= world.size:
-                raise UsageError(f"{_shown(said)}: a {launcher} launch, but rank {world.rank} is "
-                                 f"not one of {world.size} ranks; fix or unset them")
-            return world
-    return None
-
-
-def _shown(variables: dict) -> str:
-    return " ".join(f"{name}={value!r}" for name, value in variables.items())
 
 
 def find_mpiexec(env=None) -> list[str]:
@@ -217,56 +167,8 @@ def run_local(argv: list[str], env: dict, nranks: int = 0) -> tuple[int, str | N
 
 
 # ---------------------------------------------------------------------------------------
-# torch.distributed: rendezvous and commbench's own local launcher
+# torch.distributed: commbench's own local launcher
 # ---------------------------------------------------------------------------------------
-def free_port(host: str = "") -> int:
-    """A TCP port free right now (the OS picks it); whoever binds it next should be quick."""
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
-def mpi_agree_address() -> tuple[str, int]:
-    """Rank 0's host name and a free port on it, broadcast to every rank through MPI."""
-    import socket
-
-    from bench.backends.mpi import import_mpi
-
-    comm = import_mpi().COMM_WORLD
-    mine = (socket.gethostname(), free_port()) if comm.Get_rank() == 0 else None
-    return comm.bcast(mine, root=0)
-
-
-def rendezvous(world: World, env=None, agree=None) -> dict:
-    """init_process_group arguments for this rank. Under torchrun (and commbench's own
-    launcher, which sets the same variables): env://, which also reuses torchrun's store.
-    Under mpirun or srun: MASTER_ADDR/MASTER_PORT when both are set, else rank 0's host and a
-    free port agreed through MPI (mpi4py), else an error saying what to set."""
-    env = os.environ if env is None else env
-    if world.launcher == "torchrun":
-        return {"init_method": "env://"}
-    if env.get("MASTER_ADDR") and env.get("MASTER_PORT"):
-        addr, port = env["MASTER_ADDR"].strip(), env["MASTER_PORT"].strip()
-        if not port.isdigit() or not 0 < int(port) < 65536:
-            raise UsageError(f"MASTER_PORT={env['MASTER_PORT']!r}: not a TCP port (1-65535)")
-        if not addr or any(c.isspace() or c in "/@" for c in addr):
-            raise UsageError(f"MASTER_ADDR={env['MASTER_ADDR']!r}: not a host name or address")
-        port = int(port)
-    else:
-        if agree is None:
-            import importlib.util
-
-            if importlib.util.find_spec("mpi4py") is None:
-                raise UsageError(f"a torch backend under {world.launcher} needs MASTER_ADDR and "
-                                 "MASTER_PORT set (or mpi4py, to agree on them through MPI)")
-            agree = mpi_agree_address
-        addr, port = agree()
-    host = f"[{addr}]" if ":" in addr else addr
-    return {"init_method": f"tcp://{host}:{port}", "rank": world.rank, "world_size": world.size}
-
-
 def torch_local_envs(nranks: int, master_port: int, env=None,
                      master_addr: str = "127.0.0.1") -> list[dict]:
     """One environment per local rank, as torchrun --standalone would give them."""

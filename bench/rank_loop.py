@@ -10,20 +10,31 @@ import sys
 import threading
 import time
 import traceback
-from datetime import datetime, timezone
 from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
-from bench import ceilings, contention, launch, nodes, plausible
+from bench import ceilings, contention, nodes, plausible
 from bench.core.errors import UsageError
 from bench.core.samples import block_of
 from bench.core.stats import summarize_case
 from bench.harness import Sync, measure
 from bench.ops import OPS
-from bench.plan import (EXIT_ABORT, EXIT_WRONG, PAGE, Outcome, Plan, arena_bytes, check_fits,
-                        launches_of, pages, skip_notes)
+from bench.plan import (
+    EXIT_ABORT,
+    EXIT_WRONG,
+    PAGE,
+    Outcome,
+    Plan,
+    arena_bytes,
+    check_fits,
+    launches_of,
+    pages,
+    skip_notes,
+)
+from bench.world import LOCAL_PARENT
 
 ABORT_GRACE_S = 1.0  # a failing rank waits this long before aborting the job
 
@@ -139,14 +150,15 @@ def run_case(be, case, arena, dtype, sync, sampling, state_calls, prior):
     return m, wrong
 
 
-def run_spmd(args, plan: Plan, world, argv=("run",), clock=time.perf_counter) -> Outcome:
-    """Measure every case on this rank. argv: the command line after `commbench` (for
-    meta.json); `clock` is injectable for tests."""
+def run_spmd(plan: Plan, world, argv=("run",), clock=time.perf_counter) -> Outcome:
+    """Measure every case on this rank, as plan.settings say. argv: the command line after
+    `commbench` (for meta.json); `clock` is injectable for tests."""
+    settings = plan.settings
     backends = []
     writer = None
     rank = world.rank
     try:
-        backends = [cls.create(world, args) for cls in plan.backends]
+        backends = [cls.create(world, settings) for cls in plan.backends]
         control = backends[0]  # agreement that is not about a measurement
         rank, n = control.rank, control.size
         if world.size and n != world.size:  # every rank alone: it cannot reach the others
@@ -159,16 +171,16 @@ def run_spmd(args, plan: Plan, world, argv=("run",), clock=time.perf_counter) ->
         hosts = control.bcast(control.gather(socket.gethostname()))
         problem = None
         try:
-            if args.nranks is not None and args.nranks != n:
-                raise UsageError(f"-n {args.nranks} given, but the launcher started {n} ranks")
+            if settings.nranks is not None and settings.nranks != n:
+                raise UsageError(f"-n {settings.nranks} given, but the launcher started {n} ranks")
             # notes about the plan once per run, not once per launch; what is measured other
             # than asked (sizes rounded, ops left out) is said even with -q: a quiet run must
             # not silently measure something else
             say = (lambda text: print(text, file=sys.stderr)) if (
-                rank == 0 and _launch_index(args) == 0) else None
+                rank == 0 and settings.launch_number == 0) else None
             by_split = _cases_by_split(plan, hosts, hosts.count(socket.gethostname()), say)
             cases = [case for split_cases in by_split.values() for case in split_cases]
-            for note in skip_notes(plan) if say and not args.quiet else []:
+            for note in skip_notes(plan) if say and not settings.quiet else []:
                 say(note)
         except UsageError as exc:
             problem = str(exc)
@@ -176,8 +188,8 @@ def run_spmd(args, plan: Plan, world, argv=("run",), clock=time.perf_counter) ->
             if rank == 0:
                 print(f"commbench: error: {problem}", file=sys.stderr)
             return Outcome(2)
-        timers = [_device_timer(args, be) for be in backends]  # None: the host clock
-        writer, seed, problem = _start_recording(args, argv, plan, backends, hosts, timers)
+        timers = [_device_timer(settings, be) for be in backends]  # None: the host clock
+        writer, seed, problem = _start_recording(argv, plan, backends, hosts, timers)
         if writer is not None:
             _RUN_WRITER.append(writer)
         if problem:
@@ -194,7 +206,7 @@ def run_spmd(args, plan: Plan, world, argv=("run",), clock=time.perf_counter) ->
         if writer:
             from bench.record import buffer_info
             writer.write_meta(buffers=buffer_info(PAGE))
-        outcome = _measure_all(args, plan, backends, jobs, writer, seed)
+        outcome = _measure_all(plan, backends, jobs, writer, seed)
         for be in reversed(backends):
             be.finalize()
         return outcome
@@ -219,8 +231,8 @@ def run_spmd(args, plan: Plan, world, argv=("run",), clock=time.perf_counter) ->
         os._exit(EXIT_ABORT)
 
 
-def _device_timer(args, be):
-    if getattr(args, "timer", "host") != "cuda":
+def _device_timer(settings, be):
+    if settings.timer != "cuda":
         return None
     return be.device_timer()
 
@@ -236,7 +248,7 @@ def end_on_signals(rank: int) -> None:
     The signals are blocked in every thread, before the communication library starts its own,
     and taken by one thread (sigwait): the main thread may sit in a collective that never
     returns, where no Python handler would run."""
-    if os.environ.get(launch.LOCAL_PARENT) or not hasattr(signal, "pthread_sigmask"):
+    if os.environ.get(LOCAL_PARENT) or not hasattr(signal, "pthread_sigmask"):
         return
     stops = {signal.SIGTERM, signal.SIGHUP}
     signal.pthread_sigmask(signal.SIG_BLOCK, stops)
@@ -257,27 +269,29 @@ def end_on_signals(rank: int) -> None:
     threading.Thread(target=wait, name="commbench-signals", daemon=True).start()
 
 
-def _start_recording(args, argv, plan, backends, hosts, timers):
+def _start_recording(argv, plan, backends, hosts, timers):
     """(writer, seed, problem) on rank 0; (None, seed, problem) elsewhere. Every rank gets the
     same seed (the case order) and the same problem (one that stops the run before it starts)."""
     from bench.core.rundir import RunWriter, claim_out_dir, load_meta, new_run_id
     from bench.record import base_meta, buffer_info, device_timer_info, timer_info
 
+    settings = plan.settings
     control = backends[0]
     rank, n = control.rank, control.size
-    index = _launch_index(args)
+    index = settings.launch_number
     meta = None
     if rank == 0:
-        out = Path(args.out if args.out is not None else Path("results") / new_run_id(args.backend, n))
+        out = Path(settings.out if settings.out is not None
+                   else Path("results") / new_run_id(settings.backend, n))
         problem = None
         if index > 0:  # a later launch of the same run: continue its directory and metadata
             meta = load_meta(out)
             seed = meta["settings"]["seed"] + index
         else:
-            seed = args.seed if args.seed is not None else int(time.time_ns() % 2**31)
-            if not os.environ.get(launch.LOCAL_PARENT):  # else the local launcher did this
+            seed = settings.seed if settings.seed is not None else int(time.time_ns() % 2**31)
+            if not os.environ.get(LOCAL_PARENT):  # else the local launcher did this
                 try:
-                    _RUN_LOCKS.append(claim_out_dir(out, getattr(args, "force", False)))
+                    _RUN_LOCKS.append(claim_out_dir(out, settings.force))
                     atexit.register(_RUN_LOCKS[-1].release)  # no run written: no lock left
                 except UsageError as exc:
                     problem = str(exc)
@@ -293,9 +307,9 @@ def _start_recording(args, argv, plan, backends, hosts, timers):
         meta["launches"] = meta.get("launches", []) + [this_launch]
         meta["status"] = "running"
         return RunWriter(Path(out), meta), seed, None
-    settings = {k: v for k, v in vars(args).items() if not k.startswith("_") and k != "launch_index"}
-    settings.update(seed=seed, sampling=asdict(plan.sampling), sizes=plan.sizes)
-    meta = base_meta(Path(out).name, ["commbench"] + list(argv), settings)
+    recorded = {**settings.recorded, "seed": seed, "sampling": asdict(plan.sampling),
+                "sizes": plan.sizes}
+    meta = base_meta(Path(out).name, ["commbench"] + list(argv), recorded)
     meta.update(
         backend={"name": ",".join(be.name for be in backends),
                  **{k: v for be in reversed(backends) for k, v in be.versions().items()}},
@@ -309,31 +323,27 @@ def _start_recording(args, argv, plan, backends, hosts, timers):
     return RunWriter(Path(out), meta), seed, None
 
 
-def _launch_index(args) -> int:
-    """Which launch of a run this is (`--launches`: commbench restarts the ranks between
-    rounds so launch-to-launch variation is part of every run); 0 for a single launch."""
-    return getattr(args, "launch_index", None) or 0
-
-
-def _measure_all(args, plan, backends, jobs, writer, seed) -> Outcome:
+def _measure_all(plan, backends, jobs, writer, seed) -> Outcome:
     """Rounds over all jobs (every backend's cases together), shuffled in each round when
     there are several, so drifts of the machine spread over all cases."""
     from bench.watchdog import Watchdog
 
+    settings = plan.settings
+    index = settings.launch_number
     control = backends[0]
     rank = control.rank
     on_fire = (lambda msg: writer.finish("aborted", error=msg)) if writer else None
-    watchdog = Watchdog(args.timeout, rank, on_fire)
+    watchdog = Watchdog(settings.timeout_s, rank, on_fire)
     machine_before = contention.snapshot()
-    if args.noise and _launch_index(args) == 0:
+    if settings.noise and index == 0:
         from bench import noise
 
         watchdog.arm("the noise calibration")
         found = noise.calibrate(control, replace(jobs[0].sync, device_timer=None),
-                                pingpong=control.op_problem(OPS["pingpong"], args) is None)
+                                pingpong=control.op_problem(OPS["pingpong"], settings) is None)
         if writer:
             writer.write_meta(noise=found)
-    if getattr(args, "ceilings", True) and _launch_index(args) == 0:
+    if settings.ceilings and index == 0:
         watchdog.arm("the ceilings' measurement")
         found = ceilings.measure(control, jobs[0].sync, backends)
         if writer:
@@ -341,9 +351,9 @@ def _measure_all(args, plan, backends, jobs, writer, seed) -> Outcome:
     rng = np.random.default_rng(seed)
     summary_cache = {}  # summary row per (backend, op, size, split)
     # one progress over all launches: this launch counts on from where the ones before ended
-    launches = launches_of(args)
+    launches = launches_of(settings)
     started, total, done = time.monotonic(), len(jobs) * plan.repeats, 0
-    before = _launch_index(args) * total
+    before = index * total
     last_progress = started
     for round_no in range(plan.repeats):
         order = rng.permutation(len(jobs)) if plan.repeats > 1 else range(len(jobs))
@@ -358,7 +368,7 @@ def _measure_all(args, plan, backends, jobs, writer, seed) -> Outcome:
                 job.agreed = job.agreed + m.agreed_s
                 gathered = _gather_rows(job, rank, m, wrong)
                 if rank == 0:
-                    _record_case(writer, plan, job, _launch_index(args) * plan.repeats + round_no,
+                    _record_case(writer, plan, job, index * plan.repeats + round_no,
                                  m, gathered)
                     writer.write_summary(_summary_rows(plan, jobs, summary_cache, job, writer.meta), op_order=OPS)
             except Exception as exc:
@@ -366,10 +376,10 @@ def _measure_all(args, plan, backends, jobs, writer, seed) -> Outcome:
                 raise
             done += 1
             now = time.monotonic()
-            if rank == 0 and not args.quiet and now - last_progress > 2.0:
+            if rank == 0 and not settings.quiet and now - last_progress > 2.0:
                 left = (now - started) / done * (total * launches - before - done)
                 print(f"commbench: {before + done}/{total * launches} cases"
-                      + (f" (launch {_launch_index(args) + 1} of {launches})" if launches > 1 else "")
+                      + (f" (launch {index + 1} of {launches})" if launches > 1 else "")
                       + f", ~{left:.0f} s left", file=sys.stderr, flush=True)
                 last_progress = now
     watchdog.disarm()
@@ -384,8 +394,8 @@ def _measure_all(args, plan, backends, jobs, writer, seed) -> Outcome:
             print(f"commbench: {wrong_total} elements failed validation (see the #wrong column)",
                   file=sys.stderr)
     # the local launcher prints the tables itself, once over all its launches
-    show = rank == 0 and not args.quiet and not os.environ.get(launch.LOCAL_PARENT)
-    return Outcome(EXIT_WRONG if wrong_total else 0, writer.dir if show else None)
+    show = rank == 0 and not settings.quiet and not os.environ.get(LOCAL_PARENT)
+    return Outcome(EXIT_WRONG if wrong_total else 0, writer.dir if show else None, show)
 
 
 def _record_case(writer, plan, job, round_no, m, gathered):
