@@ -58,7 +58,7 @@ class Results:
     @property
     def times(self):
         if self._times is None:
-            from analysis.rundir import sample_times
+            from analysis.run_frames import sample_times
 
             self._times = sample_times(self.samples)
         return self._times

@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from analysis.compare import markdown_table, md_escape
-from analysis.rundir import one_line, shown
+from analysis.safe_text import one_line, path_text
 from bench.core.errors import UsageError
 from bench.core.rundir import EMPTY_GRAPH, split_flags
 from bench.core.tables import text_table
@@ -150,12 +150,13 @@ def baseline_references(run_dirs) -> list[Reference]:
     """One reference per case of the baseline runs: the median of their busbw."""
     import numpy as np
 
-    from analysis.rundir import load_meta, load_summary
+    from analysis.meta_checks import load_checked_meta
+    from analysis.run_frames import load_summary
 
     found: dict = {}
     names = []
     for run_dir in run_dirs:
-        meta = load_meta(run_dir)
+        meta = load_checked_meta(run_dir)
         names.append(f"{run_dir} ({meta.get('run_id') or Path(run_dir).name}, "
                      f"{(meta.get('started') or 'start not recorded')[:10]})")
         for r in load_summary(run_dir).itertuples(index=False):
@@ -191,14 +192,15 @@ class Run:
 
 
 def load_runs(run_dirs) -> list[Run]:
-    from analysis.rundir import load_meta, load_summary
+    from analysis.meta_checks import load_checked_meta
+    from analysis.run_frames import load_summary
 
     runs, labels = [], set()
     for d in run_dirs:
-        meta = load_meta(d)
+        meta = load_checked_meta(d)
         summary = load_summary(d)
         if summary.empty:
-            raise UsageError(f"{shown(d)}: no results (summary.csv is empty or missing)")
+            raise UsageError(f"{path_text(d)}: no results (summary.csv is empty or missing)")
         label = str(meta.get("run_id") or Path(d).name)
         while label in labels:
             label += "'"

@@ -47,7 +47,7 @@ import json
 import math
 import sys
 
-from analysis.rundir import one_line
+from analysis.safe_text import one_line
 from bench.core.rundir import CASE
 from bench.core.errors import RunDirError, UsageError
 from bench.core.tables import text_table
@@ -72,12 +72,13 @@ def load_side(run_dirs):
     the largest noise its run directories measured (`measured_noise`; None when none did)."""
     import pandas as pd
 
-    from analysis.rundir import load_meta, shown
+    from analysis.meta_checks import load_checked_meta
+    from analysis.safe_text import path_text
     from analysis.runsamples import RunSamples
 
     frames, imported, launches, noise = [], {}, 0, None
     for i, run_dir in enumerate(run_dirs):
-        meta = load_meta(run_dir)  # a clear error for a path that is not a run directory
+        meta = load_checked_meta(run_dir)  # a clear error for a path that is not a run directory
         launches += max(1, len(meta.get("launches") or []))
         mine = measured_noise(meta)
         if mine is not None:
@@ -86,7 +87,7 @@ def load_side(run_dirs):
             imported[str(run_dir)] = meta["source"]
         times = RunSamples(run_dir, meta).times()  # checked: finite positive times, ...
         if times.empty:
-            raise RunDirError(f"{shown(run_dir)}: no samples")
+            raise RunDirError(f"{path_text(run_dir)}: no samples")
         frames.append(times[CASE + ["round", "sample", "time_s"]].assign(run=i))
     return pd.concat(frames, ignore_index=True), imported, launches, noise
 
@@ -268,12 +269,12 @@ def compare_runs(base_dirs, new_dirs, factor=1.1, alpha=0.05, ops=None) -> dict:
     unreplicated(rows, factor, alpha, noise["ratio"])
     for row in rows:
         row.pop("_p", None)
-    from analysis.rundir import load_meta
+    from analysis.meta_checks import load_checked_meta
 
     result = {
         "base": [str(d) for d in base_dirs], "new": [str(d) for d in new_dirs],
-        "differs": differing_settings([load_meta(d) for d in base_dirs],
-                                      [load_meta(d) for d in new_dirs]),
+        "differs": differing_settings([load_checked_meta(d) for d in base_dirs],
+                                      [load_checked_meta(d) for d in new_dirs]),
         "factor": factor, "alpha": alpha, "noise": noise, "rows": rows,
         "counts": {v: sum(r["verdict"] == v for r in rows) for v in VERDICTS},
         "notes": notes(rows, base_groups, new_groups, alpha, base_launches, new_launches,

@@ -1,7 +1,7 @@
 """`commbench fit RUN_DIR...`: fitted performance models, written to RUN_DIR/fits.csv.
 
 Three kinds of fit, all on sample times (max over ranks per round and sample,
-`analysis.rundir.sample_times`), all in relative error (times span decades, so every point
+`analysis.run_frames.sample_times`), all in relative error (times span decades, so every point
 weighs by 1/t), with non-negative parameters (LogGP's L may come out negative), all robust
 (soft-L1 loss) and fitted on the per-size medians (robust to outlying samples); the numerics
 are in analysis.robust:
@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING
 
 from analysis.fitsfile import data_source, fit_loaded, inverse, load_sweep, save_fits
 from analysis.library import of_runs
-from analysis.rundir import shown
+from analysis.safe_text import path_text
 from bench.core.errors import UsageError
 from bench.core.units import format_bw, format_time, human_bytes
 
@@ -159,7 +159,7 @@ def main(args) -> int:
         fits = fit_loaded(*runs, max_segments=args.max_segments, min_points=args.min_points,
                           n_boot=args.bootstrap, seed=args.seed, ops=ops)
         target = save_fits(path, fits, source)  # a read-only run: one line naming fits.csv, exit 2
-        print(f"== {shown(path)} -> {shown(target)}")
+        print(f"== {path_text(path)} -> {path_text(target)}")
         if (fits["param"] == "ran_cases").any():
             rules, _ = of_runs(runs[1])
             print(f"algorithm models fitted on the cases each algorithm ran: forced by the "

@@ -1,7 +1,7 @@
 """fits.csv: every fit of one run or one sweep directory, as tidy rows, and the one reader of it.
 
 Finds the run directories (a run, or a sweep directory holding one run per rank count), loads
-their sample times (max over ranks per round and sample, `analysis.rundir.sample_times`), fits
+their sample times (max over ranks per round and sample, `analysis.run_frames.sample_times`), fits
 them (analysis.hockney per (backend, op, nranks); analysis.algorithms across the rank counts
 of a sweep; analysis.loggp from the prtt ops) and writes the rows.
 
@@ -27,7 +27,8 @@ from analysis.algorithms import (NIC_SLACK, beta_source_ops, fit_algorithms, fit
 from analysis.hockney import fit_hockney
 from analysis.loggp import loggp_from_times
 from analysis.robust import Segment
-from analysis.rundir import file_error, load_meta, one_line, shown, value_text
+from analysis.meta_checks import load_checked_meta
+from analysis.safe_text import file_error, message_value, one_line, path_text
 from bench.core.errors import RunDirError
 from bench.core.rundir import (CASE, FITS, FITS_COLUMNS, FITS_SOURCE, META, SAMPLES, SAMPLES_CSV,
                                SUMMARY, atomic_write_text)
@@ -61,20 +62,20 @@ def discover_runs(path) -> list[Path]:
             raise file_error(path, exc, "list it") from None
         if runs:
             return runs
-    raise RunDirError(f"{shown(path)}: not a commbench run directory nor a sweep of them "
+    raise RunDirError(f"{path_text(path)}: not a commbench run directory nor a sweep of them "
                       "(no meta.json)")
 
 
 def load_times(run_dirs, metas=None) -> pd.DataFrame:
     """Sample times (max over ranks) of all runs, one row per case, round and sample; every
-    meta.json and sample checked (analysis.rundir), read a case at a time."""
+    meta.json and sample checked (analysis.meta_checks, analysis.csv_checks), read a case at a time."""
     import pandas as pd
 
     from analysis.runsamples import RunSamples
 
     frames = []
     for i, d in enumerate(run_dirs):
-        meta = metas[i] if metas is not None else load_meta(d)
+        meta = metas[i] if metas is not None else load_checked_meta(d)
         t = RunSamples(d, meta).times()
         if len(t):
             frames.append(t[CASE + ["round", "sample", "time_s"]].assign(run=i))
@@ -88,7 +89,7 @@ def load_sweep(path):
     """(run directories, their meta.json, their sample times) of a run or sweep directory,
     every file checked before anything is fitted or printed."""
     runs = discover_runs(path)
-    metas = [load_meta(d) for d in runs]
+    metas = [load_checked_meta(d) for d in runs]
     return runs, metas, load_times(runs, metas)
 
 
@@ -310,7 +311,7 @@ def machine_limits(runs, metas) -> dict:
                 if _positive(one) and _positive(node) and ranks >= 2:
                     copies.append((ranks, node, one))
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
-            raise RunDirError(f"{shown(Path(run) / META)}: ceilings: malformed "
+            raise RunDirError(f"{path_text(Path(run) / META)}: ceilings: malformed "
                               f"({type(exc).__name__}: {one_line(exc)[:80]})") from None
     if copies:
         top = max(c[0] for c in copies)
@@ -386,7 +387,7 @@ def fit_loaded(runs, metas, times, **kw) -> pd.DataFrame:
         forced = library.forcing.forced_in(rules.family, meta.get("env") or {}) if rules else {}
         key = (meta.get("nranks"), str(meta.get("backend")), tuple(sorted(forced.items())))
         if key in seen:
-            print(f"commbench fit: {shown(d)} and {shown(seen[key])} both ran {key[0]} ranks: "
+            print(f"commbench fit: {path_text(d)} and {path_text(seen[key])} both ran {key[0]} ranks: "
                   "their samples are pooled", file=sys.stderr)
         seen[key] = d
     kw.setdefault("machine", machine_limits(runs, metas))
@@ -407,7 +408,7 @@ def data_source(path) -> dict:
     path = Path(path)
     runs = {}
     for d in discover_runs(path):
-        meta = load_meta(d)
+        meta = load_checked_meta(d)
         entry = {k: meta.get(k) for k in ("run_id", "status", "finished")}
         for name in _SOURCE_FILES:
             try:
@@ -489,7 +490,7 @@ SIGNED = {"o_s_s", "o_r_s", "L_s"}
 
 
 def _fits_spec():
-    from analysis.rundir import KEEP, MAX_BYTES, MAX_RANKS, NAME, Col
+    from analysis.csv_checks import Col, KEEP, MAX_BYTES, MAX_RANKS, NAME
 
     number = Col("num", allow_inf=True, empty=KEEP)
     return {"backend": NAME, "op": NAME, "split": NAME, "model": NAME, "param": NAME,
@@ -548,9 +549,9 @@ def check_fits(fits: pd.DataFrame, file) -> None:
         if hit.any():
             i = int(np.flatnonzero(hit)[0])
             if why.startswith(("nbytes_lo", "model ")):
-                raise RunDirError(f"{shown(file)}: line {i + 2}: {why}")
-            raise RunDirError(f"{shown(file)}: line {i + 2}: {one_line(fits['param'].iloc[i])} "
-                              f"{value_text(fits['value'].iloc[i])}: {why}")
+                raise RunDirError(f"{path_text(file)}: line {i + 2}: {why}")
+            raise RunDirError(f"{path_text(file)}: line {i + 2}: {one_line(fits['param'].iloc[i])} "
+                              f"{message_value(fits['value'].iloc[i])}: {why}")
 
 
 def usable_fits(fits: pd.DataFrame, command: str = "commbench fit") -> pd.DataFrame:
@@ -564,7 +565,7 @@ def usable_fits(fits: pd.DataFrame, command: str = "commbench fit") -> pd.DataFr
         for i in np.flatnonzero(hit):
             row = fits.iloc[i]
             print(f"{command}: {row['backend']} {row['op']} n{row['nranks']} {row['split']} "
-                  f"{row['model']} {row['param']}: not fitted ({value_text(row['value'])}: "
+                  f"{row['model']} {row['param']}: not fitted ({message_value(row['value'])}: "
                   f"{why}); left out of fits.csv", file=sys.stderr)
         refused |= hit
     return fits[~refused].reset_index(drop=True) if refused.any() else fits
@@ -580,7 +581,7 @@ def load_fits(path, fit_missing: bool = False, command: str = "commbench fit"):
     the directory cannot be written: a note, and the fits are used unsaved). A fits.csv that
     cannot be read, lacks the model columns or holds values no fit gives (check_fits) is a
     RunDirError naming the file and line."""
-    from analysis.rundir import read_table
+    from analysis.csv_checks import read_table
 
     path = Path(path)
     file = path if path.is_file() else path / FITS
@@ -588,7 +589,7 @@ def load_fits(path, fit_missing: bool = False, command: str = "commbench fit"):
     if file.exists() and not path.is_file():
         stale = stale_reason(path)
         if stale and not fit_missing:
-            print(f"commbench: {shown(file)} is stale ({stale}): not used", file=sys.stderr)
+            print(f"commbench: {path_text(file)} is stale ({stale}): not used", file=sys.stderr)
             return None
     if not (file.exists() or file.is_symlink()) or stale:
         if not fit_missing:
@@ -596,9 +597,9 @@ def load_fits(path, fit_missing: bool = False, command: str = "commbench fit"):
         source = data_source(path)
         loaded = load_sweep(path)  # not a run, or damaged: one line before anything else
         if loaded[2].empty:
-            raise RunDirError(f"{shown(path)}: no fits.csv and no samples to fit")
+            raise RunDirError(f"{path_text(path)}: no fits.csv and no samples to fit")
         why = f"{FITS} is stale ({stale})" if stale else f"has no {FITS}"
-        print(f"{command}: {shown(path)} {why}, fitting it now", file=sys.stderr)
+        print(f"{command}: {path_text(path)} {why}, fitting it now", file=sys.stderr)
         fits = fit_loaded(*loaded)
         try:
             save_fits(path, fits, source)

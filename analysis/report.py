@@ -31,7 +31,7 @@ from analysis.figures import (COLORS, NAME_LIMIT, Series, bandwidth_figure, band
                               flag_words, latency_figure, left_out_flags, png_bytes, ranks_figure,
                               residuals_figure, safe_name, sized, sizeless_figure, write_file)
 from analysis.fitsfile import discover_runs, fit_times, hockney_segments, load_fits
-from analysis.rundir import file_error, shown
+from analysis.safe_text import file_error, path_text
 from bench.core.errors import RunDirError, UsageError
 from bench.core.rundir import FITS, FLAGS, NO_BANDWIDTH, SUMMARY, atomic_write_text, split_flags
 from bench.core.units import human_bytes
@@ -81,15 +81,16 @@ def first_fits(dirs, loaded=None):
 
 
 def load_runs(paths, fit_missing=True) -> list:
-    from analysis.rundir import load_meta, load_summary
+    from analysis.meta_checks import load_checked_meta
+    from analysis.run_frames import load_summary
     from analysis.runsamples import RunSamples
 
     runs, labels, loaded = [], set(), {}
     for run_dir, fit_dirs in expand(paths):
-        meta = load_meta(run_dir)
+        meta = load_checked_meta(run_dir)
         samples, summary = RunSamples(run_dir, meta), load_summary(run_dir)
         if summary.empty:
-            raise RunDirError(f"{shown(run_dir / SUMMARY)}: no results yet (summary.csv is "
+            raise RunDirError(f"{path_text(run_dir / SUMMARY)}: no results yet (summary.csv is "
                               "empty or missing)")
         label = str(meta.get("run_id") or run_dir.name)
         while label in labels:
@@ -870,10 +871,10 @@ def prepare_out_dir(out_dir: Path | None, default: Path) -> Path:
     hint = "" if out_dir else "; give --out DIR to write the report elsewhere"
     path = out_dir or default
     if out_dir is None and path.is_symlink():
-        raise RunDirError(f"{shown(path)}: a symbolic link in the run directory, not followed"
+        raise RunDirError(f"{path_text(path)}: a symbolic link in the run directory, not followed"
                           f"{hint}")
     if path.exists() and not path.is_dir():
-        raise UsageError(f"{shown(path)}: exists and is not a directory")
+        raise UsageError(f"{path_text(path)}: exists and is not a directory")
     probe = path / f".commbench-probe{os.getpid()}"
     try:
         path.mkdir(parents=True, exist_ok=True)

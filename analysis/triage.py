@@ -146,12 +146,13 @@ class Run:
 
 
 def load_runs(run_dirs) -> list[Run]:
-    from analysis.rundir import load_meta, load_summary
+    from analysis.meta_checks import load_checked_meta
+    from analysis.run_frames import load_summary
     from analysis.runsamples import load_samples
 
     runs, names = [], set()
     for d in run_dirs:
-        meta = load_meta(d)
+        meta = load_checked_meta(d)
         name = Path(d).resolve().name or str(d)
         base, i = name, 2
         while name in names:
@@ -507,7 +508,7 @@ def apply_drain(reasons: dict) -> None:
 
 
 def write_drain(path, hosts) -> None:
-    from analysis.rundir import file_error
+    from analysis.safe_text import file_error
 
     if path:
         try:
@@ -544,7 +545,7 @@ def measure_round(args, groups, index: int) -> list:
     import subprocess
     import sys
 
-    from analysis.rundir import load_meta
+    from analysis.meta_checks import load_checked_meta
     from analysis.runsamples import load_samples
 
     k = args.group_size
@@ -561,7 +562,7 @@ def measure_round(args, groups, index: int) -> list:
     if r.returncode not in (0, 1):
         tail = (r.stderr.strip().splitlines() or r.stdout.strip().splitlines() or ["no output"])[-1]
         raise UsageError(f"--find round {index}: the launch failed (exit {r.returncode}): {tail}")
-    meta = load_meta(out)
+    meta = load_checked_meta(out)
     if list(meta.get("hosts") or []) != hosts:
         raise UsageError(f"--find round {index}: the launcher placed ranks on "
                          f"{','.join(meta.get('hosts') or [])}, not on {','.join(hosts)} in that "

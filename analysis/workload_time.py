@@ -100,7 +100,7 @@ def predict_row(fits, backend: str, row: Row, lay: Layout, ranks_per_node) -> Ti
 
 def load_measured(spec: Spec, wanted: str | None):
     """{row key: Timed} from the runs of --measure, and a line saying what they are."""
-    from analysis.rundir import load_summary
+    from analysis.run_frames import load_summary
 
     found, backends, dtypes = {}, set(), set()
     frames = {}

@@ -71,10 +71,10 @@ def noise(args, argv) -> int:
                 *(["--force"] if args.force else [])]
     rc = main(run_argv)
     if rc in (0, 1) and (world is None or world.rank == 0):
-        from analysis.rundir import load_meta
+        from analysis.meta_checks import load_checked_meta
         from bench import noise as calibration
 
-        meta = load_meta(out)
+        meta = load_checked_meta(out)
         if not args.quiet and meta.get("noise"):
             print(f"# noise: {calibration.describe(meta['noise'])}")
         print(f"# results: {out}")

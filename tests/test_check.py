@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from analysis import check
-from analysis.rundir import summarize_samples
+from analysis.run_frames import summarize_samples
 from bench import ceilings
 from bench.cli import main as cli
 from bench.core import rundir as fmt

@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 
 from analysis import compare
-from analysis.rundir import summarize_samples, write_run_dir
+from analysis.run_frames import summarize_samples, write_run_dir_from_frames
 from bench.cli import main as cli
 from bench.core.rundir import SAMPLE_COLUMNS
 from bench.ops import pairing_rounds
@@ -49,7 +49,7 @@ def make_run(path, df=None, **meta):
     nranks = int(df["nranks"].max()) if len(df) else 2
     meta = {"schema": 1, "run_id": path.name, "status": "complete", "nranks": nranks, "nnodes": 1,
             "hosts": ["node-a"] * nranks, "backend": {"name": "mpi"}, "ops": {}, **meta}
-    return write_run_dir(path, meta, df, summarize_samples(df))
+    return write_run_dir_from_frames(path, meta, df, summarize_samples(df))
 
 
 @pytest.fixture(scope="module")

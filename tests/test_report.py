@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.rundir import summarize_samples, write_run_dir
+from analysis.run_frames import summarize_samples, write_run_dir_from_frames
 from bench.cli import main as cli
 from bench.core.rundir import SAMPLE_COLUMNS
 from bench.core.rundir import write_run_dir as write_summary_run_dir
@@ -262,7 +262,7 @@ def test_bad_input_exit_2(tmp_path, capsys):
     assert rc == 2 and "not a commbench run directory" in err and len(err.splitlines()) == 1
     empty = tmp_path / "empty"
     no_samples = pd.DataFrame(columns=SAMPLE_COLUMNS)
-    write_run_dir(empty, {"schema": 1}, no_samples, summarize_samples(no_samples))
+    write_run_dir_from_frames(empty, {"schema": 1}, no_samples, summarize_samples(no_samples))
     rc, _, err = report(capsys, empty)
     assert rc == 2 and "no results" in err
 

@@ -10,9 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import rundir as ard
+from analysis import csv_checks as ard
+from analysis.run_frames import with_sample_extras
 from analysis import runsamples as ars
-from analysis.rundir import sample_times
+from analysis.run_frames import sample_times
 from analysis.runsamples import load_run, load_samples
 from analysis.runsamples import FrameSamples, RunSamples
 from bench.cli import main as cli
@@ -52,7 +53,7 @@ def written_run(path, ops=("allreduce", "broadcast"), nranks=4, samples=6, round
                 rows += [dict(zip(rundir.CASE, ("mpi", "pairs", "float32", 1024, nranks, "all")),
                               round=rnd, sample=j, rank=r, calls=1, time_s=times[i, j], peer=p)
                          for i, (r, p) in enumerate(zip(ranks, peers)) for j in range(samples)]
-    from analysis.rundir import summarize_samples
+    from analysis.run_frames import summarize_samples
 
     rows = pd.DataFrame(rows)
     writer.write_summary(summarize_samples(rows).to_dict("records"), op_order=())
@@ -135,7 +136,7 @@ def test_the_fast_and_the_checked_csv_readers_agree(tmp_path):
     fast = list(ars._fast_csv_blocks(old / "samples.csv", {"nranks": 4}))
     checked = [b for df in ard.read_table_chunks(old / "samples.csv", ard.SAMPLE_SPEC,
                                                  ard.SAMPLE_REQUIRED, chunk_bytes=4096)
-               for b in ars.blocks_of_frame(ard.with_sample_extras(df))]
+               for b in ars.blocks_of_frame(with_sample_extras(df))]
     frame = lambda bs: sorted_rows(ars.frame_of_blocks(iter(bs)))  # noqa: E731
     pd.testing.assert_frame_equal(frame(fast), frame(checked), check_dtype=False)
     pd.testing.assert_frame_equal(frame(fast), sorted_rows(rows), check_dtype=False)

@@ -7,7 +7,7 @@ import pytest
 
 from analysis import timeline, triage
 from analysis.robust_z import robust_z, verdict_of
-from analysis.rundir import summarize_samples, write_run_dir
+from analysis.run_frames import summarize_samples, write_run_dir_from_frames
 from bench.cli import main as cli
 from bench.core.rundir import SAMPLE_COLUMNS
 from bench.ops import pairing_rounds
@@ -17,7 +17,7 @@ def write(path, rows, hosts, nranks):
     df = pd.DataFrame(rows, columns=SAMPLE_COLUMNS + ["peer"])
     meta = {"schema": 1, "run_id": path.name, "status": "complete", "nranks": nranks,
             "nnodes": len(set(hosts)), "hosts": hosts, "backend": {"name": "mpi"}, "ops": {}}
-    write_run_dir(path, meta, df, summarize_samples(df[SAMPLE_COLUMNS]))
+    write_run_dir_from_frames(path, meta, df, summarize_samples(df[SAMPLE_COLUMNS]))
     return path
 
 

@@ -176,7 +176,7 @@ def to_frames(imports: list, backend: str | None = None):
     """(samples, summary) DataFrames of parsed files; a case met again is the next round."""
     import pandas as pd
 
-    from analysis.rundir import summarize_samples
+    from analysis.run_frames import summarize_samples
 
     rows, seen, record_round = [], {}, {}
     for i, imp in enumerate(imports):
@@ -293,7 +293,7 @@ def checked_op(name: str | None) -> str | None:
 
 
 def main(args) -> int:
-    from analysis.rundir import write_run_dir
+    from analysis.run_frames import write_run_dir_from_frames
 
     if args.format is not None and args.format not in FORMATS:
         raise UsageError(f"no such format {args.format!r}; known: {', '.join(FORMATS)}")
@@ -322,7 +322,7 @@ def main(args) -> int:
     # as `commbench run`: a directory holding a run is refused unless --force, which starts it
     # afresh; one in use by a run in progress is refused even then (its lock)
     with claim_out_dir(out, args.force):
-        write_run_dir(out, meta, samples, summary)
+        write_run_dir_from_frames(out, meta, samples, summary)
     for line in said:
         print(line)
     print(f"imported {len(samples)} rows ({', '.join(sorted(summary['op'].unique()))}) into {out}")

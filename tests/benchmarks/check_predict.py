@@ -139,7 +139,7 @@ def main() -> int:
 
     from analysis.fitsfile import fit_dir, fit_loaded, load_sweep
     from analysis.predict import library_of
-    from analysis.rundir import load_summary
+    from analysis.run_frames import load_summary
 
     if a.reuse:
         root = Path(a.reuse)

@@ -67,7 +67,7 @@ def main() -> int:
     a = ap.parse_args()
 
     from analysis.fitsfile import fit_dir
-    from analysis.rundir import load_summary
+    from analysis.run_frames import load_summary
 
     q = a.ranks_per_node
     nodes = sorted({int(x) for x in a.nodes.split(",")})

@@ -80,10 +80,11 @@ def medians(root: Path) -> tuple[pd.DataFrame, object]:
     the library's rules."""
     from analysis import library
     from analysis.fitsfile import discover_runs
-    from analysis.rundir import load_meta, load_summary
+    from analysis.meta_checks import load_checked_meta
+    from analysis.run_frames import load_summary
 
     runs = discover_runs(root)
-    metas = [load_meta(d) for d in runs]
+    metas = [load_checked_meta(d) for d in runs]
     rules, why = library.of_runs(metas)
     if rules is None:
         sys.exit(f"{root}: {why}")

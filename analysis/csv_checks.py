@@ -1,175 +1,29 @@
-"""Run directories as pandas frames, for analysis. The format itself (columns, schema, the
-writer, the summary) is defined once in bench.core.rundir; this module only reads it into
-frames and hands frames back to it.
-
-Every reader here checks what it reads, because a run directory may be damaged (a crash, a
-full disk, a hand edit) or hostile (someone else's): meta.json (bench.core.rundir.load_meta,
-then the types of the fields analysis uses), samples.csv and summary.csv (`read_table`:
-UTF-8 text, a header with the required columns, every line with the header's number of
-fields, every value of its column's type and range, times finite and positive). Anything else
-is a RunDirError of one line that names the file, the line and the problem (`commbench`
-prints it and exits 2). pandas is imported inside the functions: modules the command line
-loads for every command import this one.
+"""CSV tables of a run directory read and checked, for analysis: samples.csv, summary.csv and
+fits.csv. A reader here checks what it reads, because a run directory may be damaged (a crash,
+a full disk, a hand edit) or hostile (someone else's): UTF-8 text, a header with the required
+columns, every line with the header's number of fields, every value of its column's type and
+range (`Col`), times finite and positive. Anything else is a RunDirError of one line that
+names the file, the line and the problem (`commbench` prints it and exits 2). pandas is
+imported inside the functions: modules the command line loads for every command import this
+one.
 """
 from __future__ import annotations
 
 import csv
 import io
 import math
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from analysis.safe_text import file_error, has_control, message_value, one_line, path_text
 from bench.core import rundir as fmt
 from bench.core.errors import RunDirError
-from bench.core.rundir import CASE, SUMMARY_COLUMNS, WRITTEN_SAMPLE_COLUMNS
+from bench.core.rundir import CASE
 
 if TYPE_CHECKING:
     import pandas as pd
 
-# ---- one-line messages ---------------------------------------------------------------------
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-
-
-def one_line(text) -> str:
-    """text with every control character (newlines, escapes) written out as a Python escape
-    (`\\n`, `\\x1b`): names taken from files or paths stay on one line and cannot steer a
-    terminal."""
-    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], str(text))
-
-
-def has_control(text: str) -> bool:
-    return bool(_CONTROL.search(text))
-
-
-def shown(path) -> str:
-    """A path as messages show it (one line)."""
-    return one_line(path)
-
-
-def file_error(path, exc: OSError, what: str = "write it", hint: str = "") -> RunDirError:
-    """The one-line error for a file or directory that could not be read, listed or written
-    (`what`: 'write it', 'read it', ...), with an optional hint after it."""
-    reason = exc.strerror or one_line(exc) or type(exc).__name__
-    return RunDirError(f"{shown(path)}: cannot {what} ({reason}){hint}")
-
-
-# ---- meta.json -------------------------------------------------------------------------------
-MAX_META_DEPTH = 64  # nesting of meta.json's JSON; commbench writes 4 or 5 levels
-
-
-def load_meta(run_dir) -> dict:
-    """meta.json of a run directory (bench.core.rundir.load_meta: a directory, the file, JSON,
-    an object of this schema), then the types of the fields analysis reads (`check_meta`)."""
-    run_dir = Path(run_dir)
-    path = run_dir / fmt.META
-    try:
-        str(run_dir).encode("utf-8")
-    except UnicodeEncodeError:  # what is read from it would be shown and written under it
-        name = str(run_dir).encode("utf-8", "surrogateescape").decode("ascii", "backslashreplace")
-        raise RunDirError(f"{one_line(name)}: the name holds bytes that are not UTF-8, which "
-                          "reports and tables cannot carry; rename it (commbench run refuses "
-                          "such names)") from None
-    if run_dir.is_dir() and (path.exists() or path.is_symlink()) and not (path.is_file() or path.is_dir()):
-        # a FIFO or a device would block or never end; a dangling link is no file either
-        raise RunDirError(f"{shown(path)}: not a regular file")
-    try:
-        meta = fmt.load_meta(run_dir)
-    except RunDirError as exc:
-        raise RunDirError(one_line(exc)) from None
-    except RecursionError:
-        raise RunDirError(f"{shown(path)}: JSON nested too deeply") from None
-    except ValueError as exc:  # e.g. a number too long to convert
-        raise RunDirError(f"{shown(path)}: unreadable JSON ({one_line(exc)})") from None
-    check_meta(meta, path)
-    if fmt.in_progress(run_dir):  # half a run read as a whole one would mislead every verb
-        raise RunDirError(f"{shown(run_dir)}: a commbench run is still writing it (its lock "
-                          f"is held; status {one_line(meta.get('status'))}): wait until it ends")
-    return meta
-
-
-def _depth(value) -> int:
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        v, d = stack.pop()
-        deepest = max(deepest, d)
-        if d > MAX_META_DEPTH:
-            break
-        if isinstance(v, dict):
-            stack += [(x, d + 1) for x in v.values()]
-        elif isinstance(v, list):
-            stack += [(x, d + 1) for x in v]
-    return deepest
-
-
-def is_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def check_meta(meta: dict, path) -> None:
-    """The fields of meta.json that analysis uses have the types results/README.md gives
-    them (absent or null is fine: imported and older runs lack many). RunDirError else."""
-    def bad(field, why):
-        raise RunDirError(f"{shown(path)}: {field}: {why}")
-
-    if _depth(meta) > MAX_META_DEPTH:
-        bad("JSON", f"nested deeper than {MAX_META_DEPTH} levels")
-    for field in ("run_id", "status", "source", "commbench"):
-        v = meta.get(field)
-        if v is not None and not isinstance(v, str):
-            bad(field, f"expected a string, found {type(v).__name__}")
-        if isinstance(v, str) and has_control(v):
-            bad(field, "holds a control character")
-    for field in ("nranks", "nnodes"):
-        v = meta.get(field)
-        if v is not None and not (is_int(v) and 1 <= v <= 1 << 24):
-            bad(field, f"expected a positive integer, found {one_line(repr(v))[:60]}")
-    hosts = meta.get("hosts")
-    if hosts is not None:
-        if not isinstance(hosts, list) or not all(isinstance(h, str) for h in hosts):
-            bad("hosts", "expected a list of host names")
-        if any(has_control(h) for h in hosts):
-            bad("hosts", "a host name holds a control character")
-    for field, kind in (("launches", list), ("ops", dict), ("contention", dict), ("noise", dict)):
-        v = meta.get(field)
-        if v is not None and not isinstance(v, kind):
-            bad(field, f"expected {'a list' if kind is list else 'an object'}, "
-                       f"found {type(v).__name__}")
-    backend = meta.get("backend")
-    if backend is not None and not isinstance(backend, (str, dict)):
-        bad("backend", f"expected an object or a string, found {type(backend).__name__}")
-    for op, info in (meta.get("ops") or {}).items():
-        if info is not None and not isinstance(info, dict):
-            bad(f"ops.{one_line(op)[:60]}", f"expected an object, found {type(info).__name__}")
-        for key in ("delay_s0", "delay_Bps"):
-            v = (info or {}).get(key)
-            if v is not None and not (_is_number(v) and v >= 0):
-                bad(f"ops.{one_line(op)[:60]}.{key}", "expected a finite number ≥ 0")
-    # the summaries of the machine that `commbench run` and the report print
-    if meta.get("contention"):
-        try:
-            from bench import contention
-
-            hosts_c = meta["contention"].get("hosts", {})
-            any(h.get("contended") for h in hosts_c.values())
-            contention.describe(meta["contention"])
-        except (AttributeError, KeyError, TypeError, ValueError, IndexError) as exc:
-            bad("contention", f"malformed ({type(exc).__name__}: {one_line(exc)[:80]})")
-    if meta.get("noise"):
-        try:
-            from bench import noise
-
-            noise.describe(meta["noise"])
-        except (AttributeError, KeyError, TypeError, ValueError, IndexError) as exc:
-            bad("noise", f"malformed ({type(exc).__name__}: {one_line(exc)[:80]})")
-
-
-# ---- CSV tables ------------------------------------------------------------------------------
 ERROR, DROP, KEEP = "error", "drop", "keep"  # what an empty field means (Col.empty)
 
 
@@ -240,14 +94,14 @@ def regular_file(path, missing_ok: bool = True) -> bool:
     path = Path(path)
     if not path.exists():
         if path.is_symlink():
-            raise RunDirError(f"{shown(path)}: a dangling symbolic link")
+            raise RunDirError(f"{path_text(path)}: a dangling symbolic link")
         if missing_ok:
             return False
-        raise RunDirError(f"{shown(path)}: no such file")
+        raise RunDirError(f"{path_text(path)}: no such file")
     if path.is_dir():
-        raise RunDirError(f"{shown(path)}: is a directory, not a file")
+        raise RunDirError(f"{path_text(path)}: is a directory, not a file")
     if not path.is_file():
-        raise RunDirError(f"{shown(path)}: not a regular file")
+        raise RunDirError(f"{path_text(path)}: not a regular file")
     return True
 
 
@@ -273,16 +127,16 @@ def _check_text(data: bytes, path, line0: int = 0) -> bytes:
     try:
         data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise RunDirError(f"{shown(path)}: not UTF-8 text (line {line0 + _line_of(data, exc.start)})") from None
+        raise RunDirError(f"{path_text(path)}: not UTF-8 text (line {line0 + _line_of(data, exc.start)})") from None
     nul, cr = b"\x00", b"\r"
     if nul in data:
         line = line0 + _line_of(data, data.index(nul))
-        raise RunDirError(f"{shown(path)}: line {line}: a NUL byte (not a text table, or damaged)")
+        raise RunDirError(f"{path_text(path)}: line {line}: a NUL byte (not a text table, or damaged)")
     if cr in data:
         data = data.replace(b"\r\n", b"\n")
         if cr in data:
             line = line0 + _line_of(data, data.index(cr))
-            raise RunDirError(f"{shown(path)}: line {line}: a stray carriage return")
+            raise RunDirError(f"{path_text(path)}: line {line}: a stray carriage return")
     return data
 
 
@@ -307,8 +161,8 @@ def _check_fields(data: bytes, ncols: int, path, line0: int = 0) -> None:
             i = int(bad[0])
             line = line0 + i + 1
             if ends[i] == starts[i]:
-                raise RunDirError(f"{shown(path)}: line {line}: a blank line")
-            raise RunDirError(f"{shown(path)}: line {line}: {int(per[i]) + 1} fields, the header "
+                raise RunDirError(f"{path_text(path)}: line {line}: a blank line")
+            raise RunDirError(f"{path_text(path)}: line {line}: {int(per[i]) + 1} fields, the header "
                               f"has {ncols} (a torn or damaged line)")
         line0 += ends.size
         start = end
@@ -322,9 +176,9 @@ def _check_quoted_fields(data: bytes, ncols: int, path) -> None:
             if len(row) != ncols:
                 what = "a blank line" if not row else (f"{len(row)} fields, the header has "
                                                        f"{ncols} (a torn or damaged line)")
-                raise RunDirError(f"{shown(path)}: line {reader.line_num}: {what}")
+                raise RunDirError(f"{path_text(path)}: line {reader.line_num}: {what}")
     except csv.Error as exc:
-        raise RunDirError(f"{shown(path)}: line {reader.line_num}: {one_line(exc)}") from None
+        raise RunDirError(f"{path_text(path)}: line {reader.line_num}: {one_line(exc)}") from None
 
 
 def read_table(path, spec: dict, required, torn_ok: bool = False, quoted: bool = False,
@@ -356,20 +210,20 @@ def parse_table(data: bytes, path, spec: dict, required, quoted: bool = False,
         data = data.rstrip(b"\n") + b"\n"
     if not data.strip():
         if not empty_ok:
-            raise RunDirError(f"{shown(path)}: an empty file (not even a header line)")
+            raise RunDirError(f"{path_text(path)}: an empty file (not even a header line)")
         return pd.DataFrame(columns=list(columns if columns is not None else spec))
     header_line = data[: data.index(b"\n")].decode("utf-8")
     header = next(csv.reader([header_line])) if quoted else header_line.split(",")
     seen = set()
     for name in header:
         if name in seen:
-            raise RunDirError(f"{shown(path)}: line 1: column {one_line(name)!r} twice")
+            raise RunDirError(f"{path_text(path)}: line 1: column {one_line(name)!r} twice")
         seen.add(name)
     missing = [c for c in required if c not in seen]
     if missing:
         what = f"no {', '.join(missing)} column{'s' if len(missing) > 1 else ''}"
-        raise RunDirError(f"{shown(path)}: not {kind} ({what})" if kind
-                          else f"{shown(path)}: {what} (line 1: the header)")
+        raise RunDirError(f"{path_text(path)}: not {kind} ({what})" if kind
+                          else f"{path_text(path)}: {what} (line 1: the header)")
     if quoted:
         _check_quoted_fields(data, len(header), path)
     else:
@@ -381,9 +235,9 @@ def parse_table(data: bytes, path, spec: dict, required, quoted: bool = False,
                          quoting=csv.QUOTE_MINIMAL if quoted else csv.QUOTE_NONE,
                          low_memory=False)
     except (ValueError, pd.errors.ParserError) as exc:
-        raise RunDirError(f"{shown(path)}: unreadable table ({one_line(exc)[:120]})") from None
+        raise RunDirError(f"{path_text(path)}: unreadable table ({one_line(exc)[:120]})") from None
     if len(df.columns) != len(header):
-        raise RunDirError(f"{shown(path)}: unreadable table (the header does not parse)")
+        raise RunDirError(f"{path_text(path)}: unreadable table (the header does not parse)")
     return check_columns(df, spec, path, line0)
 
 
@@ -424,17 +278,6 @@ def read_table_chunks(path, spec: dict, required, chunk_bytes: int = 1 << 26, **
                 return
 
 
-def value_text(value) -> str:
-    """A value from a file as a message shows it: text quoted (one line, at most 60
-    characters), numbers plainly (inf, -1e-06, 99)."""
-    if isinstance(value, str):
-        return one_line(repr(value))[:60]
-    try:
-        return f"{float(value):g}"
-    except (TypeError, ValueError):
-        return one_line(repr(value))[:60]
-
-
 def check_columns(df: pd.DataFrame, spec: dict, path, line0: int = 0) -> pd.DataFrame:
     """Every column named in spec holds its kind of values (RunDirError naming the first bad
     line, counted as written: row i is line line0 + i + 2); rows with an empty DROP field are
@@ -443,11 +286,11 @@ def check_columns(df: pd.DataFrame, spec: dict, path, line0: int = 0) -> pd.Data
     import pandas as pd
 
     def fail(i, name, raw, why):
-        raise RunDirError(f"{shown(path)}: line {line0 + int(i) + 2}: {name} {value_text(raw)}: {why}")
+        raise RunDirError(f"{path_text(path)}: line {line0 + int(i) + 2}: {name} {message_value(raw)}: {why}")
 
     def no_value(empty):
         i = int(np.flatnonzero(empty)[0])
-        raise RunDirError(f"{shown(path)}: line {line0 + i + 2}: no {name} (an empty field)")
+        raise RunDirError(f"{path_text(path)}: line {line0 + i + 2}: no {name} (an empty field)")
 
     drop = np.zeros(len(df), bool)
     for name, col in spec.items():
@@ -497,71 +340,3 @@ def check_columns(df: pd.DataFrame, spec: dict, path, line0: int = 0) -> pd.Data
     if drop.any():
         df = df[~drop]
     return df.reset_index(drop=True)
-
-
-# ---- the files of a run (raw samples: analysis.runsamples) ------------------------------------
-def check_ranks(df, meta, path, where: str = "") -> None:
-    nranks = (meta or {}).get("nranks")
-    if nranks and len(df):
-        for name in ("rank", "peer"):
-            beyond = (df[name] >= nranks).to_numpy()
-            if beyond.any():
-                i = int(beyond.argmax())
-                raise RunDirError(f"{shown(path)}: {where}{name} {int(df[name].iloc[i])} of a "
-                                  f"{nranks}-rank run (meta.json → nranks)")
-
-
-def with_sample_extras(df: pd.DataFrame) -> pd.DataFrame:
-    """The frame with every SAMPLE_EXTRA column (older files lack them)."""
-    missing = {c: v for c, v in fmt.SAMPLE_EXTRA.items() if c not in df.columns}
-    return df.assign(**missing) if missing else df
-
-
-def load_summary(run_dir) -> pd.DataFrame:
-    """summary.csv, checked (`read_table`); empty (no cases yet) when missing or empty."""
-    import numpy as np
-    import pandas as pd
-
-    path = Path(run_dir) / fmt.SUMMARY
-    df = read_table(path, SUMMARY_SPEC, SUMMARY_REQUIRED, columns=fmt.WRITTEN_SUMMARY_COLUMNS)
-    if df is None:
-        return pd.DataFrame(columns=fmt.WRITTEN_SUMMARY_COLUMNS)
-    missing = {c: v for c, v in fmt.SUMMARY_EXTRA.items() if c not in df.columns}
-    df = df.assign(**missing) if missing else df
-    if "mode_medians_s" in df.columns and len(df):
-        for i, text in enumerate(df["mode_medians_s"]):
-            if isinstance(text, str) and text:
-                try:
-                    ok = all(math.isfinite(v) and v > 0 for v in map(float, text.split(";")))
-                except ValueError:
-                    ok = False
-            else:
-                ok = not isinstance(text, (int, float)) or np.isnan(text) or (
-                    math.isfinite(text) and text > 0)
-            if not ok:
-                raise RunDirError(f"{shown(path)}: line {i + 2}: mode_medians_s "
-                                  f"{one_line(repr(text))[:60]}: must be times in seconds "
-                                  "(> 0) joined by ';'")
-    return df
-
-
-def sample_times(samples: pd.DataFrame) -> pd.DataFrame:
-    """One row per case, round and sample: the time of a sample is the max over ranks."""
-    keys = CASE + ["round", "sample"]
-    return samples.groupby(keys, as_index=False, sort=False)["time_s"].max()
-
-
-def summarize_samples(samples: pd.DataFrame, bus_factor=None, msgs_per_op=None, count=None) -> pd.DataFrame:
-    """summary.csv rows of raw samples (bench.core.rundir.summary_rows) as a frame."""
-    import pandas as pd
-
-    rows = fmt.summary_rows(samples.to_dict("records"), bus_factor, msgs_per_op, count)
-    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
-
-
-def write_run_dir(run_dir, meta: dict, samples: pd.DataFrame, summary: pd.DataFrame) -> Path:
-    """A complete run directory from frames (bench.core.rundir.write_run_dir)."""
-    samples = with_sample_extras(samples)[WRITTEN_SAMPLE_COLUMNS]
-    return fmt.write_run_dir(run_dir, meta, samples.to_dict("records"),
-                             summary[[c for c in fmt.WRITTEN_SUMMARY_COLUMNS
-                                      if c in summary]].to_dict("records"))
