@@ -85,7 +85,8 @@ class Results:
         (meets, below, implausible, not measured), busbw_Bps, expected_Bps, share, reason.
         expect: a system of the shipped figures; minimum: 'OP:SIZE=RATE' strings; baseline:
         earlier run directories or Results."""
-        from analysis import check as chk
+        from analysis import check_references as chk
+        from analysis.check_verdicts import check
 
         refs = []
         if expect:
@@ -96,7 +97,7 @@ class Results:
         if not refs:
             raise UsageError("check: give expect, minimum or baseline")
         kw = {} if tolerance is None else {"tolerance": tolerance}
-        result = chk.check([str(r) for r in self.runs], refs, nics, **kw)
+        result = check([str(r) for r in self.runs], refs, nics, **kw)
         return _frame(result["rows"], result)
 
     def compare(self, new, factor: float = 1.1, alpha: float = 0.05, ops=None):

@@ -47,6 +47,7 @@ import json
 import math
 import sys
 
+from analysis.output_formats import FORMATS, markdown_table, md_escape, verdict_counts
 from analysis.safe_text import one_line
 from bench.core.rundir import CASE
 from bench.core.errors import RunDirError, UsageError
@@ -58,7 +59,6 @@ from bench.core.units import human_bytes
 
 JOIN = ["backend", "op", "nbytes", "nranks", "split"]
 VERDICTS = ("slower", "not significant", "faster")  # the order of the closing count
-FORMATS = ("text", "markdown", "json")
 CONFIDENCE = 0.95
 NEIGHBOURS = 3        # consecutive sizes that must agree for an unreplicated verdict
 DEFAULT_NOISE = 1.1   # run-to-run ratio assumed where neither side measured its noise
@@ -423,15 +423,11 @@ def verdict_text(row) -> str:
     return f"{row['verdict']}, unreplicated: {times(ev['ratio'])} at {ev['agree']}/{ev['of']} sizes"
 
 
-def heading(result, quote=None) -> str:
+def title_line(result, quote=None) -> str:
     quote = quote or one_line
     return (f"BASE {quote(', '.join(result['base']))} vs NEW {quote(', '.join(result['new']))}: factor "
             f"{result['factor']:g}, alpha {result['alpha']:g}; times are medians in us (as in run's median(us)), p is "
             "one-sided against 'within the factor'")
-
-
-def closing(result) -> str:
-    return ", ".join(f"{v}: {result['counts'][v]}" for v in VERDICTS)
 
 
 def differs_line(result, quote=None) -> list:
@@ -444,38 +440,17 @@ def differs_line(result, quote=None) -> list:
 
 
 def format_text(result) -> str:
-    lines = differs_line(result) + [heading(result)] + text_table(HEADER, table_rows(result), right={2, 3, 4, 5, 6, 8})
-    lines.append(closing(result))
+    lines = differs_line(result) + [title_line(result)] + text_table(HEADER, table_rows(result), right={2, 3, 4, 5, 6, 8})
+    lines.append(verdict_counts(result['counts'], VERDICTS))
     lines += [f"note: {one_line(n)}" for n in result["notes"]]
     return "\n".join(lines)
 
 
-# Markdown (CI comments): what a run quotes is escaped, so that a name cannot end a table
-# cell or line, open a code span, emphasis, a link or an image, nor carry HTML. ('_' is left
-# alone: op names such as reduce_scatter hold it, and inside a word it is no emphasis.)
-MD_ESCAPES = {c: "\\" + c for c in "\\`*[]()!~|#:"}
-MD_ESCAPES.update({"<": "&lt;", ">": "&gt;", "&": "&amp;"})
-
-
-def md_escape(text) -> str:
-    """Text shown literally in Markdown: control characters written out (one line), Markdown
-    punctuation backslash-escaped, HTML's <, > and & as entities."""
-    return "".join(MD_ESCAPES.get(c, c) for c in one_line(text))
-
-
-def markdown_table(header, rows) -> list:
-    """The lines of a Markdown table (cells already escaped: md_escape)."""
-    def cells(row):
-        return "| " + " | ".join(row) + " |"
-
-    return [cells(header), "|" + "|".join("---" for _ in header) + "|"] + [cells(row) for row in rows]
-
-
 def format_markdown(result) -> str:
     lines = [f"**{line}**" for line in differs_line(result, md_escape)]
-    lines += [f"**commbench compare** {heading(result, md_escape)}", ""]
+    lines += [f"**commbench compare** {title_line(result, md_escape)}", ""]
     lines += markdown_table(HEADER, table_rows(result, md_escape))
-    lines += ["", f"**{closing(result)}**"]
+    lines += ["", f"**{verdict_counts(result['counts'], VERDICTS)}**"]
     lines += [f"- note: {n}" for n in result.get("_markdown_notes", result["notes"])]
     return "\n".join(lines)
 

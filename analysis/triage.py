@@ -201,7 +201,7 @@ def node_times(run: Run, case_rows: pd.DataFrame) -> pd.Series:
 
 
 def intra_evidence(run: Run, result: Result, refs, nics, tolerance) -> None:
-    from analysis.check import threshold_of
+    from analysis.check_verdicts import threshold_of
     from analysis.importers import bus_factor
 
     df = run.samples[(run.samples["split"] == "intra") & (run.samples["nranks"] >= 2)
@@ -470,7 +470,7 @@ def add_arguments(parser) -> None:
 
 
 def main(args) -> int:
-    from analysis import check
+    from analysis import check_references
 
     if not 0 <= args.tolerance < 1:
         raise UsageError("--tolerance must be in [0, 1)")
@@ -482,8 +482,8 @@ def main(args) -> int:
         raise UsageError("give RUN_DIRs to judge, or --find HOSTS --launch TEMPLATE --out DIR")
     refs = []
     if args.expect:
-        refs += check.expected_for(args.expect)
-    refs += [check.parse_min(m) for m in args.min or []]
+        refs += check_references.expected_for(args.expect)
+    refs += [check_references.parse_min(m) for m in args.min or []]
     result = triage(args.run_dirs, refs, args.nics, args.tolerance)
     print(format_text(result))
     drain = result.drain()
