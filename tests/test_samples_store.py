@@ -247,9 +247,9 @@ def test_output_at_a_thousand_ranks_reads_at_a_glance(tmp_path, capsys, monkeypa
     assert "slowest rank: 77 (" in page
     assert "1024 ranks on 128 hosts × 8" in page
     assert "id='fleet'" in page and "Left out" not in page
-    from analysis import report
+    from analysis import report_sections
 
-    monkeypatch.setattr(report, "FLEET_MAX_SAMPLES", 10_000)  # a fleet too large to read whole
+    monkeypatch.setattr(report_sections, "FLEET_MAX_SAMPLES", 10_000)  # a fleet too large to read whole
     assert cli(["report", str(run), "--no-fit", "--out", str(tmp_path / "report2")]) == 0
     page = (tmp_path / "report2" / "index.html").read_text()
     assert "Left out: these runs hold 24,576 samples" in page and "commbench triage" in page

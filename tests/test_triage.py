@@ -218,7 +218,7 @@ def test_nccl_tests_per_iteration_json_gets_the_same_time_analysis(tmp_path, cap
 
 
 def test_report_has_a_fleet_section(tmp_path):
-    from analysis.report import write_report
+    from analysis.report_page import write_report
 
     pairs = pairs_run(tmp_path / "pairs", nnodes=6, slow_nodes={"n02"})
     coll = coll_run(tmp_path / "coll", per_node=1, split="all")
