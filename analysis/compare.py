@@ -1,46 +1,6 @@
-"""`commbench compare`: is NEW slower than BASE, case by case, beyond the noise?
-
-    commbench compare BASE NEW                    one run directory per side
-    commbench compare BASE [BASE...] --new NEW [NEW...]
-                                                  several run directories per side (pooled)
-    options: --factor 1.1  --alpha 0.05  --format text|markdown|json  --ops OP,OP
-
-Cases are joined on (backend, op, nbytes, nranks, split); dtypes of one case are pooled.
-
-Unit of replication. Latency on a shared machine drifts between modes for seconds at a time,
-so samples of one run are not independent draws and a test on them overstates certainty.
-When both sides have at least 2 (run, round) pairs for a case, the units are the per-(run,
-round) medians of the sample times (`commbench run --repeats R`, or several run directories
-per side). Otherwise the test falls back to the raw sample times (the max over ranks per
-sample) and says so: that test cannot see run-to-run variation.
-
-Verdict per case, with r = median(NEW units) / median(BASE units):
-  slower           r > factor   and NEW > factor x BASE by a one-sided Mann-Whitney U test
-                   at level alpha (the null hypothesis is "no worse than the factor")
-  faster           r < 1/factor and NEW < BASE / factor by the mirrored test
-  not significant  anything else, including changes smaller than the factor
-The ratio comes with a 95% distribution-free interval of the typical ratio (the order
-statistics of all pairwise NEW/BASE ratios that the Mann-Whitney test implies).
-
-Unreplicated cases (a side holds one (run, round) for the case: a single-round run, or an
-import, which holds one value per size). No test on them can see run-to-run variation, and
-one value per side can never be significant, so the verdict rests on other evidence:
-  - neighbouring sizes: a real change persists over a range of sizes, while a machine that
-    switches latency modes spoils single cases (identical single-round runs on a shared VM
-    differ up to 8x at one size, rarely at two neighbours, not at three in a row);
-  - the machine's noise: meta.json -> noise (`commbench noise`: the spread of 8-byte
-    ping-pong medians over bursts, max/min, the larger of the two sides), else a stated
-    default of 1.1 (a 10% run-to-run change assumed where neither side measured its noise);
-  - the rank test on raw samples, where both sides have enough samples for it to reach alpha.
-Such a case is slower when it lies in a window of 3 consecutive sizes of its series (same
-backend, op, ranks, split) in which every case has r > factor x noise and, where the rank test
-can decide, a significant one; faster mirrored. The row says so: "slower, unreplicated: 7.60×
-at 3/3 sizes" (the median ratio of the window, its cases beyond the threshold). A series of
-fewer than 3 sizes gets no unreplicated verdict. nccl-tests also prints an in-place time per
-size; the importer keeps the out-of-place one only, so it is no second measurement here.
-
-Exit status: 0 when no case is slower, 1 when some case is, 2 on bad input.
-"""
+"""`commbench compare`: is NEW slower than BASE, case by case, beyond the noise? The runs'
+cases joined, each case's test at its unit of replication and its verdict, the output and the
+command. What the command does and why is its help text: DESCRIPTION and EPILOG below."""
 from __future__ import annotations
 
 import json
@@ -460,11 +420,56 @@ def format_json(result) -> str:
 
 
 # ---------------------------------------------------------------- command
+# the help text (constants, not the docstring: python -OO strips docstrings)
+DESCRIPTION = """`commbench compare`: is NEW slower than BASE, case by case, beyond the noise?"""
+EPILOG = """    commbench compare BASE NEW                    one run directory per side
+    commbench compare BASE [BASE...] --new NEW [NEW...]
+                                                  several run directories per side (pooled)
+    options: --factor 1.1  --alpha 0.05  --format text|markdown|json  --ops OP,OP
+
+Cases are joined on (backend, op, nbytes, nranks, split); dtypes of one case are pooled.
+
+Unit of replication. Latency on a shared machine drifts between modes for seconds at a time,
+so samples of one run are not independent draws and a test on them overstates certainty.
+When both sides have at least 2 (run, round) pairs for a case, the units are the per-(run,
+round) medians of the sample times (`commbench run --repeats R`, or several run directories
+per side). Otherwise the test falls back to the raw sample times (the max over ranks per
+sample) and says so: that test cannot see run-to-run variation.
+
+Verdict per case, with r = median(NEW units) / median(BASE units):
+  slower           r > factor   and NEW > factor x BASE by a one-sided Mann-Whitney U test
+                   at level alpha (the null hypothesis is "no worse than the factor")
+  faster           r < 1/factor and NEW < BASE / factor by the mirrored test
+  not significant  anything else, including changes smaller than the factor
+The ratio comes with a 95% distribution-free interval of the typical ratio (the order
+statistics of all pairwise NEW/BASE ratios that the Mann-Whitney test implies).
+
+Unreplicated cases (a side holds one (run, round) for the case: a single-round run, or an
+import, which holds one value per size). No test on them can see run-to-run variation, and
+one value per side can never be significant, so the verdict rests on other evidence:
+  - neighbouring sizes: a real change persists over a range of sizes, while a machine that
+    switches latency modes spoils single cases (identical single-round runs on a shared VM
+    differ up to 8x at one size, rarely at two neighbours, not at three in a row);
+  - the machine's noise: meta.json -> noise (`commbench noise`: the spread of 8-byte
+    ping-pong medians over bursts, max/min, the larger of the two sides), else a stated
+    default of 1.1 (a 10% run-to-run change assumed where neither side measured its noise);
+  - the rank test on raw samples, where both sides have enough samples for it to reach alpha.
+Such a case is slower when it lies in a window of 3 consecutive sizes of its series (same
+backend, op, ranks, split) in which every case has r > factor x noise and, where the rank test
+can decide, a significant one; faster mirrored. The row says so: "slower, unreplicated: 7.60×
+at 3/3 sizes" (the median ratio of the window, its cases beyond the threshold). A series of
+fewer than 3 sizes gets no unreplicated verdict. nccl-tests also prints an in-place time per
+size; the importer keeps the out-of-place one only, so it is no second measurement here.
+
+Exit status: 0 when no case is slower, 1 when some case is, 2 on bad input.
+"""
+
+
 def add_arguments(parser) -> None:
     import argparse
 
-    parser.description = __doc__.split("\n\n")[0]
-    parser.epilog = __doc__.split("\n\n", 1)[1]
+    parser.description = DESCRIPTION
+    parser.epilog = EPILOG
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("base", nargs="+", metavar="BASE",
                         help="run directory of the baseline (with --new: one or more)")

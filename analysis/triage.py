@@ -1,36 +1,6 @@
-"""`commbench triage RUN_DIR [RUN_DIR ...]`: which node, which link, which rank, and when. One
-verdict per node and per link of a fleet, `ok`, `warn` or `drain`, with the evidence next to it.
-Several run directories of one fleet combine (nodes and links are named by host), typically a
-`pairs` run with one rank per node and a collectives run with `--split intra`.
-
-Evidence and rules (printed with every verdict list):
-- links, from `pairs` (analysis.links: a link's time is the median over samples of the slower
-  of its two ranks): per case (backend, dtype, split, S), the inter-node links' rates x = S /
-  time (1 / time at S = 0) against each other; a node's rate is the median of its links' rates,
-  set against the other nodes'.
-- intra-node collectives (`--split intra`, 2 or more ranks per node): per case, a node's time
-  in a sample is the max over its ranks; its rate x = S / (median over samples), against the
-  other nodes'. With --expect/--min (as `commbench check`), its busbw (x × the op's bus factor)
-  against the reference: below a minimum drains, below a typical figure (less --tolerance) warns.
-- robust z = 0.6745 × (x − median) / MAD over the values compared (Iglewicz & Hoaglin's
-  modified z; MAD the median absolute deviation; analysis.robust_z); at least 3 values. warn: z < −2 and
-  x at least 10% below the median; drain: z < −3 and at least 20% below (the floors keep a fleet
-  of near-identical values, MAD ≈ 0, from flagging noise).
-- a link through a node that is itself warn or drain is that node's (counted apart, not listed).
-- per-rank skew (analysis.timeline): a rank last in a share of a collective's samples above
-  max(2/n, 50%), over at least 10 samples: warn (never drain: lateness is no rate).
-- time (analysis.timeline): spikes per case, labelled system-wide / straggler / partial, with
-  when they happened; printed, not judged.
-
-Output: only what is not ok, plus counts; the hosts to drain, in Slurm hostlist form
-(bench.core.hostlist) and, with --drain FILE, one per line. Exit 0 when nothing is to be
-drained, 1 when something is, 2 on bad input.
-
---find HOSTS --launch TEMPLATE --out DIR: instead of judging runs, measure the hosts in rounds of
-groups with `commbench run` (analysis.finder: screen in groups of k, bisect slow groups padded
-with cleared nodes, confirm single suspects with fresh partners); 3 rounds for one bad node at
-k = 2, whatever the fleet's size, where all pairs takes N − 1.
-"""
+"""`commbench triage`: one verdict per node and per link of a fleet (ok, warn, drain) with the
+evidence next to it: the runs loaded, the evidence gathered, the verdicts, their output, the
+drain list and the command. The rules are its help text: EPILOG below."""
 from __future__ import annotations
 
 import math
@@ -430,10 +400,41 @@ def scontrol_lines(reasons: dict) -> list[str]:
     return [slurm.drain_line([host], reason) for host, reason in reasons.items()]
 
 
+# the help text (constants, not the docstring: python -OO strips docstrings)
+EPILOG = """Evidence and rules (printed with every verdict list):
+- links, from `pairs` (analysis.links: a link's time is the median over samples of the slower
+  of its two ranks): per case (backend, dtype, split, S), the inter-node links' rates x = S /
+  time (1 / time at S = 0) against each other; a node's rate is the median of its links' rates,
+  set against the other nodes'.
+- intra-node collectives (`--split intra`, 2 or more ranks per node): per case, a node's time
+  in a sample is the max over its ranks; its rate x = S / (median over samples), against the
+  other nodes'. With --expect/--min (as `commbench check`), its busbw (x × the op's bus factor)
+  against the reference: below a minimum drains, below a typical figure (less --tolerance) warns.
+- robust z = 0.6745 × (x − median) / MAD over the values compared (Iglewicz & Hoaglin's
+  modified z; MAD the median absolute deviation; analysis.robust_z); at least 3 values. warn: z < −2 and
+  x at least 10% below the median; drain: z < −3 and at least 20% below (the floors keep a fleet
+  of near-identical values, MAD ≈ 0, from flagging noise).
+- a link through a node that is itself warn or drain is that node's (counted apart, not listed).
+- per-rank skew (analysis.timeline): a rank last in a share of a collective's samples above
+  max(2/n, 50%), over at least 10 samples: warn (never drain: lateness is no rate).
+- time (analysis.timeline): spikes per case, labelled system-wide / straggler / partial, with
+  when they happened; printed, not judged.
+
+Output: only what is not ok, plus counts; the hosts to drain, in Slurm hostlist form
+(bench.core.hostlist) and, with --drain FILE, one per line. Exit 0 when nothing is to be
+drained, 1 when something is, 2 on bad input.
+
+--find HOSTS --launch TEMPLATE --out DIR: instead of judging runs, measure the hosts in rounds of
+groups with `commbench run` (analysis.finder: screen in groups of k, bisect slow groups padded
+with cleared nodes, confirm single suspects with fresh partners); 3 rounds for one bad node at
+k = 2, whatever the fleet's size, where all pairs takes N − 1.
+"""
+
+
 def add_arguments(parser) -> None:
     import argparse
 
-    parser.epilog = __doc__.split("\n\n", 1)[1]
+    parser.epilog = EPILOG
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("run_dirs", nargs="*", metavar="RUN_DIR",
                         help="run directories of one fleet (e.g. a pairs run and a --split intra run)")

@@ -1,38 +1,7 @@
-"""`commbench import`: turn other tools' results into a commbench run directory.
-
-    commbench import FILE [FILE...] [--format FORMAT] [--out DIR] [--op OP] [--nranks N]
-                                    [--backend NAME] [--force]
-
-Formats (auto-detected from the content unless --format names one):
-  nccl-tests       the text table of nccl-tests (all_reduce_perf, ...), every layout from the
-                   2.0 era on: out-of-place time
-  nccl-tests-json  the JSON file nccl-tests writes with -J (format versions 2 and 3)
-  osu              OSU Micro-Benchmarks 5.x-7.x text (osu_latency, osu_bw, osu_bibw,
-                   osu_mbw_mr, blocking collectives, the XCCL builds)
-  imb              Intel MPI Benchmarks text (IMB-MPI1: PingPong, collectives, Uniband, Biband)
-
-The tables may sit inside a longer log: prompts and launcher lines, module loads, warnings,
-NCCL INFO lines, MPI output tags ([1,0]<stdout>:), timestamps, indentation and markdown fences
-around them are passed over. Tables are read by their header's column names and named by
-their own titles; --op names only a table that has no title (a pasted nccl-tests table, OSU
-XCCL output). Rank counts come from the file wherever it states them (nccl-tests' Rank lines,
-IMB's #processes, OSU: 2 for point to point, 2 x pairs for osu_mbw_mr, the launcher line
-before a collective's table: mpirun/mpiexec -n/-np, srun -n/--ntasks, #SBATCH); --nranks gives
-it where the file does not. Each file gets one line saying what was imported and what was
-skipped and why (tests with no commbench op, tables the file gives no rank count for, rows
-that cannot be read).
-
-Each table row becomes one sample of its case (rank -1: the tool's own summary over ranks;
-round 0). The same case met again (a second file, or several runs pasted into one file)
-becomes the next round, so `commbench compare` can use round medians on imported results too;
-results of another library or buffer placement in the same file get their own backend instead
-(OSU on GPU buffers: mpi-DD; two IMB versions: mpi-imb<version>). Sizes are converted to
-commbench's S as bench.ops defines it (all-gather and all-to-all: the whole buffer, per-rank
-size x ranks; bibw: both directions; multipair: all pairs), times to seconds per op (OSU
-bandwidths: S / bandwidth, 1 MB = 1e6 B). What each tool's time means (mean over ranks, half
-the round trip, ...) is recorded in meta.json -> method. Text files are read as a stream, up
-to 1 GiB; JSON files up to 64 MiB; at most 200000 result rows per import.
-"""
+"""`commbench import`: other tools' results (nccl-tests, OSU, IMB) turned into a commbench run
+directory: detection of the format, the rows of every importer gathered into cases, rounds
+and backends, the run directory written, and the command. Its help text (DESCRIPTION and
+EPILOG below) says what is read and how."""
 from __future__ import annotations
 
 import itertools
@@ -259,11 +228,45 @@ def merged_method(imports: list) -> dict:
 
 
 # ---------------------------------------------------------------- command
+# the help text (constants, not the docstring: python -OO strips docstrings)
+DESCRIPTION = """`commbench import`: turn other tools' results into a commbench run directory."""
+EPILOG = """Formats (auto-detected from the content unless --format names one):
+  nccl-tests       the text table of nccl-tests (all_reduce_perf, ...), every layout from the
+                   2.0 era on: out-of-place time
+  nccl-tests-json  the JSON file nccl-tests writes with -J (format versions 2 and 3)
+  osu              OSU Micro-Benchmarks 5.x-7.x text (osu_latency, osu_bw, osu_bibw,
+                   osu_mbw_mr, blocking collectives, the XCCL builds)
+  imb              Intel MPI Benchmarks text (IMB-MPI1: PingPong, collectives, Uniband, Biband)
+
+The tables may sit inside a longer log: prompts and launcher lines, module loads, warnings,
+NCCL INFO lines, MPI output tags ([1,0]<stdout>:), timestamps, indentation and markdown fences
+around them are passed over. Tables are read by their header's column names and named by
+their own titles; --op names only a table that has no title (a pasted nccl-tests table, OSU
+XCCL output). Rank counts come from the file wherever it states them (nccl-tests' Rank lines,
+IMB's #processes, OSU: 2 for point to point, 2 x pairs for osu_mbw_mr, the launcher line
+before a collective's table: mpirun/mpiexec -n/-np, srun -n/--ntasks, #SBATCH); --nranks gives
+it where the file does not. Each file gets one line saying what was imported and what was
+skipped and why (tests with no commbench op, tables the file gives no rank count for, rows
+that cannot be read).
+
+Each table row becomes one sample of its case (rank -1: the tool's own summary over ranks;
+round 0). The same case met again (a second file, or several runs pasted into one file)
+becomes the next round, so `commbench compare` can use round medians on imported results too;
+results of another library or buffer placement in the same file get their own backend instead
+(OSU on GPU buffers: mpi-DD; two IMB versions: mpi-imb<version>). Sizes are converted to
+commbench's S as bench.ops defines it (all-gather and all-to-all: the whole buffer, per-rank
+size x ranks; bibw: both directions; multipair: all pairs), times to seconds per op (OSU
+bandwidths: S / bandwidth, 1 MB = 1e6 B). What each tool's time means (mean over ranks, half
+the round trip, ...) is recorded in meta.json -> method. Text files are read as a stream, up
+to 1 GiB; JSON files up to 64 MiB; at most 200000 result rows per import.
+"""
+
+
 def add_arguments(parser) -> None:
     import argparse
 
-    parser.description = __doc__.split("\n\n")[0]
-    parser.epilog = __doc__.split("\n\n", 2)[2]
+    parser.description = DESCRIPTION
+    parser.epilog = EPILOG
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("files", nargs="+", metavar="FILE", help="output file(s) of the tool")
     parser.add_argument("--format", default=None, help="input format (default: detect)")

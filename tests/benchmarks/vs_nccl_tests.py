@@ -1,4 +1,4 @@
-"""commbench side by side with nccl-tests on one GPU (issue 11).
+"""commbench side by side with nccl-tests on one GPU.
 
 Not collected by pytest. On a machine with a CUDA GPU, the project's venv (torch with CUDA,
 which brings the pip NCCL, `nvidia.nccl`) and nvcc, from the repository root, as one step:
@@ -83,6 +83,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
+
+# the description of --help (not the docstring: python -OO strips docstrings)
+DESCRIPTION = """commbench side by side with nccl-tests on one GPU (issue 11)."""
 
 BINARIES = ("all_reduce_perf", "all_gather_perf", "reduce_scatter_perf", "broadcast_perf",
             "alltoall_perf")
@@ -586,7 +589,7 @@ def library_env(nccl_home: Path, cuda: Path | None) -> dict:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(description=DESCRIPTION)
     p.add_argument("--src", type=Path, default=DEFAULT_SRC, help="nccl-tests source: .tar.gz or folder")
     p.add_argument("--build", type=Path, default=DEFAULT_BUILD, help="build folder (bin/, nccl_home/, src/)")
     p.add_argument("--rebuild", action="store_true", help="build even when the binaries are there")
