@@ -126,7 +126,7 @@ def load(path) -> Results:
     """A run directory or a sweep directory (every file checked, as the commands check it)."""
     import pandas as pd
 
-    from analysis.fitsfile import discover_runs, load_fits
+    from analysis.fit_pipeline import discover_runs, load_fits
     from analysis.runsamples import load_run
 
     path = Path(path)
@@ -196,8 +196,8 @@ def sweep(out, nranks, **options) -> Results:
 def fit(path, save: bool = True, bootstrap: int = 200, seed: int = 0, ops=None):
     """The fits of a run or sweep directory (as `commbench fit`) as a DataFrame of fits.csv
     rows; written to its fits.csv unless save is False. A fit that fails is left out with a
-    note on stderr (analysis.fitsfile.usable_fits)."""
-    from analysis.fitsfile import fit_dir
+    note on stderr (analysis.fit_pipeline.usable_fits)."""
+    from analysis.fit_pipeline import fit_dir
 
     if isinstance(ops, str):
         ops = [o.strip() for o in ops.split(",") if o.strip()]
@@ -208,7 +208,7 @@ def predict(fits, op: str, nranks: int, nbytes, backend=None, model=None, ranks_
     """An op's time at a rank count and size from fits (a DataFrame of fits.csv rows, a
     Results, or a run or sweep directory): analysis.predict.Prediction with time_s, low_s,
     high_s (its interval), model, detail, warnings. nbytes: bytes, or a size such as '64K'."""
-    from analysis.fitsfile import load_fits
+    from analysis.fit_pipeline import load_fits
     from analysis.predict import predict as predict_fits
     from bench.core.units import parse_size
 

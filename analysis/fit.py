@@ -26,7 +26,7 @@ are in analysis.robust:
   of the node where there is one (node_rate_Bps: fitted, or from the runs' copy ceiling or
   NIC line rate; analysis.models, analysis.algorithms).
 
-fits.csv (written and read by analysis.fitsfile) is tidy: backend, op, nranks, split, model,
+fits.csv (written and read by analysis.fit_pipeline) is tidy: backend, op, nranks, split, model,
 segment, nbytes_lo, nbytes_hi, param, value, ci_low, ci_high. nbytes_lo / nbytes_hi are the
 smallest and largest measured S inside the segment; nranks is 0 on rows fitted across the rank
 counts of a sweep (their held-out errors per rank count are rows with that nranks). SI units
@@ -37,7 +37,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from analysis.fitsfile import data_source, fit_loaded, inverse, load_sweep, save_fits
+from analysis.fit_pipeline import data_source, fit_loaded, load_sweep, rate_from_per_byte, save_fits
 from analysis.library import of_runs
 from analysis.safe_text import path_text
 from bench.core.errors import UsageError
@@ -98,11 +98,11 @@ def format_table(fits: pd.DataFrame) -> str:
         bw = v.get("bandwidth_Bps")
         if bw is None and "beta_s_per_byte" in v:
             b = v["beta_s_per_byte"]
-            bw = (inverse(b[0]), inverse(b[2]), inverse(b[1]))
+            bw = (rate_from_per_byte(b[0]), rate_from_per_byte(b[2]), rate_from_per_byte(b[1]))
         label = "1/β"
         if bw is None and "G_s_per_byte" in v:
             b = v["G_s_per_byte"]
-            bw, label = (inverse(b[0]), inverse(b[2]), inverse(b[1])), "1/G"
+            bw, label = (rate_from_per_byte(b[0]), rate_from_per_byte(b[2]), rate_from_per_byte(b[1])), "1/G"
         if bw is not None:
             parts.append(f"{label} {bandwidth_text(bw[0])} "
                          f"{format_interval(bandwidth_text, bw[1], bw[2])}")

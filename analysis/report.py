@@ -13,7 +13,7 @@ summary table; what S means, the bus factor and the method; the environment from
 Several run directories (or sweep directories holding runs) are overlaid in every figure.
 
 The fit comes from fits.csv (`commbench fit`) in the run or sweep directory; when there is
-none, the report fits in memory (analysis.fitsfile, no bootstrap) unless --no-fit is given.
+none, the report fits in memory (analysis.fit_pipeline, no bootstrap) unless --no-fit is given.
 Units: times in µs (1e-6 s), bandwidth in GB/s (1 GB = 1e9 bytes), sizes in bytes with binary
 prefixes (1 KiB = 1024 B). Stored data stay SI.
 """

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from analysis.fitsfile import discover_runs, fit_times, load_fits
+from analysis.fit_pipeline import discover_runs, fit_times, load_fits
 from bench.core.rundir import FITS
 
 def runs_with_fit_dirs(paths) -> list:
     """(run dir, dir holding its fits.csv candidates) for run and sweep directories
-    (analysis.fitsfile.discover_runs)."""
+    (analysis.fit_pipeline.discover_runs)."""
     out = []
     for p in paths:
         p = Path(p)
@@ -20,7 +20,7 @@ def runs_with_fit_dirs(paths) -> list:
 
 
 def first_fits(dirs, loaded=None):
-    """The first fits.csv among dirs (analysis.fitsfile.load_fits), as (DataFrame, path) or
+    """The first fits.csv among dirs (analysis.fit_pipeline.load_fits), as (DataFrame, path) or
     (None, ""). A damaged one is an error (one line naming it), not silently passed over.
     loaded: {directory: its fits or None}, shared by the runs of a sweep so that the sweep's
     fits.csv is read and checked once."""
@@ -52,7 +52,7 @@ def load_report_runs(paths, fit_missing=True) -> list:
 
 
 def fit_in_memory(run):
-    """The fits of a run without fits.csv (analysis.fitsfile.fit_times, no bootstrap)."""
+    """The fits of a run without fits.csv (analysis.fit_pipeline.fit_times, no bootstrap)."""
     times = run.samples.times()
     times = times[(times["time_s"] > 0) & (times["nbytes"] > 0)]
     if times.empty:
@@ -61,4 +61,4 @@ def fit_in_memory(run):
         fits = fit_times(times, n_boot=0, meta_ops=run.meta.get("ops"))
     except Exception as exc:  # a fit failure must not cost the user the whole report
         return None, f"in-memory fit failed: {exc}"
-    return fits, "fitted in memory by analysis.fitsfile (no bootstrap: no fit intervals)"
+    return fits, "fitted in memory by analysis.fit_pipeline (no bootstrap: no fit intervals)"

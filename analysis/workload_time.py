@@ -271,7 +271,7 @@ def report(spec: Spec, args, measured: bool, file=None) -> None:
         print(f"\n{what}", file=file)
     later = None
     if args.fits:
-        from analysis.fitsfile import load_fits
+        from analysis.fit_pipeline import load_fits
 
         fits = load_fits(args.fits, fit_missing=True, command="commbench workload")
         backend = pick_backend(fits.backend, getattr(args, "fits_backend", None),

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from analysis import library, models
-from analysis.fitsfile import attribute, fit_times
+from analysis.fit_pipeline import attribute, fit_times
 from analysis.predict import predict
 from analysis.run_frames import summarize_samples, write_run_dir_from_frames
 from bench import forcing

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from analysis import algorithms, models
-from analysis.fitsfile import check_fits, fit_times, machine_limits
+from analysis.fit_pipeline import check_fits, fit_times, machine_limits
 from analysis.predict import interval, predict, predict_hierarchical
 from bench.core.errors import RunDirError, UsageError
 

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from analysis import models
-from analysis.fitsfile import fit_times
+from analysis.fit_pipeline import fit_times
 from analysis.workload_model import (Layout, load_model, model_from_dict, parameter_counts,
                                      presets, read_csv, schedule)
 from analysis.workload_time import Timed, members_per_node, predict_row

@@ -32,7 +32,7 @@ import math
 import re
 from pathlib import Path
 
-from analysis.importers.table import (MAX_JSON_BYTES, Imported, TableShape, as_lines, canon_dtype,
+from analysis.importers.log_reader import (MAX_JSON_BYTES, Imported, TableShape, as_lines, canon_dtype,
                                       integer, make_row, number, op_named, open_text, ops_named_by)
 from bench.core.errors import UsageError
 

@@ -21,7 +21,7 @@ from bench.core.stats import summarize_case
 SCHEMA, SCHEMA_CSV = 2, 1
 SCHEMAS = (SCHEMA_CSV, SCHEMA)
 META, SAMPLES, SUMMARY, FITS = "meta.json", "samples.bin", "summary.csv", "fits.csv"
-FITS_SOURCE = "fits.source.json"  # what fits.csv was fitted from (analysis.fitsfile)
+FITS_SOURCE = "fits.source.json"  # what fits.csv was fitted from (analysis.fit_pipeline)
 SAMPLES_CSV = "samples.csv"
 CASE = blocks.CASE
 SAMPLE_COLUMNS = CASE + ["round", "sample", "rank", "calls", "time_s"]

@@ -66,7 +66,7 @@ def main() -> int:
     ap.add_argument("--bootstrap", type=int, default=100)
     a = ap.parse_args()
 
-    from analysis.fitsfile import fit_dir
+    from analysis.fit_pipeline import fit_dir
     from analysis.run_frames import load_summary
 
     q = a.ranks_per_node

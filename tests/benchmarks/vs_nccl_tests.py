@@ -160,7 +160,7 @@ def nccl_tests_json(text: str, dtype: str = "float32") -> dict:
     with op commbench's name of the program (args[0]), as the importer names it. Raises
     ValueError when it is not a whole JSON document of that shape."""
     from analysis.importers.nccl import op_name
-    from analysis.importers.table import canon_dtype
+    from analysis.importers.log_reader import canon_dtype
 
     doc = json.loads(text)
     if not isinstance(doc, dict) or not isinstance(doc.get("results"), list):
@@ -191,7 +191,7 @@ def nccl_tests_text(text: str, dtype: str = "float32") -> dict:
     """nccl-tests' printed table(s) -> the same as nccl_tests_json, read by the importer's own
     table reader and column layout (analysis.importers.nccl)."""
     from analysis.importers import nccl
-    from analysis.importers.table import as_lines, canon_dtype, integer, number
+    from analysis.importers.log_reader import as_lines, canon_dtype, integer, number
 
     times = {}
     for block in nccl.SHAPE.read(as_lines(text)):

@@ -41,7 +41,7 @@ __all__ = ["FITS_COLUMNS", "discover_runs", "load_times", "load_sweep", "fit_tim
            "fit_dir", "save_fits", "load_fits", "check_fits", "usable_fits", "refusals",
            "hockney_rows", "algorithm_rows",
            "loggp_rows", "hockney_segments", "machine_limits", "node_loads", "RATE_ORIGINS",
-           "inverse", "point_to_point"]
+           "rate_from_per_byte", "point_to_point"]
 
 # what a fits.csv must hold to be read; older files lack the rest (filled in by load_fits)
 REQUIRED_COLUMNS = {"backend", "op", "nranks", "model", "segment", "nbytes_lo", "nbytes_hi",
@@ -110,7 +110,7 @@ def _row(key, model, segment, lo, hi, param, value, ci_low=float("nan"), ci_high
                 value=float(value), ci_low=float(ci_low), ci_high=float(ci_high))
 
 
-def inverse(x: float) -> float:
+def rate_from_per_byte(x: float) -> float:
     """1/x of a non-negative β or G: NaN stays NaN (no value), 0 gives an unbounded inf."""
     return x if x != x else 1 / x if x > 0 else float("inf")
 
@@ -118,8 +118,8 @@ def inverse(x: float) -> float:
 def _bandwidth_row(key, model, k, seg, beta, lo, hi):
     """1/β, with the interval from the β interval inverted (no interval: none; β = 0: an
     unbounded bandwidth)."""
-    return _row(key, model, k, seg.nbytes_lo, seg.nbytes_hi, "bandwidth_Bps", inverse(beta),
-                inverse(hi), inverse(lo))
+    return _row(key, model, k, seg.nbytes_lo, seg.nbytes_hi, "bandwidth_Bps", rate_from_per_byte(beta),
+                rate_from_per_byte(hi), rate_from_per_byte(lo))
 
 
 def hockney_rows(key, segments: list[Segment], node_rate=None) -> list[dict]:
