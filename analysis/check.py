@@ -5,8 +5,7 @@ from __future__ import annotations
 import sys
 
 from analysis.check_output import format_json, format_list, format_markdown, format_text
-from analysis.check_references import (baseline_references, expected_for, load_expected,
-                                       parse_min)
+from analysis.check_references import baseline_references, expected_for, load_expected, parse_min
 from analysis.check_verdicts import DEFAULT_TOLERANCE, check
 from analysis.output_formats import FORMATS
 from bench.core.errors import UsageError

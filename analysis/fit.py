@@ -37,7 +37,8 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from analysis.fit_pipeline import data_source, fit_loaded, load_sweep, rate_from_per_byte, save_fits
+from analysis.fit_pipeline import (data_source, fit_loaded, load_sweep, rate_from_per_byte,
+                                   save_fits)
 from analysis.library import of_runs
 from analysis.safe_text import path_text
 from bench.core.errors import UsageError

@@ -490,7 +490,7 @@ SIGNED = {"o_s_s", "o_r_s", "L_s"}
 
 
 def _fits_spec():
-    from analysis.csv_checks import Col, KEEP, MAX_BYTES, MAX_RANKS, NAME
+    from analysis.csv_checks import KEEP, MAX_BYTES, MAX_RANKS, NAME, Col
 
     number = Col("num", allow_inf=True, empty=KEEP)
     return {"backend": NAME, "op": NAME, "split": NAME, "model": NAME, "param": NAME,

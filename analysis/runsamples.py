@@ -9,8 +9,8 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from analysis.csv_checks import (Col, MAX_BYTES, MAX_RANKS, read_table, read_table_chunks,
-                                 regular_file, SAMPLE_REQUIRED, SAMPLE_SPEC, TIME)
+from analysis.csv_checks import (MAX_BYTES, MAX_RANKS, SAMPLE_REQUIRED, SAMPLE_SPEC, TIME, Col,
+                                 read_table, read_table_chunks, regular_file)
 from analysis.meta_checks import is_int, load_checked_meta
 from analysis.run_frames import check_ranks, load_summary, with_sample_extras
 from analysis.safe_text import file_error, has_control, message_value, path_text

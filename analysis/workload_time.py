@@ -22,8 +22,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from analysis.workload_model import (ITEMSIZE, Layout, Row, Spec, aligned, measured_size, scaled,
-                                     schedule)
+from analysis.transformer_layout import ITEMSIZE, Layout, scaled
+from analysis.transformer_output import aligned
+from analysis.transformer_schedule import Row, Spec, measured_size, schedule
 from bench.core.errors import UsageError
 from bench.core.rundir import atomic_write_text, csv_text
 from bench.core.units import format_time

@@ -16,8 +16,8 @@ from analysis.importers.nccl import op_name as nccl_op_name
 from analysis.importers.nccl import parse_json as parse_nccl_json
 from analysis.importers.nccl import parse_text as parse_nccl_text
 from analysis.importers.osu import parse as parse_osu
-from analysis.importers.log_reader import (MAX_TEXT_BYTES, Imported, Row, as_lines, file_lines, msgs_per_op,
-                                      numbered, op_named)
+from analysis.importers.log_reader import (MAX_TEXT_BYTES, Imported, Row, as_lines, file_lines,
+                                           msgs_per_op, numbered, op_named)
 from bench.core.errors import UsageError
 from bench.core.rundir import CASE, NO_OP, SAMPLE_COLUMNS, claim_out_dir, new_meta, new_run_id
 from bench.ops import FOREIGN_OPS, OPS, known_op

@@ -32,8 +32,9 @@ import math
 import re
 from pathlib import Path
 
-from analysis.importers.log_reader import (MAX_JSON_BYTES, Imported, TableShape, as_lines, canon_dtype,
-                                      integer, make_row, number, op_named, open_text, ops_named_by)
+from analysis.importers.log_reader import (MAX_JSON_BYTES, Imported, TableShape, as_lines,
+                                           canon_dtype, integer, make_row, number, op_named,
+                                           open_text, ops_named_by)
 from bench.core.errors import UsageError
 
 TEXT, JSON = "nccl-tests", "nccl-tests-json"  # format names (the source in meta.json)
