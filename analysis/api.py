@@ -196,7 +196,7 @@ def sweep(out, nranks, **options) -> Results:
 def fit(path, save: bool = True, bootstrap: int = 200, seed: int = 0, ops=None):
     """The fits of a run or sweep directory (as `commbench fit`) as a DataFrame of fits.csv
     rows; written to its fits.csv unless save is False. A fit that fails is left out with a
-    note on stderr (analysis.fit_pipeline.usable_fits)."""
+    note on stderr (analysis.fits_csv.usable_fits)."""
     from analysis.fit_pipeline import fit_dir
 
     if isinstance(ops, str):

@@ -6,7 +6,7 @@ from __future__ import annotations
 from analysis.figures import (COLORS, Series, bandwidth_figure, bandwidth_rows, flag_words,
                               latency_figure, left_out_flags, png_bytes, ranks_figure,
                               residuals_figure, sized, sizeless_figure)
-from analysis.fit_pipeline import hockney_segments
+from analysis.fits_csv import hockney_segments
 from analysis.html_parts import esc, figure_html, meta_value_text, number_cell, render_value, slug
 from analysis.report_files import save_png
 from bench.core.rundir import FLAGS, NO_BANDWIDTH, split_flags

@@ -391,7 +391,7 @@ def test_a_failed_loggp_fit_is_left_out_and_the_rest_stays_readable(tmp_path, ca
 def test_rows_no_reader_takes_are_never_written(capsys):
     """usable_fits: a row check_fits refuses (a NaN L, a negative β) is dropped with a note
     naming it; every other row stays."""
-    from analysis.fit_pipeline import check_fits, usable_fits
+    from analysis.fits_csv import check_fits, usable_fits
 
     def row(param, value):
         return dict(zip(FITS_COLUMNS, ["mpi", "pingpong", 2, "all", "hockney", 0, 4, 64, param,
