@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import compare
+from analysis import compare, output_formats
 from analysis.run_frames import summarize_samples, write_run_dir_from_frames
 from bench.cli import main as cli
 from bench.core.rundir import SAMPLE_COLUMNS
@@ -583,8 +583,8 @@ def test_markdown_escapes_what_it_quotes(tmp_path, capsys):
 
 
 def test_markdown_escape_function():
-    assert compare.md_escape("a|b") == "a\\|b"
-    assert compare.md_escape("x\ny") == "x\\\\ny"
-    assert compare.md_escape("<img src=x>") == "&lt;img src=x&gt;"
-    assert compare.md_escape("reduce_scatter-1.0") == "reduce_scatter-1.0"
-    assert compare.md_escape("[a](b) `c` *d*") == "\\[a\\]\\(b\\) \\`c\\` \\*d\\*"
+    assert output_formats.md_escape("a|b") == "a\\|b"
+    assert output_formats.md_escape("x\ny") == "x\\\\ny"
+    assert output_formats.md_escape("<img src=x>") == "&lt;img src=x&gt;"
+    assert output_formats.md_escape("reduce_scatter-1.0") == "reduce_scatter-1.0"
+    assert output_formats.md_escape("[a](b) `c` *d*") == "\\[a\\]\\(b\\) \\`c\\` \\*d\\*"
