@@ -1,5 +1,8 @@
 """`commbench report`: the command (its help and options). The page is analysis.report_page,
-its sections analysis.report_ops and analysis.report_sections, its runs analysis.report_runs."""
+its sections analysis.report_ops and analysis.report_sections, its runs analysis.report_runs.
+
+    commbench report RUN_DIR [RUN_DIR...] [--out DIR] [--no-fit]
+"""
 from __future__ import annotations
 
 # the help text (constants, not the docstring: python -OO strips docstrings)

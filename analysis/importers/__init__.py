@@ -1,7 +1,11 @@
 """`commbench import`: other tools' results (nccl-tests, OSU, IMB) turned into a commbench run
 directory: detection of the format, the rows of every importer gathered into cases, rounds
 and backends, the run directory written, and the command. Its help text (DESCRIPTION and
-EPILOG below) says what is read and how."""
+EPILOG below) says what is read and how.
+
+    commbench import FILE [FILE...] [--format FORMAT] [--out DIR] [--op OP] [--nranks N]
+                                    [--backend NAME] [--force]
+"""
 from __future__ import annotations
 
 import itertools
