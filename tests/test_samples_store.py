@@ -10,10 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import csv_checks as ard
-from analysis.run_frames import with_sample_extras
+from analysis import csv_checks
 from analysis import runsamples as ars
-from analysis.run_frames import sample_times
+from analysis.run_frames import sample_times, with_sample_extras
 from analysis.runsamples import load_run, load_samples
 from analysis.runsamples import FrameSamples, RunSamples
 from bench.cli import main as cli
@@ -134,8 +133,8 @@ def test_the_fast_and_the_checked_csv_readers_agree(tmp_path):
     run, rows = written_run(tmp_path / "run")
     old = as_csv_run(run, tmp_path / "old", rows)
     fast = list(ars._fast_csv_blocks(old / "samples.csv", {"nranks": 4}))
-    checked = [b for df in ard.read_table_chunks(old / "samples.csv", ard.SAMPLE_SPEC,
-                                                 ard.SAMPLE_REQUIRED, chunk_bytes=4096)
+    checked = [b for df in csv_checks.read_table_chunks(old / "samples.csv", csv_checks.SAMPLE_SPEC,
+                                                        csv_checks.SAMPLE_REQUIRED, chunk_bytes=4096)
                for b in ars.blocks_of_frame(with_sample_extras(df))]
     frame = lambda bs: sorted_rows(ars.frame_of_blocks(iter(bs)))  # noqa: E731
     pd.testing.assert_frame_equal(frame(fast), frame(checked), check_dtype=False)
@@ -151,8 +150,8 @@ def test_chunked_csv_errors_name_the_files_own_line(tmp_path):
     with pytest.raises(RunDirError, match="line 151: time_s inf"):
         RunSamples(old, {}).times()
     with pytest.raises(RunDirError, match="line 151: time_s inf"):  # in a later chunk too
-        list(ard.read_table_chunks(old / "samples.csv", ard.SAMPLE_SPEC, ard.SAMPLE_REQUIRED,
-                                   chunk_bytes=2000))
+        list(csv_checks.read_table_chunks(old / "samples.csv", csv_checks.SAMPLE_SPEC,
+                                          csv_checks.SAMPLE_REQUIRED, chunk_bytes=2000))
 
 
 def damage(kind):
