@@ -12,8 +12,6 @@ from bench.core.errors import UsageError
 from bench.core.units import parse_size
 
 EXPECTED = Path(__file__).with_name("expected.csv")
-
-
 KINDS = ("minimum", "typical", "baseline")
 
 

@@ -12,8 +12,6 @@ from bench.core.rundir import EMPTY_GRAPH, split_flags
 from bench.core.units import human_bytes
 
 VERDICTS = ("meets", "below", "implausible", "not measured")
-
-
 DEFAULT_TOLERANCE = 0.1
 
 # why busbw can exceed a ring's bound (busbw = algbw x the ring's traffic factor)

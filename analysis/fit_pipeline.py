@@ -515,5 +515,3 @@ def load_fits(path, fit_missing: bool = False, command: str = "commbench fit"):
             print(f"{command}: {exc}; the fits are used without saving them", file=sys.stderr)
         return fits
     return read_fits_file(file)
-
-

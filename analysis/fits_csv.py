@@ -21,7 +21,7 @@ from bench.core.rundir import FITS_COLUMNS
 if TYPE_CHECKING:  # pandas is imported where used
     import pandas as pd
 
-# what a fits.csv must hold to be read; older files lack the rest (filled in by load_fits)
+# what a fits.csv must hold to be read; older files lack the rest (filled in by read_fits_file)
 REQUIRED_COLUMNS = {"backend", "op", "nranks", "model", "segment", "nbytes_lo", "nbytes_hi",
                     "param", "value"}
 COLUMN_DEFAULTS = {"split": "all", "ci_low": float("nan"), "ci_high": float("nan")}

@@ -9,6 +9,7 @@ import re
 
 from analysis.figures import NAME_LIMIT
 
+
 def esc(value) -> str:
     return html.escape(str(value), quote=True)
 

@@ -9,6 +9,7 @@ from analysis.figures import safe_name, write_file
 from analysis.safe_text import file_error, path_text
 from bench.core.errors import RunDirError, UsageError
 
+
 def prepare_out_dir(out_dir: Path | None, default: Path) -> Path:
     """The directory the report goes to, created and known to be writable before any figure
     is drawn: --out DIR as given, else RUN_DIR/report, which must not be a link planted in the

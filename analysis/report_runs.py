@@ -8,6 +8,7 @@ from pathlib import Path
 from analysis.fit_pipeline import discover_runs, fit_times, load_fits
 from bench.core.rundir import FITS
 
+
 def runs_with_fit_dirs(paths) -> list:
     """(run dir, dir holding its fits.csv candidates) for run and sweep directories
     (analysis.fit_pipeline.discover_runs)."""

@@ -19,6 +19,7 @@ from bench.core.rundir import CASE, SUMMARY_COLUMNS, WRITTEN_SAMPLE_COLUMNS
 if TYPE_CHECKING:
     import pandas as pd
 
+
 def check_ranks(df, meta, path, where: str = "") -> None:
     nranks = (meta or {}).get("nranks")
     if nranks and len(df):

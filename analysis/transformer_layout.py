@@ -14,6 +14,7 @@ from bench.core.units import human_bytes
 ITEMSIZE = {"float64": 8, "float32": 4, "bfloat16": 2, "float16": 2, "float8": 1}
 DEFAULT_BUCKET = "25M"  # PyTorch DDP's bucket_cap_mb = 25 (MiB)
 
+
 @dataclass(frozen=True)
 class Layout:
     tp: int = 1
