@@ -235,7 +235,7 @@ def fit_algorithms(op: str, cases: dict, max_segments: int = 4, min_points: int 
 
     γ: in every model of a reducing op β and γ scale alike, so times of that op alone fix only
     their sum (γ comes out 0, β absorbs it). beta_known(S) -> (β, ci_low, ci_high), when given
-    (β of a non-reducing op of the same sweep, see analysis.fitsfile.fit_times), pins β so γ
+    (β of a non-reducing op of the same sweep, see analysis.fit_pipeline.fit_times), pins β so γ
     can be fitted.
 
     Max-rate limit (analysis.models), with limit: per_node(nranks) (a mapping or a function;

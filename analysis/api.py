@@ -58,7 +58,7 @@ class Results:
     @property
     def times(self):
         if self._times is None:
-            from analysis.rundir import sample_times
+            from analysis.run_frames import sample_times
 
             self._times = sample_times(self.samples)
         return self._times
@@ -85,7 +85,8 @@ class Results:
         (meets, below, implausible, not measured), busbw_Bps, expected_Bps, share, reason.
         expect: a system of the shipped figures; minimum: 'OP:SIZE=RATE' strings; baseline:
         earlier run directories or Results."""
-        from analysis import check as chk
+        from analysis import check_references as chk
+        from analysis.check_verdicts import check
 
         refs = []
         if expect:
@@ -96,7 +97,7 @@ class Results:
         if not refs:
             raise UsageError("check: give expect, minimum or baseline")
         kw = {} if tolerance is None else {"tolerance": tolerance}
-        result = chk.check([str(r) for r in self.runs], refs, nics, **kw)
+        result = check([str(r) for r in self.runs], refs, nics, **kw)
         return _frame(result["rows"], result)
 
     def compare(self, new, factor: float = 1.1, alpha: float = 0.05, ops=None):
@@ -125,7 +126,7 @@ def load(path) -> Results:
     """A run directory or a sweep directory (every file checked, as the commands check it)."""
     import pandas as pd
 
-    from analysis.fitsfile import discover_runs, load_fits
+    from analysis.fit_pipeline import discover_runs, load_fits
     from analysis.runsamples import load_run
 
     path = Path(path)
@@ -195,8 +196,8 @@ def sweep(out, nranks, **options) -> Results:
 def fit(path, save: bool = True, bootstrap: int = 200, seed: int = 0, ops=None):
     """The fits of a run or sweep directory (as `commbench fit`) as a DataFrame of fits.csv
     rows; written to its fits.csv unless save is False. A fit that fails is left out with a
-    note on stderr (analysis.fitsfile.usable_fits)."""
-    from analysis.fitsfile import fit_dir
+    note on stderr (analysis.fits_csv.usable_fits)."""
+    from analysis.fit_pipeline import fit_dir
 
     if isinstance(ops, str):
         ops = [o.strip() for o in ops.split(",") if o.strip()]
@@ -207,7 +208,7 @@ def predict(fits, op: str, nranks: int, nbytes, backend=None, model=None, ranks_
     """An op's time at a rank count and size from fits (a DataFrame of fits.csv rows, a
     Results, or a run or sweep directory): analysis.predict.Prediction with time_s, low_s,
     high_s (its interval), model, detail, warnings. nbytes: bytes, or a size such as '64K'."""
-    from analysis.fitsfile import load_fits
+    from analysis.fit_pipeline import load_fits
     from analysis.predict import predict as predict_fits
     from bench.core.units import parse_size
 

@@ -1,53 +1,14 @@
-"""`commbench compare`: is NEW slower than BASE, case by case, beyond the noise?
-
-    commbench compare BASE NEW                    one run directory per side
-    commbench compare BASE [BASE...] --new NEW [NEW...]
-                                                  several run directories per side (pooled)
-    options: --factor 1.1  --alpha 0.05  --format text|markdown|json  --ops OP,OP
-
-Cases are joined on (backend, op, nbytes, nranks, split); dtypes of one case are pooled.
-
-Unit of replication. Latency on a shared machine drifts between modes for seconds at a time,
-so samples of one run are not independent draws and a test on them overstates certainty.
-When both sides have at least 2 (run, round) pairs for a case, the units are the per-(run,
-round) medians of the sample times (`commbench run --repeats R`, or several run directories
-per side). Otherwise the test falls back to the raw sample times (the max over ranks per
-sample) and says so: that test cannot see run-to-run variation.
-
-Verdict per case, with r = median(NEW units) / median(BASE units):
-  slower           r > factor   and NEW > factor x BASE by a one-sided Mann-Whitney U test
-                   at level alpha (the null hypothesis is "no worse than the factor")
-  faster           r < 1/factor and NEW < BASE / factor by the mirrored test
-  not significant  anything else, including changes smaller than the factor
-The ratio comes with a 95% distribution-free interval of the typical ratio (the order
-statistics of all pairwise NEW/BASE ratios that the Mann-Whitney test implies).
-
-Unreplicated cases (a side holds one (run, round) for the case: a single-round run, or an
-import, which holds one value per size). No test on them can see run-to-run variation, and
-one value per side can never be significant, so the verdict rests on other evidence:
-  - neighbouring sizes: a real change persists over a range of sizes, while a machine that
-    switches latency modes spoils single cases (identical single-round runs on a shared VM
-    differ up to 8x at one size, rarely at two neighbours, not at three in a row);
-  - the machine's noise: meta.json -> noise (`commbench noise`: the spread of 8-byte
-    ping-pong medians over bursts, max/min, the larger of the two sides), else a stated
-    default of 1.1 (a 10% run-to-run change assumed where neither side measured its noise);
-  - the rank test on raw samples, where both sides have enough samples for it to reach alpha.
-Such a case is slower when it lies in a window of 3 consecutive sizes of its series (same
-backend, op, ranks, split) in which every case has r > factor x noise and, where the rank test
-can decide, a significant one; faster mirrored. The row says so: "slower, unreplicated: 7.60×
-at 3/3 sizes" (the median ratio of the window, its cases beyond the threshold). A series of
-fewer than 3 sizes gets no unreplicated verdict. nccl-tests also prints an in-place time per
-size; the importer keeps the out-of-place one only, so it is no second measurement here.
-
-Exit status: 0 when no case is slower, 1 when some case is, 2 on bad input.
-"""
+"""`commbench compare`: is NEW slower than BASE, case by case, beyond the noise? The runs'
+cases joined, each case's test at its unit of replication and its verdict, the output and the
+command. What the command does and why is its help text: DESCRIPTION and EPILOG below."""
 from __future__ import annotations
 
 import json
 import math
 import sys
 
-from analysis.rundir import one_line
+from analysis.output_formats import FORMATS, markdown_table, md_escape, verdict_counts
+from bench.core.safe_text import one_line
 from bench.core.rundir import CASE
 from bench.core.errors import RunDirError, UsageError
 from bench.core.tables import text_table
@@ -58,7 +19,6 @@ from bench.core.units import human_bytes
 
 JOIN = ["backend", "op", "nbytes", "nranks", "split"]
 VERDICTS = ("slower", "not significant", "faster")  # the order of the closing count
-FORMATS = ("text", "markdown", "json")
 CONFIDENCE = 0.95
 NEIGHBOURS = 3        # consecutive sizes that must agree for an unreplicated verdict
 DEFAULT_NOISE = 1.1   # run-to-run ratio assumed where neither side measured its noise
@@ -72,12 +32,13 @@ def load_side(run_dirs):
     the largest noise its run directories measured (`measured_noise`; None when none did)."""
     import pandas as pd
 
-    from analysis.rundir import load_meta, shown
+    from analysis.meta_checks import load_checked_meta
+    from bench.core.safe_text import path_text
     from analysis.runsamples import RunSamples
 
     frames, imported, launches, noise = [], {}, 0, None
     for i, run_dir in enumerate(run_dirs):
-        meta = load_meta(run_dir)  # a clear error for a path that is not a run directory
+        meta = load_checked_meta(run_dir)  # a clear error for a path that is not a run directory
         launches += max(1, len(meta.get("launches") or []))
         mine = measured_noise(meta)
         if mine is not None:
@@ -86,7 +47,7 @@ def load_side(run_dirs):
             imported[str(run_dir)] = meta["source"]
         times = RunSamples(run_dir, meta).times()  # checked: finite positive times, ...
         if times.empty:
-            raise RunDirError(f"{shown(run_dir)}: no samples")
+            raise RunDirError(f"{path_text(run_dir)}: no samples")
         frames.append(times[CASE + ["round", "sample", "time_s"]].assign(run=i))
     return pd.concat(frames, ignore_index=True), imported, launches, noise
 
@@ -268,12 +229,12 @@ def compare_runs(base_dirs, new_dirs, factor=1.1, alpha=0.05, ops=None) -> dict:
     unreplicated(rows, factor, alpha, noise["ratio"])
     for row in rows:
         row.pop("_p", None)
-    from analysis.rundir import load_meta
+    from analysis.meta_checks import load_checked_meta
 
     result = {
         "base": [str(d) for d in base_dirs], "new": [str(d) for d in new_dirs],
-        "differs": differing_settings([load_meta(d) for d in base_dirs],
-                                      [load_meta(d) for d in new_dirs]),
+        "differs": differing_settings([load_checked_meta(d) for d in base_dirs],
+                                      [load_checked_meta(d) for d in new_dirs]),
         "factor": factor, "alpha": alpha, "noise": noise, "rows": rows,
         "counts": {v: sum(r["verdict"] == v for r in rows) for v in VERDICTS},
         "notes": notes(rows, base_groups, new_groups, alpha, base_launches, new_launches,
@@ -422,15 +383,11 @@ def verdict_text(row) -> str:
     return f"{row['verdict']}, unreplicated: {times(ev['ratio'])} at {ev['agree']}/{ev['of']} sizes"
 
 
-def heading(result, quote=None) -> str:
+def title_line(result, quote=None) -> str:
     quote = quote or one_line
     return (f"BASE {quote(', '.join(result['base']))} vs NEW {quote(', '.join(result['new']))}: factor "
             f"{result['factor']:g}, alpha {result['alpha']:g}; times are medians in us (as in run's median(us)), p is "
             "one-sided against 'within the factor'")
-
-
-def closing(result) -> str:
-    return ", ".join(f"{v}: {result['counts'][v]}" for v in VERDICTS)
 
 
 def differs_line(result, quote=None) -> list:
@@ -443,38 +400,17 @@ def differs_line(result, quote=None) -> list:
 
 
 def format_text(result) -> str:
-    lines = differs_line(result) + [heading(result)] + text_table(HEADER, table_rows(result), right={2, 3, 4, 5, 6, 8})
-    lines.append(closing(result))
+    lines = differs_line(result) + [title_line(result)] + text_table(HEADER, table_rows(result), right={2, 3, 4, 5, 6, 8})
+    lines.append(verdict_counts(result['counts'], VERDICTS))
     lines += [f"note: {one_line(n)}" for n in result["notes"]]
     return "\n".join(lines)
 
 
-# Markdown (CI comments): what a run quotes is escaped, so that a name cannot end a table
-# cell or line, open a code span, emphasis, a link or an image, nor carry HTML. ('_' is left
-# alone: op names such as reduce_scatter hold it, and inside a word it is no emphasis.)
-MD_ESCAPES = {c: "\\" + c for c in "\\`*[]()!~|#:"}
-MD_ESCAPES.update({"<": "&lt;", ">": "&gt;", "&": "&amp;"})
-
-
-def md_escape(text) -> str:
-    """Text shown literally in Markdown: control characters written out (one line), Markdown
-    punctuation backslash-escaped, HTML's <, > and & as entities."""
-    return "".join(MD_ESCAPES.get(c, c) for c in one_line(text))
-
-
-def markdown_table(header, rows) -> list:
-    """The lines of a Markdown table (cells already escaped: md_escape)."""
-    def cells(row):
-        return "| " + " | ".join(row) + " |"
-
-    return [cells(header), "|" + "|".join("---" for _ in header) + "|"] + [cells(row) for row in rows]
-
-
 def format_markdown(result) -> str:
     lines = [f"**{line}**" for line in differs_line(result, md_escape)]
-    lines += [f"**commbench compare** {heading(result, md_escape)}", ""]
+    lines += [f"**commbench compare** {title_line(result, md_escape)}", ""]
     lines += markdown_table(HEADER, table_rows(result, md_escape))
-    lines += ["", f"**{closing(result)}**"]
+    lines += ["", f"**{verdict_counts(result['counts'], VERDICTS)}**"]
     lines += [f"- note: {n}" for n in result.get("_markdown_notes", result["notes"])]
     return "\n".join(lines)
 
@@ -484,11 +420,56 @@ def format_json(result) -> str:
 
 
 # ---------------------------------------------------------------- command
+# the help text (constants, not the docstring: python -OO strips docstrings)
+DESCRIPTION = """`commbench compare`: is NEW slower than BASE, case by case, beyond the noise?"""
+EPILOG = """    commbench compare BASE NEW                    one run directory per side
+    commbench compare BASE [BASE...] --new NEW [NEW...]
+                                                  several run directories per side (pooled)
+    options: --factor 1.1  --alpha 0.05  --format text|markdown|json  --ops OP,OP
+
+Cases are joined on (backend, op, nbytes, nranks, split); dtypes of one case are pooled.
+
+Unit of replication. Latency on a shared machine drifts between modes for seconds at a time,
+so samples of one run are not independent draws and a test on them overstates certainty.
+When both sides have at least 2 (run, round) pairs for a case, the units are the per-(run,
+round) medians of the sample times (`commbench run --repeats R`, or several run directories
+per side). Otherwise the test falls back to the raw sample times (the max over ranks per
+sample) and says so: that test cannot see run-to-run variation.
+
+Verdict per case, with r = median(NEW units) / median(BASE units):
+  slower           r > factor   and NEW > factor x BASE by a one-sided Mann-Whitney U test
+                   at level alpha (the null hypothesis is "no worse than the factor")
+  faster           r < 1/factor and NEW < BASE / factor by the mirrored test
+  not significant  anything else, including changes smaller than the factor
+The ratio comes with a 95% distribution-free interval of the typical ratio (the order
+statistics of all pairwise NEW/BASE ratios that the Mann-Whitney test implies).
+
+Unreplicated cases (a side holds one (run, round) for the case: a single-round run, or an
+import, which holds one value per size). No test on them can see run-to-run variation, and
+one value per side can never be significant, so the verdict rests on other evidence:
+  - neighbouring sizes: a real change persists over a range of sizes, while a machine that
+    switches latency modes spoils single cases (identical single-round runs on a shared VM
+    differ up to 8x at one size, rarely at two neighbours, not at three in a row);
+  - the machine's noise: meta.json -> noise (`commbench noise`: the spread of 8-byte
+    ping-pong medians over bursts, max/min, the larger of the two sides), else a stated
+    default of 1.1 (a 10% run-to-run change assumed where neither side measured its noise);
+  - the rank test on raw samples, where both sides have enough samples for it to reach alpha.
+Such a case is slower when it lies in a window of 3 consecutive sizes of its series (same
+backend, op, ranks, split) in which every case has r > factor x noise and, where the rank test
+can decide, a significant one; faster mirrored. The row says so: "slower, unreplicated: 7.60×
+at 3/3 sizes" (the median ratio of the window, its cases beyond the threshold). A series of
+fewer than 3 sizes gets no unreplicated verdict. nccl-tests also prints an in-place time per
+size; the importer keeps the out-of-place one only, so it is no second measurement here.
+
+Exit status: 0 when no case is slower, 1 when some case is, 2 on bad input.
+"""
+
+
 def add_arguments(parser) -> None:
     import argparse
 
-    parser.description = __doc__.split("\n\n")[0]
-    parser.epilog = __doc__.split("\n\n", 1)[1]
+    parser.description = DESCRIPTION
+    parser.epilog = EPILOG
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("base", nargs="+", metavar="BASE",
                         help="run directory of the baseline (with --new: one or more)")

@@ -1,4 +1,4 @@
-"""The figures of `commbench report` (analysis.report): matplotlib figures of one op over
+"""The figures of `commbench report` (analysis.report_ops, analysis.report_sections): matplotlib figures of one op over
 several series (runs, backends, rank counts) — latency against S with the fitted Hockney model,
 algbw and busbw, the per-rank spread, the residuals of the fit, and a bar chart for ops without
 a size — and the PNG bytes the page embeds.
@@ -29,7 +29,7 @@ FIG_W, FIG_H, DPI = 7.5, 4.2, 100
 @dataclass
 class Series:
     """One curve: an op of one run on one (backend, nranks, dtype, split)."""
-    run: object       # the run it comes from (analysis.report.Run: samples for the ranks figure)
+    run: object       # the run it comes from (analysis.run_set.Run: samples for the ranks figure)
     key: tuple        # (backend, nranks, dtype, split)
     label: str
     color: str

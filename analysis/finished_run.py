@@ -8,9 +8,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from analysis.rundir import check_meta, load_meta, load_summary, shown
+from analysis.meta_checks import check_meta, load_checked_meta
+from analysis.run_frames import load_summary
 from bench.core import rundir as fmt
 from bench.core.errors import RunDirError
+from bench.core.safe_text import path_text
 
 
 def nodes_text(run_dir, meta: dict) -> str:
@@ -23,14 +25,14 @@ def nodes_text(run_dir, meta: dict) -> str:
 
 
 def checked_run(run_dir) -> tuple:
-    """(meta, summary rows, the directory as shown): both files checked (analysis.rundir)."""
-    meta = load_meta(run_dir)
-    return meta, load_summary(run_dir).to_dict("records"), shown(run_dir)
+    """(meta, summary rows, the directory as shown): both files checked (analysis.meta_checks, analysis.csv_checks)."""
+    meta = load_checked_meta(run_dir)
+    return meta, load_summary(run_dir).to_dict("records"), path_text(run_dir)
 
 
 def main(argv: list) -> int:
     """The node section of a run whose lock the calling process (rank 0, done writing) still
-    holds: meta.json is checked as load_meta checks it, less the lock."""
+    holds: meta.json is checked as load_checked_meta checks it, less the lock."""
     run_dir = Path(argv[0])
     try:
         meta = fmt.load_meta(run_dir)

@@ -1,7 +1,7 @@
 """`commbench fit RUN_DIR...`: fitted performance models, written to RUN_DIR/fits.csv.
 
 Three kinds of fit, all on sample times (max over ranks per round and sample,
-`analysis.rundir.sample_times`), all in relative error (times span decades, so every point
+`analysis.run_frames.sample_times`), all in relative error (times span decades, so every point
 weighs by 1/t), with non-negative parameters (LogGP's L may come out negative), all robust
 (soft-L1 loss) and fitted on the per-size medians (robust to outlying samples); the numerics
 are in analysis.robust:
@@ -26,7 +26,7 @@ are in analysis.robust:
   of the node where there is one (node_rate_Bps: fitted, or from the runs' copy ceiling or
   NIC line rate; analysis.models, analysis.algorithms).
 
-fits.csv (written and read by analysis.fitsfile) is tidy: backend, op, nranks, split, model,
+fits.csv (written and read by analysis.fit_pipeline) is tidy: backend, op, nranks, split, model,
 segment, nbytes_lo, nbytes_hi, param, value, ci_low, ci_high. nbytes_lo / nbytes_hi are the
 smallest and largest measured S inside the segment; nranks is 0 on rows fitted across the rank
 counts of a sweep (their held-out errors per rank count are rows with that nranks). SI units
@@ -37,9 +37,10 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from analysis.fitsfile import data_source, fit_loaded, inverse, load_sweep, save_fits
+from analysis.fit_pipeline import (data_source, fit_loaded, load_sweep, rate_from_per_byte,
+                                   save_fits)
 from analysis.library import of_runs
-from analysis.rundir import shown
+from bench.core.safe_text import path_text
 from bench.core.errors import UsageError
 from bench.core.units import format_bw, format_time, human_bytes
 
@@ -98,11 +99,11 @@ def format_table(fits: pd.DataFrame) -> str:
         bw = v.get("bandwidth_Bps")
         if bw is None and "beta_s_per_byte" in v:
             b = v["beta_s_per_byte"]
-            bw = (inverse(b[0]), inverse(b[2]), inverse(b[1]))
+            bw = (rate_from_per_byte(b[0]), rate_from_per_byte(b[2]), rate_from_per_byte(b[1]))
         label = "1/β"
         if bw is None and "G_s_per_byte" in v:
             b = v["G_s_per_byte"]
-            bw, label = (inverse(b[0]), inverse(b[2]), inverse(b[1])), "1/G"
+            bw, label = (rate_from_per_byte(b[0]), rate_from_per_byte(b[2]), rate_from_per_byte(b[1])), "1/G"
         if bw is not None:
             parts.append(f"{label} {bandwidth_text(bw[0])} "
                          f"{format_interval(bandwidth_text, bw[1], bw[2])}")
@@ -159,7 +160,7 @@ def main(args) -> int:
         fits = fit_loaded(*runs, max_segments=args.max_segments, min_points=args.min_points,
                           n_boot=args.bootstrap, seed=args.seed, ops=ops)
         target = save_fits(path, fits, source)  # a read-only run: one line naming fits.csv, exit 2
-        print(f"== {shown(path)} -> {shown(target)}")
+        print(f"== {path_text(path)} -> {path_text(target)}")
         if (fits["param"] == "ran_cases").any():
             rules, _ = of_runs(runs[1])
             print(f"algorithm models fitted on the cases each algorithm ran: forced by the "

@@ -18,7 +18,8 @@ import numpy as np
 import pandas as pd
 
 from analysis.figures import plain, png_bytes, safe_name, write_file
-from analysis.rundir import file_error, load_meta, shown
+from analysis.meta_checks import load_checked_meta
+from bench.core.safe_text import file_error, path_text
 from analysis.runsamples import as_samples
 from bench.core.errors import RunDirError
 from bench.core.units import format_time
@@ -282,7 +283,7 @@ def add_arguments(parser) -> None:
 def main(args) -> int:
     from analysis.runsamples import RunSamples
 
-    meta = load_meta(args.run_dir)
+    meta = load_checked_meta(args.run_dir)
     samples = RunSamples(args.run_dir, meta)
     text = describe(samples, meta)
     print(text or "# no pairs and no skew to report (run --ops pairs for a link map)")
@@ -295,7 +296,7 @@ def main(args) -> int:
             raise file_error(f"--csv {args.csv}", exc, "write it") from None
     if args.png:
         for path in write_heatmaps(links, meta.get("hosts") or [], args.png):
-            print(f"# heatmap: {shown(path)}")
+            print(f"# heatmap: {path_text(path)}")
     return 0
 
 
@@ -322,7 +323,7 @@ def write_heatmaps(links: pd.DataFrame, hosts: list[str], out_dir) -> list:
 
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
-        raise RunDirError(f"--png {shown(out)}: exists and is not a directory")
+        raise RunDirError(f"--png {path_text(out)}: exists and is not a directory")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

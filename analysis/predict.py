@@ -47,9 +47,9 @@ import numpy as np
 
 from analysis import models
 from analysis.algorithms import SWITCH_MARGIN, SWITCH_RATIO
-from analysis.fitsfile import RATE_ORIGINS, load_fits, point_to_point
+from analysis.fit_pipeline import RATE_ORIGINS, load_fits, point_to_point
 from analysis.robust import segment_for
-from analysis.rundir import one_line, shown
+from bench.core.safe_text import one_line, path_text
 from bench.core.errors import RunDirError, UsageError
 from bench.core.units import format_bw, format_time, human_bytes, parse_size
 from analysis.known_ops import canonical_name
@@ -491,12 +491,12 @@ def library_of(path) -> tuple:
     """(rules, why, itemsize) of the runs behind a fits directory (analysis.library): None
     and the reason where the library has no encoded rules or the runs cannot be read (a
     fits.csv on its own)."""
-    from analysis.fitsfile import discover_runs, itemsize
+    from analysis.fit_pipeline import discover_runs, itemsize
     from analysis.library import of_runs
-    from analysis.rundir import load_meta
+    from analysis.meta_checks import load_checked_meta
 
     try:
-        metas = [load_meta(d) for d in discover_runs(path)]
+        metas = [load_checked_meta(d) for d in discover_runs(path)]
     except RunDirError:
         return None, "no run directories beside the fits (the library is unknown)", 4
     rules, why = of_runs(metas)
@@ -536,7 +536,7 @@ def main(args) -> int:
     # model that still does not (a degenerate fit) is refused rather than printed
     if not (all(math.isfinite(t) for t in (p.time_s, p.low_s, p.high_s))
             and p.time_s > 0 and p.low_s >= 0 and p.high_s > 0):
-        raise RunDirError(f"{shown(args.fits)}: the fits give no finite positive time for "
+        raise RunDirError(f"{path_text(args.fits)}: the fits give no finite positive time for "
                           f"{one_line(args.op)} on {args.nranks} ranks at {nbytes} B "
                           f"(model {one_line(p.model)}): refit it (commbench fit)")
     bw, bw_lo, bw_hi = p.bandwidth(nbytes)

@@ -2,17 +2,18 @@
 schema 1's samples.csv converted in chunks): `RunSamples` and the views analysis derives from
 them (per-sample max and last rank, per-rank medians, rows of chosen ops), every value checked
 as it is read. Memory follows a case, not the run. The checks of meta.json and of the CSV
-tables are analysis.rundir's."""
+tables are analysis.csv_checks'."""
 from __future__ import annotations
 
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from analysis.rundir import (MAX_BYTES, MAX_RANKS, SAMPLE_REQUIRED, SAMPLE_SPEC, TIME, Col,
-                             check_ranks, file_error, has_control, is_int, load_meta,
-                             load_summary, read_table, read_table_chunks, regular_file, shown,
-                             value_text, with_sample_extras)
+from analysis.csv_checks import (MAX_BYTES, MAX_RANKS, SAMPLE_REQUIRED, SAMPLE_SPEC, TIME, Col,
+                                 read_table, read_table_chunks, regular_file)
+from analysis.meta_checks import is_int, load_checked_meta
+from analysis.run_frames import check_ranks, load_summary, with_sample_extras
+from bench.core.safe_text import file_error, has_control, message_value, path_text
 from bench.core import rundir as fmt
 from bench.core.errors import RunDirError
 from bench.core.rundir import CASE, WRITTEN_SAMPLE_COLUMNS
@@ -62,7 +63,7 @@ class RunSamples:
                 check_block(block, name, i, self.meta)
                 yield block
         except fmt_blocks.Damaged as exc:
-            raise RunDirError(f"{shown(name)}: block {i + 2}: {exc}") from None
+            raise RunDirError(f"{path_text(name)}: block {i + 2}: {exc}") from None
 
     @property
     def empty(self) -> bool:
@@ -79,7 +80,7 @@ class RunSamples:
         try:
             return sum(b.times.size for _, b in fmt_blocks.read_blocks(data, start))
         except fmt_blocks.Damaged as exc:
-            raise RunDirError(f"{shown(name)}: {exc}") from None
+            raise RunDirError(f"{path_text(name)}: {exc}") from None
 
     # -- what analysis derives from them
     def frame(self, ops=None) -> pd.DataFrame:
@@ -232,10 +233,10 @@ def check_block(block, path, index: int, meta: dict | None = None) -> None:
     import numpy as np
 
     case = dict(zip(CASE, block.case))
-    where = f"{shown(path)}: block {index + 1}"
+    where = f"{path_text(path)}: block {index + 1}"
 
     def fail(name, value, why):
-        raise RunDirError(f"{where}: {name} {value_text(value)}: {why}")
+        raise RunDirError(f"{where}: {name} {message_value(value)}: {why}")
 
     for name in ("backend", "op", "dtype", "split"):
         v = case[name]
@@ -467,5 +468,5 @@ def load_samples(run_dir, meta: dict | None = None, ops=None) -> pd.DataFrame:
 def load_run(run_dir):
     """(meta, samples, summary) of one run directory, each checked; samples as rows
     (load_samples: small runs; verbs read RunSamples)."""
-    meta = load_meta(run_dir)
+    meta = load_checked_meta(run_dir)
     return meta, load_samples(run_dir, meta), load_summary(run_dir)

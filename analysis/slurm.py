@@ -1,5 +1,5 @@
-"""Drain lists that Slurm takes: hosts and the evidence against them as one ready
-`scontrol update NodeName=<hostlist> State=DRAIN Reason="..."` line, applied only when asked.
+"""Drain lines for Slurm: the `scontrol update ... State=DRAIN` line for hosts and the
+evidence against them, run only when asked.
 
     python -m analysis.slurm 'node[1-2]' --reason "pairs: 2.1x the median node" [--apply]
 
@@ -72,11 +72,16 @@ def drain(hosts, reason: str, apply: bool = False, scontrol: str | None = None) 
     return line
 
 
+# the description of --help (not the docstring: python -OO strips docstrings)
+DESCRIPTION = """Drain lists that Slurm takes: hosts and the evidence against them as one ready
+`scontrol update NodeName=<hostlist> State=DRAIN Reason="..."` line, applied only when asked."""
+
+
 def main(argv=None) -> int:
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m analysis.slurm", description=__doc__.split(
-        "\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="python -m analysis.slurm", description=DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("hosts", help="hosts to drain, as a hostlist: node[1-2],gpu7")
     parser.add_argument("--reason", required=True, help="the evidence, e.g. 'pairs: 2.1x the "
                                                         "median node at 4 MiB'")

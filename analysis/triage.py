@@ -1,36 +1,6 @@
-"""`commbench triage RUN_DIR [RUN_DIR ...]`: which node, which link, which rank, and when. One
-verdict per node and per link of a fleet, `ok`, `warn` or `drain`, with the evidence next to it.
-Several run directories of one fleet combine (nodes and links are named by host), typically a
-`pairs` run with one rank per node and a collectives run with `--split intra`.
-
-Evidence and rules (printed with every verdict list):
-- links, from `pairs` (analysis.links: a link's time is the median over samples of the slower
-  of its two ranks): per case (backend, dtype, split, S), the inter-node links' rates x = S /
-  time (1 / time at S = 0) against each other; a node's rate is the median of its links' rates,
-  set against the other nodes'.
-- intra-node collectives (`--split intra`, 2 or more ranks per node): per case, a node's time
-  in a sample is the max over its ranks; its rate x = S / (median over samples), against the
-  other nodes'. With --expect/--min (as `commbench check`), its busbw (x × the op's bus factor)
-  against the reference: below a minimum drains, below a typical figure (less --tolerance) warns.
-- robust z = 0.6745 × (x − median) / MAD over the values compared (Iglewicz & Hoaglin's
-  modified z; MAD the median absolute deviation; analysis.robust_z); at least 3 values. warn: z < −2 and
-  x at least 10% below the median; drain: z < −3 and at least 20% below (the floors keep a fleet
-  of near-identical values, MAD ≈ 0, from flagging noise).
-- a link through a node that is itself warn or drain is that node's (counted apart, not listed).
-- per-rank skew (analysis.timeline): a rank last in a share of a collective's samples above
-  max(2/n, 50%), over at least 10 samples: warn (never drain: lateness is no rate).
-- time (analysis.timeline): spikes per case, labelled system-wide / straggler / partial, with
-  when they happened; printed, not judged.
-
-Output: only what is not ok, plus counts; the hosts to drain, in Slurm hostlist form
-(bench.core.hostlist) and, with --drain FILE, one per line. Exit 0 when nothing is to be
-drained, 1 when something is, 2 on bad input.
-
---find HOSTS --launch TEMPLATE --out DIR: instead of judging runs, measure the hosts in rounds of
-groups with `commbench run` (analysis.finder: screen in groups of k, bisect slow groups padded
-with cleared nodes, confirm single suspects with fresh partners); 3 rounds for one bad node at
-k = 2, whatever the fleet's size, where all pairs takes N − 1.
-"""
+"""`commbench triage`: one verdict per node and per link of a fleet (ok, warn, drain) with the
+evidence next to it: the runs loaded, the evidence gathered, the verdicts, their output, the
+drain list and the command. The rules are its help text: EPILOG below."""
 from __future__ import annotations
 
 import math
@@ -146,12 +116,13 @@ class Run:
 
 
 def load_runs(run_dirs) -> list[Run]:
-    from analysis.rundir import load_meta, load_summary
+    from analysis.meta_checks import load_checked_meta
+    from analysis.run_frames import load_summary
     from analysis.runsamples import load_samples
 
     runs, names = [], set()
     for d in run_dirs:
-        meta = load_meta(d)
+        meta = load_checked_meta(d)
         name = Path(d).resolve().name or str(d)
         base, i = name, 2
         while name in names:
@@ -200,7 +171,7 @@ def node_times(run: Run, case_rows: pd.DataFrame) -> pd.Series:
 
 
 def intra_evidence(run: Run, result: Result, refs, nics, tolerance) -> None:
-    from analysis.check import threshold_of
+    from analysis.check_verdicts import threshold_of
     from analysis.importers import bus_factor
 
     df = run.samples[(run.samples["split"] == "intra") & (run.samples["nranks"] >= 2)
@@ -429,10 +400,41 @@ def scontrol_lines(reasons: dict) -> list[str]:
     return [slurm.drain_line([host], reason) for host, reason in reasons.items()]
 
 
+# the help text (constants, not the docstring: python -OO strips docstrings)
+EPILOG = """Evidence and rules (printed with every verdict list):
+- links, from `pairs` (analysis.links: a link's time is the median over samples of the slower
+  of its two ranks): per case (backend, dtype, split, S), the inter-node links' rates x = S /
+  time (1 / time at S = 0) against each other; a node's rate is the median of its links' rates,
+  set against the other nodes'.
+- intra-node collectives (`--split intra`, 2 or more ranks per node): per case, a node's time
+  in a sample is the max over its ranks; its rate x = S / (median over samples), against the
+  other nodes'. With --expect/--min (as `commbench check`), its busbw (x × the op's bus factor)
+  against the reference: below a minimum drains, below a typical figure (less --tolerance) warns.
+- robust z = 0.6745 × (x − median) / MAD over the values compared (Iglewicz & Hoaglin's
+  modified z; MAD the median absolute deviation; analysis.robust_z); at least 3 values. warn: z < −2 and
+  x at least 10% below the median; drain: z < −3 and at least 20% below (the floors keep a fleet
+  of near-identical values, MAD ≈ 0, from flagging noise).
+- a link through a node that is itself warn or drain is that node's (counted apart, not listed).
+- per-rank skew (analysis.timeline): a rank last in a share of a collective's samples above
+  max(2/n, 50%), over at least 10 samples: warn (never drain: lateness is no rate).
+- time (analysis.timeline): spikes per case, labelled system-wide / straggler / partial, with
+  when they happened; printed, not judged.
+
+Output: only what is not ok, plus counts; the hosts to drain, in Slurm hostlist form
+(bench.core.hostlist) and, with --drain FILE, one per line. Exit 0 when nothing is to be
+drained, 1 when something is, 2 on bad input.
+
+--find HOSTS --launch TEMPLATE --out DIR: instead of judging runs, measure the hosts in rounds of
+groups with `commbench run` (analysis.finder: screen in groups of k, bisect slow groups padded
+with cleared nodes, confirm single suspects with fresh partners); 3 rounds for one bad node at
+k = 2, whatever the fleet's size, where all pairs takes N − 1.
+"""
+
+
 def add_arguments(parser) -> None:
     import argparse
 
-    parser.epilog = __doc__.split("\n\n", 1)[1]
+    parser.epilog = EPILOG
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("run_dirs", nargs="*", metavar="RUN_DIR",
                         help="run directories of one fleet (e.g. a pairs run and a --split intra run)")
@@ -469,7 +471,7 @@ def add_arguments(parser) -> None:
 
 
 def main(args) -> int:
-    from analysis import check
+    from analysis import check_references
 
     if not 0 <= args.tolerance < 1:
         raise UsageError("--tolerance must be in [0, 1)")
@@ -481,8 +483,8 @@ def main(args) -> int:
         raise UsageError("give RUN_DIRs to judge, or --find HOSTS --launch TEMPLATE --out DIR")
     refs = []
     if args.expect:
-        refs += check.expected_for(args.expect)
-    refs += [check.parse_min(m) for m in args.min or []]
+        refs += check_references.expected_for(args.expect)
+    refs += [check_references.parse_min(m) for m in args.min or []]
     result = triage(args.run_dirs, refs, args.nics, args.tolerance)
     print(format_text(result))
     drain = result.drain()
@@ -507,7 +509,7 @@ def apply_drain(reasons: dict) -> None:
 
 
 def write_drain(path, hosts) -> None:
-    from analysis.rundir import file_error
+    from bench.core.safe_text import file_error
 
     if path:
         try:
@@ -544,7 +546,7 @@ def measure_round(args, groups, index: int) -> list:
     import subprocess
     import sys
 
-    from analysis.rundir import load_meta
+    from analysis.meta_checks import load_checked_meta
     from analysis.runsamples import load_samples
 
     k = args.group_size
@@ -561,7 +563,7 @@ def measure_round(args, groups, index: int) -> list:
     if r.returncode not in (0, 1):
         tail = (r.stderr.strip().splitlines() or r.stdout.strip().splitlines() or ["no output"])[-1]
         raise UsageError(f"--find round {index}: the launch failed (exit {r.returncode}): {tail}")
-    meta = load_meta(out)
+    meta = load_checked_meta(out)
     if list(meta.get("hosts") or []) != hosts:
         raise UsageError(f"--find round {index}: the launcher placed ranks on "
                          f"{','.join(meta.get('hosts') or [])}, not on {','.join(hosts)} in that "

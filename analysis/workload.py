@@ -1,11 +1,11 @@
 """`commbench workload`: the communication of one training step of a transformer (derived by
-analysis.workload_model), written to OUT/workload.csv, one row per distinct communication, and
+analysis.transformer_schedule), written to OUT/workload.csv, one row per distinct communication, and
 printed with the bytes per step per group. With --fits, every row is predicted from fitted
 models (analysis.workload_time); with --measure, bench.workload_runs first runs the rows' cases
 on the layout's groups through `commbench run` (measure_runs says which), and the measured
 times are printed next to the predicted ones.
 
-The conventions and their formulas are in analysis.workload_model.
+The conventions and their formulas are in analysis.transformer_schedule.
 """
 from __future__ import annotations
 
@@ -15,10 +15,11 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from analysis.workload_model import (DEFAULT_BUCKET, ITEMSIZE, Layout, Model, Spec, bytes_by,
-                                     check_layout, count_text, csv_of, describe_params,
-                                     format_table, itemsize, load_model, measured_size,
-                                     parameter_counts, presets, scaled, schedule)
+from analysis.transformer import Model, load_model, parameter_counts, presets
+from analysis.transformer_layout import (DEFAULT_BUCKET, ITEMSIZE, Layout, check_layout, itemsize,
+                                         scaled)
+from analysis.transformer_output import count_text, csv_of, describe_params, format_table
+from analysis.transformer_schedule import Spec, bytes_by, measured_size, schedule
 from bench.core.errors import UsageError
 from bench.core.rundir import atomic_write_text
 from bench.core.units import human_bytes, parse_size

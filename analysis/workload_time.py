@@ -22,8 +22,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from analysis.workload_model import (ITEMSIZE, Layout, Row, Spec, aligned, measured_size, scaled,
-                                     schedule)
+from analysis.transformer_layout import ITEMSIZE, Layout, scaled
+from analysis.transformer_output import aligned
+from analysis.transformer_schedule import Row, Spec, measured_size, schedule
 from bench.core.errors import UsageError
 from bench.core.rundir import atomic_write_text, csv_text
 from bench.core.units import format_time
@@ -100,7 +101,7 @@ def predict_row(fits, backend: str, row: Row, lay: Layout, ranks_per_node) -> Ti
 
 def load_measured(spec: Spec, wanted: str | None):
     """{row key: Timed} from the runs of --measure, and a line saying what they are."""
-    from analysis.rundir import load_summary
+    from analysis.run_frames import load_summary
 
     found, backends, dtypes = {}, set(), set()
     frames = {}
@@ -271,7 +272,7 @@ def report(spec: Spec, args, measured: bool, file=None) -> None:
         print(f"\n{what}", file=file)
     later = None
     if args.fits:
-        from analysis.fitsfile import load_fits
+        from analysis.fit_pipeline import load_fits
 
         fits = load_fits(args.fits, fit_missing=True, command="commbench workload")
         backend = pick_backend(fits.backend, getattr(args, "fits_backend", None),

@@ -14,6 +14,7 @@ from pathlib import Path
 from bench.core import rundir
 from bench.core.errors import RunDirError
 from bench.core.runmeta import describe_ceilings, describe_contention, describe_noise
+from bench.core.safe_text import one_line
 from bench.core.tables import format_summary
 
 # summary.csv columns that hold names (the others hold numbers, or numbers joined by ';')
@@ -92,14 +93,3 @@ def print_own_run(run_dir, node_command: list) -> None:
     rows = own_summary_rows(run_dir)
     print_end_of_run(meta, rows, one_line(run_dir),
                      lambda: node_section_of([*node_command, str(run_dir)]))
-
-
-def one_line(text) -> str:
-    """text with every control character written out as a Python escape, as analysis.rundir
-    shows paths: a name stays on one line and cannot steer a terminal."""
-    return "".join(repr(c)[1:-1] if _is_control(c) else c for c in str(text))
-
-
-def _is_control(c: str) -> bool:
-    code = ord(c)
-    return code < 0x20 or 0x7f <= code <= 0x9f or c in "\u2028\u2029"

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.core.runmeta import describe_noise
 from bench.core.errors import UsageError
 from bench.core.rundir import load_meta, new_run_id
+from bench.core.runmeta import describe_noise
 from bench.run import main as run_main
 from bench.world import detect_world
 

@@ -7,8 +7,8 @@ import re
 import pandas as pd
 import pytest
 
-from analysis import check
-from analysis.rundir import summarize_samples
+from analysis import check_output, check_references
+from analysis.run_frames import summarize_samples
 from bench import ceilings
 from bench.cli import main as cli
 from bench.core import rundir as fmt
@@ -72,7 +72,7 @@ def imported(tmp_path, name, program, ranks, busbw, hosts=None):
 
 # ---------------------------------------------------------------- the shipped figures
 def test_every_shipped_figure_cites_its_source():
-    refs = check.load_expected()
+    refs = check_references.load_expected()
     assert len(refs) >= 8
     for r in refs:
         assert r.kind in ("minimum", "typical") and r.busbw_Bps > 0
@@ -282,11 +282,11 @@ def test_bad_run_dirs_exit_2(tmp_path, capsys):
 
 
 def test_parse_rate_is_si_bytes_per_second():
-    assert check.parse_rate("400G") == 4e11
-    assert check.parse_rate("12.5G") == 12.5e9
-    assert check.parse_rate("3e9") == 3e9
-    assert check.parse_rate("800MB/s") == 8e8
-    ref = check.parse_min("all_reduce:16G=460G")
+    assert check_references.parse_rate("400G") == 4e11
+    assert check_references.parse_rate("12.5G") == 12.5e9
+    assert check_references.parse_rate("3e9") == 3e9
+    assert check_references.parse_rate("800MB/s") == 8e8
+    ref = check_references.parse_min("all_reduce:16G=460G")
     assert (ref.op, ref.nbytes, ref.busbw_Bps, ref.kind) == ("allreduce", 16 * GIB, 460e9, "minimum")
 
 
@@ -296,11 +296,11 @@ def test_markdown_and_json(tmp_path, capsys):
     rc, out, _ = run_cli(capsys, run, "--baseline", run, "--format", "markdown")
     assert rc == 0
     lines = out.splitlines()
-    assert lines[2] == "| " + " | ".join(check.HEADER) + " |"
+    assert lines[2] == "| " + " | ".join(check_output.HEADER) + " |"
     table = [line for line in lines[4:] if line.startswith("| ")]
     assert len(table) == 3
     for line in table + lines[:1]:
-        assert len(re.findall(r"(?<!\\)\|", line)) == (len(check.HEADER) + 1 if line.startswith("|") else 0)
+        assert len(re.findall(r"(?<!\\)\|", line)) == (len(check_output.HEADER) + 1 if line.startswith("|") else 0)
         assert "<b>" not in line and not re.search(r"(?<!\\)`", line)
     assert "<b>" not in out and "&lt;b&gt;" in out
     rc, out, _ = run_cli(capsys, run, "--baseline", run, "--min", "allreduce:1G=1G", "--format", "json")

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from analysis import compare
-from analysis.rundir import summarize_samples, write_run_dir
+from analysis.run_frames import summarize_samples, write_run_dir_from_frames
 from analysis.runsamples import load_run
 from bench.cli import main as cli
 from bench.core.rundir import SAMPLE_COLUMNS
@@ -32,7 +32,7 @@ def make_run(path, rounds=5, samples=20, scale=None, noise=0.03, seed=0, ops=("a
     df = pd.DataFrame(rows, columns=SAMPLE_COLUMNS)
     meta = {"schema": 1, "run_id": path.name, "status": "complete", "nranks": nranks,
             "backend": {"name": backend}, "ops": {}}
-    write_run_dir(path, meta, df, summarize_samples(df))
+    write_run_dir_from_frames(path, meta, df, summarize_samples(df))
     return path
 
 

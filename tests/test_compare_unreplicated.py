@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from analysis import compare
-from analysis.rundir import summarize_samples, write_run_dir
+from analysis.run_frames import summarize_samples, write_run_dir_from_frames
 from bench.cli import main as cli
 from bench.core.rundir import SAMPLE_COLUMNS
 from tests.conftest import QUICK, ROOT, needs_mpi, run_commbench
@@ -97,7 +97,7 @@ def make_run(path, seed, scale=lambda op, n: 1.0, flip=0.08, sd=0.05, samples=1,
                                               "interrupted_share": 0.01}],
                          "pingpong": {"size_bytes": 8, "burst_medians_s": [1e-6, noise * 1e-6],
                                       "max_over_min": noise, "cv": 0.1}}
-    write_run_dir(path, meta, df, summarize_samples(df))
+    write_run_dir_from_frames(path, meta, df, summarize_samples(df))
     return path
 
 

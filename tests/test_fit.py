@@ -343,7 +343,7 @@ def test_fit_table_shows_the_node_rate_limit():
     """A sweep whose times show the max-rate limit: the table gives R, k* = R·β and where R
     comes from; rows per rank count stay out of the table."""
     from analysis.fit import format_table
-    from analysis.fitsfile import fit_times
+    from analysis.fit_pipeline import fit_times
 
     rng = np.random.default_rng(12)
     sizes = 2.0 ** np.arange(10, 23)
@@ -368,7 +368,7 @@ def test_a_failed_loggp_fit_is_left_out_and_the_rest_stays_readable(tmp_path, ca
     """A machine so loaded that the delay never exceeds the gap: LogGP's o_s, o_r and L cannot
     be fitted. fits.csv leaves them out (with a note), keeps g and G and the other ops' fits,
     and its own reader takes it."""
-    from analysis.fitsfile import fit_times, load_fits, save_fits
+    from analysis.fit_pipeline import fit_times, load_fits, save_fits
 
     rng = np.random.default_rng(5)
     prtt = synthetic_prtt(rng, g=40e-6, sizes=2.0 ** np.arange(2, 8))  # gap 40 µs > d ≈ 20 µs
@@ -391,7 +391,7 @@ def test_a_failed_loggp_fit_is_left_out_and_the_rest_stays_readable(tmp_path, ca
 def test_rows_no_reader_takes_are_never_written(capsys):
     """usable_fits: a row check_fits refuses (a NaN L, a negative β) is dropped with a note
     naming it; every other row stays."""
-    from analysis.fitsfile import check_fits, usable_fits
+    from analysis.fits_csv import check_fits, usable_fits
 
     def row(param, value):
         return dict(zip(FITS_COLUMNS, ["mpi", "pingpong", 2, "all", "hockney", 0, 4, 64, param,

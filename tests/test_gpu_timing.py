@@ -188,7 +188,7 @@ def test_timer_cuda_needs_gpu_buffers(tmp_path, backend):
 
 
 def test_an_empty_graph_prints_no_bandwidth_and_is_implausible():
-    from analysis.check import implausible
+    from analysis.check_verdicts import implausible_reason
     from bench.core.tables import format_summary
 
     row = dict(backend="nccl", op="broadcast", nranks=2, dtype="float32", nbytes=1 << 30, count=1 << 28,
@@ -196,7 +196,7 @@ def test_an_empty_graph_prints_no_bandwidth_and_is_implausible():
                msg_rate_per_s=2.5e11, wrong=0, samples=10, efficiency=float("nan"), flags="empty-graph")
     line = format_summary([row]).splitlines()[-1]
     assert "[empty-graph]" in line and "270000000000.00" not in line and "2.7e+11" not in line
-    why = implausible(None, types.SimpleNamespace(**row), None, 1)
+    why = implausible_reason(None, types.SimpleNamespace(**row), None, 1)
     assert "captured no GPU work (flag empty-graph)" in why
 
 

@@ -4,7 +4,7 @@ import argparse
 
 import numpy as np
 
-from analysis.rundir import sample_times
+from analysis.run_frames import sample_times
 from analysis.runsamples import load_run
 from bench.core.stats import median_ci, median_ci_ranks
 from bench.harness import Sampling, Sync, calibrate, measure, stop_reason

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from analysis.fitsfile import FITS_SOURCE, stale_reason
+from analysis.fit_pipeline import FITS_SOURCE, stale_reason
 from bench.cli import main as cli
 from bench.core import rundir
 from tests.conftest import ROOT, commbench_env, needs_mpi

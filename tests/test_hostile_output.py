@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from analysis.rundir import summarize_samples, write_run_dir
+from analysis.run_frames import summarize_samples, write_run_dir_from_frames
 from bench.cli import EXIT_OUTPUT
 from bench.ops import OPS
 from tests.conftest import QUICK, ROOT, commbench_env, needs_mpi
@@ -29,7 +29,7 @@ def run_with_busbw(path, slowdown=1.0, seed=0):
     make_run(path, df)
     summary = summarize_samples(df, bus_factor=lambda op, n: OPS[op].bus_factor(n))
     meta = json.loads((path / "meta.json").read_text())
-    return write_run_dir(path, meta, df, summary)
+    return write_run_dir_from_frames(path, meta, df, summary)
 
 
 @pytest.fixture(scope="module")

@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import compare
-from analysis.rundir import summarize_samples, write_run_dir
+from analysis import compare, output_formats
+from analysis.run_frames import summarize_samples, write_run_dir_from_frames
 from bench.cli import main as cli
 from bench.core.rundir import SAMPLE_COLUMNS
 from bench.ops.pairs import pairing_rounds
@@ -49,7 +49,7 @@ def make_run(path, df=None, **meta):
     nranks = int(df["nranks"].max()) if len(df) else 2
     meta = {"schema": 1, "run_id": path.name, "status": "complete", "nranks": nranks, "nnodes": 1,
             "hosts": ["node-a"] * nranks, "backend": {"name": "mpi"}, "ops": {}, **meta}
-    return write_run_dir(path, meta, df, summarize_samples(df))
+    return write_run_dir_from_frames(path, meta, df, summarize_samples(df))
 
 
 @pytest.fixture(scope="module")
@@ -587,8 +587,8 @@ def test_markdown_escapes_what_it_quotes(tmp_path, capsys):
 
 
 def test_markdown_escape_function():
-    assert compare.md_escape("a|b") == "a\\|b"
-    assert compare.md_escape("x\ny") == "x\\\\ny"
-    assert compare.md_escape("<img src=x>") == "&lt;img src=x&gt;"
-    assert compare.md_escape("reduce_scatter-1.0") == "reduce_scatter-1.0"
-    assert compare.md_escape("[a](b) `c` *d*") == "\\[a\\]\\(b\\) \\`c\\` \\*d\\*"
+    assert output_formats.md_escape("a|b") == "a\\|b"
+    assert output_formats.md_escape("x\ny") == "x\\\\ny"
+    assert output_formats.md_escape("<img src=x>") == "&lt;img src=x&gt;"
+    assert output_formats.md_escape("reduce_scatter-1.0") == "reduce_scatter-1.0"
+    assert output_formats.md_escape("[a](b) `c` *d*") == "\\[a\\]\\(b\\) \\`c\\` \\*d\\*"

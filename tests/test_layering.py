@@ -110,9 +110,9 @@ def test_the_checks_can_fail(tmp_path):
     """The walk sees imports inside functions and relative imports (else the checks above
     would pass vacuously)."""
     path = tmp_path / "probe.py"
-    path.write_text("def f():\n    from analysis.rundir import load_run\n    from ._x import _y\n")
+    path.write_text("def f():\n    from analysis.run_frames import load_run\n    from ._x import _y\n")
     found = imports_of("bench.probe", path)
-    assert ("analysis.rundir", ["load_run"]) in found and ("bench._x", ["_y"]) in found
+    assert ("analysis.run_frames", ["load_run"]) in found and ("bench._x", ["_y"]) in found
 
 
 # ---- what a rank really loads ---------------------------------------------------------------

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 
 from analysis import library, models
-from analysis.fitsfile import attribute, fit_times
+from analysis.fit_pipeline import attribute, fit_times
 from analysis.predict import predict
-from analysis.rundir import summarize_samples, write_run_dir
+from analysis.run_frames import summarize_samples, write_run_dir_from_frames
 from bench import forcing
 from bench.cli import main as cli
 from bench.core.rundir import SAMPLE_COLUMNS
@@ -222,7 +222,7 @@ def write_sweep(root, lib):
         df = pd.DataFrame(rows, columns=SAMPLE_COLUMNS)
         meta = {"schema": 1, "run_id": f"n{p}", "status": "complete", "nranks": p,
                 "backend": {"name": "mpi", "library": lib}, "ops": {}, "dtype": "float32"}
-        write_run_dir(root / f"n{p}", meta, df, summarize_samples(df))
+        write_run_dir_from_frames(root / f"n{p}", meta, df, summarize_samples(df))
     (root / "sweep.json").write_text(json.dumps({"nranks": [2, 4, 8]}))
 
 

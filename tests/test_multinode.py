@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from analysis.links import flag_links, link_times, node_times
-from analysis.rundir import sample_times
+from analysis.run_frames import sample_times
 from analysis.runsamples import load_run
 from tests.conftest import commbench_env, mpiexec
 from tests.netns_cluster import Cluster, cluster_test_marks, payload_seconds_per_byte

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from analysis import models
-from analysis.fitsfile import fit_times
+from analysis.fit_pipeline import fit_times
 from analysis.predict import predict
 from bench.core.errors import UsageError
 

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.rundir import summarize_samples, write_run_dir
+from analysis.run_frames import summarize_samples, write_run_dir_from_frames
 from bench.cli import main as cli
 from bench.core.rundir import SAMPLE_COLUMNS
 from bench.core.rundir import write_run_dir as write_summary_run_dir
@@ -226,7 +226,8 @@ def test_flagged_rows_are_not_bandwidth_points(tmp_path):
     """A flagged row is left out of what the bandwidth figure plots and drawn hollow in the
     latency figure; a figure with no unflagged row is not drawn at all."""
     from analysis.figures import bandwidth_figure, bandwidth_rows, latency_figure
-    from analysis.report import load_runs, no_bandwidth_sentence, series_of
+    from analysis.report_ops import no_bandwidth_sentence, series_of
+    from analysis.report_runs import load_report_runs
 
     run = make_run(tmp_path / "two", nranks=2)
     summary = pd.read_csv(run / "summary.csv")
@@ -234,7 +235,7 @@ def test_flagged_rows_are_not_bandwidth_points(tmp_path):
     summary["flags"] = [flagged.get(n, "") if op == "allreduce" else "" for op, n in
                         zip(summary["op"], summary["nbytes"])]
     summary.to_csv(run / "summary.csv", index=False)
-    runs = load_runs([run], fit_missing=False)
+    runs = load_report_runs([run], fit_missing=False)
     series = series_of(runs, "allreduce")
     for column in ("algbw_Bps", "busbw_Bps"):
         assert sorted(bandwidth_rows(series[0].rows, column)["nbytes"]) == [4, 64, 16384]
@@ -252,7 +253,7 @@ def test_flagged_rows_are_not_bandwidth_points(tmp_path):
     # every row flagged: no figure, and the reason names the flags
     summary["flags"] = "below-timer"
     summary.to_csv(run / "summary.csv", index=False)
-    series = series_of(load_runs([run], fit_missing=False), "allreduce")
+    series = series_of(load_report_runs([run], fit_missing=False), "allreduce")
     assert bandwidth_figure("allreduce", series) is None
     assert "every sample was shorter than 10 steps of the clock" in no_bandwidth_sentence(series)
 
@@ -262,7 +263,7 @@ def test_bad_input_exit_2(tmp_path, capsys):
     assert rc == 2 and "not a commbench run directory" in err and len(err.splitlines()) == 1
     empty = tmp_path / "empty"
     no_samples = pd.DataFrame(columns=SAMPLE_COLUMNS)
-    write_run_dir(empty, {"schema": 1}, no_samples, summarize_samples(no_samples))
+    write_run_dir_from_frames(empty, {"schema": 1}, no_samples, summarize_samples(no_samples))
     rc, _, err = report(capsys, empty)
     assert rc == 2 and "no results" in err
 
@@ -288,7 +289,7 @@ def test_browser_shows_the_figures(evil_report, tmp_path):
     n = len(list(evil_report.glob("*.png")))
     assert images_loaded(evil_report / "index.html", tmp_path) == (n, n)
     # the check can fail: a page whose image does not decode
-    from analysis.report import LOAD_CHECK
+    from analysis.report_assets import LOAD_CHECK
 
     broken = tmp_path / "broken.html"
     broken.write_text("<!DOCTYPE html><html><body><img src='data:image/png;base64,iVBORw0KGgoAAAA'>"
@@ -331,10 +332,11 @@ def test_the_rank_heatmap_is_centred_at_one(tmp_path):
     around 1.0, the same distance both ways) and a title that says no rank stands out, for
     sized ops and barrier alike; a 20% slower rank is named."""
     from analysis.figures import ranks_figure
-    from analysis.report import RANK_SPREAD_NOTICE, load_runs, series_of
+    from analysis.report_ops import RANK_SPREAD_NOTICE, series_of
+    from analysis.report_runs import load_report_runs
 
     for slow, title in ((None, "no rank stands out (all within 2%)"), (3, "slowest rank 3")):
-        runs = load_runs([make_run(tmp_path / f"r{slow}", slow_rank=slow)], fit_missing=False)
+        runs = load_report_runs([make_run(tmp_path / f"r{slow}", slow_rank=slow)], fit_missing=False)
         for op in ("allreduce", "barrier"):
             fig, _ = ranks_figure(op, series_of(runs, op), RANK_SPREAD_NOTICE)
             ax = fig.axes[0]
@@ -347,15 +349,16 @@ def test_the_rank_heatmap_is_centred_at_one(tmp_path):
 def test_cells_and_environment_read_as_written_for_people():
     """No scientific notation in cells; the command without the launcher's own options;
     seconds and rates in meta.json with their units."""
-    from analysis.report import environment_rows, num, typed_command, value_text
+    from analysis.html_parts import meta_value_text, number_cell
+    from analysis.report_sections import environment_rows, typed_command
 
-    assert num(16760.3) == "16,760" and num(0.0004224) == "0.0004224" and num(2.0) == "2"
-    assert num(1.0e-9, 1e9) == "1" and num(float("nan")) == "–"
+    assert number_cell(16760.3) == "16,760" and number_cell(0.0004224) == "0.0004224" and number_cell(2.0) == "2"
+    assert number_cell(1.0e-9, 1e9) == "1" and number_cell(float("nan")) == "–"
     assert typed_command(["commbench", "run", "--out", "x", "--launch-index", "0"]) == \
         "commbench run --out x"
-    assert value_text(6e-8, "measured_resolution_s") == "60 ns"
-    assert value_text(7442678868.520845, "copy_Bps") == "7.44 GB/s"
-    assert value_text(7442678868.520845) == "7,443,000,000"
+    assert meta_value_text(6e-8, "measured_resolution_s") == "60 ns"
+    assert meta_value_text(7442678868.520845, "copy_Bps") == "7.44 GB/s"
+    assert meta_value_text(7442678868.520845) == "7,443,000,000"
     rows = dict(environment_rows({"argv": ["commbench", "run", "--launch-index", "1"],
                                   "nranks": 2, "nnodes": 1, "hosts": ["vm", "vm"],
                                   "settings": {"nranks": None, "sizes": [4, 64]}}))

@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import rundir as ard
+from analysis import csv_checks
 from analysis import runsamples as ars
-from analysis.rundir import sample_times
+from analysis.run_frames import sample_times, with_sample_extras
 from analysis.runsamples import load_run, load_samples
 from analysis.runsamples import FrameSamples, RunSamples
 from bench.cli import main as cli
@@ -52,7 +52,7 @@ def written_run(path, ops=("allreduce", "broadcast"), nranks=4, samples=6, round
                 rows += [dict(zip(rundir.CASE, ("mpi", "pairs", "float32", 1024, nranks, "all")),
                               round=rnd, sample=j, rank=r, calls=1, time_s=times[i, j], peer=p)
                          for i, (r, p) in enumerate(zip(ranks, peers)) for j in range(samples)]
-    from analysis.rundir import summarize_samples
+    from analysis.run_frames import summarize_samples
 
     rows = pd.DataFrame(rows)
     writer.write_summary(summarize_samples(rows).to_dict("records"), op_order=())
@@ -133,9 +133,9 @@ def test_the_fast_and_the_checked_csv_readers_agree(tmp_path):
     run, rows = written_run(tmp_path / "run")
     old = as_csv_run(run, tmp_path / "old", rows)
     fast = list(ars._fast_csv_blocks(old / "samples.csv", {"nranks": 4}))
-    checked = [b for df in ard.read_table_chunks(old / "samples.csv", ard.SAMPLE_SPEC,
-                                                 ard.SAMPLE_REQUIRED, chunk_bytes=4096)
-               for b in ars.blocks_of_frame(ard.with_sample_extras(df))]
+    checked = [b for df in csv_checks.read_table_chunks(old / "samples.csv", csv_checks.SAMPLE_SPEC,
+                                                        csv_checks.SAMPLE_REQUIRED, chunk_bytes=4096)
+               for b in ars.blocks_of_frame(with_sample_extras(df))]
     frame = lambda bs: sorted_rows(ars.frame_of_blocks(iter(bs)))  # noqa: E731
     pd.testing.assert_frame_equal(frame(fast), frame(checked), check_dtype=False)
     pd.testing.assert_frame_equal(frame(fast), sorted_rows(rows), check_dtype=False)
@@ -150,8 +150,8 @@ def test_chunked_csv_errors_name_the_files_own_line(tmp_path):
     with pytest.raises(RunDirError, match="line 151: time_s inf"):
         RunSamples(old, {}).times()
     with pytest.raises(RunDirError, match="line 151: time_s inf"):  # in a later chunk too
-        list(ard.read_table_chunks(old / "samples.csv", ard.SAMPLE_SPEC, ard.SAMPLE_REQUIRED,
-                                   chunk_bytes=2000))
+        list(csv_checks.read_table_chunks(old / "samples.csv", csv_checks.SAMPLE_SPEC,
+                                          csv_checks.SAMPLE_REQUIRED, chunk_bytes=2000))
 
 
 def damage(kind):
@@ -246,9 +246,9 @@ def test_output_at_a_thousand_ranks_reads_at_a_glance(tmp_path, capsys, monkeypa
     assert "slowest rank: 77 (" in page
     assert "1024 ranks on 128 hosts × 8" in page
     assert "id='fleet'" in page and "Left out" not in page
-    from analysis import report
+    from analysis import report_sections
 
-    monkeypatch.setattr(report, "FLEET_MAX_SAMPLES", 10_000)  # a fleet too large to read whole
+    monkeypatch.setattr(report_sections, "FLEET_MAX_SAMPLES", 10_000)  # a fleet too large to read whole
     assert cli(["report", str(run), "--no-fit", "--out", str(tmp_path / "report2")]) == 0
     page = (tmp_path / "report2" / "index.html").read_text()
     assert "Left out: these runs hold 24,576 samples" in page and "commbench triage" in page

@@ -7,7 +7,7 @@ import pytest
 
 from analysis import timeline, triage
 from analysis.robust_z import robust_z, verdict_of
-from analysis.rundir import summarize_samples, write_run_dir
+from analysis.run_frames import summarize_samples, write_run_dir_from_frames
 from bench.cli import main as cli
 from bench.core.rundir import SAMPLE_COLUMNS
 from bench.ops.pairs import pairing_rounds
@@ -17,7 +17,7 @@ def write(path, rows, hosts, nranks):
     df = pd.DataFrame(rows, columns=SAMPLE_COLUMNS + ["peer"])
     meta = {"schema": 1, "run_id": path.name, "status": "complete", "nranks": nranks,
             "nnodes": len(set(hosts)), "hosts": hosts, "backend": {"name": "mpi"}, "ops": {}}
-    write_run_dir(path, meta, df, summarize_samples(df[SAMPLE_COLUMNS]))
+    write_run_dir_from_frames(path, meta, df, summarize_samples(df[SAMPLE_COLUMNS]))
     return path
 
 
@@ -218,7 +218,7 @@ def test_nccl_tests_per_iteration_json_gets_the_same_time_analysis(tmp_path, cap
 
 
 def test_report_has_a_fleet_section(tmp_path):
-    from analysis.report import write_report
+    from analysis.report_page import write_report
 
     pairs = pairs_run(tmp_path / "pairs", nnodes=6, slow_nodes={"n02"})
     coll = coll_run(tmp_path / "coll", per_node=1, split="all")

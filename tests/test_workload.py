@@ -16,9 +16,11 @@ import pandas as pd
 import pytest
 
 from analysis import models
-from analysis.fitsfile import fit_times
-from analysis.workload_model import (Layout, load_model, model_from_dict, parameter_counts,
-                                     presets, read_csv, schedule)
+from analysis.fit_pipeline import fit_times
+from analysis.transformer import load_model, model_from_dict, parameter_counts, presets
+from analysis.transformer_layout import Layout
+from analysis.transformer_output import read_csv
+from analysis.transformer_schedule import schedule
 from analysis.workload_time import Timed, members_per_node, predict_row
 from bench import nodes
 from bench.core.errors import UsageError
@@ -360,7 +362,7 @@ def test_measure_under_an_outside_mpiexec(tmp_path):
     r = subprocess.run(argv, capture_output=True, text=True, timeout=80, env=commbench_env())
     assert r.returncode == 0, r.stderr[-3000:]
     assert r.stdout.count("measured/step: total") == 1
-    assert r.stderr.count("| analysis.workload_model") == 4  # every rank derived the layout
+    assert r.stderr.count("| analysis.transformer\n") == 4  # every rank derived the layout
     assert r.stderr.count("| pandas\n") == 1  # rank 0 alone, to read the runs
     for group in ("tp", "dp"):
         assert (out / "measure" / group / "summary.csv").exists()

@@ -2,7 +2,7 @@
 predicted times."""
 from __future__ import annotations
 
-from analysis.workload_model import Row
+from analysis.transformer_schedule import Row
 from analysis.workload_time import Timed, simai_busbw
 from bench.cli import main as cli
 

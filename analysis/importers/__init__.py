@@ -1,37 +1,10 @@
-"""`commbench import`: turn other tools' results into a commbench run directory.
+"""`commbench import`: other tools' results (nccl-tests, OSU, IMB) turned into a commbench run
+directory: detection of the format, the rows of every importer gathered into cases, rounds
+and backends, the run directory written, and the command. Its help text (DESCRIPTION and
+EPILOG below) says what is read and how.
 
     commbench import FILE [FILE...] [--format FORMAT] [--out DIR] [--op OP] [--nranks N]
                                     [--backend NAME] [--force]
-
-Formats (auto-detected from the content unless --format names one):
-  nccl-tests       the text table of nccl-tests (all_reduce_perf, ...), every layout from the
-                   2.0 era on: out-of-place time
-  nccl-tests-json  the JSON file nccl-tests writes with -J (format versions 2 and 3)
-  osu              OSU Micro-Benchmarks 5.x-7.x text (osu_latency, osu_bw, osu_bibw,
-                   osu_mbw_mr, blocking collectives, the XCCL builds)
-  imb              Intel MPI Benchmarks text (IMB-MPI1: PingPong, collectives, Uniband, Biband)
-
-The tables may sit inside a longer log: prompts and launcher lines, module loads, warnings,
-NCCL INFO lines, MPI output tags ([1,0]<stdout>:), timestamps, indentation and markdown fences
-around them are passed over. Tables are read by their header's column names and named by
-their own titles; --op names only a table that has no title (a pasted nccl-tests table, OSU
-XCCL output). Rank counts come from the file wherever it states them (nccl-tests' Rank lines,
-IMB's #processes, OSU: 2 for point to point, 2 x pairs for osu_mbw_mr, the launcher line
-before a collective's table: mpirun/mpiexec -n/-np, srun -n/--ntasks, #SBATCH); --nranks gives
-it where the file does not. Each file gets one line saying what was imported and what was
-skipped and why (tests with no commbench op, tables the file gives no rank count for, rows
-that cannot be read).
-
-Each table row becomes one sample of its case (rank -1: the tool's own summary over ranks;
-round 0). The same case met again (a second file, or several runs pasted into one file)
-becomes the next round, so `commbench compare` can use round medians on imported results too;
-results of another library or buffer placement in the same file get their own backend instead
-(OSU on GPU buffers: mpi-DD; two IMB versions: mpi-imb<version>). Sizes are converted to
-commbench's S as bench.ops defines it (all-gather and all-to-all: the whole buffer, per-rank
-size x ranks; bibw: both directions; multipair: all pairs), times to seconds per op (OSU
-bandwidths: S / bandwidth, 1 MB = 1e6 B). What each tool's time means (mean over ranks, half
-the round trip, ...) is recorded in meta.json -> method. Text files are read as a stream, up
-to 1 GiB; JSON files up to 64 MiB; at most 200000 result rows per import.
 """
 from __future__ import annotations
 
@@ -41,14 +14,14 @@ import re
 import sys
 from pathlib import Path
 
-from analysis.importers import imb, nccl, osu, table
+from analysis.importers import imb, log_reader, nccl, osu
 from analysis.importers.imb import parse as parse_imb
 from analysis.importers.nccl import op_name as nccl_op_name
 from analysis.importers.nccl import parse_json as parse_nccl_json
 from analysis.importers.nccl import parse_text as parse_nccl_text
 from analysis.importers.osu import parse as parse_osu
-from analysis.importers.table import (MAX_TEXT_BYTES, Imported, Row, as_lines, file_lines, msgs_per_op,
-                                      numbered, op_named)
+from analysis.importers.log_reader import (MAX_TEXT_BYTES, Imported, Row, as_lines, file_lines,
+                                           msgs_per_op, numbered, op_named)
 from bench.core.errors import UsageError
 from bench.core.rundir import CASE, NO_OP, SAMPLE_COLUMNS, claim_out_dir, new_meta, new_run_id
 from analysis.known_ops import FOREIGN_OPS, known_op
@@ -133,8 +106,8 @@ def parse_file(path: Path, fmt: str | None = None, op: str | None = None,
 def _starts_json(path: Path) -> bool:
     """Whether the file's first non-blank character (in its first 64 KiB of text) opens a JSON
     object. What the file is (not a file, compressed, binary) is checked here, before anything
-    else reads it, and refused with one line (table.open_text)."""
-    with table.open_text(path, math.inf) as f:  # sizes are the parser's to limit
+    else reads it, and refused with one line (log_reader.open_text)."""
+    with log_reader.open_text(path, math.inf) as f:  # sizes are the parser's to limit
         try:
             head = f.read(1 << 16).lstrip()
         except (OSError, EOFError):
@@ -177,7 +150,7 @@ def to_frames(imports: list, backend: str | None = None):
     """(samples, summary) DataFrames of parsed files; a case met again is the next round."""
     import pandas as pd
 
-    from analysis.rundir import summarize_samples
+    from analysis.run_frames import summarize_samples
 
     rows, seen, record_round = [], {}, {}
     for i, imp in enumerate(imports):
@@ -260,11 +233,45 @@ def merged_method(imports: list) -> dict:
 
 
 # ---------------------------------------------------------------- command
+# the help text (constants, not the docstring: python -OO strips docstrings)
+DESCRIPTION = """`commbench import`: turn other tools' results into a commbench run directory."""
+EPILOG = """Formats (auto-detected from the content unless --format names one):
+  nccl-tests       the text table of nccl-tests (all_reduce_perf, ...), every layout from the
+                   2.0 era on: out-of-place time
+  nccl-tests-json  the JSON file nccl-tests writes with -J (format versions 2 and 3)
+  osu              OSU Micro-Benchmarks 5.x-7.x text (osu_latency, osu_bw, osu_bibw,
+                   osu_mbw_mr, blocking collectives, the XCCL builds)
+  imb              Intel MPI Benchmarks text (IMB-MPI1: PingPong, collectives, Uniband, Biband)
+
+The tables may sit inside a longer log: prompts and launcher lines, module loads, warnings,
+NCCL INFO lines, MPI output tags ([1,0]<stdout>:), timestamps, indentation and markdown fences
+around them are passed over. Tables are read by their header's column names and named by
+their own titles; --op names only a table that has no title (a pasted nccl-tests table, OSU
+XCCL output). Rank counts come from the file wherever it states them (nccl-tests' Rank lines,
+IMB's #processes, OSU: 2 for point to point, 2 x pairs for osu_mbw_mr, the launcher line
+before a collective's table: mpirun/mpiexec -n/-np, srun -n/--ntasks, #SBATCH); --nranks gives
+it where the file does not. Each file gets one line saying what was imported and what was
+skipped and why (tests with no commbench op, tables the file gives no rank count for, rows
+that cannot be read).
+
+Each table row becomes one sample of its case (rank -1: the tool's own summary over ranks;
+round 0). The same case met again (a second file, or several runs pasted into one file)
+becomes the next round, so `commbench compare` can use round medians on imported results too;
+results of another library or buffer placement in the same file get their own backend instead
+(OSU on GPU buffers: mpi-DD; two IMB versions: mpi-imb<version>). Sizes are converted to
+commbench's S as bench.ops defines it (all-gather and all-to-all: the whole buffer, per-rank
+size x ranks; bibw: both directions; multipair: all pairs), times to seconds per op (OSU
+bandwidths: S / bandwidth, 1 MB = 1e6 B). What each tool's time means (mean over ranks, half
+the round trip, ...) is recorded in meta.json -> method. Text files are read as a stream, up
+to 1 GiB; JSON files up to 64 MiB; at most 200000 result rows per import.
+"""
+
+
 def add_arguments(parser) -> None:
     import argparse
 
-    parser.description = __doc__.split("\n\n")[0]
-    parser.epilog = __doc__.split("\n\n", 2)[2]
+    parser.description = DESCRIPTION
+    parser.epilog = EPILOG
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("files", nargs="+", metavar="FILE", help="output file(s) of the tool")
     parser.add_argument("--format", default=None, help="input format (default: detect)")
@@ -294,7 +301,7 @@ def checked_op(name: str | None) -> str | None:
 
 
 def main(args) -> int:
-    from analysis.rundir import write_run_dir
+    from analysis.run_frames import write_run_dir_from_frames
 
     if args.format is not None and args.format not in FORMATS:
         raise UsageError(f"no such format {args.format!r}; known: {', '.join(FORMATS)}")
@@ -310,8 +317,8 @@ def main(args) -> int:
         except UsageError as exc:
             raise UsageError(f"{name}: {exc}") from None
         total += len(imp.rows)
-        if total > table.MAX_ROWS:
-            raise table.too_many_rows()
+        if total > log_reader.MAX_ROWS:
+            raise log_reader.too_many_rows()
         imports.append(imp)
         said.append(f"{name}: {imp.report()}")
     samples, summary = to_frames(imports, args.backend)
@@ -323,7 +330,7 @@ def main(args) -> int:
     # as `commbench run`: a directory holding a run is refused unless --force, which starts it
     # afresh; one in use by a run in progress is refused even then (its lock)
     with claim_out_dir(out, args.force):
-        write_run_dir(out, meta, samples, summary)
+        write_run_dir_from_frames(out, meta, samples, summary)
     for line in said:
         print(line)
     print(f"imported {len(samples)} rows ({', '.join(sorted(summary['op'].unique()))}) into {out}")

@@ -32,8 +32,9 @@ import math
 import re
 from pathlib import Path
 
-from analysis.importers.table import (MAX_JSON_BYTES, Imported, TableShape, as_lines, canon_dtype,
-                                      integer, make_row, number, op_named, open_text, ops_named_by)
+from analysis.importers.log_reader import (MAX_JSON_BYTES, Imported, TableShape, as_lines,
+                                           canon_dtype, integer, make_row, number, op_named,
+                                           open_text, ops_named_by)
 from bench.core.errors import UsageError
 
 TEXT, JSON = "nccl-tests", "nccl-tests-json"  # format names (the source in meta.json)
@@ -62,6 +63,21 @@ SHAPE = TableShape(
     after_rows=True,
 )
 SUMS = {"sum", "none"}  # commbench's reductions are sums; 'none': ops that do not reduce
+# which of nccl-tests' two times a parse takes as the sample: `commbench import` takes the
+# out-of-place one; tests/benchmarks/vs_nccl_tests.py compares both
+COLUMNS = ("out_of_place", "in_place")
+
+
+def _method(column: str) -> dict:
+    method = dict(METHOD)
+    if column != COLUMNS[0]:
+        method["sample"] = method["sample"].replace("(out of place)", "(in place)")
+    return method
+
+
+def _check_column(column: str) -> None:
+    if column not in COLUMNS:
+        raise ValueError(f"column {column!r}: one of {', '.join(COLUMNS)}")
 
 
 def looks_like_text(line: str) -> bool:
@@ -110,9 +126,12 @@ class Layout:
             self.groups.append((i, wrong, low[wrong] if wrong is not None else ""))
 
 
-def parse_text(source, op: str | None = None, nranks: int | None = None) -> Imported:
-    """The table(s) of nccl-tests; several runs in one file are several blocks."""
-    imp = Imported(tool=TEXT, backend="nccl", method=dict(METHOD))
+def parse_text(source, op: str | None = None, nranks: int | None = None,
+               column: str = "out_of_place") -> Imported:
+    """The table(s) of nccl-tests; several runs in one file are several blocks. column: which
+    time is the sample (COLUMNS; a table that prints one time has no in-place one)."""
+    _check_column(column)
+    imp = Imported(tool=TEXT, backend="nccl", method=_method(column))
     for block in SHAPE.read(as_lines(source)):
         for m in block.facts.get("version", []):
             imp.set_version("nccl-tests", m.group(1))
@@ -123,17 +142,21 @@ def parse_text(source, op: str | None = None, nranks: int | None = None) -> Impo
             imp.skip(f"{block.loose} numeric lines from line {block.loose_line}",
                      "no '#  size  count  type' header before them")
         if block.rows:
-            _add_block(imp, block, op, nranks)
+            _add_block(imp, block, op, nranks, COLUMNS.index(column))
     if not imp.rows:
         raise UsageError("nccl-tests text: no result rows imported" + imp.why_nothing())
     return imp
 
 
-def _add_block(imp: Imported, block, op, nranks) -> None:
+def _add_block(imp: Imported, block, op, nranks, group: int = 0) -> None:
+    """The rows of one table; group: which of its times (0 out of place, 1 in place)."""
     where = f"table at line {block.header_line}"
     layout = Layout(block.columns)
     if layout.problem:
         imp.skip(where, f"header not understood ({layout.problem})")
+        return
+    if group >= len(layout.groups):
+        imp.skip(where, "no in-place time column")
         return
     program = block.fact("program") or block.fact("command")
     if program is not None:
@@ -174,7 +197,7 @@ def _add_block(imp: Imported, block, op, nranks) -> None:
         if layout.redop is not None and words[layout.redop] not in SUMS:
             other_redops[words[layout.redop]] = other_redops.get(words[layout.redop], 0) + 1
             continue
-        t_col, _, _ = layout.groups[0]
+        t_col, _, _ = layout.groups[group]
         wrong = 0.0
         for _, w_col, kind in layout.groups:
             wrong += _wrong(words[w_col], kind, oob) if w_col is not None else math.nan
@@ -232,10 +255,13 @@ def _wrong(text: str, kind: str, oob) -> float:
 
 
 # ---------------------------------------------------------------- JSON
-def parse_json(source, op: str | None = None, nranks: int | None = None) -> Imported:
+def parse_json(source, op: str | None = None, nranks: int | None = None,
+               column: str = "out_of_place") -> Imported:
     """The JSON file of nccl-tests -J (versions 2 and 3): a path (read whole, up to MAX_JSON_BYTES)
     or its text. A document of another shape is refused with what is wrong in it; a result
-    record that cannot be read is counted as malformed and named."""
+    record that cannot be read is counted as malformed and named. column: which time is the
+    sample (COLUMNS)."""
+    _check_column(column)
     if isinstance(source, Path):
         try:
             with open_text(source, MAX_JSON_BYTES) as f:
@@ -264,7 +290,7 @@ def parse_json(source, op: str | None = None, nranks: int | None = None) -> Impo
         devices = _member(doc, "devices", list, [])
     if not all(isinstance(d, dict) for d in devices):
         raise UsageError("nccl-tests JSON: 'devices' holds something that is not an object")
-    imp = Imported(tool=JSON, backend="nccl", method=dict(METHOD))
+    imp = Imported(tool=JSON, backend="nccl", method=_method(column))
     if args:
         op = op_name(args[0])
         if op_named(op) is None:
@@ -298,31 +324,31 @@ def parse_json(source, op: str | None = None, nranks: int | None = None) -> Impo
         if isinstance(redop, str) and redop.strip() not in SUMS:
             other_redops[redop.strip()] = other_redops.get(redop.strip(), 0) + 1
             continue
-        oop = rec.get("out_of_place")
-        if oop is None:
+        timed = rec.get(column)
+        if timed is None:
             continue  # trace replay rows carry in-place results only
-        if not isinstance(oop, dict):
-            imp.bad_row(where, "", "'out_of_place' is not an object")
+        if not isinstance(timed, dict):
+            imp.bad_row(where, "", f"'{column}' is not an object")
             continue
-        if "time" not in oop and "cpu_time" in oop:
+        if "time" not in timed and "cpu_time" in timed:
             cpu_only += 1
             continue
         wrong = 0.0
-        for part in (oop, rec.get("in_place")):
+        for part in (rec.get("out_of_place"), rec.get("in_place")):
             if isinstance(part, dict):  # nwrong null: not checked
                 nwrong = part.get("nwrong")
                 wrong += float(nwrong) if _is_number(nwrong) and nwrong >= 0 else math.nan
         row = dict(op=op, nbytes=size, nranks=n, dtype=canon_dtype(str(rec.get("type", ""))),
                    count=float(count) if _is_number(count) else float("nan"), wrong=wrong)
-        per_iter = _per_iteration(rec.get("out_of_place_per_iter"), n, per_process)
+        per_iter = _per_iteration(rec.get(f"{column}_per_iter"), n, per_process)
         if per_iter:
             per_iter_records += 1
             for rank, iteration, seconds in per_iter:
-                make_row(imp, f"{where}.out_of_place_per_iter", "", time_s=seconds,
+                make_row(imp, f"{where}.{column}_per_iter", "", time_s=seconds,
                          calls=float(agg) if _is_count(agg) else float("nan"), rank=rank,
                          sample=iteration, record=i, **row)
             continue
-        make_row(imp, where, "", time_s=(oop.get("time") * 1e-6 if _is_number(oop.get("time")) else None),
+        make_row(imp, where, "", time_s=(timed.get("time") * 1e-6 if _is_number(timed.get("time")) else None),
                  calls=calls, **row)
     if per_iter_records:
         imp.method["sample"] = ("one per iteration (nccl-tests -I 1: CUDA events around each "
@@ -337,7 +363,8 @@ def parse_json(source, op: str | None = None, nranks: int | None = None) -> Impo
         imp.skip(f"{cpu_only} results with 'cpu_time' only", "nccl-tests -C 1: the CPU launch time, "
                  "not the op's time")
     if not imp.rows:
-        raise UsageError("nccl-tests JSON: no out-of-place results imported" + imp.why_nothing())
+        raise UsageError(f"nccl-tests JSON: no {column.replace('_', '-')} results imported"
+                         + imp.why_nothing())
     imp.tables.append({"op": op, "nranks": n, "nranks_from": source_n, "rows": len(imp.rows)})
     imp.meta["program"] = args[0] if args else None
     imp.meta["argv_tool"] = args

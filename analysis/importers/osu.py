@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import re
 
-from analysis.importers.table import (Imported, TableShape, as_lines, canon_dtype, element_count,
-                                      integer, make_row, msgs_per_op, number, ops_named_by,
-                                      s_of_tool_size, split_columns)
+from analysis.importers.log_reader import (Imported, TableShape, as_lines, canon_dtype,
+                                           element_count, integer, make_row, msgs_per_op, number,
+                                           ops_named_by, s_of_tool_size, split_columns)
 from bench.core.errors import UsageError
 from analysis.known_ops import known_op
 

@@ -21,7 +21,7 @@ from bench.core.stats import summarize_case
 SCHEMA, SCHEMA_CSV = 2, 1
 SCHEMAS = (SCHEMA_CSV, SCHEMA)
 META, SAMPLES, SUMMARY, FITS = "meta.json", "samples.bin", "summary.csv", "fits.csv"
-FITS_SOURCE = "fits.source.json"  # what fits.csv was fitted from (analysis.fitsfile)
+FITS_SOURCE = "fits.source.json"  # what fits.csv was fitted from (analysis.fit_pipeline)
 SAMPLES_CSV = "samples.csv"
 CASE = blocks.CASE
 SAMPLE_COLUMNS = CASE + ["round", "sample", "rank", "calls", "time_s"]
@@ -423,7 +423,7 @@ _INT_COLUMNS = {"nbytes", "nranks", "round", "sample", "rank", "calls", "peer"}
 def read_samples(run_dir) -> list[dict]:
     """The raw samples as dicts (SAMPLE_COLUMNS and peer) with numbers converted, from either
     form; a torn last block or line (a crash mid-write) and rows without a time are dropped.
-    For the local launcher and tests: small runs (analysis reads blocks, analysis.rundir)."""
+    For the local launcher and tests: small runs (analysis reads blocks, analysis.runsamples)."""
     import csv
 
     path = samples_path(run_dir)

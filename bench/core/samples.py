@@ -82,7 +82,7 @@ def read_blocks(data, start: int = 0):
     """Yield (offset, Block) of every whole block in `data` (bytes, or a numpy memmap of the
     file: the arrays are views of it, not copies); a last block cut short ends the iteration.
     Damaged (with the offset) for anything else that does not follow the format. The values
-    themselves are checked by the readers (analysis.rundir)."""
+    themselves are checked by the readers (analysis.csv_checks)."""
     buf = memoryview(data) if not isinstance(data, np.ndarray) else data
     end, pos = len(data), start
     while pos < end:

@@ -64,25 +64,25 @@ class _PRTT(FirstLastPair):
 
 
 class PRTT1(_PRTT):
-    __doc__ = _PRTT.__doc__ + " PRTT(1, 0, s)."
+    __doc__ = (_PRTT.__doc__ or "") + " PRTT(1, 0, s)."
     name = "prtt_rtt1"
 
 
 class PRTTN(_PRTT):
-    __doc__ = _PRTT.__doc__ + f" PRTT({PRTT_MSGS}, 0, s): messages back to back."
+    __doc__ = (_PRTT.__doc__ or "") + f" PRTT({PRTT_MSGS}, 0, s): messages back to back."
     name = f"prtt_rttn{PRTT_MSGS}"
     msgs = PRTT_MSGS
 
 
 class PRTTS(_PRTT):
-    __doc__ = _PRTT.__doc__ + f" PRTT({PRTT_MSGS}, d, s): the sender idles d(s) between sends."
+    __doc__ = (_PRTT.__doc__ or "") + f" PRTT({PRTT_MSGS}, d, s): the sender idles d(s) between sends."
     name = f"prtt_rtts{PRTT_MSGS}"
     msgs = PRTT_MSGS
     idle = "send"
 
 
 class PRTTR(_PRTT):
-    __doc__ = _PRTT.__doc__ + (f" {PRTT_MSGS} messages; the receiver idles d(s) before each "
+    __doc__ = (_PRTT.__doc__ or "") + (f" {PRTT_MSGS} messages; the receiver idles d(s) before each "
                                "receive after the first, so those messages wait for it.")
     name = f"prtt_rttr{PRTT_MSGS}"
     msgs = PRTT_MSGS

@@ -60,7 +60,7 @@ def rows_of(result):
 def pooled_medians(dirs):
     import pandas as pd
 
-    from analysis.rundir import sample_times
+    from analysis.run_frames import sample_times
     from analysis.runsamples import load_samples
 
     times = pd.concat([sample_times(load_samples(d)) for d in dirs])

@@ -137,9 +137,9 @@ def main() -> int:
                     "as before they were known)")
     a = ap.parse_args()
 
-    from analysis.fitsfile import fit_dir, fit_loaded, load_sweep
+    from analysis.fit_pipeline import fit_dir, fit_loaded, load_sweep
     from analysis.predict import library_of
-    from analysis.rundir import load_summary
+    from analysis.run_frames import load_summary
 
     if a.reuse:
         root = Path(a.reuse)

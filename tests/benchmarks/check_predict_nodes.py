@@ -66,8 +66,8 @@ def main() -> int:
     ap.add_argument("--bootstrap", type=int, default=100)
     a = ap.parse_args()
 
-    from analysis.fitsfile import fit_dir
-    from analysis.rundir import load_summary
+    from analysis.fit_pipeline import fit_dir
+    from analysis.run_frames import load_summary
 
     q = a.ranks_per_node
     nodes = sorted({int(x) for x in a.nodes.split(",")})

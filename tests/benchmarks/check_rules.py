@@ -79,11 +79,12 @@ def medians(root: Path) -> tuple[pd.DataFrame, object]:
     """Every run's summary, with the run's forced algorithm ("" for the default run), and
     the library's rules."""
     from analysis import library
-    from analysis.fitsfile import discover_runs
-    from analysis.rundir import load_meta, load_summary
+    from analysis.fit_pipeline import discover_runs
+    from analysis.meta_checks import load_checked_meta
+    from analysis.run_frames import load_summary
 
     runs = discover_runs(root)
-    metas = [load_meta(d) for d in runs]
+    metas = [load_checked_meta(d) for d in runs]
     rules, why = library.of_runs(metas)
     if rules is None:
         sys.exit(f"{root}: {why}")
@@ -121,7 +122,7 @@ def repeatability(table: pd.DataFrame, statistic: str, tolerance: float) -> str:
 
 def check(table: pd.DataFrame, rules, tolerance: float, statistic: str = "median_s"
           ) -> pd.DataFrame:
-    from analysis.fitsfile import itemsize
+    from analysis.fit_pipeline import itemsize
 
     table = table.assign(median_s=table[statistic])
     rows = []

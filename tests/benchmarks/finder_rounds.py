@@ -1,6 +1,4 @@
-"""Rounds, nodes found and false positives of `commbench triage --find` (analysis.finder) at
-fleet sizes up to 16,384, with the fault-injecting stand-in of the tests (tests/fakes.FaultyFleet:
-a test double, not a measurement), against all pairs' N - 1 rounds.
+"""`commbench triage --find` at fleet scale, with a test double for the fleet.
 
     python tests/benchmarks/finder_rounds.py [--trials 20] [--sizes 64,256,1024,4096,16384]
 
@@ -23,9 +21,14 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", ".."))
 from analysis.finder import find, rounds_bound
 from tests.fakes import FaultyFleet
 
+# the description of --help (not the docstring: python -OO strips docstrings)
+DESCRIPTION = """Rounds, nodes found and false positives of `commbench triage --find` (analysis.finder) at
+fleet sizes up to 16,384, with the fault-injecting stand-in of the tests (tests/fakes.FaultyFleet:
+a test double, not a measurement), against all pairs' N - 1 rounds."""
+
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=DESCRIPTION)
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--sizes", default="64,256,1024,4096,16384")
     parser.add_argument("--groups", default="2,4,8")

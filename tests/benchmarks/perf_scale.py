@@ -1,7 +1,4 @@
-"""Analysis at fleet scale: synthetic runs of thousands of ranks (8 per host), written through
-the real writer (bench.core.rundir.RunWriter, schema 2) and in schema 1's CSV form, then the
-time and peak memory of each analysis verb as a whole process, the size on disk, and rank 0's
-cost of writing one case. Prints how each grows with the ranks.
+"""Analysis at fleet scale (synthetic runs of thousands of ranks).
 
     python tests/benchmarks/perf_scale.py [--ranks 1024,4096,16384] [--csv-ranks 1024,4096]
                                           [--samples 100] [--verbs report,fit,links,check,compare]
@@ -31,6 +28,12 @@ from bench.core import rundir  # noqa: E402
 from bench.core.samples import block_of  # noqa: E402
 from bench.core.stats import summarize_case  # noqa: E402
 from bench.ops import OPS  # noqa: E402
+
+# the description of --help (not the docstring: python -OO strips docstrings)
+DESCRIPTION = """Analysis at fleet scale: synthetic runs of thousands of ranks (8 per host), written through
+the real writer (bench.core.rundir.RunWriter, schema 2) and in schema 1's CSV form, then the
+time and peak memory of each analysis verb as a whole process, the size on disk, and rank 0's
+cost of writing one case. Prints how each grows with the ranks."""
 
 OPS_RUN = ["allreduce", "allgather", "reduce_scatter", "alltoall", "broadcast", "allreduce_inplace"]
 SIZES = [4 * 4 ** i for i in range(11)]  # 4 B .. 4 MiB
@@ -158,7 +161,7 @@ def writer_cost(nranks: int, samples: int, tmp: Path, repeats: int = 5) -> float
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(description=DESCRIPTION)
     ap.add_argument("--ranks", default="1024,4096,16384")
     ap.add_argument("--csv-ranks", default="1024,4096")
     ap.add_argument("--samples", type=int, default=100)

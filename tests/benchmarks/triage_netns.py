@@ -1,5 +1,4 @@
-"""The figures of `commbench triage` on the emulated cluster (tests/netns_cluster.py; root):
-six nodes, one rank each, 300 Mbit/s egress, one node shaped to a third.
+"""`commbench triage` on the emulated cluster.
 
     python tests/benchmarks/triage_netns.py [--repeats 3] [--nodes 6]
 
@@ -22,6 +21,10 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", ".."))
 from tests.conftest import commbench_env, mpiexec
 from tests.netns_cluster import Cluster, _sh
 
+# the description of --help (not the docstring: python -OO strips docstrings)
+DESCRIPTION = """The figures of `commbench triage` on the emulated cluster (tests/netns_cluster.py; root):
+six nodes, one rank each, 300 Mbit/s egress, one node shaped to a third."""
+
 RATE = 300e6
 
 
@@ -32,7 +35,7 @@ def timed(fn):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=DESCRIPTION)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--nodes", type=int, default=6)
     args = parser.parse_args()

@@ -1,4 +1,4 @@
-"""commbench side by side with nccl-tests on one GPU (issue 11).
+"""commbench side by side with nccl-tests on one GPU.
 
 Not collected by pytest. On a machine with a CUDA GPU, the project's venv (torch with CUDA,
 which brings the pip NCCL, `nvidia.nccl`) and nvcc, from the repository root, as one step:
@@ -32,7 +32,8 @@ It needs nothing installed beyond that. What it does, every step under a timeout
    one run directory per mode, then `commbench report` over the commbench runs and the
    imports together (one page, runs overlaid).
 5. Print one table per mode and write them to OUT/comparison.txt and OUT/comparison.csv:
-   op, size, nccl-tests' out-of-place and in-place times (µs) as it prints them, the one
+   op, size, nccl-tests' out-of-place and in-place times (µs) as it prints them (read by
+   commbench's importer, analysis.importers.nccl, once per time column), the one
    compared (commbench's allreduce, allgather, reduce_scatter and alltoall are out of place:
    the out-of-place column; broadcast and allreduce_inplace are in place: the in-place
    column), commbench's median (µs), the ratio commbench / nccl-tests, the target, whether it
@@ -83,6 +84,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
+
+# the description of --help (not the docstring: python -OO strips docstrings)
+DESCRIPTION = """commbench side by side with nccl-tests on one GPU (issue 11)."""
 
 BINARIES = ("all_reduce_perf", "all_gather_perf", "reduce_scatter_perf", "broadcast_perf",
             "alltoall_perf")
@@ -152,69 +156,50 @@ def nccl_tests_argv(binary, sizes: tuple[int, int, int], mode: str, json_path, i
     return argv + ["-J", str(json_path)]
 
 
-def nccl_tests_json(text: str, dtype: str = "float32") -> dict:
-    """nccl-tests -J output (format 2 or 3) -> {(op, size): {"oop": us, "ip": us, "wrong": n}}
-    with op commbench's name of the program (args[0]), as the importer names it. Raises
-    ValueError when it is not a whole JSON document of that shape."""
-    from analysis.importers.nccl import op_name
-    from analysis.importers.table import canon_dtype
+def nccl_tests_times(parse, text: str, dtype: str = "float32") -> dict:
+    """nccl-tests output -> {(op, size): {"oop": µs, "ip": µs, "wrong": n}}, read by commbench's
+    importer (analysis.importers.nccl: parse is its parse_json or parse_text) once per time
+    column; op is commbench's name of the program, as `commbench import` names it. A column
+    the output lacks is NaN. Raises ValueError (UsageError) when the importer takes nothing
+    from it. The runs here are not timed per iteration (no -I): one row per op and size."""
+    from analysis.importers import nccl
 
-    doc = json.loads(text)
-    if not isinstance(doc, dict) or not isinstance(doc.get("results"), list):
-        raise ValueError("no 'results' list")
-    args = doc.get("args") or []
-    if not args:
-        raise ValueError("no program in 'args'")
-    op = op_name(str(args[0]))
     times = {}
-    for rec in doc["results"]:
-        if not isinstance(rec, dict) or not isinstance(rec.get("size"), int):
-            continue
-        if str(rec.get("redop", "none")).strip() not in ("sum", "none"):
-            continue
-        if canon_dtype(str(rec.get("type", ""))) != dtype:
-            continue
-        entry = {"oop": math.nan, "ip": math.nan, "wrong": 0.0}
-        for key, part in (("oop", rec.get("out_of_place")), ("ip", rec.get("in_place"))):
-            if isinstance(part, dict):
-                entry[key] = _float(part.get("time"))
-                nwrong = part.get("nwrong")
-                entry["wrong"] += _float(nwrong) if nwrong is not None else math.nan
-        times[(op, rec["size"])] = entry
+    for key, column in zip(("oop", "ip"), nccl.COLUMNS):
+        try:
+            # nranks: used only where the output names no ranks (one GPU here)
+            rows = parse(text, nranks=1, column=column).rows
+        except ValueError:
+            if column == nccl.COLUMNS[0]:
+                raise
+            continue  # no in-place times at all
+        for row in rows:
+            if row.dtype != dtype:
+                continue
+            entry = times.setdefault((row.op, row.nbytes),
+                                     {"oop": math.nan, "ip": math.nan, "wrong": row.wrong})
+            # back to the µs nccl-tests printed (the importer stores seconds)
+            entry[key] = round(row.time_s * 1e6, 9)
+            entry["wrong"] = row.wrong
     return times
+
+
+def nccl_tests_json(text: str, dtype: str = "float32") -> dict:
+    """nccl-tests -J output (format 2 or 3): nccl_tests_times of the importer's parse_json."""
+    from analysis.importers import nccl
+
+    return nccl_tests_times(nccl.parse_json, text, dtype)
 
 
 def nccl_tests_text(text: str, dtype: str = "float32") -> dict:
-    """nccl-tests' printed table(s) -> the same as nccl_tests_json, read by the importer's own
-    table reader and column layout (analysis.importers.nccl)."""
+    """nccl-tests' printed table(s): nccl_tests_times of the importer's parse_text; {} when
+    the importer finds no table in it."""
     from analysis.importers import nccl
-    from analysis.importers.table import as_lines, canon_dtype, integer, number
 
-    times = {}
-    for block in nccl.SHAPE.read(as_lines(text)):
-        if not block.rows:
-            continue
-        layout = nccl.Layout(block.columns)
-        program = block.fact("program") or block.fact("command")
-        if layout.problem or program is None:
-            continue
-        op = nccl.op_name(program)
-        for _, words in block.rows:
-            if len(words) != layout.width:
-                continue
-            size = integer(words[layout.size])
-            if size is None:
-                continue
-            if layout.redop is not None and words[layout.redop] not in nccl.SUMS:
-                continue
-            if canon_dtype(words[layout.type]) != dtype:
-                continue
-            entry = {"oop": math.nan, "ip": math.nan, "wrong": 0.0}
-            for key, (t_col, w_col, kind) in zip(("oop", "ip"), layout.groups):
-                entry[key] = number(words[t_col])
-                entry["wrong"] += _count(words[w_col]) if w_col is not None else math.nan
-            times[(op, size)] = entry
-    return times
+    try:
+        return nccl_tests_times(nccl.parse_text, text, dtype)
+    except ValueError:
+        return {}
 
 
 def read_nccl_tests(json_text: str | None, log_text: str | None) -> tuple[dict, str]:
@@ -358,12 +343,6 @@ def _float(value) -> float:
         return float(value)
     except (TypeError, ValueError):
         return math.nan
-
-
-def _count(text: str) -> float:
-    """A #wrong field: a count; 'N/A' or -1 (not checked): NaN."""
-    value = _float(text)
-    return value if value >= 0 else math.nan
 
 
 def _us(value: float) -> str:
@@ -586,7 +565,7 @@ def library_env(nccl_home: Path, cuda: Path | None) -> dict:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(description=DESCRIPTION)
     p.add_argument("--src", type=Path, default=DEFAULT_SRC, help="nccl-tests source: .tar.gz or folder")
     p.add_argument("--build", type=Path, default=DEFAULT_BUILD, help="build folder (bin/, nccl_home/, src/)")
     p.add_argument("--rebuild", action="store_true", help="build even when the binaries are there")

@@ -1,7 +1,10 @@
-"""fits.csv: every fit of one run or one sweep directory, as tidy rows, and the one reader of it.
+"""The fitting pipeline: every fit of one run or one sweep directory, as fits.csv's tidy rows
+(`commbench fit` is its command, analysis.fit). fits.csv's rows are checked and read by
+analysis.fits_csv; here they are written, and a directory without them (or with stale ones)
+fitted on request (`load_fits`).
 
 Finds the run directories (a run, or a sweep directory holding one run per rank count), loads
-their sample times (max over ranks per round and sample, `analysis.rundir.sample_times`), fits
+their sample times (max over ranks per round and sample, `analysis.run_frames.sample_times`), fits
 them (analysis.hockney per (backend, op, nranks); analysis.algorithms across the rank counts
 of a sweep; analysis.loggp from the prtt ops) and writes the rows.
 
@@ -24,10 +27,12 @@ import numpy as np
 from analysis import models
 from analysis.algorithms import (NIC_SLACK, beta_source_ops, fit_algorithms, fit_attributed,
                                  reduces, selected_beta)
+from analysis.fits_csv import read_fits_file, usable_fits
 from analysis.hockney import fit_hockney
 from analysis.loggp import loggp_from_times
+from analysis.meta_checks import load_checked_meta
 from analysis.robust import Segment
-from analysis.rundir import file_error, load_meta, one_line, shown, value_text
+from bench.core.safe_text import file_error, one_line, path_text
 from bench.core.errors import RunDirError
 from bench.core.rundir import (CASE, FITS, FITS_COLUMNS, FITS_SOURCE, META, SAMPLES, SAMPLES_CSV,
                                SUMMARY, atomic_write_text)
@@ -37,15 +42,9 @@ if TYPE_CHECKING:  # pandas is imported where used: `commbench run` ranks never 
     import pandas as pd
 
 __all__ = ["FITS_COLUMNS", "discover_runs", "load_times", "load_sweep", "fit_times", "fit_loaded",
-           "fit_dir", "save_fits", "load_fits", "check_fits", "usable_fits", "refusals",
-           "hockney_rows", "algorithm_rows",
-           "loggp_rows", "hockney_segments", "machine_limits", "node_loads", "RATE_ORIGINS",
-           "inverse", "point_to_point"]
-
-# what a fits.csv must hold to be read; older files lack the rest (filled in by load_fits)
-REQUIRED_COLUMNS = {"backend", "op", "nranks", "model", "segment", "nbytes_lo", "nbytes_hi",
-                    "param", "value"}
-COLUMN_DEFAULTS = {"split": "all", "ci_low": float("nan"), "ci_high": float("nan")}
+           "fit_dir", "save_fits", "load_fits", "hockney_rows", "algorithm_rows",
+           "loggp_rows", "machine_limits", "node_loads", "RATE_ORIGINS",
+           "rate_from_per_byte", "point_to_point"]
 
 
 # ---------------------------------------------------------------- run directories
@@ -61,20 +60,20 @@ def discover_runs(path) -> list[Path]:
             raise file_error(path, exc, "list it") from None
         if runs:
             return runs
-    raise RunDirError(f"{shown(path)}: not a commbench run directory nor a sweep of them "
+    raise RunDirError(f"{path_text(path)}: not a commbench run directory nor a sweep of them "
                       "(no meta.json)")
 
 
 def load_times(run_dirs, metas=None) -> pd.DataFrame:
     """Sample times (max over ranks) of all runs, one row per case, round and sample; every
-    meta.json and sample checked (analysis.rundir), read a case at a time."""
+    meta.json and sample checked (analysis.meta_checks, analysis.csv_checks), read a case at a time."""
     import pandas as pd
 
     from analysis.runsamples import RunSamples
 
     frames = []
     for i, d in enumerate(run_dirs):
-        meta = metas[i] if metas is not None else load_meta(d)
+        meta = metas[i] if metas is not None else load_checked_meta(d)
         t = RunSamples(d, meta).times()
         if len(t):
             frames.append(t[CASE + ["round", "sample", "time_s"]].assign(run=i))
@@ -88,7 +87,7 @@ def load_sweep(path):
     """(run directories, their meta.json, their sample times) of a run or sweep directory,
     every file checked before anything is fitted or printed."""
     runs = discover_runs(path)
-    metas = [load_meta(d) for d in runs]
+    metas = [load_checked_meta(d) for d in runs]
     return runs, metas, load_times(runs, metas)
 
 
@@ -109,7 +108,7 @@ def _row(key, model, segment, lo, hi, param, value, ci_low=float("nan"), ci_high
                 value=float(value), ci_low=float(ci_low), ci_high=float(ci_high))
 
 
-def inverse(x: float) -> float:
+def rate_from_per_byte(x: float) -> float:
     """1/x of a non-negative β or G: NaN stays NaN (no value), 0 gives an unbounded inf."""
     return x if x != x else 1 / x if x > 0 else float("inf")
 
@@ -117,8 +116,8 @@ def inverse(x: float) -> float:
 def _bandwidth_row(key, model, k, seg, beta, lo, hi):
     """1/β, with the interval from the β interval inverted (no interval: none; β = 0: an
     unbounded bandwidth)."""
-    return _row(key, model, k, seg.nbytes_lo, seg.nbytes_hi, "bandwidth_Bps", inverse(beta),
-                inverse(hi), inverse(lo))
+    return _row(key, model, k, seg.nbytes_lo, seg.nbytes_hi, "bandwidth_Bps", rate_from_per_byte(beta),
+                rate_from_per_byte(hi), rate_from_per_byte(lo))
 
 
 def hockney_rows(key, segments: list[Segment], node_rate=None) -> list[dict]:
@@ -310,7 +309,7 @@ def machine_limits(runs, metas) -> dict:
                 if _positive(one) and _positive(node) and ranks >= 2:
                     copies.append((ranks, node, one))
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
-            raise RunDirError(f"{shown(Path(run) / META)}: ceilings: malformed "
+            raise RunDirError(f"{path_text(Path(run) / META)}: ceilings: malformed "
                               f"({type(exc).__name__}: {one_line(exc)[:80]})") from None
     if copies:
         top = max(c[0] for c in copies)
@@ -386,7 +385,7 @@ def fit_loaded(runs, metas, times, **kw) -> pd.DataFrame:
         forced = library.forcing.forced_in(rules.family, meta.get("env") or {}) if rules else {}
         key = (meta.get("nranks"), str(meta.get("backend")), tuple(sorted(forced.items())))
         if key in seen:
-            print(f"commbench fit: {shown(d)} and {shown(seen[key])} both ran {key[0]} ranks: "
+            print(f"commbench fit: {path_text(d)} and {path_text(seen[key])} both ran {key[0]} ranks: "
                   "their samples are pooled", file=sys.stderr)
         seen[key] = d
     kw.setdefault("machine", machine_limits(runs, metas))
@@ -407,7 +406,7 @@ def data_source(path) -> dict:
     path = Path(path)
     runs = {}
     for d in discover_runs(path):
-        meta = load_meta(d)
+        meta = load_checked_meta(d)
         entry = {k: meta.get(k) for k in ("run_id", "status", "finished")}
         for name in _SOURCE_FILES:
             try:
@@ -482,94 +481,6 @@ def fit_dir(path, save: bool = True, **kw) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------- reading
-# the parameters of the models, with what a value may be (fits.csv is checked on reading)
-NONNEGATIVE = {"alpha_s", "beta_s_per_byte", "gamma_s_per_byte", "g_s", "G_s_per_byte"}
-ERRORS = {"rel_rms", "loo_rel_error", "heldout_rel_error", "count_rel_rms"}
-SIGNED = {"o_s_s", "o_r_s", "L_s"}
-
-
-def _fits_spec():
-    from analysis.rundir import KEEP, MAX_BYTES, MAX_RANKS, NAME, Col
-
-    number = Col("num", allow_inf=True, empty=KEEP)
-    return {"backend": NAME, "op": NAME, "split": NAME, "model": NAME, "param": NAME,
-            "nranks": Col("int", 0, MAX_RANKS), "segment": Col("int", -1, 1 << 20),
-            "nbytes_lo": Col("int", 0, MAX_BYTES), "nbytes_hi": Col("int", 0, MAX_BYTES),
-            "value": number, "ci_low": number, "ci_high": number}
-
-
-def refusals(fits: pd.DataFrame) -> list:
-    """[(row mask, why)] of the rows check_fits refuses: each row's value and interval are of
-    its parameter's kind (α, β, γ, g, G: finite and ≥ 0; 1/β: > 0, infinite when β = 0;
-    errors: ≥ 0 or empty; selected: 0 or 1; LogGP's o_s, o_r, L: finite), its size range
-    ordered and its model known for its op."""
-    if fits.empty:
-        return []
-    param = fits["param"].to_numpy()
-    value = fits["value"].to_numpy(float)
-    lo, hi = fits["ci_low"].to_numpy(float), fits["ci_high"].to_numpy(float)
-
-    def absent_or_nonnegative(x):
-        return np.isnan(x) | (np.isfinite(x) & (x >= 0))
-
-    with np.errstate(invalid="ignore"):
-        checks = [
-            (np.isin(param, list(NONNEGATIVE)), ~(np.isfinite(value) & (value >= 0)),
-             "must be a finite number ≥ 0"),
-            (np.isin(param, list(NONNEGATIVE)),
-             ~absent_or_nonnegative(lo) | ~absent_or_nonnegative(hi),
-             "interval: must be finite numbers ≥ 0, or empty"),
-            (param == "bandwidth_Bps", ~(value > 0), "must be a number > 0 (bytes per second)"),
-            (param == "bandwidth_Bps", (lo < 0) | (hi < 0), "interval: must be ≥ 0, or empty"),
-            (np.isin(param, list(ERRORS)), ~absent_or_nonnegative(value),
-             "must be a finite number ≥ 0, or empty"),
-            (param == "selected", ~np.isin(value, [0.0, 1.0]), "must be 0 or 1"),
-            (param == models.RATE, ~(np.isfinite(value) & (value > 0)),
-             "must be a finite number > 0 (bytes per second)"),
-            (param == models.RATE, ~absent_or_nonnegative(lo) | ~(np.isnan(hi) | (hi >= 0)),
-             "interval: must be ≥ 0, or empty"),
-            (param == "node_rate_origin", ~np.isin(value, [0.0, 1.0, 2.0]), "must be 0, 1 or 2"),
-            (np.isin(param, list(SIGNED)), ~np.isfinite(value) | np.isinf(lo) | np.isinf(hi),
-             "must be finite"),
-        ]
-    out = [(rows & bad, why) for rows, bad, why in checks]
-    out.append(((fits["nbytes_lo"] > fits["nbytes_hi"]).to_numpy(),
-                "nbytes_lo is larger than nbytes_hi"))
-    for (op, model), rows in fits.groupby(["op", "model"], sort=False):
-        if model not in ("hockney", "loggp") and model not in models.algorithms(op):
-            out.append((fits.index.isin(rows.index), f"model {one_line(model)!r}: no such "
-                        f"algorithm of {one_line(op)!r} (analysis/models.py)"))
-    return out
-
-
-def check_fits(fits: pd.DataFrame, file) -> None:
-    """RunDirError naming the file and line of the first row refusals() refuses."""
-    for hit, why in refusals(fits):
-        if hit.any():
-            i = int(np.flatnonzero(hit)[0])
-            if why.startswith(("nbytes_lo", "model ")):
-                raise RunDirError(f"{shown(file)}: line {i + 2}: {why}")
-            raise RunDirError(f"{shown(file)}: line {i + 2}: {one_line(fits['param'].iloc[i])} "
-                              f"{value_text(fits['value'].iloc[i])}: {why}")
-
-
-def usable_fits(fits: pd.DataFrame, command: str = "commbench fit") -> pd.DataFrame:
-    """The fits without the rows check_fits would refuse (a fit that failed: LogGP's o and L
-    when no size had the delay exceed the gap, a parameter that came out not finite), each
-    left out with one note on stderr; so a writer never writes what its reader refuses and
-    the other fits stay usable."""
-    refused = np.zeros(len(fits), bool)
-    for hit, why in refusals(fits):
-        hit = np.asarray(hit, bool) & ~refused
-        for i in np.flatnonzero(hit):
-            row = fits.iloc[i]
-            print(f"{command}: {row['backend']} {row['op']} n{row['nranks']} {row['split']} "
-                  f"{row['model']} {row['param']}: not fitted ({value_text(row['value'])}: "
-                  f"{why}); left out of fits.csv", file=sys.stderr)
-        refused |= hit
-    return fits[~refused].reset_index(drop=True) if refused.any() else fits
-
-
 def load_fits(path, fit_missing: bool = False, command: str = "commbench fit"):
     """The fits of a run or sweep directory (its fits.csv), or of a fits.csv itself, as a
     frame with every FITS_COLUMNS column (files from before a column existed get its default:
@@ -580,15 +491,13 @@ def load_fits(path, fit_missing: bool = False, command: str = "commbench fit"):
     the directory cannot be written: a note, and the fits are used unsaved). A fits.csv that
     cannot be read, lacks the model columns or holds values no fit gives (check_fits) is a
     RunDirError naming the file and line."""
-    from analysis.rundir import read_table
-
     path = Path(path)
     file = path if path.is_file() else path / FITS
     stale = None
     if file.exists() and not path.is_file():
         stale = stale_reason(path)
         if stale and not fit_missing:
-            print(f"commbench: {shown(file)} is stale ({stale}): not used", file=sys.stderr)
+            print(f"commbench: {path_text(file)} is stale ({stale}): not used", file=sys.stderr)
             return None
     if not (file.exists() or file.is_symlink()) or stale:
         if not fit_missing:
@@ -596,33 +505,13 @@ def load_fits(path, fit_missing: bool = False, command: str = "commbench fit"):
         source = data_source(path)
         loaded = load_sweep(path)  # not a run, or damaged: one line before anything else
         if loaded[2].empty:
-            raise RunDirError(f"{shown(path)}: no fits.csv and no samples to fit")
+            raise RunDirError(f"{path_text(path)}: no fits.csv and no samples to fit")
         why = f"{FITS} is stale ({stale})" if stale else f"has no {FITS}"
-        print(f"{command}: {shown(path)} {why}, fitting it now", file=sys.stderr)
+        print(f"{command}: {path_text(path)} {why}, fitting it now", file=sys.stderr)
         fits = fit_loaded(*loaded)
         try:
             save_fits(path, fits, source)
         except RunDirError as exc:
             print(f"{command}: {exc}; the fits are used without saving them", file=sys.stderr)
         return fits
-    fits = read_table(file, _fits_spec(), sorted(REQUIRED_COLUMNS), quoted=True,
-                      empty_ok=False, columns=FITS_COLUMNS, kind="a fits file")
-    fits = fits.assign(**{c: v for c, v in COLUMN_DEFAULTS.items() if c not in fits.columns})
-    check_fits(fits, file)
-    return fits
-
-
-def hockney_segments(fits, backend, op, nranks, split) -> list:
-    """[(nbytes_lo, nbytes_hi, alpha_s, beta_s_per_byte)] of the Hockney fit of one case, in
-    segment order (the input of analysis.hockney.hockney_time); [] without fits."""
-    if fits is None or fits.empty:
-        return []
-    sel = fits[(fits["model"] == "hockney") & (fits["backend"] == backend) & (fits["op"] == op)
-               & (fits["nranks"] == nranks) & (fits["split"] == split)]
-    segments = []
-    for _, seg in sel.groupby("segment", sort=True):
-        params = dict(zip(seg["param"], seg["value"]))
-        if "alpha_s" in params and "beta_s_per_byte" in params:
-            segments.append((float(seg["nbytes_lo"].iloc[0]), float(seg["nbytes_hi"].iloc[0]),
-                             float(params["alpha_s"]), float(params["beta_s_per_byte"])))
-    return segments
+    return read_fits_file(file)
