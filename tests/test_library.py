@@ -4,6 +4,8 @@ library's choice. Switch points are the ones of the sources each rule cites."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -240,3 +242,61 @@ def test_force_algorithms_needs_the_mpi_backend(tmp_path, capsys):
     rc = cli(["sweep", "-n", "2", "--backend", "gloo", "--ops", "allreduce",
               "--force-algorithms", "--out", str(tmp_path / "s")])
     assert rc == 2 and "--force-algorithms needs --backend mpi" in capsys.readouterr().err
+
+
+# ---- what the installed Open MPI runs: coll/tuned's *_intra_do_this traced -----------------
+def _check_rules():
+    """tests/benchmarks/check_rules.py (its tracer), loaded as a module."""
+    import importlib.util
+
+    from tests.conftest import ROOT
+
+    spec = importlib.util.spec_from_file_location(
+        "check_rules", ROOT / "tests" / "benchmarks" / "check_rules.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _installed_open_mpi():
+    from tests.conftest import have_mpi
+
+    if not have_mpi() or not shutil.which(os.environ.get("CC", "cc")):
+        return None
+    found = forcing.family(forcing.mpi_library())
+    return found if found and found[0] == forcing.OPEN_MPI and found[1] >= (4, 1) else None
+
+
+needs_open_mpi_and_cc = pytest.mark.skipif(
+    _installed_open_mpi() is None, reason="needs Open MPI >= 4.1 (mpi4py) and a C compiler")
+TRACED_OPS = "allreduce,allgather,reduce_scatter,broadcast,alltoall,barrier"
+
+
+@needs_open_mpi_and_cc
+@pytest.mark.timeout(240)
+def test_open_mpi_runs_the_algorithm_the_rules_name(tmp_path):
+    """Not timing: the algorithm number coll/tuned hands to *_intra_do_this in each case of a
+    default run equals the rules' (2 ranks: the two_proc special cases; 4 ranks: oversubscribed
+    here, the count where timing could not tell)."""
+    from tests.conftest import QUICK, commbench_env
+
+    rules_check = _check_rules()
+    traced = rules_check.traced_runs(tmp_path, "2,4", TRACED_OPS, "4:1M:16", 0.002,
+                                     env=commbench_env(), run_args=QUICK)
+    res = rules_check.check_trace(tmp_path, traced)
+    assert set(res.p) == {2, 4} and set(res.op) == set(TRACED_OPS.split(","))
+    assert res.ok.all(), res[~res.ok].to_string()
+
+
+@needs_open_mpi_and_cc
+@pytest.mark.timeout(240)
+def test_forcing_runs_the_forced_algorithm(tmp_path):
+    from tests.conftest import QUICK, commbench_env
+
+    fam, _ = _installed_open_mpi()
+    env = {**commbench_env(), **forcing.force_env(fam, "allgather", 4),
+           **forcing.force_env(fam, "broadcast", 9)}
+    traced = _check_rules().traced_runs(tmp_path, "3", "allgather,broadcast", "256:64K:16",
+                                        0.002, env=env, run_args=QUICK)
+    ran = traced.groupby("coll").algorithm.agg(set)
+    assert ran["allgather"] == {4} and ran["bcast"] == {9}

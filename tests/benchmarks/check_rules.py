@@ -181,20 +181,23 @@ def build_tracer(where: Path) -> Path:
     return lib
 
 
-def traced_runs(out: Path, a) -> pd.DataFrame:
-    """One default run per count with the tracer preloaded: the algorithm coll/tuned ran per
-    (coll, p, bytes) — rows of coll, p, bytes, algorithm, segsize."""
+def traced_runs(out: Path, counts, ops: str, sizes: str, budget: float, env=None,
+                run_args=()) -> pd.DataFrame:
+    """One run per count with the tracer preloaded (env: more variables, such as a forced
+    algorithm): the algorithm coll/tuned ran per (coll, p, bytes) — rows of coll, p, bytes,
+    algorithm, segsize."""
     lib = build_tracer(out)
     rows = []
-    for p in a.counts.split(","):
+    for p in str(counts).split(","):
         logs = out / f"trace.n{p}"
         logs.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-m", "bench.cli", "run", "-n", p, "--ops", a.ops, "--sizes",
-               a.sizes, "--budget", str(a.budget), "--repeats", "1", "--launches", "1", "-q",
-               "--out", str(out / f"n{p}.default")]
+        cmd = [sys.executable, "-m", "bench.cli", "run", "-n", p, "--ops", ops, "--sizes",
+               sizes, "--budget", str(budget), "--repeats", "1", "--launches", "1", "-q",
+               *run_args, "--out", str(out / f"n{p}.traced")]
         print(f"{p} ranks, traced", file=sys.stderr)
-        env = {**os.environ, "LD_PRELOAD": str(lib), "COMMBENCH_TUNED_TRACE": str(logs)}
-        if subprocess.call(cmd, env=env):
+        run_env = {**os.environ, **(env or {}), "LD_PRELOAD": str(lib),
+                   "COMMBENCH_TUNED_TRACE": str(logs)}
+        if subprocess.call(cmd, env=run_env):
             sys.exit(f"{p} ranks: the traced run failed")
         for f in logs.glob("tuned.*.txt"):
             for line in f.read_text().split("\n"):
@@ -329,7 +332,7 @@ def main() -> int:
     a = ap.parse_args()
     if a.trace:
         root = Path(tempfile.mkdtemp(prefix="commbench-trace-"))
-        res = check_trace(root, traced_runs(root, a))
+        res = check_trace(root, traced_runs(root, a.counts, a.ops, a.sizes, a.budget))
         if res.empty:
             sys.exit("no traced case")
         pd.set_option("display.width", 160)
