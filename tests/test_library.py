@@ -115,6 +115,7 @@ def test_libraries_are_identified_from_meta():
     rules, why = library.of_meta({"backend": {"name": "mpi", "library": OMPI50}, "nnodes": 2})
     assert rules is None and "han" in why
     assert library.rules_for("Open MPI v4.0.3")[0] is None
+    assert library.rules_for("Open MPI v6.0.0")[0] is None  # main adds decisions of its own
     assert library.rules_for("Intel(R) MPI Library 2021.10")[0] is None
     assert library.of_meta({"backend": {"name": "nccl"}})[0] is None
     assert library.of_runs([{"backend": {"name": "mpi", "library": OMPI41}},
