@@ -100,9 +100,15 @@ TRACER_C = r"""
 #include <unistd.h>
 
 static void *real(const char *name) {
+    /* libmpi loaded by mpi4py is not in the global scope: ask it by name first */
     static void *libmpi;
     if (!libmpi) libmpi = dlopen("libmpi.so.40", RTLD_NOW | RTLD_NOLOAD);
-    return libmpi ? dlsym(libmpi, name) : NULL;
+    void *found = libmpi ? dlsym(libmpi, name) : dlsym(RTLD_NEXT, name);
+    if (!found) {
+        fprintf(stderr, "commbench tracer: %s not found\n", name);
+        abort();
+    }
+    return found;
 }
 
 static void note(const char *coll, void *comm, void *dtype, long count, int alg, int segsize) {
