@@ -85,6 +85,35 @@ def test_open_mpi_other_ops(op, p, nbytes, want):
     assert native(ompi(), op, p, nbytes) == want
 
 
+# every step of the 4..7-rank branches (communicator_size < 8), from each function of
+# coll_tuned_decision_fixed.c (v4.1.x/v5.0.x); the bound below is exclusive ("total_dsize < B")
+@pytest.mark.parametrize("op,key,want", [
+    # ompi_coll_tuned_reduce_scatter_block_intra_dec_fixed, keyed by rcount x dsize (S/p):
+    # < 8 rh, < 32 rd, < 256 butterfly, < 8192 rh, < 16384 butterfly, < 1048576 rh, linear
+    ("reduce_scatter", 7, "recursive_halving"), ("reduce_scatter", 8, "recursive_doubling"),
+    ("reduce_scatter", 31, "recursive_doubling"), ("reduce_scatter", 32, "butterfly"),
+    ("reduce_scatter", 255, "butterfly"), ("reduce_scatter", 256, "recursive_halving"),
+    ("reduce_scatter", 8191, "recursive_halving"), ("reduce_scatter", 8192, "butterfly"),
+    ("reduce_scatter", 16384, "recursive_halving"), ("reduce_scatter", 1048575, "recursive_halving"),
+    ("reduce_scatter", 1048576, "basic_linear"),
+    # ompi_coll_tuned_bcast_intra_dec_fixed, keyed by S: < 64 binary tree, < 128 binomial,
+    # < 2048 binary tree, < 8192 binomial, < 1048576 linear, chain
+    ("broadcast", 63, "binary_tree"), ("broadcast", 64, "binomial"), ("broadcast", 128, "binary_tree"),
+    ("broadcast", 2047, "binary_tree"), ("broadcast", 2048, "binomial"), ("broadcast", 8192, "basic_linear"),
+    ("broadcast", 1048575, "basic_linear"), ("broadcast", 1048576, "chain"),
+    # ompi_coll_tuned_allreduce_intra_dec_fixed, keyed by S: < 16 ring, < 8192 rd, rabenseifner
+    ("allreduce", 15, "ring"), ("allreduce", 16, "recursive_doubling"),
+    ("allreduce", 8191, "recursive_doubling"), ("allreduce", 8192, "rabenseifner"),
+    # ompi_coll_tuned_allgather_intra_dec_fixed: recursive doubling below 32 ranks, any size
+    ("allgather", 1 << 30, "recursive_doubling"),
+])
+@pytest.mark.parametrize("p", [4, 7])
+def test_open_mpi_four_to_seven_ranks(op, key, want, p):
+    nbytes = key * p if op in ("reduce_scatter", "allgather") else key
+    assert native(ompi(), op, p, nbytes) == want
+    assert native(library.rules_for(OMPI50)[0], op, p, nbytes) == want  # the same in 5.0
+
+
 @pytest.mark.parametrize("op,p,nbytes,want,model", [
     ("allreduce", 8, 8, "recursive_doubling", "recursive_doubling"),
     ("allreduce", 8, 16, "recursive_doubling", "recursive_doubling"),  # 4 floats < pow2 8
