@@ -361,8 +361,9 @@ def main() -> int:
     print(f"{rules.label}, sweep {root}, comparing {a.statistic}")
     print(res.to_string(index=False, float_format=lambda x: f"{x:.3g}"))
     for op, g in res.groupby("op"):
+        by_count = ", ".join(f"{int(h.ok.sum())}/{len(h)} at {p}" for p, h in g.groupby("p"))
         print(f"{op}: rules' algorithm within {a.tolerance:.0%} of the default in "
-              f"{int(g.ok.sum())} of {len(g)} cases")
+              f"{int(g.ok.sum())} of {len(g)} cases ({by_count} ranks)")
     print(f"all: {int(res.ok.sum())} of {len(res)} cases ({res.ok.mean():.0%}); median "
           f"|rules - default| {100 * res.off.abs().median():.1f}%")
     print(repeatability(raw, a.statistic, a.tolerance))
