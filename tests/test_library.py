@@ -4,6 +4,8 @@ library's choice. Switch points are the ones of the sources each rule cites."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -83,6 +85,35 @@ def test_open_mpi_other_ops(op, p, nbytes, want):
     assert native(ompi(), op, p, nbytes) == want
 
 
+# every step of the 4..7-rank branches (communicator_size < 8), from each function of
+# coll_tuned_decision_fixed.c (v4.1.x/v5.0.x); the bound below is exclusive ("total_dsize < B")
+@pytest.mark.parametrize("op,key,want", [
+    # ompi_coll_tuned_reduce_scatter_block_intra_dec_fixed, keyed by rcount x dsize (S/p):
+    # < 8 rh, < 32 rd, < 256 butterfly, < 8192 rh, < 16384 butterfly, < 1048576 rh, linear
+    ("reduce_scatter", 7, "recursive_halving"), ("reduce_scatter", 8, "recursive_doubling"),
+    ("reduce_scatter", 31, "recursive_doubling"), ("reduce_scatter", 32, "butterfly"),
+    ("reduce_scatter", 255, "butterfly"), ("reduce_scatter", 256, "recursive_halving"),
+    ("reduce_scatter", 8191, "recursive_halving"), ("reduce_scatter", 8192, "butterfly"),
+    ("reduce_scatter", 16384, "recursive_halving"), ("reduce_scatter", 1048575, "recursive_halving"),
+    ("reduce_scatter", 1048576, "basic_linear"),
+    # ompi_coll_tuned_bcast_intra_dec_fixed, keyed by S: < 64 binary tree, < 128 binomial,
+    # < 2048 binary tree, < 8192 binomial, < 1048576 linear, chain
+    ("broadcast", 63, "binary_tree"), ("broadcast", 64, "binomial"), ("broadcast", 128, "binary_tree"),
+    ("broadcast", 2047, "binary_tree"), ("broadcast", 2048, "binomial"), ("broadcast", 8192, "basic_linear"),
+    ("broadcast", 1048575, "basic_linear"), ("broadcast", 1048576, "chain"),
+    # ompi_coll_tuned_allreduce_intra_dec_fixed, keyed by S: < 16 ring, < 8192 rd, rabenseifner
+    ("allreduce", 15, "ring"), ("allreduce", 16, "recursive_doubling"),
+    ("allreduce", 8191, "recursive_doubling"), ("allreduce", 8192, "rabenseifner"),
+    # ompi_coll_tuned_allgather_intra_dec_fixed: recursive doubling below 32 ranks, any size
+    ("allgather", 1 << 30, "recursive_doubling"),
+])
+@pytest.mark.parametrize("p", [4, 7])
+def test_open_mpi_four_to_seven_ranks(op, key, want, p):
+    nbytes = key * p if op in ("reduce_scatter", "allgather") else key
+    assert native(ompi(), op, p, nbytes) == want
+    assert native(library.rules_for(OMPI50)[0], op, p, nbytes) == want  # the same in 5.0
+
+
 @pytest.mark.parametrize("op,p,nbytes,want,model", [
     ("allreduce", 8, 8, "recursive_doubling", "recursive_doubling"),
     ("allreduce", 8, 16, "recursive_doubling", "recursive_doubling"),  # 4 floats < pow2 8
@@ -113,6 +144,7 @@ def test_libraries_are_identified_from_meta():
     rules, why = library.of_meta({"backend": {"name": "mpi", "library": OMPI50}, "nnodes": 2})
     assert rules is None and "han" in why
     assert library.rules_for("Open MPI v4.0.3")[0] is None
+    assert library.rules_for("Open MPI v6.0.0")[0] is None  # main adds decisions of its own
     assert library.rules_for("Intel(R) MPI Library 2021.10")[0] is None
     assert library.of_meta({"backend": {"name": "nccl"}})[0] is None
     assert library.of_runs([{"backend": {"name": "mpi", "library": OMPI41}},
@@ -240,3 +272,61 @@ def test_force_algorithms_needs_the_mpi_backend(tmp_path, capsys):
     rc = cli(["sweep", "-n", "2", "--backend", "gloo", "--ops", "allreduce",
               "--force-algorithms", "--out", str(tmp_path / "s")])
     assert rc == 2 and "--force-algorithms needs --backend mpi" in capsys.readouterr().err
+
+
+# ---- what the installed Open MPI runs: coll/tuned's *_intra_do_this traced -----------------
+def _check_rules():
+    """tests/benchmarks/check_rules.py (its tracer), loaded as a module."""
+    import importlib.util
+
+    from tests.conftest import ROOT
+
+    spec = importlib.util.spec_from_file_location(
+        "check_rules", ROOT / "tests" / "benchmarks" / "check_rules.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _installed_open_mpi():
+    from tests.conftest import have_mpi
+
+    if not have_mpi() or not shutil.which(os.environ.get("CC", "cc")):
+        return None
+    found = forcing.family(forcing.mpi_library())
+    return found if found and found[0] == forcing.OPEN_MPI and found[1] >= (4, 1) else None
+
+
+needs_open_mpi_and_cc = pytest.mark.skipif(
+    _installed_open_mpi() is None, reason="needs Open MPI >= 4.1 (mpi4py) and a C compiler")
+TRACED_OPS = "allreduce,allgather,reduce_scatter,broadcast,alltoall,barrier"
+
+
+@needs_open_mpi_and_cc
+@pytest.mark.timeout(240)
+def test_open_mpi_runs_the_algorithm_the_rules_name(tmp_path):
+    """Not timing: the algorithm number coll/tuned hands to *_intra_do_this in each case of a
+    default run equals the rules' (2 ranks: the two_proc special cases; 4 ranks: oversubscribed
+    here, the count where timing could not tell)."""
+    from tests.conftest import QUICK, commbench_env
+
+    rules_check = _check_rules()
+    traced = rules_check.traced_runs(tmp_path, "2,4", TRACED_OPS, "4:1M:16", 0.002,
+                                     env=commbench_env(), run_args=QUICK)
+    res = rules_check.check_trace(tmp_path, traced)
+    assert set(res.p) == {2, 4} and set(res.op) == set(TRACED_OPS.split(","))
+    assert res.ok.all(), res[~res.ok].to_string()
+
+
+@needs_open_mpi_and_cc
+@pytest.mark.timeout(240)
+def test_forcing_runs_the_forced_algorithm(tmp_path):
+    from tests.conftest import QUICK, commbench_env
+
+    fam, _ = _installed_open_mpi()
+    env = {**commbench_env(), **forcing.force_env(fam, "allgather", 4),
+           **forcing.force_env(fam, "broadcast", 9)}
+    traced = _check_rules().traced_runs(tmp_path, "3", "allgather,broadcast", "256:64K:16",
+                                        0.002, env=env, run_args=QUICK)
+    ran = traced.groupby("coll").algorithm.agg(set)
+    assert ran["allgather"] == {4} and ran["bcast"] == {9}

@@ -12,8 +12,21 @@ rules' forced time matches", and the closest forced algorithm is printed beside 
     .venv/bin/python tests/benchmarks/check_rules.py --counts 2,3,4
     .venv/bin/python tests/benchmarks/check_rules.py --interleave 2 --statistic min_s
     .venv/bin/python tests/benchmarks/check_rules.py --reuse DIR      # no new runs
+    .venv/bin/python tests/benchmarks/check_rules.py --trace          # Open MPI: no timing
 
-Several runs of one algorithm (--interleave): the fastest of their times per case.
+Several runs of one algorithm (--interleave): the fastest of their times per case. The
+default's time is taken from the default runs only (not from the runs that forced other
+ops), so the default and each forced algorithm have the same number of runs: the fastest of
+8 runs against the fastest of 2 favours the default wherever runs spread (4 ranks on 2
+cores spread 2-4x).
+
+--trace asks Open MPI itself, without timing: a small shared library, compiled here with
+`cc` and preloaded into the ranks (LD_PRELOAD, which the local mpiexec passes on), stands in
+front of coll/tuned's `ompi_coll_tuned_<coll>_intra_do_this` — the one call through which
+both the fixed decision and a forced algorithm run an algorithm — and writes the
+communicator size, the bytes (count × type size, the size the tables are keyed by) and the
+algorithm number of every distinct call, then runs it. Every measured case of a default run
+is then compared with the rules' number. Exit status 1 when one differs.
 """
 from __future__ import annotations
 
@@ -22,6 +35,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -75,6 +89,161 @@ def interleaved(out: Path, a) -> None:
                     print(f"round {r}, {p} ranks, {tag}: the run failed", file=sys.stderr)
 
 
+# The tracer preloaded into every rank (see the module docstring). The prototypes are those
+# of ompi/mca/coll/tuned/coll_tuned.h in Open MPI 4.1 and 5.0 (`int` counts; pointers kept
+# opaque); the real function is looked up in libmpi itself, which the wrapper forwards to.
+TRACER_C = r"""
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+static void *real(const char *name) {
+    /* libmpi loaded by mpi4py is not in the global scope: ask it by name first */
+    static void *libmpi;
+    if (!libmpi) libmpi = dlopen("libmpi.so.40", RTLD_NOW | RTLD_NOLOAD);
+    void *found = libmpi ? dlsym(libmpi, name) : dlsym(RTLD_NEXT, name);
+    if (!found) {
+        fprintf(stderr, "commbench tracer: %s not found\n", name);
+        abort();
+    }
+    return found;
+}
+
+static void note(const char *coll, void *comm, void *dtype, long count, int alg, int segsize) {
+    static struct { const char *coll; int p; long bytes; int alg; } seen[1024];
+    static int nseen;
+    static FILE *out;
+    int p = 0, size = 0;
+    ((int (*)(void *, int *))real("MPI_Comm_size"))(comm, &p);
+    if (dtype) ((int (*)(void *, int *))real("MPI_Type_size"))(dtype, &size);
+    long bytes = count * size;
+    for (int i = 0; i < nseen; i++)
+        if (seen[i].coll == coll && seen[i].p == p && seen[i].bytes == bytes
+            && seen[i].alg == alg) return;
+    if (nseen < 1024) {
+        seen[nseen].coll = coll; seen[nseen].p = p; seen[nseen].bytes = bytes;
+        seen[nseen].alg = alg; nseen++;
+    }
+    if (!out) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/tuned.%d.txt", getenv("COMMBENCH_TUNED_TRACE"),
+                 (int)getpid());
+        if (!(out = fopen(path, "a"))) return;
+    }
+    fprintf(out, "%s %d %ld %d %d\n", coll, p, bytes, alg, segsize);
+    fflush(out);
+}
+
+#define FORWARD(name, ...) return ((int (*)())real("ompi_coll_tuned_" name "_intra_do_this"))(__VA_ARGS__)
+
+int ompi_coll_tuned_allreduce_intra_do_this(void *s, void *r, int n, void *t, void *op,
+        void *comm, void *m, int alg, int fan, int seg) {
+    note("allreduce", comm, t, n, alg, seg);
+    FORWARD("allreduce", s, r, n, t, op, comm, m, alg, fan, seg);
+}
+int ompi_coll_tuned_reduce_scatter_block_intra_do_this(void *s, void *r, int n, void *t,
+        void *op, void *comm, void *m, int alg, int fan, int seg) {
+    note("reduce_scatter_block", comm, t, n, alg, seg);
+    FORWARD("reduce_scatter_block", s, r, n, t, op, comm, m, alg, fan, seg);
+}
+int ompi_coll_tuned_allgather_intra_do_this(void *s, int n, void *t, void *r, int rn,
+        void *rt, void *comm, void *m, int alg, int fan, int seg) {
+    note("allgather", comm, s == (void *)1 ? rt : t, s == (void *)1 ? rn : n, alg, seg);
+    FORWARD("allgather", s, n, t, r, rn, rt, comm, m, alg, fan, seg);
+}
+int ompi_coll_tuned_alltoall_intra_do_this(void *s, int n, void *t, void *r, int rn,
+        void *rt, void *comm, void *m, int alg, int fan, int seg, int maxreq) {
+    note("alltoall", comm, s == (void *)1 ? rt : t, s == (void *)1 ? rn : n, alg, seg);
+    FORWARD("alltoall", s, n, t, r, rn, rt, comm, m, alg, fan, seg, maxreq);
+}
+int ompi_coll_tuned_bcast_intra_do_this(void *b, int n, void *t, int root, void *comm,
+        void *m, int alg, int fan, int seg) {
+    note("bcast", comm, t, n, alg, seg);
+    FORWARD("bcast", b, n, t, root, comm, m, alg, fan, seg);
+}
+int ompi_coll_tuned_reduce_intra_do_this(void *s, void *r, int n, void *t, void *op,
+        int root, void *comm, void *m, int alg, int fan, int seg, int maxreq) {
+    note("reduce", comm, t, n, alg, seg);
+    FORWARD("reduce", s, r, n, t, op, root, comm, m, alg, fan, seg, maxreq);
+}
+int ompi_coll_tuned_barrier_intra_do_this(void *comm, void *m, int alg, int fan, int seg) {
+    note("barrier", comm, NULL, 0, alg, seg);
+    FORWARD("barrier", comm, m, alg, fan, seg);
+}
+"""
+
+
+def build_tracer(where: Path) -> Path:
+    """TRACER_C compiled into where/tuned_trace.so with $CC (cc)."""
+    src, lib = where / "tuned_trace.c", where / "tuned_trace.so"
+    src.write_text(TRACER_C)
+    cc = os.environ.get("CC", "cc")
+    done = subprocess.run([cc, "-shared", "-fPIC", "-O1", "-o", str(lib), str(src), "-ldl"],
+                          capture_output=True, text=True, check=False)
+    if done.returncode:
+        sys.exit(f"{cc} could not build the tracer:\n{done.stderr}")
+    return lib
+
+
+def traced_runs(out: Path, counts, ops: str, sizes: str, budget: float, env=None,
+                run_args=()) -> pd.DataFrame:
+    """One run per count with the tracer preloaded (env: more variables, such as a forced
+    algorithm): the algorithm coll/tuned ran per (coll, p, bytes) — rows of coll, p, bytes,
+    algorithm, segsize."""
+    lib = build_tracer(out)
+    rows = []
+    for p in str(counts).split(","):
+        logs = out / f"trace.n{p}"
+        logs.mkdir(parents=True, exist_ok=True)
+        cmd = [sys.executable, "-m", "bench.cli", "run", "-n", p, "--ops", ops, "--sizes",
+               sizes, "--budget", str(budget), "--repeats", "1", "--launches", "1", "-q",
+               *run_args, "--out", str(out / f"n{p}.traced")]
+        print(f"{p} ranks, traced", file=sys.stderr)
+        run_env = {**os.environ, **(env or {}), "LD_PRELOAD": str(lib),
+                   "COMMBENCH_TUNED_TRACE": str(logs)}
+        if subprocess.call(cmd, env=run_env):
+            sys.exit(f"{p} ranks: the traced run failed")
+        for f in logs.glob("tuned.*.txt"):
+            for line in f.read_text().split("\n"):
+                if line.strip():
+                    coll, n, nbytes, alg, seg = line.split()
+                    rows.append((coll, int(n), int(nbytes), int(alg), int(seg)))
+    return pd.DataFrame(rows, columns=["coll", "p", "bytes", "algorithm", "segsize"]
+                        ).drop_duplicates()
+
+
+def check_trace(root: Path, traced: pd.DataFrame) -> pd.DataFrame:
+    """Every case of the traced runs: the rules' algorithm number and the one Open MPI ran."""
+    from analysis import library
+    from analysis.fitsfile import discover_runs, itemsize
+    from analysis.rundir import load_meta, load_summary
+
+    runs = discover_runs(root)
+    rules, why = library.of_runs([load_meta(d) for d in runs])
+    if rules is None or rules.family != library.OPEN_MPI:
+        sys.exit(f"{root}: {why or 'not Open MPI: --trace reads coll/tuned'}")
+    rows = []
+    for d in runs:
+        for case in load_summary(d).itertuples():
+            op, p, nbytes = case.op, int(case.nranks), float(case.nbytes)
+            choice = rules.choose(op, p, nbytes, itemsize(case.dtype))
+            if choice is None:
+                continue
+            coll = library.forcing.OPEN_MPI_ALGORITHMS[op][0]
+            key = library.OMPI_TABLES[op][1](nbytes, p)
+            ran = traced[(traced.coll == coll) & (traced.p == p) & (traced.bytes == key)]
+            ran_alg = sorted(set(ran.algorithm))
+            name = partial(library.forcing.native_name, library.OPEN_MPI, op)
+            rows.append({"op": op, "p": p, "nbytes": int(nbytes), "keyed_bytes": key,
+                         "rules": f"{choice.forced} {choice.native}",
+                         "ran": " ".join(f"{n} {name(n)}" for n in ran_alg) or "(not seen)",
+                         "segsize": " ".join(str(v) for v in sorted(set(ran.segsize))),
+                         "ok": ran_alg == [choice.forced]})
+    return pd.DataFrame(rows)
+
+
 def medians(root: Path) -> tuple[pd.DataFrame, object]:
     """Every run's summary, with the run's forced algorithm ("" for the default run), and
     the library's rules."""
@@ -94,6 +263,8 @@ def medians(root: Path) -> tuple[pd.DataFrame, object]:
             continue
         forced = library.forcing.forced_in(rules.family, meta.get("env") or {})
         s = load_summary(d)
+        if forced:  # another op's forced run: its unforced ops are not default runs here
+            s = s[s.op.isin(list(forced))].copy()
         s["forced"] = [library.forcing.native_name(rules.family, op, forced[op])
                        if op in forced else "" for op in s.op]
         frames.append(s)
@@ -162,7 +333,22 @@ def main() -> int:
     ap.add_argument("--statistic", choices=("median_s", "min_s"), default="median_s",
                     help="the time of a case compared (min_s, the fastest sample, is the "
                     "least disturbed on a machine that others load)")
+    ap.add_argument("--trace", action="store_true",
+                    help="Open MPI: instead of timing, record the algorithm coll/tuned ran "
+                    "in each case (see the module docstring)")
     a = ap.parse_args()
+    if a.trace:
+        root = Path(tempfile.mkdtemp(prefix="commbench-trace-"))
+        res = check_trace(root, traced_runs(root, a.counts, a.ops, a.sizes, a.budget))
+        if res.empty:
+            sys.exit("no traced case")
+        pd.set_option("display.width", 160)
+        print(res.to_string(index=False))
+        for (op, p), g in res.groupby(["op", "p"]):
+            print(f"{op} at {p} ranks: the rules' algorithm ran in {int(g.ok.sum())} of "
+                  f"{len(g)} cases")
+        print(f"all: {int(res.ok.sum())} of {len(res)} cases")
+        return 0 if res.ok.all() else 1
     if a.reuse:
         root = Path(a.reuse)
     else:
@@ -176,8 +362,9 @@ def main() -> int:
     print(f"{rules.label}, sweep {root}, comparing {a.statistic}")
     print(res.to_string(index=False, float_format=lambda x: f"{x:.3g}"))
     for op, g in res.groupby("op"):
+        by_count = ", ".join(f"{int(h.ok.sum())}/{len(h)} at {p}" for p, h in g.groupby("p"))
         print(f"{op}: rules' algorithm within {a.tolerance:.0%} of the default in "
-              f"{int(g.ok.sum())} of {len(g)} cases")
+              f"{int(g.ok.sum())} of {len(g)} cases ({by_count} ranks)")
     print(f"all: {int(res.ok.sum())} of {len(res)} cases ({res.ok.mean():.0%}); median "
           f"|rules - default| {100 * res.off.abs().median():.1f}%")
     print(repeatability(raw, a.statistic, a.tolerance))
