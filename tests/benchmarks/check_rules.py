@@ -217,8 +217,9 @@ def traced_runs(out: Path, counts, ops: str, sizes: str, budget: float, env=None
 def check_trace(root: Path, traced: pd.DataFrame) -> pd.DataFrame:
     """Every case of the traced runs: the rules' algorithm number and the one Open MPI ran."""
     from analysis import library
-    from analysis.fitsfile import discover_runs, itemsize
-    from analysis.rundir import load_meta, load_summary
+    from analysis.fit_pipeline import discover_runs, itemsize
+    from analysis.meta_checks import load_checked_meta as load_meta
+    from analysis.run_frames import load_summary
 
     runs = discover_runs(root)
     rules, why = library.of_runs([load_meta(d) for d in runs])
