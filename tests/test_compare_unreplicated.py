@@ -13,20 +13,14 @@ import pandas as pd
 import pytest
 
 from analysis import compare
-from analysis.rundir import summarize_samples, write_run_dir
 from bench.cli import main as cli
 from bench.core.rundir import SAMPLE_COLUMNS
-from tests.conftest import QUICK, ROOT, needs_mpi, run_commbench
+from tests.conftest import QUICK, ROOT, needs_mpi, run_cli, run_commbench
+from tests.runs import write_replicated_run, write_synthetic_run
 
 DATA = ROOT / "tests" / "data"
 GIB = 1 << 30
 SIZES = [4 << (2 * i) for i in range(11)]  # 4 B .. 4 MiB
-
-
-def run_cli(capsys, *argv):
-    rc = cli([*map(str, argv)])
-    out = capsys.readouterr()
-    return rc, out.out, out.err
 
 
 @pytest.fixture(scope="module")
@@ -90,15 +84,14 @@ def make_run(path, seed, scale=lambda op, n: 1.0, flip=0.08, sd=0.05, samples=1,
                 t = (2e-6 + n / 5e9) * f * float(np.exp(rng.normal(0, 0.02)))
                 rows.append(("mpi", op, "float32", n, 2, "all", 0, s, -1, 1, t))
     df = pd.DataFrame(rows, columns=SAMPLE_COLUMNS)
-    meta = {"schema": 1, "run_id": path.name, "status": "complete", "nranks": 2}
+    fields = {}  # meta.json's, beyond synthetic_meta's
     if noise is not None:
-        meta["noise"] = {"timer": {"measured_resolution_s": 1e-8},
+        fields["noise"] = {"timer": {"measured_resolution_s": 1e-8},
                          "jitter_per_rank": [{"quantum_s": 5e-5, "p99_over_median": 1.2,
                                               "interrupted_share": 0.01}],
                          "pingpong": {"size_bytes": 8, "burst_medians_s": [1e-6, noise * 1e-6],
                                       "max_over_min": noise, "cv": 0.1}}
-    write_run_dir(path, meta, df, summarize_samples(df))
-    return path
+    return write_synthetic_run(path, df, nranks=2, **fields)
 
 
 @pytest.mark.parametrize("samples", [1, 20])
@@ -172,10 +165,8 @@ def test_isolated_mode_switches_are_not_a_slowdown(tmp_path):
 
 def test_replicated_cases_keep_the_rank_test(tmp_path):
     """With rounds on both sides nothing changes: no evidence, the test of round medians."""
-    from tests.test_compare import make_run as replicated
-
-    base = replicated(tmp_path / "base", seed=1)
-    new = replicated(tmp_path / "new", seed=2, scale=lambda op, n, r: 1.5 if n >= 4096 else 1.0)
+    base = write_replicated_run(tmp_path / "base", seed=1)
+    new = write_replicated_run(tmp_path / "new", seed=2, scale=lambda op, n, r: 1.5 if n >= 4096 else 1.0)
     res = compare.compare_runs([base], [new])
     assert all(r["unit"] == "rounds" and "evidence" not in r for r in res["rows"])
     assert [r["verdict"] for r in res["rows"]] == ["not significant"] * 3 + ["slower"] * 2

@@ -78,7 +78,7 @@ def test_written_run_reads_back(tmp_path):
 
 def test_a_schema_1_run_reads_back(tmp_path):
     samples = [sample("pingpong", 4, 0, i, rank, 1e-6 * (1 + i)) for i in range(3) for rank in (0, 1)]
-    rundir.write_run_dir(tmp_path, {**rundir.new_meta("r1", [], "complete"), "schema": 1},
+    rundir.write_run_dir(tmp_path, {**rundir.new_meta("r1", [], "complete"), "schema": rundir.SCHEMA_CSV},
                          samples, rundir.summary_rows(samples))
     assert not (tmp_path / "samples.bin").exists()
     back = rundir.read_samples(tmp_path)

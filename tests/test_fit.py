@@ -15,6 +15,7 @@ from analysis.hockney import fit_hockney
 from analysis.loggp import fit_loggp
 from analysis.robust import fit_relative, segment_for
 from bench.core.rundir import FITS_COLUMNS
+from tests.runs import synthetic_meta
 
 SIZES = 2.0 ** np.arange(0, 23)  # 1 B .. 4 MiB, the default-like geometric sweep
 
@@ -272,9 +273,7 @@ def write_run(path, cases, backend="mpi", nranks=2, ranks_reporting=2):
     """A minimal run directory as commbench run writes it: {(op, nbytes): samples}. Each
     sample is split over ranks so that the max over ranks is the given time."""
     path.mkdir(parents=True)
-    meta = {"schema": 1, "run_id": path.name, "status": "complete", "nranks": nranks,
-            "nnodes": 1, "ops": {}}
-    (path / "meta.json").write_text(json.dumps(meta))
+    (path / "meta.json").write_text(json.dumps(synthetic_meta(path, nranks, nnodes=1, ops={})))
     rows = []
     for (op, nbytes), times in cases.items():
         for i, t in enumerate(times):

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from analysis.runsamples import load_run
-from bench.cli import main as cli
+from tests.conftest import run_cli
 
 pytestmark = pytest.mark.timeout(30)  # a FIFO opened before it is checked hangs: fails here
 
@@ -26,9 +26,7 @@ JSON = DATA / "nccl_all_gather.json"
 
 
 def import_(capsys, path, out, *extra):
-    rc = cli(["import", str(path), "--out", str(out), *extra])
-    captured = capsys.readouterr()
-    return rc, captured.out, captured.err
+    return run_cli(capsys, "import", path, "--out", out, *extra)
 
 
 def assert_refused(rc, err, *needles):

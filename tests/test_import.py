@@ -10,14 +10,13 @@ import pytest
 from analysis import importers
 from analysis.runsamples import load_run
 from bench.cli import main as cli
+from tests.conftest import run_cli
 
 DATA = Path(__file__).parent / "data"
 
 
 def do_import(capsys, out, *files, extra=()):
-    rc = cli(["import", *[str(DATA / f) for f in files], "--out", str(out), *extra])
-    captured = capsys.readouterr()
-    return rc, captured.out, captured.err
+    return run_cli(capsys, "import", *[DATA / f for f in files], "--out", out, *extra)
 
 
 def case(summary, op, nbytes, nranks=None):

@@ -13,6 +13,7 @@ from analysis import importers
 from analysis.importers import table
 from analysis.runsamples import load_run
 from bench.cli import main as cli
+from tests.conftest import run_cli
 
 DATA = Path(__file__).parent / "data"
 
@@ -24,10 +25,9 @@ def run(capsys, tmp_path, text_or_path, *extra, name="input.txt"):
         path = tmp_path / name
         path.write_text(text_or_path)
     out = tmp_path / "run"
-    rc = cli(["import", str(path), "--out", str(out), "--force", *extra])
-    captured = capsys.readouterr()
+    rc, stdout, stderr = run_cli(capsys, "import", path, "--out", out, "--force", *extra)
     summary = load_run(out)[2] if rc == 0 else None
-    return rc, captured.out, captured.err, summary
+    return rc, stdout, stderr, summary
 
 
 def edit_rows(text: str, edits: dict) -> str:

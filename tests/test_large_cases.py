@@ -5,17 +5,13 @@ buffer's own dtype, and on a torch backend where the buffer lives. Still every e
 checked exactly, with the very numbers the ops always gave."""
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
 import pytest
 
 from bench.ops import CHUNK, OPS, Periodic, constant, count_wrong, tiles, values
 from bench.spmd import wrong_elements
+from tests.conftest import needs_mpi4py, needs_torch
 from tests.fakes import FakeBackend
-from tests.runs import needs_torch
-
-needs_mpi4py = pytest.mark.skipif(importlib.util.find_spec("mpi4py") is None, reason="mpi4py not installed")
 
 
 # ---- the data are the numbers they always were -------------------------------------------

@@ -12,8 +12,10 @@ import pytest
 
 from analysis.rundir import summarize_samples, write_run_dir
 from bench.cli import main as cli
-from bench.core.rundir import SAMPLE_COLUMNS
+from bench.core.rundir import SAMPLE_COLUMNS, SCHEMA_CSV
 from bench.core.rundir import write_run_dir as write_summary_run_dir
+from tests.conftest import needs_mpi, run_cli
+from tests.runs import synthetic_meta, synthetic_samples
 
 SIZES = [4, 64, 1024, 16384, 262144]
 EVIL = "<script>alert('x')</script>&"
@@ -33,23 +35,19 @@ def make_run(path, nranks=4, slow_rank=3, seed=0, scale=1.0, evil=False, backend
     from bench.ops import OPS
 
     rng = np.random.default_rng(seed)
-    rows = []
-    for op, sizes in (("allreduce", SIZES), ("barrier", [0])):
-        for nbytes in sizes:
-            for rnd in range(2):
-                for s in range(15):
-                    for rank in range(nranks):
-                        t = hockney(nbytes) * scale * float(np.exp(rng.normal(0, 0.02)))
-                        t *= 1.2 if rank == slow_rank else 1.0
-                        rows.append((backend, op, "float32", nbytes, nranks, "all", rnd, s, rank, 8, t))
-    df = pd.DataFrame(rows, columns=SAMPLE_COLUMNS)
+
+    def time(op, nbytes, rnd, s, rank):
+        t = hockney(nbytes) * scale * float(np.exp(rng.normal(0, 0.02)))
+        return t * (1.2 if rank == slow_rank else 1.0)
+
+    df = synthetic_samples([("allreduce", n) for n in SIZES] + [("barrier", 0)], time, rounds=2,
+                           samples=15, nranks=nranks, backend=backend, calls=8)
     summary = summarize_samples(df, bus_factor=lambda op, n: OPS[op].bus_factor(n) or float("nan"),
                                 count=lambda op, dtype, nbytes, n: nbytes // 4)
-    meta = {"schema": 1, "run_id": path.name, "status": "complete", "nranks": nranks,
-            "backend": {"name": backend, "library": "Open MPI (synthetic)"},
-            "hosts": ["node-a"] * nranks, "method": {"sample": "synthetic"},
-            "ops": {op: OPS[op].describe() for op in ("allreduce", "barrier")},
-            "env": {"OMPI_MCA_btl": "self,vader"}}
+    meta = synthetic_meta(path, nranks, backend={"name": backend, "library": "Open MPI (synthetic)"},
+                          hosts=["node-a"] * nranks, method={"sample": "synthetic"},
+                          ops={op: OPS[op].describe() for op in ("allreduce", "barrier")},
+                          env={"OMPI_MCA_btl": "self,vader"})
     if settings is not None:
         meta["settings"] = settings
     summary["flags"] = [plausible.flags(r, OPS[r["op"]], 8, meta) for r in summary.to_dict("records")]
@@ -71,12 +69,6 @@ def write_fits(path, backend="mpi", nranks=4):
                              model="hockney", segment=seg, nbytes_lo=lo, nbytes_hi=hi,
                              param=param, value=value, ci_low=float("nan"), ci_high=float("nan")))
     pd.DataFrame(rows).to_csv(path / "fits.csv", index=False)
-
-
-def report(capsys, *args):
-    rc = cli(["report", *map(str, args)])
-    captured = capsys.readouterr()
-    return rc, captured.out, captured.err
 
 
 def embedded_images(page):
@@ -184,7 +176,7 @@ def test_imported_run_without_fit(tmp_path, capsys):
 
     data = Path(__file__).parent / "data" / "osu_latency.txt"
     assert cli(["import", str(data), "--out", str(tmp_path / "osu")]) == 0
-    rc, _, _ = report(capsys, tmp_path / "osu", "--no-fit")
+    rc, _, _ = run_cli(capsys, "report", tmp_path / "osu", "--no-fit")
     assert rc == 0
     out = tmp_path / "osu" / "report"
     page = (out / "index.html").read_text()
@@ -258,12 +250,12 @@ def test_flagged_rows_are_not_bandwidth_points(tmp_path):
 
 
 def test_bad_input_exit_2(tmp_path, capsys):
-    rc, _, err = report(capsys, tmp_path / "missing")
+    rc, _, err = run_cli(capsys, "report", tmp_path / "missing")
     assert rc == 2 and "not a commbench run directory" in err and len(err.splitlines()) == 1
     empty = tmp_path / "empty"
     no_samples = pd.DataFrame(columns=SAMPLE_COLUMNS)
-    write_run_dir(empty, {"schema": 1}, no_samples, summarize_samples(no_samples))
-    rc, _, err = report(capsys, empty)
+    write_run_dir(empty, {"schema": SCHEMA_CSV}, no_samples, summarize_samples(no_samples))
+    rc, _, err = run_cli(capsys, "report", empty)
     assert rc == 2 and "no results" in err
 
 
@@ -296,18 +288,8 @@ def test_browser_shows_the_figures(evil_report, tmp_path):
     assert images_loaded(broken, tmp_path) == (0, 1)
 
 
-def mpi_run_available():
-    try:
-        import mpi4py  # noqa: F401
-
-        import bench.run  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (CI installs it)")
-@pytest.mark.skipif(not mpi_run_available(), reason="commbench run needs mpi4py")
+@needs_mpi
 def test_browser_on_a_real_local_run(tmp_path):
     """A short local run (the default backend and launcher; one op, small sizes, a short
     budget to keep the test quick), its report with the in-memory fit, in chromium."""

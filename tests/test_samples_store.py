@@ -64,7 +64,7 @@ def as_csv_run(src, dest, rows: pd.DataFrame):
     """The same run in schema 1's form."""
     meta = json.loads((src / "meta.json").read_text())
     dest.mkdir()
-    (dest / "meta.json").write_text(json.dumps({**meta, "schema": 1}))
+    (dest / "meta.json").write_text(json.dumps({**meta, "schema": rundir.SCHEMA_CSV}))
     (dest / "samples.csv").write_text(rundir.csv_text(rundir.WRITTEN_SAMPLE_COLUMNS,
                                                       rows.to_dict("records")))
     (dest / "summary.csv").write_text((src / "summary.csv").read_text())

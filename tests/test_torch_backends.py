@@ -15,8 +15,8 @@ from bench.backends.torch_dist import GlooBackend
 from bench.core.errors import UsageError
 from bench.launch import World, rendezvous, run_ranks, torch_local_envs
 from bench.ops import OPS, get_op
-from tests.conftest import QUICK, ROOT, commbench_env, needs_mpi, run_commbench
-from tests.runs import check_complete, needs_torch
+from tests.conftest import QUICK, ROOT, commbench_env, needs_mpi, needs_torch, run_commbench
+from tests.runs import check_complete
 
 try:
     import torch
@@ -83,6 +83,7 @@ def test_importing_commbench_does_not_import_torch():
 
 
 # --- the torch launcher: a rank that ends stops the job (no torch needed) -------------------
+@pytest.mark.ranks
 @pytest.mark.timeout(60)
 def test_run_ranks_stops_the_others_when_one_dies():
     code = "import os, sys, time; r = int(os.environ['RANK']); time.sleep(0.2) if r else time.sleep(60); sys.exit(7)"
@@ -95,6 +96,7 @@ def test_run_ranks_stops_the_others_when_one_dies():
     assert rc == 7 and message == "rank 1 exited with status 7; the other ranks were stopped"
 
 
+@pytest.mark.ranks
 @pytest.mark.timeout(60)
 def test_run_ranks_reports_the_first_failure_a_rank_printed():
     code = ("import os, sys, time; r = int(os.environ['RANK']); time.sleep(60 if r == 0 else 0.2); "
@@ -103,6 +105,7 @@ def test_run_ranks_reports_the_first_failure_a_rank_printed():
     assert (rc, message) == (3, "commbench: rank 1 failed in allreduce at 64 B on gloo: boom")
 
 
+@pytest.mark.ranks
 @pytest.mark.timeout(60)
 def test_run_ranks_waits_for_orderly_exits():
     code = "import os, sys, time; r = int(os.environ['RANK']); time.sleep(0.5 * (1 - r)); sys.exit(1)"
