@@ -2,11 +2,11 @@
 environment ranks need, what is installed (MPI, torch), and the two tiers.
 
 The tiers (markers in pyproject.toml): `needs_mpi`, the emulated-cluster marks (`multinode`,
-`slurm`) and tests/runs.py's BACKENDS mark a test `ranks`; a test that starts ranks, or reaches
-a name that starts a process (PROCESS_NAMES: itself, its fixtures, or a function of tests/ they
-call), is `slow`, as is one marked so by hand (seconds in-process); every other test is `fast`,
-and fails if it starts Python or ranks after all. `pytest -m fast` is the quick tier, the plain
-`pytest` runs both."""
+`slurm`) and tests/runs.py's BACKENDS mark a test `ranks`. A test is `slow` when it starts
+ranks, imports torch (`needs_torch`), reaches a name that starts a process (PROCESS_NAMES:
+itself, its fixtures, or a function of tests/ they call), or is marked so by hand (seconds
+in-process); every other test is `fast`, and fails if it starts Python or ranks after all.
+`pytest -m fast` is the quick tier, the plain `pytest` runs both."""
 import importlib.util
 import inspect
 import os
@@ -63,7 +63,8 @@ NO_MPI = "mpi4py and mpiexec not installed"
 needs_mpi = pytest.mark.needs_mpi
 # mpi4py alone (a backend's methods without a communicator); no ranks are started.
 needs_mpi4py = pytest.mark.skipif(importlib.util.find_spec("mpi4py") is None, reason="mpi4py not installed")
-needs_torch = pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="torch not installed")
+# A test that imports torch (seconds): tier slow, skipped without torch.
+needs_torch = pytest.mark.needs_torch
 
 # Fast sampling settings so SPMD tests take seconds, not minutes.
 QUICK = ["--launches", "1", "--repeats", "1", "--budget", "0.05", "--min-samples", "5", "--sample-time", "0.0002", "--no-noise", "--no-ceilings", "-q"]
@@ -144,12 +145,16 @@ def _fast_tests_start_no_process(request, monkeypatch):
 
 
 def pytest_collection_modifyitems(session, config, items):
-    mpi = have_mpi()
+    mpi, torch = have_mpi(), importlib.util.find_spec("torch") is not None
     for item in items:
         if item.get_closest_marker("needs_mpi") is not None:
             item.add_marker(pytest.mark.ranks)
             if not mpi:
                 item.add_marker(pytest.mark.skip(reason=NO_MPI))
+        if item.get_closest_marker("needs_torch") is not None:
+            item.add_marker(pytest.mark.slow)
+            if not torch:
+                item.add_marker(pytest.mark.skip(reason="torch not installed"))
         if any(item.get_closest_marker(m) is not None for m in ("multinode", "slurm")):
             item.add_marker(pytest.mark.ranks)
         if item.get_closest_marker("ranks") is not None or any(

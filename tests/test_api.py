@@ -30,6 +30,7 @@ def test_a_run_and_a_sweep_load_as_frames(tmp_path):
         cb.load(tmp_path / "nothing")
 
 
+@pytest.mark.slow
 def test_fit_predict_check_and_compare_from_python(tmp_path):
     base = cb.load(write_replicated_run(tmp_path / "base", seed=1))
     fits = base.fit(bootstrap=0)

@@ -92,6 +92,7 @@ def test_buffers_on_a_gpu_are_held_to_the_gpus_own_copy_rate():
     assert "the GPU of nccl copies 2000.0 GB/s" in ceilings.describe(meta["ceilings"])
 
 
+@pytest.mark.slow
 def test_measure_records_the_copy_rate_of_each_backends_gpu(monkeypatch):
     """One rank: host copies, plus the device copy of each backend that has one (the fake
     stands in for torch's CUDA-event timed copy)."""

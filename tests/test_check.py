@@ -105,6 +105,7 @@ def test_azure_threshold_meets_and_is_missed(tmp_path, capsys):
     assert "imported runs carry no measured ceilings" in out
 
 
+@pytest.mark.slow
 def test_a_published_peak_is_set_against_the_best_size(tmp_path, capsys):
     sizes = {256 * MIB: 300.0, GIB: 430.0, 8 * GIB: 470.0}
     run = imported(tmp_path, "h100", "all_reduce_perf", 8, sizes)
@@ -144,6 +145,7 @@ def test_a_size_the_run_lacks_is_not_measured(tmp_path, capsys):
     assert "not measured: no row at 16 GiB; the run measured 1 GiB to 8 GiB" in out
 
 
+@pytest.mark.slow
 def test_per_nic_figures_need_the_nic_count(tmp_path, capsys):
     hosts = ["a"] * 8 + ["b"] * 8
     run = imported(tmp_path, "two", "all_reduce_perf", 16, {GIB: 80.0, 8 * GIB: 92.0}, hosts)

@@ -15,6 +15,7 @@ def test_synthetic_run_dir_is_readable(tmp_path):
     assert list(summary["nbytes"]) == SIZES and (summary["rounds"] == 2).all()
 
 
+@pytest.mark.slow
 def test_same_configuration_is_not_significant(tmp_path, capsys):
     base = write_replicated_run(tmp_path / "base", seed=1)
     new = write_replicated_run(tmp_path / "new", seed=2)
@@ -24,6 +25,7 @@ def test_same_configuration_is_not_significant(tmp_path, capsys):
     assert "slower: 0, not significant: 5, faster: 0" in out
 
 
+@pytest.mark.slow
 def test_slower_beyond_factor_fails_and_names_the_cases(tmp_path, capsys):
     base = write_replicated_run(tmp_path / "base", seed=1)
     new = write_replicated_run(tmp_path / "new", seed=2, scale=lambda op, n, r: 1.5 if n >= 4096 else 1.0)
@@ -34,6 +36,7 @@ def test_slower_beyond_factor_fails_and_names_the_cases(tmp_path, capsys):
     assert rows["8B"].endswith("not significant")
 
 
+@pytest.mark.slow
 def test_faster_and_changes_within_the_factor(tmp_path):
     base = write_replicated_run(tmp_path / "base", seed=1, noise=0.005)
     faster = write_replicated_run(tmp_path / "faster", seed=2, noise=0.005, scale=lambda *a: 0.6)
@@ -49,6 +52,7 @@ def test_faster_and_changes_within_the_factor(tmp_path):
     assert {r["verdict"] for r in res["rows"]} == {"slower"} and res["exit_status"] == 1
 
 
+@pytest.mark.slow
 def test_latency_modes_per_round_do_not_make_a_verdict(tmp_path):
     """The VM switches latency modes for seconds at a time: whole rounds at 1x or 1.9x. With
     round medians as units the test sees that spread; on raw samples it would not."""
@@ -70,6 +74,7 @@ def test_single_round_falls_back_to_samples_with_a_note(tmp_path, capsys):
     assert "note: 5 of 5 cases were tested on raw samples" in out
 
 
+@pytest.mark.slow
 def test_several_run_dirs_per_side_use_runs_as_units(tmp_path, capsys):
     base = [write_replicated_run(tmp_path / f"b{i}", rounds=1, seed=i) for i in range(3)]
     new = [write_replicated_run(tmp_path / f"n{i}", rounds=1, seed=10 + i, scale=lambda *a: 2.0) for i in range(4)]
@@ -90,6 +95,7 @@ def test_too_few_rounds_can_never_be_significant(tmp_path):
     assert compare.smallest_p(2, 2) == pytest.approx(1 / 6)
 
 
+@pytest.mark.slow
 def test_markdown_format_and_ops_filter(tmp_path, capsys):
     base = write_replicated_run(tmp_path / "base", ops=("allreduce", "pingpong"), seed=1)
     new = write_replicated_run(tmp_path / "new", ops=("allreduce", "pingpong"), seed=2)
@@ -102,6 +108,7 @@ def test_markdown_format_and_ops_filter(tmp_path, capsys):
     assert len(table) == len(SIZES) and all("| pingpong |" in line for line in table)
 
 
+@pytest.mark.slow
 def test_unmatched_cases_are_reported(tmp_path):
     base = write_replicated_run(tmp_path / "base", ops=("allreduce", "pingpong"), seed=1)
     new = write_replicated_run(tmp_path / "new", ops=("allreduce",), seed=2)
@@ -133,6 +140,7 @@ def test_bad_run_dirs_exit_2(tmp_path, capsys):
     assert rc == 2 and "--new" in err
 
 
+@pytest.mark.slow
 def test_settings_that_differ_are_named_first(tmp_path, capsys):
     """--loop python against native (and a numpy upgrade): the first line names both, before
     any verdict; identical settings print no such line."""

@@ -32,6 +32,7 @@ def gb10(tmp_path_factory):
     return base
 
 
+@pytest.mark.slow
 def test_gb10_slowdown_in_single_imports_fails(gb10, capsys):
     rc, out, _ = run_cli(capsys, "compare", gb10 / "before", gb10 / "after")
     assert rc == 1
@@ -95,6 +96,7 @@ def make_run(path, seed, scale=lambda op, n: 1.0, flip=0.08, sd=0.05, samples=1,
 
 
 @pytest.mark.parametrize("samples", [1, 20])
+@pytest.mark.slow
 def test_identical_single_round_sides_pass_at_least_5_in_6(tmp_path, samples):
     pairs = 30
     failed = []
@@ -110,6 +112,7 @@ def test_identical_single_round_sides_pass_at_least_5_in_6(tmp_path, samples):
     assert len(failed) <= pairs // 15, failed
 
 
+@pytest.mark.slow
 def test_a_real_slowdown_over_a_range_of_sizes_is_found(tmp_path):
     base = make_run(tmp_path / "base", 1)
     new = make_run(tmp_path / "new", 2, scale=lambda op, n: 1.5 if n >= 4096 else 1.0)
@@ -121,6 +124,7 @@ def test_a_real_slowdown_over_a_range_of_sizes_is_found(tmp_path):
     assert res["exit_status"] == 1
 
 
+@pytest.mark.slow
 def test_faster_is_mirrored(tmp_path):
     base = make_run(tmp_path / "base", 1, flip=0)
     new = make_run(tmp_path / "new", 2, flip=0, scale=lambda op, n: 0.4)
@@ -129,6 +133,7 @@ def test_faster_is_mirrored(tmp_path):
     assert compare.verdict_text(res["rows"][0]).startswith("faster, unreplicated: 0.")
 
 
+@pytest.mark.slow
 def test_measured_noise_raises_the_bar(tmp_path):
     """A side whose own noise calibration saw a 3x spread: 2x everywhere is within it."""
     base = make_run(tmp_path / "base", 1, flip=0, noise=3.0)
@@ -151,6 +156,7 @@ def test_series_shorter_than_the_window_gets_no_verdict(tmp_path):
     assert any("series of fewer than 3 sizes" in n for n in res["notes"])
 
 
+@pytest.mark.slow
 def test_isolated_mode_switches_are_not_a_slowdown(tmp_path):
     """Two neighbouring sizes caught in a slow mode (seen on this machine: 6.1x and 4.3x at 64 B
     and 1 KiB in identical runs) are not three."""
@@ -163,6 +169,7 @@ def test_isolated_mode_switches_are_not_a_slowdown(tmp_path):
     assert compare.verdict_text(row) == "not significant, unreplicated: 2/3 sizes beyond 1.21×"
 
 
+@pytest.mark.slow
 def test_replicated_cases_keep_the_rank_test(tmp_path):
     """With rounds on both sides nothing changes: no evidence, the test of round medians."""
     base = write_replicated_run(tmp_path / "base", seed=1)

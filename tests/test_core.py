@@ -12,6 +12,7 @@ from bench.core.samples import block_of, encode
 from bench.core.stats import binom_half_ppf, kde_silverman, modes, peaks_with_prominence
 
 
+@pytest.mark.slow
 def test_binomial_quantile_matches_scipy():
     binom = pytest.importorskip("scipy.stats").binom
     for q in (0.025, 0.005):
@@ -19,6 +20,7 @@ def test_binomial_quantile_matches_scipy():
             assert binom_half_ppf(q, n) == int(binom.ppf(q, n, 0.5)), (q, n)
 
 
+@pytest.mark.slow
 def test_density_and_peaks_match_scipy():
     stats, signal = pytest.importorskip("scipy.stats"), pytest.importorskip("scipy.signal")
     rng = np.random.default_rng(7)

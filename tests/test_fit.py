@@ -40,6 +40,7 @@ def close(got, want, rel=0.05):
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.slow
 def test_hockney_recovers_parameters_and_break_point(seed):
     rng = np.random.default_rng(seed)
     a1, b1, a2, b2 = 1.2e-6, 1 / 6e9, 4e-6, 1 / 14e9
@@ -68,6 +69,7 @@ def test_hockney_finds_three_protocols():
     assert close(1 / segs[-1].theta[1], 20e9)
 
 
+@pytest.mark.slow
 def test_one_line_stays_one_segment():
     """Noise and outliers alone must not create break points."""
     for seed in range(4):
@@ -95,6 +97,7 @@ def test_robust_to_an_outlying_size():
 
 
 @pytest.mark.parametrize("factor", [1.3, 3.0])
+@pytest.mark.slow
 def test_an_outlying_size_does_not_create_a_break_point(factor):
     """A size 30% or 3x slow in all its samples is not a protocol change: still 2 segments."""
     for seed in range(3):
@@ -128,6 +131,7 @@ def sweep_cases(rng, op, small, large, counts=(2, 3, 4, 6, 8), last_small=4096, 
     return cases
 
 
+@pytest.mark.slow
 def test_algorithm_identification_by_held_out_rank_counts():
     rng = np.random.default_rng(11)
     cases = sweep_cases(rng, "allreduce", "recursive_doubling", "ring")
@@ -151,6 +155,7 @@ def test_algorithm_identification_by_held_out_rank_counts():
                                      ("broadcast", ("binomial", "linear")),
                                      ("reduce_scatter", ("recursive_halving", "ring")),
                                      ("allgather", ("recursive_doubling", "ring"))])
+@pytest.mark.slow
 def test_other_collectives_identified(op, algs):
     rng = np.random.default_rng(3)
     cases = sweep_cases(rng, op, *algs)
@@ -200,6 +205,7 @@ def test_rank_counts_that_are_not_powers_of_two_fold_in():
 @pytest.mark.parametrize("op,alg", [("allreduce", "recursive_doubling"),
                                     ("allreduce", "rabenseifner"),
                                     ("broadcast", "linear")])
+@pytest.mark.slow
 def test_predicted_beyond_non_powers_of_two(op, alg):
     """A sweep over 2, 3, 4 and 5 ranks (two of them folded) predicts 6 ranks from the
     algorithm that made it."""
@@ -217,6 +223,7 @@ def test_predicted_beyond_non_powers_of_two(op, alg):
         assert close(got, models.predict(op, alg, 6, mid, params)), (seg, best.theta)
 
 
+@pytest.mark.slow
 def test_gamma_is_not_invented_when_unidentifiable():
     """In every allreduce model β and γ scale alike: γ must come out 0 (folded into β)."""
     rng = np.random.default_rng(2)
@@ -285,6 +292,7 @@ def write_run(path, cases, backend="mpi", nranks=2, ranks_reporting=2):
         path / "samples.csv", index=False)
 
 
+@pytest.mark.slow
 def test_fit_command_writes_tidy_fits_csv(tmp_path, capsys):
     from bench.cli import main
 
@@ -304,6 +312,7 @@ def test_fit_command_writes_tidy_fits_csv(tmp_path, capsys):
     assert h[h.segment == 0].nbytes_hi.iloc[0] in (2048, 4096, 8192)
 
 
+@pytest.mark.slow
 def test_fit_command_on_a_sweep_directory(tmp_path):
     from bench.cli import main
 
@@ -338,6 +347,7 @@ def test_sizes_rounded_per_rank_count_are_one_step():
     assert list(idx) == [0, 0, 1] and list(starts) == [1000, 1060]
 
 
+@pytest.mark.slow
 def test_fit_table_shows_the_node_rate_limit():
     """A sweep whose times show the max-rate limit: the table gives R, k* = R·β and where R
     comes from; rows per rank count stay out of the table."""

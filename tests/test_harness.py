@@ -3,6 +3,7 @@ an injected clock: every number below is exact."""
 import argparse
 
 import numpy as np
+import pytest
 
 from analysis.rundir import sample_times
 from analysis.runsamples import load_run
@@ -111,6 +112,7 @@ def _plan(args):
                          budget_s=args.budget / args.repeats), args.repeats)
 
 
+@pytest.mark.slow
 def test_rank_loop_writes_exact_rows_and_summary(tmp_path):
     FakeBackend.corrupt = False
     args = _args(out=str(tmp_path / "run"))
@@ -132,6 +134,7 @@ def test_rank_loop_writes_exact_rows_and_summary(tmp_path):
     assert sample_times(samples).time_s.tolist() == samples.time_s.tolist()
 
 
+@pytest.mark.slow
 def test_rounds_shuffle_cases_and_are_recorded(tmp_path):
     FakeBackend.corrupt = False
     args = _args(out=str(tmp_path / "run"), repeats=3, ops="allreduce")
@@ -142,6 +145,7 @@ def test_rounds_shuffle_cases_and_are_recorded(tmp_path):
     assert meta["settings"]["seed"] == 7
 
 
+@pytest.mark.slow
 def test_wrong_results_are_counted_and_fail_the_run(tmp_path):
     FakeBackend.corrupt = True
     try:
@@ -155,6 +159,7 @@ def test_wrong_results_are_counted_and_fail_the_run(tmp_path):
     assert wrong == {"allreduce4": 1, "allreduce64": 1, "barrier0": 0}
 
 
+@pytest.mark.slow
 def test_torn_last_block_is_dropped(tmp_path):
     FakeBackend.corrupt = False
     args = _args(out=str(tmp_path / "run"))

@@ -95,6 +95,7 @@ ENCODINGS = {
 
 @pytest.mark.parametrize("source", [TEXT, JSON], ids=["text", "json"])
 @pytest.mark.parametrize("encoding", list(ENCODINGS))
+@pytest.mark.slow
 def test_recoded_and_compressed_logs_import_the_same_rows(tmp_path, capsys, source, encoding):
     plain = tmp_path / "plain"
     assert import_(capsys, source, plain)[0] == 0

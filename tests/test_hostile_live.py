@@ -167,6 +167,7 @@ def set_status(run, status):
     (lambda run, capsys: (later(run / "summary.csv")).write_text(
         (run / "summary.csv").read_text() + ""), None),  # same bytes, new mtime: still stale
 ])
+@pytest.mark.slow
 def test_fits_of_changed_data_are_refitted_or_not_used(fitted, capsys, change, why):
     assert "fitting" not in predict(capsys, fitted)  # fresh: used as it is
     change(fitted, capsys)
@@ -181,6 +182,7 @@ def test_fits_of_changed_data_are_refitted_or_not_used(fitted, capsys, change, w
     assert "fitting" not in predict(capsys, fitted)
 
 
+@pytest.mark.slow
 def test_a_new_run_in_a_fitted_sweep_makes_its_fits_stale(tmp_path, capsys):
     sweep = tmp_path / "sweep"
     write_small_run(sweep / "n2")

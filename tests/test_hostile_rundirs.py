@@ -250,6 +250,7 @@ CASES = {
 
 @pytest.mark.parametrize("verb", VERBS)
 @pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.slow
 def test_every_verb_on_a_damaged_run(case, verb, templates, tmp_path, capsys):
     damage, failing, needles = CASES[case]
     run = tmp_path / "run"
@@ -267,6 +268,7 @@ def test_every_verb_on_a_damaged_run(case, verb, templates, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("verb", VERBS)
+@pytest.mark.slow
 def test_every_verb_works_on_the_valid_run(verb, templates, tmp_path, capsys):
     run = tmp_path / "run"
     shutil.copytree(templates["run"], run)
@@ -296,6 +298,7 @@ def test_a_run_without_samples(templates, tmp_path, capsys):
     assert_one_line_error(rc, out, err, "no samples")
 
 
+@pytest.mark.slow
 def test_torn_last_line_is_still_dropped(templates, tmp_path, capsys):
     """The crash the format allows (a torn last line of samples.csv) is not damage."""
     run = tmp_path / "run"
@@ -407,6 +410,7 @@ def listing(path):
     return sorted((str(p.relative_to(path)), p.stat().st_size) for p in Path(path).rglob("*"))
 
 
+@pytest.mark.slow
 def test_read_only_run(templates, tmp_path, capsys, read_only):
     run = tmp_path / "ro"
     shutil.copytree(templates["fitted"], run)
@@ -432,6 +436,7 @@ def test_read_only_run(templates, tmp_path, capsys, read_only):
     assert (listing(run), listing(bare)) == before
 
 
+@pytest.mark.slow
 def test_unwritable_outputs_of_links(templates, tmp_path, capsys, read_only):
     run = tmp_path / "run"
     shutil.copytree(templates["run"], run)
@@ -467,6 +472,7 @@ def files_outside(root, inside):
                   if not str(p).startswith(str(inside) + os.sep) and p != inside)
 
 
+@pytest.mark.slow
 def test_links_png_names_cannot_escape(tmp_path, capsys):
     evil = "../../ESCAPED"
     df = pd.concat([pairs_samples(evil, split="../up"), pairs_samples("a/b"), pairs_samples("a_b")])
@@ -489,6 +495,7 @@ def test_links_png_names_cannot_escape(tmp_path, capsys):
     assert "pairs-mpi" not in stdout and "../" not in "".join(names)
 
 
+@pytest.mark.slow
 def test_report_figure_names_cannot_escape(tmp_path, capsys):
     df = pd.concat([small_samples(ops=("../../op",)), small_samples(ops=("a/b",), seed=2),
                     small_samples(ops=("a_b",), seed=3),
@@ -528,6 +535,7 @@ def unescaped_pipes(line):
     return len(re.findall(r"(?<!\\)\|", line))
 
 
+@pytest.mark.slow
 def test_markdown_escapes_what_it_quotes(tmp_path, capsys):
     base = write_small_run(tmp_path / "ba|se`<i>\n[l](u)", small_samples(ops=(HOSTILE_OP,)),
                     run_id="base", source="osu<script>alert(1)</script>")

@@ -191,6 +191,7 @@ def check(summary, expect, backend):
 
 
 @pytest.mark.parametrize("layout", ["nccl-2.18", "nccl-2.0", "osu-7.4", "imb-2021"])
+@pytest.mark.slow
 def test_round_trip_text(tmp_path, capsys, layout):
     text, expect = {"nccl-2.18": lambda: nccl_text(old=False), "nccl-2.0": lambda: nccl_text(old=True),
                     "osu-7.4": osu_text, "imb-2021": imb_text}[layout]()

@@ -56,6 +56,7 @@ def old_expected(op, case, rank):
 
 @pytest.mark.parametrize("n, nbytes", [(n, s) for n in (1, 2, 3, 5, 8) for s in (4, 12, 40, 1000, 4 * 1001)]
                          + [(2, 4 * (2 * CHUNK + 7)), (3, 4 * (2 * CHUNK + 7))])  # several tiles
+@pytest.mark.slow
 def test_initial_and_expected_are_the_numbers_they_always_were(n, nbytes):
     for op in OPS.values():
         if op.rank_problem(n) is not None:
@@ -113,6 +114,7 @@ def old_count(got, expected):
 
 
 @pytest.mark.parametrize("dtype", ["int8", "uint8", "int32", "int64", "float16", "float32", "float64"])
+@pytest.mark.slow
 def test_count_wrong_is_exact_in_every_dtype(dtype):
     rng = np.random.default_rng(1)
     op = OPS["reduce_scatter"]
@@ -203,6 +205,7 @@ TORCH_DTYPES = ["int8", "uint8", "int32", "int64", "float16", "bfloat16", "float
 @needs_torch
 @pytest.mark.parametrize("on_device", [False, True])
 @pytest.mark.parametrize("dtype", TORCH_DTYPES)
+@pytest.mark.slow
 def test_torch_write_and_count_are_exact(dtype, on_device):
     import torch
 

@@ -226,6 +226,7 @@ def write_sweep(root, lib):
 
 @pytest.mark.parametrize("lib,says", [(OMPI41, "algorithm  Open MPI 4.1 coll/tuned: rabenseifner"),
                                       ("SomeMPI 1.0", "commbench's own selection")])
+@pytest.mark.slow
 def test_predict_command_says_which_algorithm_and_why(tmp_path, capsys, lib, says):
     write_sweep(tmp_path / "s", lib)
     rc = cli(["predict", "--fits", str(tmp_path / "s"), "--op", "allreduce", "--nranks", "16",

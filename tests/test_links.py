@@ -142,6 +142,7 @@ def test_pairs_and_splits_on_local_ranks(tmp_path):
     assert len(links) == 2 * 6 and set(links["kind"]) == {"intra"}
 
 
+@pytest.mark.slow
 def test_heatmap_of_the_link_map(tmp_path):
     hosts = [f"n{i}" for i in range(4)]
     time = lambda a, b: 1e-3 * (1.5 if 2 in (a, b) else 1.0)  # noqa: E731

@@ -17,6 +17,8 @@ from bench.core.rundir import write_run_dir as write_summary_run_dir
 from tests.conftest import needs_mpi, run_cli
 from tests.runs import synthetic_meta, synthetic_samples
 
+pytestmark = pytest.mark.slow  # a report draws its figures with matplotlib: seconds
+
 SIZES = [4, 64, 1024, 16384, 262144]
 EVIL = "<script>alert('x')</script>&"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -96,6 +98,7 @@ def overlay_report(tmp_path_factory):
     return base
 
 
+@pytest.mark.slow
 def test_report_page_and_figures(evil_report):
     pngs = sorted(p.name for p in evil_report.glob("*.png"))
     assert pngs == ["bandwidth-allreduce.png", "latency-allreduce.png", "latency-barrier.png",
@@ -117,6 +120,7 @@ def test_report_page_and_figures(evil_report):
         assert text in page
 
 
+@pytest.mark.slow
 def test_summary_table_values(evil_report):
     page = (evil_report / "index.html").read_text()
     # 256 KiB: median over samples of max over ranks = 1.2 x (6 µs + 26.2 µs); algbw = S / that
@@ -148,6 +152,7 @@ def test_slowest_rank_is_found(tmp_path):
     assert spread.loc[2].min() > 1.1 and spread.loc[0].max() < 1.05
 
 
+@pytest.mark.slow
 def test_several_runs_are_overlaid(overlay_report):
     out = overlay_report / "both"
     page = (out / "index.html").read_text()
@@ -161,6 +166,7 @@ def test_several_runs_are_overlaid(overlay_report):
     assert "no rank stands out" not in page
 
 
+@pytest.mark.slow
 def test_fit_from_fits_csv_or_in_memory(overlay_report):
     page = (overlay_report / "both" / "index.html").read_text()
     assert str(overlay_report / "a" / "fits.csv") in page
@@ -171,6 +177,7 @@ def test_fit_from_fits_csv_or_in_memory(overlay_report):
     assert fit_rows  # b has Hockney segments too
 
 
+@pytest.mark.slow
 def test_imported_run_without_fit(tmp_path, capsys):
     from pathlib import Path
 
@@ -185,6 +192,7 @@ def test_imported_run_without_fit(tmp_path, capsys):
     assert "No fitted model for this op" in page  # no residuals, no ranks (rank -1 only)
 
 
+@pytest.mark.slow
 def test_one_rank_report_has_no_empty_plots(tmp_path):
     """One rank: every collective is a no-op. No bandwidth figure (it would be empty or draw
     S / time as if data moved) and no per-rank spread, each with a sentence saying why; the
@@ -214,6 +222,7 @@ def test_timer_default_is_host(evil_report):
     assert "CUDA events" not in page
 
 
+@pytest.mark.slow
 def test_flagged_rows_are_not_bandwidth_points(tmp_path):
     """A flagged row is left out of what the bandwidth figure plots and drawn hollow in the
     latency figure; a figure with no unflagged row is not drawn at all."""
@@ -308,6 +317,7 @@ def test_browser_on_a_real_local_run(tmp_path):
     assert images_loaded(out / "report" / "index.html", tmp_path) == (n, n)
 
 
+@pytest.mark.slow
 def test_the_rank_heatmap_is_centred_at_one(tmp_path):
     """Ranks within a fraction of a percent: pale colours (the scale spans at least ±10%
     around 1.0, the same distance both ways) and a title that says no rank stands out, for

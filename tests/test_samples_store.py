@@ -95,6 +95,7 @@ def test_block_encoding_is_exact_and_views_the_file():
     assert list(read_blocks(data[:-3])) and len(list(read_blocks(data[:-3]))) == 1  # torn: dropped
 
 
+@pytest.mark.slow
 def test_schema_1_and_2_give_the_same_views(tmp_path):
     run, rows = written_run(tmp_path / "run")
     old = as_csv_run(run, tmp_path / "old", rows)
@@ -119,6 +120,7 @@ def test_schema_1_and_2_give_the_same_views(tmp_path):
                                       FrameSamples(rows).rank_medians(op, key4).sort_values(["rank", "nbytes"]).reset_index(drop=True))
 
 
+@pytest.mark.slow
 def test_verbs_read_both_forms_alike(tmp_path, capsys):
     run, rows = written_run(tmp_path / "run", pairs=False)
     old = as_csv_run(run, tmp_path / "old", rows)
@@ -129,6 +131,7 @@ def test_verbs_read_both_forms_alike(tmp_path, capsys):
     assert cli(["compare", str(old), str(run)]) == 0  # the same samples: no difference
 
 
+@pytest.mark.slow
 def test_the_fast_and_the_checked_csv_readers_agree(tmp_path):
     run, rows = written_run(tmp_path / "run")
     old = as_csv_run(run, tmp_path / "old", rows)
@@ -191,6 +194,7 @@ def damage(kind):
     ("rank", ["samples.bin", "block 2", "rank 99", "nranks"]),
 ])
 @pytest.mark.parametrize("verb", ["fit", "links", "compare", "report"])
+@pytest.mark.slow
 def test_a_damaged_samples_bin_is_one_line(tmp_path, capsys, kind, words, verb):
     run, _ = written_run(tmp_path / "run", pairs=False)
     damage(kind)(run)
@@ -234,6 +238,7 @@ def fleet_run(path, nranks=1024, per_host=8, samples=12, slow_rank=77):
     return path
 
 
+@pytest.mark.slow
 def test_output_at_a_thousand_ranks_reads_at_a_glance(tmp_path, capsys, monkeypatch):
     run = fleet_run(tmp_path / "fleet")
     assert cli(["links", str(run)]) == 0

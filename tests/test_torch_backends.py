@@ -18,14 +18,29 @@ from bench.ops import OPS, get_op
 from tests.conftest import QUICK, ROOT, commbench_env, needs_mpi, needs_torch, run_commbench
 from tests.runs import check_complete
 
-try:
-    import torch
-except ImportError:
-    torch = None
-have_cuda = torch is not None and torch.cuda.is_available()
-cuda = pytest.mark.skipif(not have_cuda, reason="no CUDA device")
-nccl = pytest.mark.skipif(not (have_cuda and torch.distributed.is_nccl_available()),
-                          reason="no CUDA device or no NCCL in this torch")
+
+
+def installed_torch():
+    """torch or None, imported only when a test that needs it runs (an import of seconds): the
+    marks below are strings, which pytest evaluates then."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch
+
+
+def have_cuda() -> bool:
+    torch = installed_torch()
+    return torch is not None and torch.cuda.is_available()
+
+
+def have_nccl() -> bool:
+    return have_cuda() and installed_torch().distributed.is_nccl_available()
+
+
+cuda = pytest.mark.skipif("not have_cuda()", reason="no CUDA device")
+nccl = pytest.mark.skipif("not have_nccl()", reason="no CUDA device or no NCCL in this torch")
 
 
 # --- gloo on CPU, end to end ---------------------------------------------------------------
@@ -174,7 +189,7 @@ def _plan(*argv):
     return make_plan(build_parser("run").parse_args(["run", *argv]))
 
 
-no_cuda = pytest.mark.skipif(have_cuda, reason="checks the messages of a machine without CUDA")
+no_cuda = pytest.mark.skipif("have_cuda()", reason="checks the messages of a machine without CUDA")
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -198,6 +213,7 @@ def test_torch_backends_say_whether_this_torch_has_them(name, monkeypatch):
     answer forced, so both messages are checked whatever this torch was built with."""
     from bench.backends import backend_class
 
+    torch = installed_torch()
     cls, dist = backend_class(name), torch.distributed
     check = f"is_{cls.torch_backend}_available"
     missing = f"torch {torch.__version__} has no {cls.torch_backend} backend"
@@ -211,11 +227,12 @@ def test_torch_backends_say_whether_this_torch_has_them(name, monkeypatch):
 
 
 @needs_torch
-@pytest.mark.skipif(torch is not None and torch.distributed.is_nccl_available(), reason="torch has nccl here")
+@pytest.mark.skipif("installed_torch() is not None and installed_torch().distributed.is_nccl_available()",
+                    reason="torch has nccl here")
 def test_nccl_missing_is_one_line_exit_2(tmp_path):
     r = run_commbench("run", "--backend", "nccl", timeout=60, cwd=tmp_path)
     assert r.returncode == 2
-    assert r.stderr.strip() == f"commbench: error: torch {torch.__version__} has no nccl backend"
+    assert r.stderr.strip() == f"commbench: error: torch {installed_torch().__version__} has no nccl backend"
 
 
 def test_primitives_of_ops():
@@ -242,6 +259,7 @@ class Limited(GlooBackend):
 
 
 @needs_torch
+@pytest.mark.slow
 def test_unsupported_primitive_skips_under_all_and_refuses_by_name(monkeypatch):
     from bench import backends
     from bench.plan import skip_notes
@@ -262,6 +280,7 @@ def test_cuda_graph_refuses_ops_with_host_steps():
     assert NCCLBackend.op_problem(get_op("allreduce"), args) is None
 
 
+@pytest.mark.slow
 def test_skipped_ops_are_not_run(tmp_path):
     """The rank loop leaves out (backend, op) pairs the plan skips."""
     from bench.harness import Sampling
@@ -322,7 +341,8 @@ def test_nccl_empty_graphs_are_flagged_and_timed_by_events(tmp_path):
 
 
 @nccl
-@pytest.mark.skipif(not have_cuda or torch.cuda.device_count() < 2, reason="NCCL needs one GPU per rank")
+@pytest.mark.skipif("not have_cuda() or installed_torch().cuda.device_count() < 2",
+                    reason="NCCL needs one GPU per rank")
 def test_nccl_on_two_gpus_with_gloo_beside_it(tmp_path):
     out = tmp_path / "run"
     r = run_commbench("run", "--backend", "nccl,gloo", "-n", 2, "--ops", "allreduce,pingpong,bw",

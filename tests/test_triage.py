@@ -70,6 +70,7 @@ def test_robust_z_and_the_rules():
     assert z[-1] == -np.inf
 
 
+@pytest.mark.slow
 def test_slow_node_in_pairs_is_drained_and_its_links_are_its_own(tmp_path, capsys):
     pairs = pairs_run(tmp_path / "pairs", slow_nodes={"n03"})
     drain = tmp_path / "drain.txt"
@@ -83,6 +84,7 @@ def test_slow_node_in_pairs_is_drained_and_its_links_are_its_own(tmp_path, capsy
     assert "robust z = 0.6745" in out  # the rules are stated
 
 
+@pytest.mark.slow
 def test_slow_link_is_a_link_not_a_node(tmp_path, capsys):
     pairs = pairs_run(tmp_path / "pairs", slow_links={("n01", "n05")})
     rc, out, _ = run_cli(capsys, "triage", pairs)
@@ -91,6 +93,7 @@ def test_slow_link_is_a_link_not_a_node(tmp_path, capsys):
     assert "links: 27 ok, 0 warn, 1 drain" in out
 
 
+@pytest.mark.slow
 def test_healthy_fleet_exits_0_with_an_empty_drain_file(tmp_path, capsys):
     pairs = pairs_run(tmp_path / "pairs", noise=0.05)
     coll = coll_run(tmp_path / "coll")
@@ -100,6 +103,7 @@ def test_healthy_fleet_exits_0_with_an_empty_drain_file(tmp_path, capsys):
     assert "not ok:" not in out
 
 
+@pytest.mark.slow
 def test_intra_node_collectives_against_the_fleet_and_a_minimum(tmp_path, capsys):
     coll = coll_run(tmp_path / "coll", slow="n02")
     result = triage.triage([coll])
@@ -111,6 +115,7 @@ def test_intra_node_collectives_against_the_fleet_and_a_minimum(tmp_path, capsys
     assert rc == 0
 
 
+@pytest.mark.slow
 def test_skew_warns_but_never_drains(tmp_path, capsys):
     coll = coll_run(tmp_path / "coll", per_node=1, split="all", last=4)
     rc, out, _ = run_cli(capsys, "triage", coll)
@@ -118,6 +123,7 @@ def test_skew_warns_but_never_drains(tmp_path, capsys):
     assert "warn   node n04" in out and "rank 4 last in 100% of 30 samples" in out
 
 
+@pytest.mark.slow
 def test_runs_combine_by_host(tmp_path):
     pairs = pairs_run(tmp_path / "pairs", nnodes=6, slow_nodes={"n02"})
     coll = coll_run(tmp_path / "coll", slow="n02")
@@ -126,6 +132,7 @@ def test_runs_combine_by_host(tmp_path):
     assert {e.run for e in result.nodes["n02"] if e.verdict == "drain"} == {"pairs", "coll"}
 
 
+@pytest.mark.slow
 def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
     rc, _out, err = run_cli(capsys, "triage", tmp_path / "missing")
     assert rc == 2 and err.startswith("commbench: error:") and err.count("\n") == 1
@@ -164,6 +171,7 @@ def test_spikes_are_labelled_and_placed_in_time():
     assert shares["share"].sum() == pytest.approx(1.0)
 
 
+@pytest.mark.slow
 def test_nccl_tests_per_iteration_json_gets_the_same_time_analysis(tmp_path, capsys):
     """nccl-tests 2.19 -I 1 -J: per-process per-iteration times become per-rank samples."""
     import json
@@ -211,6 +219,7 @@ def test_nccl_tests_per_iteration_json_gets_the_same_time_analysis(tmp_path, cap
     assert rc == 0 and "straggler rank 2 (g2)" in out
 
 
+@pytest.mark.slow
 def test_report_has_a_fleet_section(tmp_path):
     from analysis.report import write_report
 
@@ -248,6 +257,7 @@ def test_find_bad_input(tmp_path, capsys, argv, message):
     assert rc == 2 and message in err and err.count("\n") == 1, err
 
 
+@pytest.mark.slow
 def test_the_drain_list_is_a_ready_scontrol_line_applied_only_when_asked(tmp_path, capsys, monkeypatch):
     """triage prints one `scontrol update ... State=DRAIN Reason="<evidence>"` line per node to
     drain; --apply-drain runs it (here a stand-in scontrol on PATH records its argv)."""

@@ -276,6 +276,7 @@ def test_source_tree_from_tarball_or_folder(tmp_path):
     assert vs.source_tree(tree, tmp_path / "build2") == tree
 
 
+@pytest.mark.slow
 def test_step_timeout_stops_the_whole_group(tmp_path):
     log = tmp_path / "step.log"
     pidfile = tmp_path / "child.pid"
@@ -373,6 +374,7 @@ FAKE_NCCL_TESTS = textwrap.dedent("""\
 
 @pytest.mark.ranks
 @needs_torch  # the stand-in run uses gloo
+@pytest.mark.slow
 def test_whole_flow_with_stand_ins(tmp_path, monkeypatch, capsys):
     bindir = tmp_path / "build" / "bin"
     bindir.mkdir(parents=True)
