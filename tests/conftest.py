@@ -67,7 +67,8 @@ needs_mpi4py = pytest.mark.skipif(importlib.util.find_spec("mpi4py") is None, re
 needs_torch = pytest.mark.needs_torch
 
 # Fast sampling settings so SPMD tests take seconds, not minutes.
-QUICK = ["--launches", "1", "--repeats", "1", "--budget", "0.05", "--min-samples", "5", "--sample-time", "0.0002", "--no-noise", "--no-ceilings", "-q"]
+QUICK = ["--launches", "1", "--repeats", "1", "--budget", "0.05", "--min-samples", "5",
+         "--sample-time", "0.0002", "--no-noise", "--no-ceilings", "-q"]
 
 
 # ---- the tiers ------------------------------------------------------------------------------

@@ -25,7 +25,8 @@ from tests.conftest import ROOT, commbench_env, needs_mpi, needs_torch
 
 # The backends of tests that are the same for mpi and gloo, and the library each one needs
 # (which the other does not: a test may hide it from the other backend's ranks).
-BACKENDS = [pytest.param("mpi", marks=needs_mpi), pytest.param("gloo", marks=[needs_torch, pytest.mark.ranks])]
+BACKENDS = [pytest.param("mpi", marks=needs_mpi),
+            pytest.param("gloo", marks=[needs_torch, pytest.mark.ranks])]
 LIBRARY = {"mpi": "mpi4py", "gloo": "torch"}
 
 

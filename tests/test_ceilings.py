@@ -58,7 +58,8 @@ def test_line_rates_come_from_sysfs(tmp_path):
 
 CEILINGS = {"copy_one_core_Bps": 10e9,
             "hosts": {"a": {"ranks": 2, "copy_node_Bps": 16e9, "nics": [{"device": "ib0", "rate_Bps": 50e9}]},
-                      "b": {"ranks": 2, "copy_node_Bps": 15e9, "nics": [{"device": "ib0", "rate_Bps": 25e9}]}}}
+                      "b": {"ranks": 2, "copy_node_Bps": 15e9,
+                            "nics": [{"device": "ib0", "rate_Bps": 25e9}]}}}
 
 
 @pytest.mark.parametrize("op, nnodes, split, expected", [

@@ -268,7 +268,8 @@ def test_markdown_and_json(tmp_path, capsys):
         assert len(re.findall(r"(?<!\\)\|", line)) == (len(check.HEADER) + 1 if line.startswith("|") else 0)
         assert "<b>" not in line and not re.search(r"(?<!\\)`", line)
     assert "<b>" not in out and "&lt;b&gt;" in out
-    rc, out, _ = run_cli(capsys, "check", run, "--baseline", run, "--min", "allreduce:1G=1G", "--format", "json")
+    rc, out, _ = run_cli(capsys, "check", run, "--baseline", run, "--min", "allreduce:1G=1G",
+                         "--format", "json")
     res = json.loads(out)
     assert rc == 1 and res["exit_status"] == 1
     assert res["counts"] == {"meets": 3, "below": 0, "implausible": 0, "not measured": 1}

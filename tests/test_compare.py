@@ -77,7 +77,8 @@ def test_single_round_falls_back_to_samples_with_a_note(tmp_path, capsys):
 @pytest.mark.slow
 def test_several_run_dirs_per_side_use_runs_as_units(tmp_path, capsys):
     base = [write_replicated_run(tmp_path / f"b{i}", rounds=1, seed=i) for i in range(3)]
-    new = [write_replicated_run(tmp_path / f"n{i}", rounds=1, seed=10 + i, scale=lambda *a: 2.0) for i in range(4)]
+    new = [write_replicated_run(tmp_path / f"n{i}", rounds=1, seed=10 + i, scale=lambda *a: 2.0)
+           for i in range(4)]
     rc, out, _ = run_cli(capsys, "compare", *base, "--new", *new, "--format", "json")
     res = json.loads(out)
     assert rc == 1 and res["exit_status"] == 1

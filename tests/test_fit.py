@@ -235,8 +235,11 @@ def test_gamma_is_not_invented_when_unidentifiable():
     assert close(ring.theta[1], 1e-10 + 5e-11 / 2)
 
 
+PRTT_SIZES = 2.0 ** np.arange(2, 19)
+
+
 def synthetic_prtt(rng, L=0.8e-6, o_s=0.3e-6, o_r=0.25e-6, g=0.5e-6, G=1 / 8e9, n=8,
-                   delay=lambda s: 20e-6 + s / 0.5e9, sizes=2.0 ** np.arange(2, 19)):
+                   delay=lambda s: 20e-6 + s / 0.5e9, sizes=PRTT_SIZES):
     """The LogGP round trips of `fit_loggp`'s docstring, with noise."""
     out = {}
     for s in sizes:

@@ -67,7 +67,7 @@ def nccl_text(old: bool):
             lines += [f"#  Rank {r:2d} Group  0 Pid {900:6d} on {'node1':>10} device {r:2d} "
                       f"[0000:{0x18 + r:02x}:00] NVIDIA H100 80GB HBM3" for r in range(N)]
         lines += ["#", "# " + "  ".join(f"{c:>8}" for c in cols)]
-        for op_, s, count, t in cases(op):
+        for _op, s, count, t in cases(op):
             us = t * 1e6
             fields = {"size": str(s), "count": str(count), "type": "float",
                       "redop": "sum" if reduces else "none", "root": "0" if op == "broadcast" else "-1"}

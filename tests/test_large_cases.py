@@ -110,7 +110,8 @@ def test_expected_data_are_small_whatever_the_size():
 
 # ---- counting wrong elements ----------------------------------------------------------------
 def old_count(got, expected):
-    return int(np.count_nonzero(np.asarray(got).astype(np.float64) != np.asarray(expected).astype(np.float64)))
+    got, expected = np.asarray(got).astype(np.float64), np.asarray(expected).astype(np.float64)
+    return int(np.count_nonzero(got != expected))
 
 
 @pytest.mark.parametrize("dtype", ["int8", "uint8", "int32", "int64", "float16", "float32", "float64"])

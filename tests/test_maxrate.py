@@ -118,7 +118,7 @@ def test_no_limit_is_the_old_contention_free_fit():
     assert not (f.param == models.RATE).any()
     cases = {k: g.time_s.to_numpy() for k, g in times.groupby(["nranks", "nbytes"])}
     plain = algorithms.fit_algorithms("allreduce", cases, n_boot=20, limit=False)
-    for k, (seg, fits) in enumerate(plain):
+    for k, (_seg, fits) in enumerate(plain):
         for fit in fits:
             got = f[(f.model == fit.name) & (f.segment == k) & (f.nranks == 0)]
             for i, param in enumerate(("alpha_s", "beta_s_per_byte")):
@@ -318,7 +318,7 @@ def test_held_out_coverage_is_near_the_claim(holdout):
         bias = dict(zip(SIZES, np.exp(rng.normal(0, 0.04, SIZES.size))))
         counts = (2, 4, 8, 16)
 
-        def fn(p, n):
+        def fn(p, n, bias=bias):
             return bias[n] * models.predict("allreduce", "ring", p, n, LINK + [4e10])
         times = frame(rng, counts, fn=fn)
         train = fit_times(times[times.nranks != holdout], n_boot=20)

@@ -160,7 +160,8 @@ def test_several_runs_are_overlaid(overlay_report):
     assert len(embedded_images(page)) == len(list(out.glob("*.png")))
     assert (out / "latency-allreduce.png").exists()
     for label in ("a mpi n=4", "b gloo n=4"):  # summary rows: sizes + barrier
-        assert len(re.findall(rf"<td>{label}</td><td>(<span[^>]*>)?[\d.]+ (B|KiB|MiB|GiB)", page)) == len(SIZES) + 1
+        cells = re.findall(rf"<td>{label}</td><td>(<span[^>]*>)?[\d.]+ (B|KiB|MiB|GiB)", page)
+        assert len(cells) == len(SIZES) + 1
     assert "<h3>a —" in page and "<h3>b —" in page
     assert "a mpi n=4: slowest rank: 3" in page and "b gloo n=4: slowest rank: 3" in page
     assert "no rank stands out" not in page
@@ -208,7 +209,8 @@ def test_one_rank_report_has_no_empty_plots(tmp_path):
             "(flag no-op).") in page
     assert page.count("No per-rank spread: every case ran on one rank") == 2  # allreduce, barrier
     # the table: flag in its own column, no algbw, busbw or % of ceiling
-    row = re.search(r"<tr class='flagged'><td>mpi n=1</td><td><span title='262144 B'>256 KiB</span></td>.*?</tr>", page)
+    row = re.search(r"<tr class='flagged'><td>mpi n=1</td>"
+                    r"<td><span title='262144 B'>256 KiB</span></td>.*?</tr>", page)
     assert row
     cells = re.findall(r"<td[^>]*>(.*?)</td>", row.group(0))
     assert cells[-1] == "no-op" and cells[7:10] == ["–", "–", "–"]

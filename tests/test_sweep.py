@@ -109,7 +109,8 @@ def test_slurm_batch_script_places_whole_nodes(tmp_path):
     script = batch_script(tmp_path, [2, 6], ["-q"], ["srun", "--mpi=pmix"], python="py",
                           ranks_per_node=2)
     assert "#SBATCH --nodes=3\n#SBATCH --ntasks-per-node=2\n" in script
-    assert f"srun --mpi=pmix -n 6 -N 3 --ntasks-per-node=2 py -m bench.cli run --out {tmp_path}/n6 -q" in script
+    assert (f"srun --mpi=pmix -n 6 -N 3 --ntasks-per-node=2 py -m bench.cli run --out {tmp_path}/n6 -q"
+            in script)
     with pytest.raises(UsageError, match="3 ranks do not fill whole nodes"):
         batch_script(tmp_path, [2, 3], [], ["srun"], ranks_per_node=2)
 

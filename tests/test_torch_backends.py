@@ -101,7 +101,8 @@ def test_importing_commbench_does_not_import_torch():
 @pytest.mark.ranks
 @pytest.mark.timeout(60)
 def test_run_ranks_stops_the_others_when_one_dies():
-    code = "import os, sys, time; r = int(os.environ['RANK']); time.sleep(0.2) if r else time.sleep(60); sys.exit(7)"
+    code = ("import os, sys, time; r = int(os.environ['RANK']); time.sleep(0.2) if r else time.sleep(60); "
+            "sys.exit(7)")
     envs = torch_local_envs(2, 12345, env={"PATH": "/usr/bin:/bin"})
     import time
 
@@ -115,7 +116,8 @@ def test_run_ranks_stops_the_others_when_one_dies():
 @pytest.mark.timeout(60)
 def test_run_ranks_reports_the_first_failure_a_rank_printed():
     code = ("import os, sys, time; r = int(os.environ['RANK']); time.sleep(60 if r == 0 else 0.2); "
-            "print(f'commbench: rank {r} failed in allreduce at 64 B on gloo: boom', file=sys.stderr); sys.exit(3)")
+            "print(f'commbench: rank {r} failed in allreduce at 64 B on gloo: boom', file=sys.stderr); "
+            "sys.exit(3)")
     rc, message = run_ranks([sys.executable, "-c", code], torch_local_envs(2, 1, env={}), grace_s=0.5)
     assert (rc, message) == (3, "commbench: rank 1 failed in allreduce at 64 B on gloo: boom")
 
@@ -156,7 +158,8 @@ def test_rendezvous_without_address_or_mpi4py_is_a_clear_error(monkeypatch):
     import importlib.util
 
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "mpi4py" else real(name, *a))
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "mpi4py" else real(name, *a))
     with pytest.raises(UsageError, match="needs MASTER_ADDR and MASTER_PORT set"):
         rendezvous(World("slurm", 0, 2, 0), env={"MASTER_ADDR": "x"})
 
@@ -265,11 +268,13 @@ def test_unsupported_primitive_skips_under_all_and_refuses_by_name(monkeypatch):
     from bench.plan import skip_notes
 
     monkeypatch.setitem(backends.BACKENDS, "limited", "tests.test_torch_backends:Limited")
-    with pytest.raises(UsageError, match="backend limited cannot run reduce_scatter: limited has no reduce_scatter"):
+    with pytest.raises(UsageError,
+                       match="backend limited cannot run reduce_scatter: limited has no reduce_scatter"):
         _plan("--backend", "limited", "--ops", "allreduce,reduce_scatter")
     plan = _plan("--backend", "gloo,limited", "--sizes", "64")
     assert plan.skip == {("limited", "reduce_scatter"): "limited has no reduce_scatter"}
-    assert skip_notes(plan) == ["commbench: skipping reduce_scatter on limited: limited has no reduce_scatter"]
+    assert skip_notes(plan) == [
+        "commbench: skipping reduce_scatter on limited: limited has no reduce_scatter"]
 
 
 def test_cuda_graph_refuses_ops_with_host_steps():
@@ -307,8 +312,8 @@ def test_nccl_on_one_gpu_every_op(tmp_path):
     r = run_commbench("run", "--backend", "nccl", "-n", 1, "--sizes", "4,64K", "--out", out, *QUICK,
                       timeout=300)
     assert r.returncode == 0, r.stderr
-    meta, _, _ = check_complete(out, 1, [n for n, op in OPS.items() if op.default and op.rank_problem(1) is None],
-                                 ("nccl",))
+    ops = [n for n, op in OPS.items() if op.default and op.rank_problem(1) is None]
+    meta, _, _ = check_complete(out, 1, ops, ("nccl",))
     versions = meta["backends"]["nccl"]
     assert versions["device"] == "cuda" and versions["nccl"] and versions["cuda"]
 

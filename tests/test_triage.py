@@ -109,7 +109,8 @@ def test_intra_node_collectives_against_the_fleet_and_a_minimum(tmp_path, capsys
     result = triage.triage([coll])
     assert result.drain() == ["n02"]
     # busbw of 2 ranks' allreduce = algbw x 2(n-1)/n = algbw: 2 GB/s, the slow node 1.25 GB/s
-    rc, out, _ = run_cli(capsys, "triage", coll_run(tmp_path / "coll2", slow=None), "--min", "allreduce:1M=2.2G")
+    rc, out, _ = run_cli(capsys, "triage", coll_run(tmp_path / "coll2", slow=None),
+                         "--min", "allreduce:1M=2.2G")
     assert rc == 1 and "drain (6): n[00-05]" in out and "against --min minimum 2.2 GB/s" in out
     rc, out, _ = run_cli(capsys, "triage", tmp_path / "coll2", "--min", "allreduce:1M=1.5G")
     assert rc == 0
@@ -253,7 +254,8 @@ def test_find_launch_template_and_group_times():
     ([], "give RUN_DIRs to judge"),
 ])
 def test_find_bad_input(tmp_path, capsys, argv, message):
-    rc, _, err = run_cli(capsys, "triage", *[a.replace("x", str(tmp_path / "x")) if a == "x" else a for a in argv])
+    rc, _, err = run_cli(capsys, "triage",
+                         *[a.replace("x", str(tmp_path / "x")) if a == "x" else a for a in argv])
     assert rc == 2 and message in err and err.count("\n") == 1, err
 
 
