@@ -93,12 +93,13 @@ def wait_for_samples(proc, out):
 
 
 # ---- synthetic run directories --------------------------------------------------------------
-def synthetic_samples(cases, time, *, rounds=1, samples=5, nranks=2, backend="mpi", calls=1,
+def synthetic_samples(cases, seconds, *, rounds=1, samples=5, nranks=2, backend="mpi", calls=1,
                       dtype="float32") -> pd.DataFrame:
     """The samples of a synthetic run: for each (op, nbytes) of `cases`, round, sample and rank,
-    in that order (so a seeded generator inside `time` draws the same numbers every time), one
-    row of time(op, nbytes, round, sample, rank) seconds."""
-    rows = [(backend, op, dtype, nbytes, nranks, "all", rnd, s, rank, calls, time(op, nbytes, rnd, s, rank))
+    in that order (so a seeded generator inside `seconds` draws the same numbers every time), one
+    row of seconds(op, nbytes, round, sample, rank)."""
+    rows = [(backend, op, dtype, nbytes, nranks, "all", rnd, s, rank, calls,
+             seconds(op, nbytes, rnd, s, rank))
             for op, nbytes in cases for rnd in range(rounds) for s in range(samples)
             for rank in range(nranks)]
     return pd.DataFrame(rows, columns=SAMPLE_COLUMNS)
