@@ -53,10 +53,9 @@ def cluster_test_marks() -> list:
     skipped without MPI or where a cluster cannot be built."""
     import pytest
 
-    from tests.conftest import have_mpi
+    from tests.conftest import needs_mpi
 
-    return [pytest.mark.multinode,
-            pytest.mark.skipif(not have_mpi(), reason="mpi4py and mpiexec not installed"),
+    return [pytest.mark.multinode, needs_mpi,
             pytest.mark.skipif(why_not() is not None, reason=str(why_not()))]
 
 

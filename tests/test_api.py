@@ -11,18 +11,18 @@ from analysis import api as cb
 from analysis.api import RunFailed
 from bench.core.errors import RunDirError, UsageError
 from tests.conftest import ROOT, commbench_env, needs_mpi
-from tests.test_check import commbench_run
-from tests.test_compare import SIZES, make_run
+from tests.runs import SMALL_SIZES as SIZES
+from tests.runs import write_replicated_run, write_run_with_ceilings
 
 
 def test_a_run_and_a_sweep_load_as_frames(tmp_path):
-    run = cb.load(make_run(tmp_path / "run", rounds=2, samples=5))
+    run = cb.load(write_replicated_run(tmp_path / "run", rounds=2, samples=5))
     assert not run.is_sweep and run.meta["run_id"] == "run" and run.fits is None
     assert list(run.summary.nbytes) == SIZES and len(run.samples) == len(SIZES) * 2 * 5 * 2
     assert len(run.times) == len(SIZES) * 2 * 5  # max over the 2 ranks per sample
     sweep = tmp_path / "sweep"
     for n in (2, 4):
-        make_run(sweep / f"n{n}", rounds=2, samples=5, nranks=n)
+        write_replicated_run(sweep / f"n{n}", rounds=2, samples=5, nranks=n)
     both = cb.load(sweep)
     assert both.is_sweep and set(both.meta) == {"n2", "n4"}
     assert sorted(both.summary.nranks.unique()) == [2, 4]
@@ -30,8 +30,9 @@ def test_a_run_and_a_sweep_load_as_frames(tmp_path):
         cb.load(tmp_path / "nothing")
 
 
+@pytest.mark.slow
 def test_fit_predict_check_and_compare_from_python(tmp_path):
-    base = cb.load(make_run(tmp_path / "base", seed=1))
+    base = cb.load(write_replicated_run(tmp_path / "base", seed=1))
     fits = base.fit(bootstrap=0)
     assert (tmp_path / "base" / "fits.csv").exists() and set(fits.model) == {"hockney"}
     assert cb.load(tmp_path / "base").fits.equals(fits)
@@ -39,10 +40,10 @@ def test_fit_predict_check_and_compare_from_python(tmp_path):
     got = cb.predict(fits, "allreduce", nranks=2, nbytes="4K")
     assert got.time_s == pytest.approx(2e-6 + 4096 / 5e9, rel=0.05)
     assert cb.predict(tmp_path / "base", "all_reduce", 2, 4096).time_s == got.time_s
-    checked = cb.load(commbench_run(tmp_path / "checked", rate=4e9))  # busbw 4 GB/s at 4 MiB
+    checked = cb.load(write_run_with_ceilings(tmp_path / "checked", rate=4e9))  # busbw 4 GB/s at 4 MiB
     verdicts = checked.check(minimum=["allreduce:4M=3G", "allreduce:4M=5GB/s"])
     assert list(verdicts.verdict) == ["meets", "below"] and verdicts.attrs["exit_status"] == 1
-    slower = make_run(tmp_path / "new", seed=2, scale=lambda op, n, r: 1.5)
+    slower = write_replicated_run(tmp_path / "new", seed=2, scale=lambda op, n, r: 1.5)
     diff = cb.compare(base, slower)
     assert set(diff.verdict) == {"slower"} and diff.attrs["exit_status"] == 1
     assert diff.attrs["differs"] == []  # the same settings on both sides

@@ -59,7 +59,8 @@ def test_line_rates_come_from_sysfs(tmp_path):
 
 CEILINGS = {"copy_one_core_Bps": 10e9,
             "hosts": {"a": {"ranks": 2, "copy_node_Bps": 16e9, "nics": [{"device": "ib0", "rate_Bps": 50e9}]},
-                      "b": {"ranks": 2, "copy_node_Bps": 15e9, "nics": [{"device": "ib0", "rate_Bps": 25e9}]}}}
+                      "b": {"ranks": 2, "copy_node_Bps": 15e9,
+                            "nics": [{"device": "ib0", "rate_Bps": 25e9}]}}}
 
 
 @pytest.mark.parametrize("op, nnodes, split, expected", [
@@ -93,6 +94,7 @@ def test_buffers_on_a_gpu_are_held_to_the_gpus_own_copy_rate():
     assert "the GPU of nccl copies 2000.0 GB/s" in describe_ceilings(meta["ceilings"])
 
 
+@pytest.mark.slow
 def test_measure_records_the_copy_rate_of_each_backends_gpu(monkeypatch):
     """One rank: host copies, plus the device copy of each backend that has one (the fake
     stands in for torch's CUDA-event timed copy)."""

@@ -4,28 +4,16 @@ import json
 import math
 import re
 
-import pandas as pd
 import pytest
 
 from analysis import check_output, check_references
-from analysis.run_frames import summarize_samples
-from bench import ceilings
 from bench.cli import main as cli
-from bench.core import rundir as fmt
-from bench.core.rundir import SAMPLE_COLUMNS
 from analysis.known_ops import known_op
-from bench.ops import OPS
-from tests.conftest import QUICK, ROOT, needs_mpi, run_commbench
+from tests.conftest import QUICK, ROOT, needs_mpi, run_cli, run_commbench
+from tests.runs import write_run_with_ceilings
 
 GIB = 1 << 30
 MIB = 1 << 20
-
-
-def run_cli(capsys, *argv):
-    capsys.readouterr()  # what an import before it printed
-    rc = cli(["check", *map(str, argv)])
-    out = capsys.readouterr()
-    return rc, out.out, out.err
 
 
 def assert_usage_error(rc, out, err, *parts):
@@ -95,7 +83,7 @@ def test_every_shipped_figure_cites_its_source():
 
 
 def test_list_shows_figures_and_sources(capsys):
-    rc, out, _ = run_cli(capsys, "--list")
+    rc, out, _ = run_cli(capsys, "check", "--list")
     assert rc == 0
     assert "azure-nd-h100-v5  allreduce  8  16 GiB: 460 GB/s (minimum)" in out
     assert "NVIDIA/nccl-tests#212" in out and "(2024-05-06)" in out
@@ -105,35 +93,36 @@ def test_list_shows_figures_and_sources(capsys):
 def test_azure_threshold_meets_and_is_missed(tmp_path, capsys):
     good = imported(tmp_path, "good", "all_reduce_perf", 8, {GIB: 300.0, 16 * GIB: 470.0})
     bad = imported(tmp_path, "bad", "all_reduce_perf", 8, {GIB: 300.0, 16 * GIB: 400.0})
-    rc, out, _ = run_cli(capsys, good, "--expect", "azure-nd-h100-v5")
+    rc, out, _ = run_cli(capsys, "check", good, "--expect", "azure-nd-h100-v5")
     assert rc == 0, out
     row = next(line for line in out.splitlines() if line.startswith("good"))
     assert "16 GiB" in row and "470" in row and "meets: 102% of 460" in row
     assert "[1] azure-nd-h100-v5:" in out and "conf/nd96isr_h100_v5.conf" in out
-    rc, out, _ = run_cli(capsys, bad, "--expect", "azure-nd-h100-v5")
+    rc, out, _ = run_cli(capsys, "check", bad, "--expect", "azure-nd-h100-v5")
     assert rc == 1
     assert "below: 87% of 460, 13% short" in out
     assert "meets: 0, below: 1, implausible: 0, not measured: 0" in out
     assert "imported runs carry no measured ceilings" in out
 
 
+@pytest.mark.slow
 def test_a_published_peak_is_set_against_the_best_size(tmp_path, capsys):
     sizes = {256 * MIB: 300.0, GIB: 430.0, 8 * GIB: 470.0}
     run = imported(tmp_path, "h100", "all_reduce_perf", 8, sizes)
-    rc, out, _ = run_cli(capsys, run, "--expect", "h100-sxm-8")
+    rc, out, _ = run_cli(capsys, "check", run, "--expect", "h100-sxm-8")
     assert rc == 0
     assert "8 GiB (peak)" in out and "meets: 98% of 480 (typical)" in out
     assert "not applicable to these runs" in out and "h100-sxm-8 allgather (8 ranks)" in out
     slow = imported(tmp_path, "slow", "all_reduce_perf", 8, {GIB: 380.0, 8 * GIB: 400.0})
-    rc, out, _ = run_cli(capsys, slow, "--expect", "h100-sxm-8")
+    rc, out, _ = run_cli(capsys, "check", slow, "--expect", "h100-sxm-8")
     assert rc == 1 and "below: 83% of 480 (typical), 17% short; needs 432" in out
     # a wider tolerance lets it through
-    assert run_cli(capsys, slow, "--expect", "h100-sxm-8", "--tolerance", "0.2")[0] == 0
+    assert run_cli(capsys, "check", slow, "--expect", "h100-sxm-8", "--tolerance", "0.2")[0] == 0
 
 
 def test_busbw_above_the_ring_line_rate_is_implausible(tmp_path, capsys):
     run = imported(tmp_path, "ag", "all_gather_perf", 8, {GIB: 400.0, 4 * GIB: 460.0})
-    rc, out, _ = run_cli(capsys, run, "--expect", "h100-sxm-8")
+    rc, out, _ = run_cli(capsys, "check", run, "--expect", "h100-sxm-8")
     assert rc == 1
     assert "implausible: above 450 GB/s, the line rate this figure assumes" in out
     assert "NVLS (NVLink SHARP), SHARP and tree algorithms exceed the ring bound" in out
@@ -142,7 +131,7 @@ def test_busbw_above_the_ring_line_rate_is_implausible(tmp_path, capsys):
 def test_one_rank_collectives_are_no_ops(tmp_path, capsys):
     ar = imported(tmp_path, "ar1", "all_reduce_perf", 1, {64 * MIB: 0.0})
     bc = imported(tmp_path, "bc1", "broadcast_perf", 1, {64 * MIB: 900.0})
-    rc, out, _ = run_cli(capsys, ar, bc, "--min", "allreduce:64M=10G", "--min", "bcast:64M=10G")
+    rc, out, _ = run_cli(capsys, "check", ar, bc, "--min", "allreduce:64M=10G", "--min", "bcast:64M=10G")
     assert rc == 1
     rows = [line for line in out.splitlines() if line.startswith(("ar1", "bc1"))]
     assert len(rows) == 2
@@ -151,56 +140,32 @@ def test_one_rank_collectives_are_no_ops(tmp_path, capsys):
 
 def test_a_size_the_run_lacks_is_not_measured(tmp_path, capsys):
     run = imported(tmp_path, "short", "all_reduce_perf", 8, {GIB: 470.0, 8 * GIB: 480.0})
-    rc, out, _ = run_cli(capsys, run, "--expect", "azure-nd-h100-v5")
+    rc, out, _ = run_cli(capsys, "check", run, "--expect", "azure-nd-h100-v5")
     assert rc == 1
     assert "not measured: no row at 16 GiB; the run measured 1 GiB to 8 GiB" in out
 
 
+@pytest.mark.slow
 def test_per_nic_figures_need_the_nic_count(tmp_path, capsys):
     hosts = ["a"] * 8 + ["b"] * 8
     run = imported(tmp_path, "two", "all_reduce_perf", 16, {GIB: 80.0, 8 * GIB: 92.0}, hosts)
-    rc, out, err = run_cli(capsys, run, "--expect", "nic-200g")
+    rc, out, err = run_cli(capsys, "check", run, "--expect", "nic-200g")
     assert_usage_error(rc, out, err, "per NIC", "--nics N")
-    rc, out, _ = run_cli(capsys, run, "--expect", "nic-200g", "--nics", "4")
+    rc, out, _ = run_cli(capsys, "check", run, "--expect", "nic-200g", "--nics", "4")
     assert rc == 0 and "meets: 96% of 96 (typical)" in out and "24 GB/s per NIC" in out
     tree = imported(tmp_path, "tree", "all_reduce_perf", 16, {8 * GIB: 110.0}, hosts)
-    rc, out, _ = run_cli(capsys, tree, "--expect", "nic-200g", "--nics", "4")
+    rc, out, _ = run_cli(capsys, "check", tree, "--expect", "nic-200g", "--nics", "4")
     assert rc == 1 and "implausible: above 100 GB/s" in out and "NCCL_ALGO=Ring" in out
     # a figure across nodes does not apply to a run on one node
     one = imported(tmp_path, "one", "all_reduce_perf", 8, {8 * GIB: 300.0})
-    rc, out, err = run_cli(capsys, one, "--expect", "nic-200g", "--nics", "4")
+    rc, out, err = run_cli(capsys, "check", one, "--expect", "nic-200g", "--nics", "4")
     assert_usage_error(rc, out, err, "nothing to check")
 
 
 # ---------------------------------------------------------------- commbench runs and ceilings
-def commbench_run(path, nranks=2, sizes=(4096, 4 * MIB, 128 * MIB), rate=4e9, meta_extra=None,
-                  ops=("allreduce",), backend="mpi"):
-    """A synthetic run directory as `commbench run` writes it, summary rows with their ceiling
-    and efficiency (bench.ceilings.columns): time = 2 µs + S / rate."""
-    rows = []
-    for op in ops:
-        for n in sizes:
-            for s in range(5):
-                for rank in range(nranks):
-                    t = (2e-6 + n / rate) * (1 + 0.001 * s)
-                    rows.append((backend, op, "float32", n, nranks, "all", 0, s, rank, 1, t))
-    df = pd.DataFrame(rows, columns=SAMPLE_COLUMNS)
-    summary = summarize_samples(df, bus_factor=lambda op, n: OPS[op].bus_factor(n) or float("nan"))
-    meta = {"schema": 1, "run_id": path.name, "status": "complete", "nranks": nranks, "nnodes": 1,
-            "started": "2026-11-27T10:00:00+00:00",
-            "ceilings": {"method": "synthetic", "copy_one_core_Bps": 5e9,
-                         "hosts": {"vm": {"ranks": nranks, "copy_node_Bps": 8e9, "nics": []}}}}
-    meta.update(meta_extra or {})
-    records = summary.to_dict("records")
-    for r in records:
-        r["ceiling"], r["efficiency"] = ceilings.columns(r, OPS[r["op"]], meta)
-    fmt.write_run_dir(path, meta, df.to_dict("records"), records)
-    return path
-
-
 def test_min_on_a_commbench_run_shows_its_ceilings(tmp_path, capsys):
-    run = commbench_run(tmp_path / "run", rate=4e9)
-    rc, out, _ = run_cli(capsys, run, "--min", "allreduce:4M=1G", "--min", "allreduce:4K=2G")
+    run = write_run_with_ceilings(tmp_path / "run", rate=4e9)
+    rc, out, _ = run_cli(capsys, "check", run, "--min", "allreduce:4M=1G", "--min", "allreduce:4K=2G")
     assert rc == 1
     r4m = next(line for line in out.splitlines() if " 4 MiB " in line)
     # busbw = 4 MiB / the median sample (2 µs + 4 MiB / 4 GB/s, x 1.002: the middle of 5
@@ -215,16 +180,16 @@ def test_min_on_a_commbench_run_shows_its_ceilings(tmp_path, capsys):
 def test_copy_ceiling_cache_and_memory(tmp_path, capsys):
     """Above one core's copy rate: at 4 MiB the message fits in the caches (a note, no verdict);
     at 128 MiB above the node's copy rate it is implausible; GPU buffers are not held to it."""
-    run = commbench_run(tmp_path / "fast", rate=20e9)
-    rc, out, _ = run_cli(capsys, run, "--min", "allreduce:4M=1G", "--min", "allreduce:128M=1G")
+    run = write_run_with_ceilings(tmp_path / "fast", rate=20e9)
+    rc, out, _ = run_cli(capsys, "check", run, "--min", "allreduce:4M=1G", "--min", "allreduce:128M=1G")
     lines = out.splitlines()
     r4m = next(line for line in lines if " 4 MiB " in line)
     r128 = next(line for line in lines if " 128 MiB " in line)
     assert "meets" in r4m and "4 MiB fits in the caches" in r4m
     assert "implausible: faster than the node copies memory (8 GB/s" in r128
     assert rc == 1
-    gpu = commbench_run(tmp_path / "gpu", rate=20e9, meta_extra={"settings": {"device": "cuda"}})
-    rc, out, _ = run_cli(capsys, gpu, "--min", "allreduce:128M=1G")
+    gpu = write_run_with_ceilings(tmp_path / "gpu", rate=20e9, meta_extra={"settings": {"device": "cuda"}})
+    rc, out, _ = run_cli(capsys, "check", gpu, "--min", "allreduce:128M=1G")
     assert rc == 0 and "the host's copy rate is no ceiling for GPU buffers" in out
 
 
@@ -234,22 +199,22 @@ def test_above_the_nic_line_rate_across_nodes(tmp_path, capsys):
              "ceilings": {"method": "synthetic", "copy_one_core_Bps": 5e9,
                           "hosts": {"a": {"ranks": 1, "copy_node_Bps": 8e9, "nics": [nic, nic]},
                                     "b": {"ranks": 1, "copy_node_Bps": 8e9, "nics": [nic]}}}}
-    run = commbench_run(tmp_path / "run", rate=20e9, meta_extra=extra)
-    rc, out, _ = run_cli(capsys, run, "--min", "allreduce:128M=1G")
+    run = write_run_with_ceilings(tmp_path / "run", rate=20e9, meta_extra=extra)
+    rc, out, _ = run_cli(capsys, "check", run, "--min", "allreduce:128M=1G")
     assert rc == 1
     assert "% of the slowest declared line rate (meta.json → ceilings)" in out
     assert "several NICs (the ceiling is one NIC's declared rate)" in out
 
 
 def test_baseline_runs_as_references(tmp_path, capsys):
-    base = commbench_run(tmp_path / "base", rate=4e9)
-    same = commbench_run(tmp_path / "same", rate=3.9e9)
-    slow = commbench_run(tmp_path / "slow", rate=2e9)
-    rc, out, _ = run_cli(capsys, same, "--baseline", base)
+    base = write_run_with_ceilings(tmp_path / "base", rate=4e9)
+    same = write_run_with_ceilings(tmp_path / "same", rate=3.9e9)
+    slow = write_run_with_ceilings(tmp_path / "slow", rate=2e9)
+    rc, out, _ = run_cli(capsys, "check", same, "--baseline", base)
     assert rc == 0 and out.count("(baseline)") == 3
     assert "[1] baseline: each case against the median busbw" in out and str(base) in out
     assert "`commbench compare BASE NEW`" in out
-    rc, out, _ = run_cli(capsys, slow, "--baseline", base)
+    rc, out, _ = run_cli(capsys, "check", slow, "--baseline", base)
     assert rc == 1 and "below: 5" in out and "short; needs" in out
 
 
@@ -269,15 +234,15 @@ def test_baseline_runs_as_references(tmp_path, capsys):
     (["--min", "allreduce:4K=1G", "--tolerance", "1.5"], "--tolerance must be"),
 ])
 def test_bad_input_exits_2(tmp_path, capsys, extra, message):
-    run = commbench_run(tmp_path / "run")
-    rc, out, err = run_cli(capsys, run, *extra)
+    run = write_run_with_ceilings(tmp_path / "run")
+    rc, out, err = run_cli(capsys, "check", run, *extra)
     assert_usage_error(rc, out, err, message)
 
 
 def test_bad_run_dirs_exit_2(tmp_path, capsys):
-    rc, out, err = run_cli(capsys, tmp_path / "missing", "--min", "allreduce:4K=1G")
+    rc, out, err = run_cli(capsys, "check", tmp_path / "missing", "--min", "allreduce:4K=1G")
     assert_usage_error(rc, out, err, "missing: no such run directory")
-    rc, out, err = run_cli(capsys, "--min", "allreduce:4K=1G")
+    rc, out, err = run_cli(capsys, "check", "--min", "allreduce:4K=1G")
     assert_usage_error(rc, out, err, "give the run directories")
 
 
@@ -292,8 +257,8 @@ def test_parse_rate_is_si_bytes_per_second():
 
 def test_markdown_and_json(tmp_path, capsys):
     evil = tmp_path / "ru|n`<b>x</b>[l](u)"
-    run = commbench_run(evil, backend="mp|i")
-    rc, out, _ = run_cli(capsys, run, "--baseline", run, "--format", "markdown")
+    run = write_run_with_ceilings(evil, backend="mp|i")
+    rc, out, _ = run_cli(capsys, "check", run, "--baseline", run, "--format", "markdown")
     assert rc == 0
     lines = out.splitlines()
     assert lines[2] == "| " + " | ".join(check_output.HEADER) + " |"
@@ -303,7 +268,8 @@ def test_markdown_and_json(tmp_path, capsys):
         assert len(re.findall(r"(?<!\\)\|", line)) == (len(check_output.HEADER) + 1 if line.startswith("|") else 0)
         assert "<b>" not in line and not re.search(r"(?<!\\)`", line)
     assert "<b>" not in out and "&lt;b&gt;" in out
-    rc, out, _ = run_cli(capsys, run, "--baseline", run, "--min", "allreduce:1G=1G", "--format", "json")
+    rc, out, _ = run_cli(capsys, "check", run, "--baseline", run, "--min", "allreduce:1G=1G",
+                         "--format", "json")
     res = json.loads(out)
     assert rc == 1 and res["exit_status"] == 1
     assert res["counts"] == {"meets": 3, "below": 0, "implausible": 0, "not measured": 1}
@@ -319,7 +285,7 @@ def test_check_a_real_run(tmp_path, capsys):
     r = run_commbench("run", "-n", "2", "--ops", "allreduce", "--sizes", "4K,64K", *quick,
                       "--out", out_dir, timeout=180)
     assert r.returncode == 0, r.stderr[-2000:]
-    rc, out, _ = run_cli(capsys, out_dir, "--min", "allreduce:64K=1K")
+    rc, out, _ = run_cli(capsys, "check", out_dir, "--min", "allreduce:64K=1K")
     assert rc == 0, out
     row = next(line for line in out.splitlines() if " 64 KiB " in line)
     assert re.search(r"\d+%", row) and "meets" in row  # a share of the measured ceiling

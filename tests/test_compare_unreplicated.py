@@ -13,20 +13,14 @@ import pandas as pd
 import pytest
 
 from analysis import compare
-from analysis.run_frames import summarize_samples, write_run_dir_from_frames
 from bench.cli import main as cli
 from bench.core.rundir import SAMPLE_COLUMNS
-from tests.conftest import QUICK, ROOT, needs_mpi, run_commbench
+from tests.conftest import QUICK, ROOT, needs_mpi, run_cli, run_commbench
+from tests.runs import write_replicated_run, write_synthetic_run
 
 DATA = ROOT / "tests" / "data"
 GIB = 1 << 30
 SIZES = [4 << (2 * i) for i in range(11)]  # 4 B .. 4 MiB
-
-
-def run_cli(capsys, *argv):
-    rc = cli([*map(str, argv)])
-    out = capsys.readouterr()
-    return rc, out.out, out.err
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +32,7 @@ def gb10(tmp_path_factory):
     return base
 
 
+@pytest.mark.slow
 def test_gb10_slowdown_in_single_imports_fails(gb10, capsys):
     rc, out, _ = run_cli(capsys, "compare", gb10 / "before", gb10 / "after")
     assert rc == 1
@@ -90,18 +85,18 @@ def make_run(path, seed, scale=lambda op, n: 1.0, flip=0.08, sd=0.05, samples=1,
                 t = (2e-6 + n / 5e9) * f * float(np.exp(rng.normal(0, 0.02)))
                 rows.append(("mpi", op, "float32", n, 2, "all", 0, s, -1, 1, t))
     df = pd.DataFrame(rows, columns=SAMPLE_COLUMNS)
-    meta = {"schema": 1, "run_id": path.name, "status": "complete", "nranks": 2}
+    fields = {}  # meta.json's, beyond synthetic_meta's
     if noise is not None:
-        meta["noise"] = {"timer": {"measured_resolution_s": 1e-8},
+        fields["noise"] = {"timer": {"measured_resolution_s": 1e-8},
                          "jitter_per_rank": [{"quantum_s": 5e-5, "p99_over_median": 1.2,
                                               "interrupted_share": 0.01}],
                          "pingpong": {"size_bytes": 8, "burst_medians_s": [1e-6, noise * 1e-6],
                                       "max_over_min": noise, "cv": 0.1}}
-    write_run_dir_from_frames(path, meta, df, summarize_samples(df))
-    return path
+    return write_synthetic_run(path, df, nranks=2, **fields)
 
 
 @pytest.mark.parametrize("samples", [1, 20])
+@pytest.mark.slow
 def test_identical_single_round_sides_pass_at_least_5_in_6(tmp_path, samples):
     pairs = 30
     failed = []
@@ -117,6 +112,7 @@ def test_identical_single_round_sides_pass_at_least_5_in_6(tmp_path, samples):
     assert len(failed) <= pairs // 15, failed
 
 
+@pytest.mark.slow
 def test_a_real_slowdown_over_a_range_of_sizes_is_found(tmp_path):
     base = make_run(tmp_path / "base", 1)
     new = make_run(tmp_path / "new", 2, scale=lambda op, n: 1.5 if n >= 4096 else 1.0)
@@ -128,6 +124,7 @@ def test_a_real_slowdown_over_a_range_of_sizes_is_found(tmp_path):
     assert res["exit_status"] == 1
 
 
+@pytest.mark.slow
 def test_faster_is_mirrored(tmp_path):
     base = make_run(tmp_path / "base", 1, flip=0)
     new = make_run(tmp_path / "new", 2, flip=0, scale=lambda op, n: 0.4)
@@ -136,6 +133,7 @@ def test_faster_is_mirrored(tmp_path):
     assert compare.verdict_text(res["rows"][0]).startswith("faster, unreplicated: 0.")
 
 
+@pytest.mark.slow
 def test_measured_noise_raises_the_bar(tmp_path):
     """A side whose own noise calibration saw a 3x spread: 2x everywhere is within it."""
     base = make_run(tmp_path / "base", 1, flip=0, noise=3.0)
@@ -158,6 +156,7 @@ def test_series_shorter_than_the_window_gets_no_verdict(tmp_path):
     assert any("series of fewer than 3 sizes" in n for n in res["notes"])
 
 
+@pytest.mark.slow
 def test_isolated_mode_switches_are_not_a_slowdown(tmp_path):
     """Two neighbouring sizes caught in a slow mode (seen on this machine: 6.1x and 4.3x at 64 B
     and 1 KiB in identical runs) are not three."""
@@ -170,12 +169,11 @@ def test_isolated_mode_switches_are_not_a_slowdown(tmp_path):
     assert compare.verdict_text(row) == "not significant, unreplicated: 2/3 sizes beyond 1.21×"
 
 
+@pytest.mark.slow
 def test_replicated_cases_keep_the_rank_test(tmp_path):
     """With rounds on both sides nothing changes: no evidence, the test of round medians."""
-    from tests.test_compare import make_run as replicated
-
-    base = replicated(tmp_path / "base", seed=1)
-    new = replicated(tmp_path / "new", seed=2, scale=lambda op, n, r: 1.5 if n >= 4096 else 1.0)
+    base = write_replicated_run(tmp_path / "base", seed=1)
+    new = write_replicated_run(tmp_path / "new", seed=2, scale=lambda op, n, r: 1.5 if n >= 4096 else 1.0)
     res = compare.compare_runs([base], [new])
     assert all(r["unit"] == "rounds" and "evidence" not in r for r in res["rows"])
     assert [r["verdict"] for r in res["rows"]] == ["not significant"] * 3 + ["slower"] * 2

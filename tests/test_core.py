@@ -12,6 +12,7 @@ from bench.core.samples import block_of, encode
 from bench.core.stats import binom_half_ppf, kde_silverman, modes, peaks_with_prominence
 
 
+@pytest.mark.slow
 def test_binomial_quantile_matches_scipy():
     binom = pytest.importorskip("scipy.stats").binom
     for q in (0.025, 0.005):
@@ -19,6 +20,7 @@ def test_binomial_quantile_matches_scipy():
             assert binom_half_ppf(q, n) == int(binom.ppf(q, n, 0.5)), (q, n)
 
 
+@pytest.mark.slow
 def test_density_and_peaks_match_scipy():
     stats, signal = pytest.importorskip("scipy.stats"), pytest.importorskip("scipy.signal")
     rng = np.random.default_rng(7)
@@ -78,7 +80,7 @@ def test_written_run_reads_back(tmp_path):
 
 def test_a_schema_1_run_reads_back(tmp_path):
     samples = [sample("pingpong", 4, 0, i, rank, 1e-6 * (1 + i)) for i in range(3) for rank in (0, 1)]
-    rundir.write_run_dir(tmp_path, {**rundir.new_meta("r1", [], "complete"), "schema": 1},
+    rundir.write_run_dir(tmp_path, {**rundir.new_meta("r1", [], "complete"), "schema": rundir.SCHEMA_CSV},
                          samples, rundir.summary_rows(samples))
     assert not (tmp_path / "samples.bin").exists()
     back = rundir.read_samples(tmp_path)

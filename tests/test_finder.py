@@ -8,6 +8,7 @@ from tests.fakes import FaultyFleet
 
 
 @pytest.mark.parametrize("n", [1024, 16384])
+@pytest.mark.slow
 def test_one_bad_node_in_three_rounds(n):
     fleet = FaultyFleet(n, bad_nodes=[n // 3])
     out = find(fleet.nodes, fleet, group_size=2, confirm=2, seed=1)
@@ -17,6 +18,7 @@ def test_one_bad_node_in_three_rounds(n):
 
 
 @pytest.mark.parametrize("n, seeds", [(1024, range(6)), (16384, range(2))])
+@pytest.mark.slow
 def test_several_faults_with_noise_and_spikes_no_false_positives(n, seeds):
     for seed in seeds:
         bad = [5, 77, n // 2, n // 2 + 1, n - 1]  # two neighbours: maybe screened together

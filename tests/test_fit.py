@@ -15,6 +15,7 @@ from analysis.hockney import fit_hockney
 from analysis.loggp import fit_loggp
 from analysis.robust import fit_relative, segment_for
 from bench.core.rundir import FITS_COLUMNS
+from tests.runs import synthetic_meta
 
 SIZES = 2.0 ** np.arange(0, 23)  # 1 B .. 4 MiB, the default-like geometric sweep
 
@@ -39,6 +40,7 @@ def close(got, want, rel=0.05):
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.slow
 def test_hockney_recovers_parameters_and_break_point(seed):
     rng = np.random.default_rng(seed)
     a1, b1, a2, b2 = 1.2e-6, 1 / 6e9, 4e-6, 1 / 14e9
@@ -67,6 +69,7 @@ def test_hockney_finds_three_protocols():
     assert close(1 / segs[-1].theta[1], 20e9)
 
 
+@pytest.mark.slow
 def test_one_line_stays_one_segment():
     """Noise and outliers alone must not create break points."""
     for seed in range(4):
@@ -94,6 +97,7 @@ def test_robust_to_an_outlying_size():
 
 
 @pytest.mark.parametrize("factor", [1.3, 3.0])
+@pytest.mark.slow
 def test_an_outlying_size_does_not_create_a_break_point(factor):
     """A size 30% or 3x slow in all its samples is not a protocol change: still 2 segments."""
     for seed in range(3):
@@ -127,6 +131,7 @@ def sweep_cases(rng, op, small, large, counts=(2, 3, 4, 6, 8), last_small=4096, 
     return cases
 
 
+@pytest.mark.slow
 def test_algorithm_identification_by_held_out_rank_counts():
     rng = np.random.default_rng(11)
     cases = sweep_cases(rng, "allreduce", "recursive_doubling", "ring")
@@ -150,6 +155,7 @@ def test_algorithm_identification_by_held_out_rank_counts():
                                      ("broadcast", ("binomial", "linear")),
                                      ("reduce_scatter", ("recursive_halving", "ring")),
                                      ("allgather", ("recursive_doubling", "ring"))])
+@pytest.mark.slow
 def test_other_collectives_identified(op, algs):
     rng = np.random.default_rng(3)
     cases = sweep_cases(rng, op, *algs)
@@ -199,6 +205,7 @@ def test_rank_counts_that_are_not_powers_of_two_fold_in():
 @pytest.mark.parametrize("op,alg", [("allreduce", "recursive_doubling"),
                                     ("allreduce", "rabenseifner"),
                                     ("broadcast", "linear")])
+@pytest.mark.slow
 def test_predicted_beyond_non_powers_of_two(op, alg):
     """A sweep over 2, 3, 4 and 5 ranks (two of them folded) predicts 6 ranks from the
     algorithm that made it."""
@@ -216,6 +223,7 @@ def test_predicted_beyond_non_powers_of_two(op, alg):
         assert close(got, models.predict(op, alg, 6, mid, params)), (seg, best.theta)
 
 
+@pytest.mark.slow
 def test_gamma_is_not_invented_when_unidentifiable():
     """In every allreduce model β and γ scale alike: γ must come out 0 (folded into β)."""
     rng = np.random.default_rng(2)
@@ -227,8 +235,11 @@ def test_gamma_is_not_invented_when_unidentifiable():
     assert close(ring.theta[1], 1e-10 + 5e-11 / 2)
 
 
+PRTT_SIZES = 2.0 ** np.arange(2, 19)
+
+
 def synthetic_prtt(rng, L=0.8e-6, o_s=0.3e-6, o_r=0.25e-6, g=0.5e-6, G=1 / 8e9, n=8,
-                   delay=lambda s: 20e-6 + s / 0.5e9, sizes=2.0 ** np.arange(2, 19)):
+                   delay=lambda s: 20e-6 + s / 0.5e9, sizes=PRTT_SIZES):
     """The LogGP round trips of `fit_loggp`'s docstring, with noise."""
     out = {}
     for s in sizes:
@@ -272,9 +283,7 @@ def write_run(path, cases, backend="mpi", nranks=2, ranks_reporting=2):
     """A minimal run directory as commbench run writes it: {(op, nbytes): samples}. Each
     sample is split over ranks so that the max over ranks is the given time."""
     path.mkdir(parents=True)
-    meta = {"schema": 1, "run_id": path.name, "status": "complete", "nranks": nranks,
-            "nnodes": 1, "ops": {}}
-    (path / "meta.json").write_text(json.dumps(meta))
+    (path / "meta.json").write_text(json.dumps(synthetic_meta(path, nranks, nnodes=1, ops={})))
     rows = []
     for (op, nbytes), times in cases.items():
         for i, t in enumerate(times):
@@ -286,6 +295,7 @@ def write_run(path, cases, backend="mpi", nranks=2, ranks_reporting=2):
         path / "samples.csv", index=False)
 
 
+@pytest.mark.slow
 def test_fit_command_writes_tidy_fits_csv(tmp_path, capsys):
     from bench.cli import main
 
@@ -305,6 +315,7 @@ def test_fit_command_writes_tidy_fits_csv(tmp_path, capsys):
     assert h[h.segment == 0].nbytes_hi.iloc[0] in (2048, 4096, 8192)
 
 
+@pytest.mark.slow
 def test_fit_command_on_a_sweep_directory(tmp_path):
     from bench.cli import main
 
@@ -339,6 +350,7 @@ def test_sizes_rounded_per_rank_count_are_one_step():
     assert list(idx) == [0, 0, 1] and list(starts) == [1000, 1060]
 
 
+@pytest.mark.slow
 def test_fit_table_shows_the_node_rate_limit():
     """A sweep whose times show the max-rate limit: the table gives R, k* = R·β and where R
     comes from; rows per rank count stay out of the table."""

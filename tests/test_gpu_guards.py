@@ -23,6 +23,7 @@ def test_gloo_refuses_point_to_point_on_cuda_tensors_by_name():
     assert GlooBackend.op_problem(OPS["pingpong"], options(device="cpu")) is None
 
 
+@pytest.mark.slow  # imports torch
 def test_nccl_needs_a_gpu_per_rank(monkeypatch):
     torch = pytest.importorskip("torch")
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)

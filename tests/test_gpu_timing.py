@@ -43,7 +43,7 @@ def fake_cuda(log, clock, empty=lambda calls: False):
         capturing.pop()
         if empty(g.calls):
             warnings.warn("The CUDA Graph is empty. This usually means that the graph was "
-                          "attempted to be captured on wrong device or stream.", UserWarning)
+                          "attempted to be captured on wrong device or stream.", UserWarning, stacklevel=2)
 
     def program(k):
         if capturing:
@@ -100,7 +100,7 @@ def test_an_empty_capture_flags_the_case_and_other_warnings_pass_through():
 
     def loud(k):
         program(k)
-        warnings.warn("something else", RuntimeWarning)
+        warnings.warn("something else", RuntimeWarning, stacklevel=2)
     run = GraphProgram(torch, loud, "cuda:0")
     with pytest.warns(RuntimeWarning, match="something else"):
         run(2)

@@ -7,15 +7,14 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from bench.core import rundir
 from bench.core.errors import UsageError
-from tests.conftest import QUICK, ROOT, commbench_env, needs_mpi, run_commbench
+from tests.conftest import QUICK, needs_mpi, run_commbench
+from tests.runs import rank_pids, start_long_run, wait_for_samples
 
 
 @needs_mpi  # the default backend's library is checked before the options
@@ -94,9 +93,9 @@ def test_sizes_that_round_are_named(tmp_path):
 @pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_a_signal_ends_the_job_and_marks_the_run_aborted(tmp_path, sig, code):
     out = tmp_path / "run"
-    proc = _start_long_run(out)
+    proc = start_long_run(out)
     try:
-        _wait_for_samples(proc, out)
+        wait_for_samples(proc, out)
         t0 = time.monotonic()
         proc.send_signal(sig)
         _, err = proc.communicate(timeout=30)
@@ -111,47 +110,13 @@ def test_a_signal_ends_the_job_and_marks_the_run_aborted(tmp_path, sig, code):
     assert ps.stdout.strip() == "", "ranks left running"
 
 
-def _start_long_run(out, *extra):
-    return subprocess.Popen([sys.executable, "-m", "bench.cli", "run", "--ops", "allreduce",
-                             "--sizes", "4:1M:2", "--budget", "60", "--min-samples", "4000",
-                             "--sample-time", "0.0002",  # a case lasts ~1 s, well under --timeout
-                             "--max-samples", "5000", "--launches", "1", "--no-noise",
-                             "--no-ceilings", "-q",
-                             "--out", str(out), *extra], env=commbench_env(), cwd=ROOT,
-                            stderr=subprocess.PIPE, text=True)
-
-
-def _rank_pids(out) -> list[int]:
-    """PIDs of the ranks of the run into `out` (not the launcher or the local parent)."""
-    pids = []
-    for proc in Path("/proc").iterdir():
-        try:
-            cmd = (proc / "cmdline").read_bytes().split(b"\0")
-            env = (proc / "environ").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if str(out).encode() in cmd and any(e.startswith(b"OMPI_COMM_WORLD_RANK=") for e in env):
-            rank = next(int(e.split(b"=")[1]) for e in env if e.startswith(b"OMPI_COMM_WORLD_RANK="))
-            pids.append((rank, int(proc.name)))
-    return [pid for _, pid in sorted(pids)]
-
-
-def _wait_for_samples(proc, out):
-    deadline = time.monotonic() + 60
-    while not (out / "samples.bin").exists() or (out / "samples.bin").stat().st_size == 0:
-        if proc.poll() is not None:
-            pytest.fail(f"the run ended ({proc.returncode}) before a case: {proc.stderr.read()[-2000:]}")
-        assert time.monotonic() < deadline, "the run never got going"
-        time.sleep(0.2)
-
-
 @needs_mpi
 def test_a_killed_rank_is_named_with_the_case(tmp_path):
     out = tmp_path / "run"
-    proc = _start_long_run(out)
+    proc = start_long_run(out)
     try:
-        _wait_for_samples(proc, out)
-        pids = _rank_pids(out)
+        wait_for_samples(proc, out)
+        pids = rank_pids(out)
         assert len(pids) == 2
         os.kill(pids[1], signal.SIGKILL)
         _, err = proc.communicate(timeout=30)
@@ -169,14 +134,14 @@ def test_a_stopped_rank_is_named_by_the_watchdogs_of_the_others(tmp_path):
     out = tmp_path / "run"
     # --timeout 30, not less: with both cores busy elsewhere a ~1 s case took over 6 s (and
     # once, it seems, 15 s), and the watchdog fired before the rank was stopped
-    proc = _start_long_run(out, "--timeout", "30")
+    proc = start_long_run(out, "--timeout", "30")
     try:
-        _wait_for_samples(proc, out)
-        pids = _rank_pids(out)
+        wait_for_samples(proc, out)
+        pids = rank_pids(out)
         os.kill(pids[1], signal.SIGSTOP)
         _, err = proc.communicate(timeout=90)
     finally:
-        for pid in _rank_pids(out):
+        for pid in rank_pids(out):
             os.kill(pid, signal.SIGKILL)
         proc.kill()
     assert proc.returncode == 3

@@ -3,6 +3,7 @@ an injected clock: every number below is exact."""
 import argparse
 
 import numpy as np
+import pytest
 
 from analysis.run_frames import sample_times
 from analysis.runsamples import load_run
@@ -113,6 +114,7 @@ def _plan(args):
                 settings=settings_of(args))
 
 
+@pytest.mark.slow
 def test_rank_loop_writes_exact_rows_and_summary(tmp_path):
     FakeBackend.corrupt = False
     args = _args(out=str(tmp_path / "run"))
@@ -134,6 +136,7 @@ def test_rank_loop_writes_exact_rows_and_summary(tmp_path):
     assert sample_times(samples).time_s.tolist() == samples.time_s.tolist()
 
 
+@pytest.mark.slow
 def test_rounds_shuffle_cases_and_are_recorded(tmp_path):
     FakeBackend.corrupt = False
     args = _args(out=str(tmp_path / "run"), repeats=3, ops="allreduce")
@@ -144,6 +147,7 @@ def test_rounds_shuffle_cases_and_are_recorded(tmp_path):
     assert meta["settings"]["seed"] == 7
 
 
+@pytest.mark.slow
 def test_wrong_results_are_counted_and_fail_the_run(tmp_path):
     FakeBackend.corrupt = True
     try:
@@ -157,6 +161,7 @@ def test_wrong_results_are_counted_and_fail_the_run(tmp_path):
     assert wrong == {"allreduce4": 1, "allreduce64": 1, "barrier0": 0}
 
 
+@pytest.mark.slow
 def test_torn_last_block_is_dropped(tmp_path):
     FakeBackend.corrupt = False
     args = _args(out=str(tmp_path / "run"))

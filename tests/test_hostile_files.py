@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from analysis.runsamples import load_run
-from bench.cli import main as cli
+from tests.conftest import run_cli
 
 pytestmark = pytest.mark.timeout(30)  # a FIFO opened before it is checked hangs: fails here
 
@@ -26,9 +26,7 @@ JSON = DATA / "nccl_all_gather.json"
 
 
 def import_(capsys, path, out, *extra):
-    rc = cli(["import", str(path), "--out", str(out), *extra])
-    captured = capsys.readouterr()
-    return rc, captured.out, captured.err
+    return run_cli(capsys, "import", path, "--out", out, *extra)
 
 
 def assert_refused(rc, err, *needles):
@@ -97,6 +95,7 @@ ENCODINGS = {
 
 @pytest.mark.parametrize("source", [TEXT, JSON], ids=["text", "json"])
 @pytest.mark.parametrize("encoding", list(ENCODINGS))
+@pytest.mark.slow
 def test_recoded_and_compressed_logs_import_the_same_rows(tmp_path, capsys, source, encoding):
     plain = tmp_path / "plain"
     assert import_(capsys, source, plain)[0] == 0

@@ -18,6 +18,7 @@ import pytest
 
 from bench.cli import main as cli
 from tests.conftest import QUICK, ROOT, commbench_env, needs_mpi, run_commbench
+from tests.runs import write_small_run
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -141,9 +142,7 @@ def test_a_working_directory_that_cannot_be_read_back_is_refused_too(tmp_path, n
 
 def test_a_report_of_a_run_reads_what_run_wrote_under_a_readable_odd_name(tmp_path):
     """Spaces, quotes, commas and non-ASCII UTF-8 are names commbench can read back: taken."""
-    from tests.test_hostile_rundirs import make_run
-
-    run = make_run(tmp_path / "r ü, 'q' \"d\"")
+    run = write_small_run(tmp_path / "r ü, 'q' \"d\"")
     for argv in (["report", run, "--no-fit"], ["compare", run, run], ["fit", run, "--bootstrap", "0"],
                  ["predict", "--fits", run, "--op", "allreduce", "--nranks", "2", "--nbytes", "64"]):
         r = run_commbench(*argv, timeout=60)
@@ -216,9 +215,7 @@ def test_a_lock_file_is_only_a_regular_file_of_ours(tmp_path):
 
 @pytest.mark.parametrize("verb", ["report", "fit", "compare", "links", "check", "predict"])
 def test_a_run_renamed_to_bytes_that_are_not_utf8_is_one_line_for_every_verb(tmp_path, verb):
-    from tests.test_hostile_rundirs import make_run
-
-    good = make_run(tmp_path / "good")
+    good = write_small_run(tmp_path / "good")
     bad = os.path.join(bytes(tmp_path), b"run\xff")
     os.rename(bytes(good), bad)
     argv = {"report": [b"report", bad], "fit": [b"fit", bad, b"--bootstrap", b"0"],
@@ -233,9 +230,7 @@ def test_a_run_renamed_to_bytes_that_are_not_utf8_is_one_line_for_every_verb(tmp
 
 
 def test_a_run_renamed_to_a_name_with_a_newline_is_read_back_by_every_verb(tmp_path):
-    from tests.test_hostile_rundirs import make_run
-
-    run = make_run(tmp_path / "good").rename(tmp_path / "line\nbreak")
+    run = write_small_run(tmp_path / "good").rename(tmp_path / "line\nbreak")
     for argv in (["report", run], ["compare", run, run], ["fit", run, "--bootstrap", "0"],
                  ["predict", "--fits", run, "--op", "allreduce", "--nranks", "2", "--nbytes", "64"]):
         r = run_commbench(*argv, timeout=60)

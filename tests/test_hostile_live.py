@@ -18,8 +18,8 @@ import pytest
 from analysis.fit_pipeline import FITS_SOURCE, stale_reason
 from bench.cli import main as cli
 from bench.core import rundir
-from tests.conftest import ROOT, commbench_env, needs_mpi
-from tests.test_hostile_rundirs import make_run, synthetic_samples
+from tests.conftest import ROOT, commbench_env, needs_mpi, run_cli
+from tests.runs import small_samples, write_small_run
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -30,7 +30,7 @@ DATA = ROOT / "tests" / "data"
 def live(tmp_path):
     """A run directory with status running whose lock another process holds (as the local
     launcher, or rank 0 under mpirun, holds it for the whole run)."""
-    run = make_run(tmp_path / "live", status="running")
+    run = write_small_run(tmp_path / "live", status="running")
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys, time\nfrom bench.core.rundir import RunLock\n"
          "lock = RunLock(sys.argv[1])\nprint('locked', flush=True)\ntime.sleep(120)\n", str(run)],
@@ -46,8 +46,8 @@ def snapshot(run):
 
 
 def cli_err(capsys, argv):
-    rc = cli([str(a) for a in argv])
-    return rc, capsys.readouterr().err
+    rc, _, err = run_cli(capsys, *argv)
+    return rc, err
 
 
 def assert_live_refused(rc, err, needle="still writing it"):
@@ -68,7 +68,7 @@ def assert_live_refused(rc, err, needle="still writing it"):
     ["predict", "--fits", "{run}", "--op", "allreduce", "--nranks", "2", "--nbytes", "64"],
 ])
 def test_every_verb_refuses_a_run_in_progress(live, tmp_path, capsys, argv):
-    other = make_run(tmp_path / "other")
+    other = write_small_run(tmp_path / "other")
     before = snapshot(live)
     argv = [a.format(run=live, other=other, tmp=tmp_path) for a in argv]
     assert_live_refused(*cli_err(capsys, argv))
@@ -79,7 +79,7 @@ def test_every_verb_refuses_a_run_in_progress(live, tmp_path, capsys, argv):
 def test_a_sweep_directory_with_a_run_in_progress_is_refused(live, tmp_path, capsys):
     sweep = tmp_path / "sweep"
     sweep.mkdir()
-    shutil.copytree(make_run(tmp_path / "n4", synthetic_samples(nranks=4)), sweep / "n4")
+    shutil.copytree(write_small_run(tmp_path / "n4", small_samples(nranks=4)), sweep / "n4")
     (sweep / "n2").symlink_to(live)
     for argv in (["fit", sweep, "--bootstrap", "0"],
                  ["predict", "--fits", sweep, "--op", "allreduce", "--nranks", "8", "--nbytes", "64"]):
@@ -106,7 +106,7 @@ def test_writers_never_clear_nor_mix_into_a_run_in_progress(live, tmp_path, caps
 
 def test_once_the_lock_is_free_the_run_is_read_again(tmp_path, capsys):
     """A run left `running` by a crash (nobody holds its lock) is readable, as before."""
-    run = make_run(tmp_path / "crashed", status="running")
+    run = write_small_run(tmp_path / "crashed", status="running")
     lock = rundir.RunLock(run)
     lock.release()
     rc, err = cli_err(capsys, ["fit", run, "--bootstrap", "0"])
@@ -129,7 +129,7 @@ def later(path):
 
 @pytest.fixture
 def fitted(tmp_path, capsys):
-    run = make_run(tmp_path / "run")
+    run = write_small_run(tmp_path / "run")
     assert cli(["fit", str(run), "--bootstrap", "0"]) == 0
     capsys.readouterr()
     assert (run / FITS_SOURCE).exists() and stale_reason(run) is None
@@ -137,7 +137,7 @@ def fitted(tmp_path, capsys):
 
 
 def append_samples(run):
-    extra = synthetic_samples(seed=5)
+    extra = small_samples(seed=5)
     extra["round"] += 2
     with open(later(run / "samples.csv"), "a") as f:
         extra.assign(peer=-1).to_csv(f, header=False, index=False)
@@ -167,6 +167,7 @@ def set_status(run, status):
     (lambda run, capsys: (later(run / "summary.csv")).write_text(
         (run / "summary.csv").read_text() + ""), None),  # same bytes, new mtime: still stale
 ])
+@pytest.mark.slow
 def test_fits_of_changed_data_are_refitted_or_not_used(fitted, capsys, change, why):
     assert "fitting" not in predict(capsys, fitted)  # fresh: used as it is
     change(fitted, capsys)
@@ -181,14 +182,15 @@ def test_fits_of_changed_data_are_refitted_or_not_used(fitted, capsys, change, w
     assert "fitting" not in predict(capsys, fitted)
 
 
+@pytest.mark.slow
 def test_a_new_run_in_a_fitted_sweep_makes_its_fits_stale(tmp_path, capsys):
     sweep = tmp_path / "sweep"
-    make_run(sweep / "n2")
-    make_run(sweep / "n4", synthetic_samples(nranks=4))
+    write_small_run(sweep / "n2")
+    write_small_run(sweep / "n4", small_samples(nranks=4))
     assert cli(["fit", str(sweep), "--bootstrap", "0"]) == 0
     capsys.readouterr()
     assert stale_reason(sweep) is None
-    make_run(sweep / "n8", synthetic_samples(nranks=8))
+    write_small_run(sweep / "n8", small_samples(nranks=8))
     assert "n8: a run fitted after" in stale_reason(sweep)
     shutil.rmtree(sweep / "n8")
     shutil.rmtree(sweep / "n4")
@@ -206,12 +208,12 @@ def test_fits_of_unknown_origin_are_used_as_before(fitted, capsys):
 @needs_mpi
 @pytest.mark.timeout(180)
 def test_a_real_run_in_progress_is_refused_and_stays_its_own(tmp_path):
-    from tests.test_guards import _start_long_run, _wait_for_samples
+    from tests.runs import start_long_run, wait_for_samples
 
     out = tmp_path / "run"
-    proc = _start_long_run(out)
+    proc = start_long_run(out)
     try:
-        _wait_for_samples(proc, out)
+        wait_for_samples(proc, out)
         env = commbench_env()
         for argv in (["fit", out, "--bootstrap", "0"], ["check", out, "--min", "allreduce:64=1K"],
                      ["import", DATA / "nccl_all_reduce.txt", "--out", out, "--force"]):

@@ -16,7 +16,7 @@ from analysis.run_frames import summarize_samples, write_run_dir_from_frames
 from bench.cli import EXIT_OUTPUT
 from bench.ops import OPS
 from tests.conftest import QUICK, ROOT, commbench_env, needs_mpi
-from tests.test_hostile_rundirs import make_run, synthetic_samples
+from tests.runs import small_samples, write_small_run
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -24,9 +24,9 @@ pytestmark = pytest.mark.timeout(120)
 def run_with_busbw(path, slowdown=1.0, seed=0):
     """A synthetic run with bus bandwidths (check needs them) and rounds enough for compare
     to find a 3x slowdown significant."""
-    df = synthetic_samples(rounds=8, seed=seed)
+    df = small_samples(rounds=8, seed=seed)
     df["time_s"] *= slowdown
-    make_run(path, df)
+    write_small_run(path, df)
     summary = summarize_samples(df, bus_factor=lambda op, n: OPS[op].bus_factor(n))
     meta = json.loads((path / "meta.json").read_text())
     return write_run_dir_from_frames(path, meta, df, summary)

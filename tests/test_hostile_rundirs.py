@@ -20,47 +20,27 @@ import pandas as pd
 import pytest
 
 from analysis import compare, output_formats
-from analysis.run_frames import summarize_samples, write_run_dir_from_frames
 from bench.cli import main as cli
 from bench.core.rundir import SAMPLE_COLUMNS
 from bench.ops.pairs import pairing_rounds
+from tests.conftest import run_cli
+from tests.runs import SMALL_SIZES, small_samples, write_small_run
 
 pytestmark = pytest.mark.timeout(60)
 
-SIZES = [8, 64, 512, 4096, 32768]
 VERBS = ("report", "fit", "compare", "links", "predict")
 SAFE_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
-
-
-def synthetic_samples(backend="mpi", op="allreduce", nranks=2, rounds=2, samples=5, seed=0):
-    rng = np.random.default_rng(seed)
-    rows = []
-    for nbytes in SIZES:
-        for rnd in range(rounds):
-            for s in range(samples):
-                for rank in range(nranks):
-                    t = (2e-6 + nbytes / 5e9) * float(np.exp(rng.normal(0, 0.02)))
-                    rows.append((backend, op, "float32", nbytes, nranks, "all", rnd, s, rank, 4, t))
-    return pd.DataFrame(rows, columns=SAMPLE_COLUMNS)
-
-
-def make_run(path, df=None, **meta):
-    df = synthetic_samples() if df is None else df
-    nranks = int(df["nranks"].max()) if len(df) else 2
-    meta = {"schema": 1, "run_id": path.name, "status": "complete", "nranks": nranks, "nnodes": 1,
-            "hosts": ["node-a"] * nranks, "backend": {"name": "mpi"}, "ops": {}, **meta}
-    return write_run_dir_from_frames(path, meta, df, summarize_samples(df))
 
 
 @pytest.fixture(scope="module")
 def templates(tmp_path_factory):
     """A valid run, the same run with its fits.csv (from `commbench fit`), and a baseline."""
     base = tmp_path_factory.mktemp("templates")
-    run = make_run(base / "run")
+    run = write_small_run(base / "run")
     fitted = base / "fitted"
     shutil.copytree(run, fitted)
     assert cli(["fit", str(fitted), "--bootstrap", "0"]) == 0
-    baseline = make_run(base / "baseline", synthetic_samples(seed=1))
+    baseline = write_small_run(base / "baseline", small_samples(seed=1))
     return {"run": run, "fitted": fitted, "baseline": baseline}
 
 
@@ -72,14 +52,6 @@ def verb_argv(verb, run, baseline, out):
         "links": ["links", run],
         "predict": ["predict", "--fits", run, "--op", "allreduce", "--nranks", "2", "--nbytes", "64"],
     }[verb]
-
-
-def run_cli(capsys, argv):
-    """The CLI in-process: (exit status, stdout, stderr). A hang (a FIFO read, say) fails the
-    test through pytestmark's timeout (an alarm of its own would cancel that one)."""
-    rc = cli([str(a) for a in argv])
-    captured = capsys.readouterr()
-    return rc, captured.out, captured.err
 
 
 def assert_one_line_error(rc, out, err, *needles):
@@ -282,6 +254,7 @@ CASES = {
 
 @pytest.mark.parametrize("verb", VERBS)
 @pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.slow
 def test_every_verb_on_a_damaged_run(case, verb, templates, tmp_path, capsys):
     damage, failing, needles = CASES[case]
     run = tmp_path / "run"
@@ -290,7 +263,7 @@ def test_every_verb_on_a_damaged_run(case, verb, templates, tmp_path, capsys):
         damage(run, templates["fitted"])
     else:
         damage(run)
-    rc, out, err = run_cli(capsys, verb_argv(verb, run, templates["baseline"], tmp_path))
+    rc, out, err = run_cli(capsys, *verb_argv(verb, run, templates["baseline"], tmp_path))
     if verb in failing:
         assert_one_line_error(rc, out, err, *needles)
         assert str(run) in err or run.name in err
@@ -299,10 +272,11 @@ def test_every_verb_on_a_damaged_run(case, verb, templates, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("verb", VERBS)
+@pytest.mark.slow
 def test_every_verb_works_on_the_valid_run(verb, templates, tmp_path, capsys):
     run = tmp_path / "run"
     shutil.copytree(templates["run"], run)
-    rc, out, err = run_cli(capsys, verb_argv(verb, run, templates["baseline"], tmp_path))
+    rc, out, err = run_cli(capsys, *verb_argv(verb, run, templates["baseline"], tmp_path))
     assert_works(rc, out, err)
 
 
@@ -310,7 +284,7 @@ def test_damaged_run_as_the_baseline_of_compare(templates, tmp_path, capsys):
     run = tmp_path / "base"
     shutil.copytree(templates["run"], run)
     set_field("samples.csv", "time_s", "-0.5", line=3)(run)
-    rc, out, err = run_cli(capsys, ["compare", run, templates["baseline"]])
+    rc, out, err = run_cli(capsys, "compare", run, templates["baseline"])
     assert_one_line_error(rc, out, err, "base/samples.csv", "line 3", "time_s -0.5")
 
 
@@ -318,16 +292,17 @@ def test_a_run_without_samples(templates, tmp_path, capsys):
     """A run that died before its first case: fit has nothing to fit, compare and predict
     say so in one line."""
     run = tmp_path / "run"
-    make_run(run, synthetic_samples().iloc[:0])
-    rc, out, err = run_cli(capsys, ["fit", run, "--bootstrap", "0"])
+    write_small_run(run, small_samples().iloc[:0])
+    rc, out, err = run_cli(capsys, "fit", run, "--bootstrap", "0")
     assert rc == 0 and "(nothing to fit)" in out
     (run / "fits.csv").unlink()
-    rc, out, err = run_cli(capsys, verb_argv("predict", run, None, tmp_path))
+    rc, out, err = run_cli(capsys, *verb_argv("predict", run, None, tmp_path))
     assert_one_line_error(rc, out, err, "no samples to fit")
-    rc, out, err = run_cli(capsys, ["compare", templates["baseline"], run])
+    rc, out, err = run_cli(capsys, "compare", templates["baseline"], run)
     assert_one_line_error(rc, out, err, "no samples")
 
 
+@pytest.mark.slow
 def test_torn_last_line_is_still_dropped(templates, tmp_path, capsys):
     """The crash the format allows (a torn last line of samples.csv) is not damage."""
     run = tmp_path / "run"
@@ -335,7 +310,7 @@ def test_torn_last_line_is_still_dropped(templates, tmp_path, capsys):
     with open(run / "samples.csv", "a") as f:
         f.write("mpi,allreduce,float32,8,2,al")
     for verb in ("fit", "compare", "links"):
-        assert_works(*run_cli(capsys, verb_argv(verb, run, templates["baseline"], tmp_path)))
+        assert_works(*run_cli(capsys, *verb_argv(verb, run, templates["baseline"], tmp_path)))
 
 
 # ---------------------------------------------------------------- predict --fits
@@ -352,8 +327,8 @@ def test_predict_fits_file(content, needles, templates, tmp_path, capsys):
     else:
         file = tmp_path / "fits.csv"
         file.write_bytes(content)
-    rc, out, err = run_cli(capsys, ["predict", "--fits", file, "--op", "allreduce", "--nranks", "2",
-                                    "--nbytes", "64"])
+    rc, out, err = run_cli(capsys, "predict", "--fits", file, "--op", "allreduce", "--nranks", "2",
+                                    "--nbytes", "64")
     assert_one_line_error(rc, out, err, str(file), *needles)
 
 
@@ -361,13 +336,13 @@ def test_predict_fits_file_valid_and_nan(templates, tmp_path, capsys):
     file = tmp_path / "fits.csv"
     shutil.copy(templates["fitted"] / "fits.csv", file)
     argv = ["predict", "--fits", file, "--op", "allreduce", "--nranks", "2", "--nbytes", "1K"]
-    rc, out, err = run_cli(capsys, argv)
+    rc, out, err = run_cli(capsys, *argv)
     assert rc == 0 and "time" in out and "GB/s" in out
     assert_works(rc, out, err)
     for value in ("nan", "inf", "-inf", ""):
         lines = (templates["fitted"] / "fits.csv").read_text().split("\n")
         file.write_text("\n".join(fits_value("alpha_s", value)(lines)))
-        rc, out, err = run_cli(capsys, argv)
+        rc, out, err = run_cli(capsys, *argv)
         assert_one_line_error(rc, out, err, "fits.csv", "alpha_s" if value != "nan" else "value")
         assert out == ""
 
@@ -439,6 +414,7 @@ def listing(path):
     return sorted((str(p.relative_to(path)), p.stat().st_size) for p in Path(path).rglob("*"))
 
 
+@pytest.mark.slow
 def test_read_only_run(templates, tmp_path, capsys, read_only):
     run = tmp_path / "ro"
     shutil.copytree(templates["fitted"], run)
@@ -448,33 +424,34 @@ def test_read_only_run(templates, tmp_path, capsys, read_only):
     read_only(bare)
     before = listing(run), listing(bare)
     # verbs that only read work
-    assert_works(*run_cli(capsys, ["compare", templates["baseline"], run]))
-    assert_works(*run_cli(capsys, ["links", run]))
-    assert_works(*run_cli(capsys, verb_argv("predict", run, None, tmp_path)))
-    rc, out, err = run_cli(capsys, ["report", run, "--no-fit", "--out", tmp_path / "elsewhere"])
+    assert_works(*run_cli(capsys, "compare", templates["baseline"], run))
+    assert_works(*run_cli(capsys, "links", run))
+    assert_works(*run_cli(capsys, *verb_argv("predict", run, None, tmp_path)))
+    rc, out, err = run_cli(capsys, "report", run, "--no-fit", "--out", tmp_path / "elsewhere")
     assert rc == 0 and (tmp_path / "elsewhere" / "index.html").is_file()
     # predict fits a run without fits.csv in memory: it cannot save them, and says so
-    rc, out, err = run_cli(capsys, verb_argv("predict", bare, None, tmp_path))
+    rc, out, err = run_cli(capsys, *verb_argv("predict", bare, None, tmp_path))
     assert rc == 0 and "time" in out and "without saving" in err and "Traceback" not in err
     # verbs that write into the run fail with one line naming the path
-    rc, out, err = run_cli(capsys, ["fit", run, "--bootstrap", "0"])
+    rc, out, err = run_cli(capsys, "fit", run, "--bootstrap", "0")
     assert_one_line_error(rc, out, err, str(run / "fits.csv"), "cannot write")
-    rc, out, err = run_cli(capsys, ["report", run, "--no-fit"])
+    rc, out, err = run_cli(capsys, "report", run, "--no-fit")
     assert_one_line_error(rc, out, err, str(run / "report"), "--out")
     assert (listing(run), listing(bare)) == before
 
 
+@pytest.mark.slow
 def test_unwritable_outputs_of_links(templates, tmp_path, capsys, read_only):
     run = tmp_path / "run"
     shutil.copytree(templates["run"], run)
     (tmp_path / "blocked").mkdir()
     blocked = read_only(tmp_path / "blocked")
-    rc, out, err = run_cli(capsys, ["links", run, "--csv", blocked / "links.csv"])
+    rc, out, err = run_cli(capsys, "links", run, "--csv", blocked / "links.csv")
     assert_one_line_error(rc, out, err, "links.csv", "cannot write")
-    rc, out, err = run_cli(capsys, ["links", run, "--png", blocked / "maps"])
+    rc, out, err = run_cli(capsys, "links", run, "--png", blocked / "maps")
     assert_one_line_error(rc, out, err, "maps", "cannot")
     (tmp_path / "file").write_text("x")
-    rc, out, err = run_cli(capsys, ["links", run, "--png", tmp_path / "file"])
+    rc, out, err = run_cli(capsys, "links", run, "--png", tmp_path / "file")
     assert_one_line_error(rc, out, err, "not a directory")
 
 
@@ -499,17 +476,18 @@ def files_outside(root, inside):
                   if not str(p).startswith(str(inside) + os.sep) and p != inside)
 
 
+@pytest.mark.slow
 def test_links_png_names_cannot_escape(tmp_path, capsys):
     evil = "../../ESCAPED"
     df = pd.concat([pairs_samples(evil, split="../up"), pairs_samples("a/b"), pairs_samples("a_b")])
-    run = make_run(tmp_path / "w" / "run", df, hosts=["a", "a", "b", "b"], nnodes=2)
+    run = write_small_run(tmp_path / "w" / "run", df, hosts=["a", "a", "b", "b"], nnodes=2)
     out = tmp_path / "w" / "x" / "y" / "maps"
     out.mkdir(parents=True)
     victim = tmp_path / "victim.txt"
     victim.write_text("keep me")
     (out / "pairs-a_b-all-8.png").symlink_to(victim)  # a planted link is replaced, not followed
     before = files_outside(tmp_path, out)
-    rc, stdout, err = run_cli(capsys, ["links", run, "--png", out])
+    rc, stdout, err = run_cli(capsys, "links", run, "--png", out)
     assert rc == 0, err
     assert files_outside(tmp_path, out) == before
     assert victim.read_text() == "keep me"
@@ -521,16 +499,17 @@ def test_links_png_names_cannot_escape(tmp_path, capsys):
     assert "pairs-mpi" not in stdout and "../" not in "".join(names)
 
 
+@pytest.mark.slow
 def test_report_figure_names_cannot_escape(tmp_path, capsys):
-    df = pd.concat([synthetic_samples(op="../../op"), synthetic_samples(op="a/b", seed=2),
-                    synthetic_samples(op="a_b", seed=3),
+    df = pd.concat([small_samples(ops=("../../op",)), small_samples(ops=("a/b",), seed=2),
+                    small_samples(ops=("a_b",), seed=3),
                     pairs_samples("../../ESCAPED", hosts=("a", "a", "b", "b"), nbytes=(8,))])
     df["nranks"] = np.where(df["op"] == "pairs", 4, 2)
-    run = make_run(tmp_path / "w" / "run", df, run_id="../../RUN", hosts=["a", "a", "b", "b"],
+    run = write_small_run(tmp_path / "w" / "run", df, run_id="../../RUN", hosts=["a", "a", "b", "b"],
                    nranks=4, nnodes=2)
     out = tmp_path / "w" / "out"
     before = files_outside(tmp_path, out)
-    rc, stdout, err = run_cli(capsys, ["report", run, "--no-fit", "--out", out])
+    rc, stdout, err = run_cli(capsys, "report", run, "--no-fit", "--out", out)
     assert rc == 0, err
     assert files_outside(tmp_path, out) == before
     names = sorted(p.name for p in out.iterdir())
@@ -547,7 +526,7 @@ def test_report_does_not_follow_a_planted_report_link(templates, tmp_path, capsy
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     (run / "report").symlink_to(elsewhere)
-    rc, out, err = run_cli(capsys, ["report", run, "--no-fit"])
+    rc, out, err = run_cli(capsys, "report", run, "--no-fit")
     assert_one_line_error(rc, out, err, str(run / "report"), "symbolic link", "--out")
     assert list(elsewhere.iterdir()) == []
 
@@ -560,17 +539,18 @@ def unescaped_pipes(line):
     return len(re.findall(r"(?<!\\)\|", line))
 
 
+@pytest.mark.slow
 def test_markdown_escapes_what_it_quotes(tmp_path, capsys):
-    base = make_run(tmp_path / "ba|se`<i>\n[l](u)", synthetic_samples(op=HOSTILE_OP),
+    base = write_small_run(tmp_path / "ba|se`<i>\n[l](u)", small_samples(ops=(HOSTILE_OP,)),
                     run_id="base", source="osu<script>alert(1)</script>")
-    new = make_run(tmp_path / "new", synthetic_samples(op=HOSTILE_OP, seed=5))
-    rc, out, err = run_cli(capsys, ["compare", base, new, "--format", "markdown"])
+    new = write_small_run(tmp_path / "new", small_samples(ops=(HOSTILE_OP,), seed=5))
+    rc, out, err = run_cli(capsys, "compare", base, new, "--format", "markdown")
     assert rc in (0, 1), err
     lines = out.splitlines()
     assert lines[0].startswith("**commbench compare** BASE ") and "\\n" in lines[0]
     assert lines[2].startswith("| backend | op |")
     table = [line for line in lines if line.startswith("| mpi")]
-    assert len(table) == len(SIZES)
+    assert len(table) == len(SMALL_SIZES)
     for line in table + lines[:1]:
         assert unescaped_pipes(line) == (len(compare.HEADER) + 1 if line.startswith("|") else 0)
         assert not re.search(r"(?<!\\)`", line)        # no code span opens
@@ -580,9 +560,9 @@ def test_markdown_escapes_what_it_quotes(tmp_path, capsys):
     assert "<script>" not in out and "&lt;script&gt;" in out
     assert "`commbench run --repeats 5`" in out or "`--launches 3`" in out  # our own code spans stay
     # the text format stays on one line per row too; json keeps the names exactly
-    rc, out, err = run_cli(capsys, ["compare", base, new])
-    assert len([line for line in out.splitlines() if line.startswith("mpi")]) == len(SIZES)
-    rc, out, err = run_cli(capsys, ["compare", base, new, "--format", "json"])
+    rc, out, err = run_cli(capsys, "compare", base, new)
+    assert len([line for line in out.splitlines() if line.startswith("mpi")]) == len(SMALL_SIZES)
+    rc, out, err = run_cli(capsys, "compare", base, new, "--format", "json")
     assert {r["op"] for r in json.loads(out)["rows"]} == {HOSTILE_OP}
 
 

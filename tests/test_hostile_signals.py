@@ -14,9 +14,8 @@ import time
 import pytest
 
 from bench.core import rundir
-from tests.conftest import ROOT, commbench_env, needs_mpi
-from tests.runs import needs_torch
-from tests.test_guards import _wait_for_samples
+from tests.conftest import ROOT, commbench_env, needs_mpi, needs_torch
+from tests.runs import wait_for_samples
 
 pytestmark = pytest.mark.timeout(150)
 
@@ -57,7 +56,7 @@ def wait_gone(out, seconds=20.0):
 
 def stop_and_check(proc, out, to_group, sig=signal.SIGHUP):
     try:
-        _wait_for_samples(proc, out)
+        wait_for_samples(proc, out)
         t0 = time.monotonic()
         if to_group:
             os.killpg(proc.pid, sig)
@@ -108,18 +107,18 @@ def test_under_mpiexec_rank0_records_the_signal_that_ends_the_job(tmp_path, targ
     SIGTERM to the ranks), or SIGTERM to rank 0 itself, still leaves the run marked aborted,
     even while rank 0 sits inside a collective."""
     from tests.conftest import mpiexec
-    from tests.test_guards import _rank_pids
+    from tests.runs import rank_pids
 
     out = tmp_path / "run"
     proc = subprocess.Popen([mpiexec(), "-n", "2", sys.executable, "-m", "bench.cli", "run",
                              *LONG, "--out", str(out)], env=commbench_env(), cwd=ROOT,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
-        _wait_for_samples(proc, out)
+        wait_for_samples(proc, out)
         if target == "launcher":
             proc.send_signal(signal.SIGHUP)
         else:
-            os.kill(_rank_pids(out)[0], signal.SIGTERM)
+            os.kill(rank_pids(out)[0], signal.SIGTERM)
         _, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:

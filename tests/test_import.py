@@ -10,14 +10,13 @@ import pytest
 from analysis import importers
 from analysis.runsamples import load_run
 from bench.cli import main as cli
+from tests.conftest import run_cli
 
 DATA = Path(__file__).parent / "data"
 
 
 def do_import(capsys, out, *files, extra=()):
-    rc = cli(["import", *[str(DATA / f) for f in files], "--out", str(out), *extra])
-    captured = capsys.readouterr()
-    return rc, captured.out, captured.err
+    return run_cli(capsys, "import", *[DATA / f for f in files], "--out", out, *extra)
 
 
 def case(summary, op, nbytes, nranks=None):
@@ -62,6 +61,7 @@ def test_nccl_tests_json(tmp_path, capsys):
         assert row["busbw_Bps"] / 1e9 == pytest.approx(rec["out_of_place"]["bus_bw"], rel=2e-3, abs=0.006)
 
 
+@pytest.mark.slow
 def test_osu_point_to_point(tmp_path, capsys):
     assert do_import(capsys, tmp_path / "lat", "osu_latency.txt")[0] == 0
     _, _, lat = load_run(tmp_path / "lat")
@@ -100,6 +100,7 @@ def test_osu_collectives_need_the_rank_count(tmp_path, capsys):
     assert case(summary, "barrier", 0, 4)["median_s"] == pytest.approx(0.85e-6)
 
 
+@pytest.mark.slow
 def test_imb(tmp_path, capsys):
     assert do_import(capsys, tmp_path / "r", "imb_mpi1.txt")[0] == 0
     meta, samples, summary = load_run(tmp_path / "r")
@@ -115,6 +116,7 @@ def test_imb(tmp_path, capsys):
     assert set(samples.loc[samples["op"] == "pingpong", "calls"]) >= {1000}
 
 
+@pytest.mark.slow
 def test_same_case_twice_becomes_two_rounds(tmp_path, capsys):
     rc, _, _ = do_import(capsys, tmp_path / "r", "osu_latency.txt", "osu_latency.txt")
     assert rc == 0
@@ -160,6 +162,7 @@ def test_nccl_text_without_header_needs_op(tmp_path, capsys):
     assert rc == 0
 
 
+@pytest.mark.slow
 def test_imported_runs_can_be_compared(tmp_path, capsys):
     """Same file twice: nothing differs; the note says the test ran on single samples."""
     do_import(capsys, tmp_path / "a", "imb_mpi1.txt")
@@ -170,6 +173,7 @@ def test_imported_runs_can_be_compared(tmp_path, capsys):
     assert "is imported from imb" in out
 
 
+@pytest.mark.slow
 def test_nccl_text_with_several_runs_pasted(tmp_path, capsys):
     """Two runs of all_reduce_perf and one of all_gather_perf in one log."""
     text = (DATA / "nccl_all_reduce.txt").read_text()

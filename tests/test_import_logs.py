@@ -15,16 +15,14 @@ import pytest
 
 from analysis import importers
 from analysis.runsamples import load_run
-from bench.cli import main as cli
+from tests.conftest import run_cli
 
 DATA = Path(__file__).parent / "data"
 
 
 def run_import(capsys, out, *files, extra=()):
-    rc = cli(["import", *[str(f if isinstance(f, Path) else DATA / f) for f in files],
-              "--out", str(out), *extra])
-    captured = capsys.readouterr()
-    return rc, captured.out, captured.err
+    return run_cli(capsys, "import", *[f if isinstance(f, Path) else DATA / f for f in files],
+                   "--out", out, *extra)
 
 
 def imported(capsys, tmp_path, *files, extra=()):
@@ -91,6 +89,7 @@ def test_nccl_version_lines_and_layout_2_18(tmp_path, capsys):
 
 
 # ---------------------------------------------------------------- 2. text around OSU tables
+@pytest.mark.slow
 def test_osu_job_log_with_prompts_warnings_and_several_tests(tmp_path, capsys):
     """#SBATCH header, `module load`, set -x lines, an Open MPI warning box and help-message
     lines around six OSU tests: each table is named by its own title."""
@@ -157,6 +156,7 @@ def test_program_options_after_the_program_are_not_the_launchers(tmp_path, capsy
 
 
 # ---------------------------------------------------------------- 4. tests with no commbench op
+@pytest.mark.slow
 def test_one_sided_tests_are_skipped_by_name(tmp_path, capsys):
     _, _, summary, out = imported(capsys, tmp_path, "osu_job_log.txt")
     line = file_line(out, "osu_job_log.txt")
@@ -206,6 +206,7 @@ def test_tagged_output_after_many_info_lines(tmp_path, capsys):
     assert meta["hosts"] == ["nccl-test-worker-0"] * 2 + ["nccl-test-worker-1"] * 2
 
 
+@pytest.mark.slow
 def test_kubernetes_launcher_log_with_tags_and_device_buffers(tmp_path, capsys):
     meta, _, summary, out = imported(capsys, tmp_path, "osu_k8s_gpu_bw.log")
     assert set(summary["backend"]) == {"mpi-DD"}  # never merged with host-buffer results
@@ -217,6 +218,7 @@ def test_kubernetes_launcher_log_with_tags_and_device_buffers(tmp_path, capsys):
 
 
 # ---------------------------------------------------------------- 6. indented, title-less
+@pytest.mark.slow
 def test_indented_markdown_paste(tmp_path, capsys):
     """Two fenced, indented OSU outputs from a README: device and host buffers stay apart."""
     assert importers.detect_format((DATA / "osu_docs_gpu_latency.md").read_text()) == "osu"
@@ -249,6 +251,7 @@ def test_osu_xccl_output_without_a_title(tmp_path, capsys):
 
 
 # ---------------------------------------------------------------- 7. IMB Uniband / Biband
+@pytest.mark.slow
 def test_imb_uniband_and_biband(tmp_path, capsys):
     """Eight blocks: Uniband on 2-16 processes is multipair; Biband on 2 is bibw, on more it
     has no commbench op and is named. The time comes from Msg/sec (or Mbytes/sec where that
@@ -273,6 +276,7 @@ def test_imb_uniband_and_biband(tmp_path, capsys):
     assert "no commbench op" in line
 
 
+@pytest.mark.slow
 def test_imb_benchmark_without_an_op_is_named(tmp_path, capsys):
     text = (DATA / "imb_mpi1.txt").read_text().replace("Benchmarking Allgather", "Benchmarking Exchange")
     log = tmp_path / "imb.txt"
@@ -283,6 +287,7 @@ def test_imb_benchmark_without_an_op_is_named(tmp_path, capsys):
 
 
 # ---------------------------------------------------------------- 8. IMB metadata
+@pytest.mark.slow
 def test_imb_4_0_version(tmp_path, capsys):
     meta, _, summary, _ = imported(capsys, tmp_path, "imb_v4.0.txt")
     assert meta["versions"] == {"imb": "4.0"}
@@ -290,6 +295,7 @@ def test_imb_4_0_version(tmp_path, capsys):
     assert one(summary, "pingpong", 1024, 2)["median_s"] == pytest.approx(1.43e-6)
 
 
+@pytest.mark.slow
 def test_two_imb_runs_are_two_backends_not_two_rounds(tmp_path, capsys):
     meta, _, summary, out = imported(capsys, tmp_path, "imb_two_libraries.txt")
     assert meta["versions"] == {"imb": "2019 Update 9, 2021.3"}
@@ -301,6 +307,7 @@ def test_two_imb_runs_are_two_backends_not_two_rounds(tmp_path, capsys):
     assert "2 IMB runs of different versions" in out
 
 
+@pytest.mark.slow
 def test_same_imb_run_twice_is_still_two_rounds(tmp_path, capsys):
     text = (DATA / "imb_v4.0.txt").read_text()
     log = tmp_path / "twice.txt"
@@ -310,6 +317,7 @@ def test_same_imb_run_twice_is_still_two_rounds(tmp_path, capsys):
 
 
 # ---------------------------------------------------------------- what the report line says
+@pytest.mark.slow
 def test_one_line_per_file(tmp_path, capsys):
     _, _, _, out = imported(capsys, tmp_path, "osu_job_log.txt", "imb_mpi1.txt", "nccl_v2.0_log.txt")
     lines = out.splitlines()
@@ -317,6 +325,7 @@ def test_one_line_per_file(tmp_path, capsys):
     assert lines[1].startswith(str(DATA / "imb_mpi1.txt") + ": imb: 85 rows from 5 tables")
 
 
+@pytest.mark.slow
 def test_a_file_holding_two_formats_says_so(tmp_path, capsys):
     log = tmp_path / "both.log"
     log.write_text((DATA / "nccl_all_reduce.txt").read_text() + (DATA / "osu_latency.txt").read_text())
@@ -327,6 +336,7 @@ def test_a_file_holding_two_formats_says_so(tmp_path, capsys):
     assert set(summary["op"]) == {"pingpong"}
 
 
+@pytest.mark.slow
 def test_meta_records_what_was_imported_and_skipped(tmp_path, capsys):
     meta, _, _, _ = imported(capsys, tmp_path, "osu_job_log.txt")
     files = meta["import"]["files"]
@@ -344,6 +354,7 @@ def test_unknown_op_is_refused(tmp_path, capsys):
     assert set(summary["op"]) == {"allreduce"}  # an alias is the op's name
 
 
+@pytest.mark.slow
 def test_no_sample_is_nan_or_infinite(tmp_path, capsys):
     _, samples, summary, _ = imported(capsys, tmp_path, "nccl_v2.0_log.txt", "osu_job_log.txt",
                                       "imb_uniband_biband.txt", "nccl_v2.18_checks.txt")
@@ -382,6 +393,7 @@ def test_a_failed_tests_launcher_line_is_not_the_next_tables(tmp_path, capsys):
     assert rc == 2 and "give --nranks" in err and "no result rows" in err
 
 
+@pytest.mark.slow
 def test_title_less_table_after_a_titled_one(tmp_path, capsys):
     """An XCCL table pasted after an MPI one: the second has no title, so --op names it (and
     only it); '#Using NCCL' before its header makes it nccl's."""
@@ -400,6 +412,7 @@ def test_title_less_table_after_a_titled_one(tmp_path, capsys):
     ("> ", "\n"),                         # a quoted paste
     ("\t", "\r\n"),                       # indented, Windows line ends
 ])
+@pytest.mark.slow
 def test_line_prefixes(tmp_path, capsys, prefix, ending):
     lines = (DATA / "osu_latency.txt").read_text().splitlines()
     log = tmp_path / "log.txt"

@@ -13,6 +13,7 @@ from analysis import importers
 from analysis.importers import log_reader
 from analysis.runsamples import load_run
 from bench.cli import main as cli
+from tests.conftest import run_cli
 
 DATA = Path(__file__).parent / "data"
 
@@ -24,10 +25,9 @@ def run(capsys, tmp_path, text_or_path, *extra, name="input.txt"):
         path = tmp_path / name
         path.write_text(text_or_path)
     out = tmp_path / "run"
-    rc = cli(["import", str(path), "--out", str(out), "--force", *extra])
-    captured = capsys.readouterr()
+    rc, stdout, stderr = run_cli(capsys, "import", path, "--out", out, "--force", *extra)
     summary = load_run(out)[2] if rc == 0 else None
-    return rc, captured.out, captured.err, summary
+    return rc, stdout, stderr, summary
 
 
 def edit_rows(text: str, edits: dict) -> str:
@@ -49,6 +49,7 @@ def nccl_row(size, count="", time="9.00", wrong="0", time_ip="8.70", wrong_ip="0
 
 
 # ---------------------------------------------------------------- malformed rows
+@pytest.mark.slow
 def test_malformed_nccl_rows_are_counted_and_named(tmp_path, capsys):
     text = edit_rows(NCCL, {
         "32": nccl_row("32", count="eight"),
@@ -73,6 +74,7 @@ def test_malformed_nccl_rows_are_counted_and_named(tmp_path, capsys):
         assert rc == 0 and "1 malformed row not imported: line" in out and why in out
 
 
+@pytest.mark.slow
 def test_malformed_osu_and_imb_rows(tmp_path, capsys):
     osu = edit_rows((DATA / "osu_latency.txt").read_text(), {
         "64": "64   nan", "128": "128  -0.18", "256": "256   inf", "512": "512  0.00",
@@ -109,6 +111,7 @@ def test_in_place_wrong_is_kept_and_na_is_unknown(tmp_path, capsys):
     assert csv[3].split(",")[15] == ""  # written as unknown
 
 
+@pytest.mark.slow
 def test_validation_off_run_and_reported_wrongs(tmp_path, capsys):
     rc, out, _, summary = run(capsys, tmp_path, DATA / "nccl_v2.18_checks.txt")
     ar = summary[summary["op"] == "allreduce"].set_index("nbytes")["wrong"]
@@ -117,6 +120,7 @@ def test_validation_off_run_and_reported_wrongs(tmp_path, capsys):
     assert "nccl-tests reported 2 out-of-bounds results" in out
 
 
+@pytest.mark.slow
 def test_2_0_era_error_column(tmp_path, capsys):
     """`error` is the largest deviation: flagged ('*') counts, unflagged is a pass only when
     the footer says no value was out of bounds."""
@@ -157,11 +161,13 @@ def doc(change):
     (lambda: "[1, 2]", "the document is a list, expected an object"),
     (lambda: '{"results": [', "not JSON"),
 ])
+@pytest.mark.slow
 def test_malformed_json_is_one_line_exit_2(tmp_path, capsys, make, message):
     rc, out, err, _ = run(capsys, tmp_path, make(), "--format", "nccl-tests-json", name="bad.json")
     assert rc == 2 and out == "" and len(err.splitlines()) == 1 and message in err, err
 
 
+@pytest.mark.slow
 def test_malformed_json_results_are_counted(tmp_path, capsys):
     def change(d):
         d["results"][1] = 5
@@ -225,6 +231,7 @@ def test_row_limit_is_stated(tmp_path, capsys, monkeypatch):
     assert rc == 2 and "more than 10 result rows" in err
 
 
+@pytest.mark.slow
 def test_long_log_is_read_in_bounded_memory(tmp_path):
     """A 4 MB log (NCCL INFO lines, one 1 MB line with no newline break, then the table):
     Python allocations while reading it stay far below its size."""

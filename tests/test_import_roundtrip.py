@@ -67,7 +67,7 @@ def nccl_text(old: bool):
             lines += [f"#  Rank {r:2d} Group  0 Pid {900:6d} on {'node1':>10} device {r:2d} "
                       f"[0000:{0x18 + r:02x}:00] NVIDIA H100 80GB HBM3" for r in range(N)]
         lines += ["#", "# " + "  ".join(f"{c:>8}" for c in cols)]
-        for op_, s, count, t in cases(op):
+        for _op, s, count, t in cases(op):
             us = t * 1e6
             fields = {"size": str(s), "count": str(count), "type": "float",
                       "redop": "sum" if reduces else "none", "root": "0" if op == "broadcast" else "-1"}
@@ -191,6 +191,7 @@ def check(summary, expect, backend):
 
 
 @pytest.mark.parametrize("layout", ["nccl-2.18", "nccl-2.0", "osu-7.4", "imb-2021"])
+@pytest.mark.slow
 def test_round_trip_text(tmp_path, capsys, layout):
     text, expect = {"nccl-2.18": lambda: nccl_text(old=False), "nccl-2.0": lambda: nccl_text(old=True),
                     "osu-7.4": osu_text, "imb-2021": imb_text}[layout]()

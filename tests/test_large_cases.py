@@ -5,18 +5,14 @@ buffer's own dtype, and on a torch backend where the buffer lives. Still every e
 checked exactly, with the very numbers the ops always gave."""
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
 import pytest
 
 from bench.ops import OPS
 from bench.ops.data import CHUNK, Periodic, constant, count_wrong, tiles, values
 from bench.rank_loop import wrong_elements
+from tests.conftest import needs_mpi4py, needs_torch
 from tests.fakes import FakeBackend
-from tests.runs import needs_torch
-
-needs_mpi4py = pytest.mark.skipif(importlib.util.find_spec("mpi4py") is None, reason="mpi4py not installed")
 
 
 # ---- the data are the numbers they always were -------------------------------------------
@@ -61,6 +57,7 @@ def old_expected(op, case, rank):
 
 @pytest.mark.parametrize("n, nbytes", [(n, s) for n in (1, 2, 3, 5, 8) for s in (4, 12, 40, 1000, 4 * 1001)]
                          + [(2, 4 * (2 * CHUNK + 7)), (3, 4 * (2 * CHUNK + 7))])  # several tiles
+@pytest.mark.slow
 def test_initial_and_expected_are_the_numbers_they_always_were(n, nbytes):
     for op in OPS.values():
         if op.rank_problem(n) is not None:
@@ -114,10 +111,12 @@ def test_expected_data_are_small_whatever_the_size():
 
 # ---- counting wrong elements ----------------------------------------------------------------
 def old_count(got, expected):
-    return int(np.count_nonzero(np.asarray(got).astype(np.float64) != np.asarray(expected).astype(np.float64)))
+    got, expected = np.asarray(got).astype(np.float64), np.asarray(expected).astype(np.float64)
+    return int(np.count_nonzero(got != expected))
 
 
 @pytest.mark.parametrize("dtype", ["int8", "uint8", "int32", "int64", "float16", "float32", "float64"])
+@pytest.mark.slow
 def test_count_wrong_is_exact_in_every_dtype(dtype):
     rng = np.random.default_rng(1)
     op = OPS["reduce_scatter"]
@@ -208,6 +207,7 @@ TORCH_DTYPES = ["int8", "uint8", "int32", "int64", "float16", "bfloat16", "float
 @needs_torch
 @pytest.mark.parametrize("on_device", [False, True])
 @pytest.mark.parametrize("dtype", TORCH_DTYPES)
+@pytest.mark.slow
 def test_torch_write_and_count_are_exact(dtype, on_device):
     import torch
 

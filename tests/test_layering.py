@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 
 from tests.conftest import QUICK, ROOT, commbench_env, mpiexec, needs_mpi
 
@@ -59,24 +60,28 @@ def project_edges() -> dict[str, set[str]]:
     return edges
 
 
+@pytest.mark.slow
 def test_bench_never_imports_analysis():
     bad = [(m, t) for m, ts in project_edges().items() for t in ts
            if m.startswith("bench") and m != COMMAND_LAYER and t.startswith("analysis")]
     assert not bad, f"measurement imports analysis: {bad}"
 
 
+@pytest.mark.slow
 def test_core_imports_neither_side():
     bad = [(m, t) for m, ts in project_edges().items() for t in ts
            if m.startswith("bench.core") and not (t.startswith("bench.core") or t == "bench")]
     assert not bad, f"the core imports outside itself: {bad}"
 
 
+@pytest.mark.slow
 def test_measurement_never_loads_heavy_libraries():
     bad = [(name, module) for name, path in modules().items() if name.startswith("bench")
            for module, _ in imports_of(name, path) if module.split(".")[0] in HEAVY]
     assert not bad, f"bench modules import {HEAVY}: {bad}"
 
 
+@pytest.mark.slow
 def test_no_import_circles():
     edges = project_edges()
     state, stack, circles = {}, [], []
@@ -98,6 +103,7 @@ def test_no_import_circles():
     assert not circles, "import circles: " + "; ".join(" -> ".join(c) for c in circles)
 
 
+@pytest.mark.slow
 def test_no_private_names_across_modules():
     mods = modules()
     bad = [(name, module, n) for name, path in mods.items() for module, names in imports_of(name, path)

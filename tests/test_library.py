@@ -14,10 +14,10 @@ import pytest
 from analysis import library, models
 from analysis.fit_pipeline import attribute, fit_times
 from analysis.predict import predict
-from analysis.run_frames import summarize_samples, write_run_dir_from_frames
 from bench import forcing
 from bench.cli import main as cli
 from bench.core.rundir import SAMPLE_COLUMNS
+from tests.runs import write_synthetic_run
 
 OMPI41 = "Open MPI v4.1.6, package: Debian OpenMPI, ident: 4.1.6, repo rev: v4.1.6, Sep 30, 2023"
 OMPI50 = "Open MPI v5.0.11, package: Open MPI user@localhost Distribution, ident: 5.0.11"
@@ -251,15 +251,14 @@ def write_sweep(root, lib):
             for s, x in enumerate(t * np.exp(rng.normal(0, 0.02, 12))):
                 for rank in range(p):
                     rows.append(("mpi", "allreduce", "float32", n, p, "all", 0, s, rank, 1, x))
-        df = pd.DataFrame(rows, columns=SAMPLE_COLUMNS)
-        meta = {"schema": 1, "run_id": f"n{p}", "status": "complete", "nranks": p,
-                "backend": {"name": "mpi", "library": lib}, "ops": {}, "dtype": "float32"}
-        write_run_dir_from_frames(root / f"n{p}", meta, df, summarize_samples(df))
+        write_synthetic_run(root / f"n{p}", pd.DataFrame(rows, columns=SAMPLE_COLUMNS), nranks=p,
+                            backend={"name": "mpi", "library": lib}, ops={}, dtype="float32")
     (root / "sweep.json").write_text(json.dumps({"nranks": [2, 4, 8]}))
 
 
 @pytest.mark.parametrize("lib,says", [(OMPI41, "algorithm  Open MPI 4.1 coll/tuned: rabenseifner"),
                                       ("SomeMPI 1.0", "commbench's own selection")])
+@pytest.mark.slow
 def test_predict_command_says_which_algorithm_and_why(tmp_path, capsys, lib, says):
     write_sweep(tmp_path / "s", lib)
     rc = cli(["predict", "--fits", str(tmp_path / "s"), "--op", "allreduce", "--nranks", "16",

@@ -76,6 +76,7 @@ def test_binomial_tree_loads_the_node_step_by_step():
 @pytest.mark.parametrize("seed,counts,rate", [(0, (2, 4, 6, 8, 12, 16), 4e10),
                                                (1, (2, 3, 4, 6, 8), 3e10),
                                                (2, (2, 4, 8), 5e10)])
+@pytest.mark.slow
 def test_node_rate_recovered_within_10_percent(seed, counts, rate):
     rng = np.random.default_rng(seed)
     f = fit_times(frame(rng, counts, rate=rate), n_boot=20)
@@ -95,6 +96,7 @@ def test_node_rate_recovered_within_10_percent(seed, counts, rate):
     assert any("node limit binds" in x for x in got.notes)
 
 
+@pytest.mark.slow
 def test_node_rate_of_a_binomial_broadcast():
     rng = np.random.default_rng(4)
     rate = 2.5e10  # k* = 2.5: rounds with 4 and 8 senders are node-bound
@@ -106,6 +108,7 @@ def test_node_rate_of_a_binomial_broadcast():
     assert len(r) and (abs(r.value / rate - 1) <= 0.10).all(), r.value
 
 
+@pytest.mark.slow
 def test_no_limit_is_the_old_contention_free_fit():
     """Times without contention: no limit row (not even for a wrong algorithm, which a limit
     would bend towards the right one), and every row as the fit without the max-rate model
@@ -116,7 +119,7 @@ def test_no_limit_is_the_old_contention_free_fit():
     assert not (f.param == models.RATE).any()
     cases = {k: g.time_s.to_numpy() for k, g in times.groupby(["nranks", "nbytes"])}
     plain = algorithms.fit_algorithms("allreduce", cases, n_boot=20, limit=False)
-    for k, (seg, fits) in enumerate(plain):
+    for k, (_seg, fits) in enumerate(plain):
         for fit in fits:
             got = f[(f.model == fit.name) & (f.segment == k) & (f.nranks == 0)]
             for i, param in enumerate(("alpha_s", "beta_s_per_byte")):
@@ -127,6 +130,7 @@ def test_no_limit_is_the_old_contention_free_fit():
             assert got[got.param == "selected"].value.iloc[0] == float(fit.selected)
 
 
+@pytest.mark.slow
 def test_a_limit_that_does_not_bind_changes_nothing_measured():
     """A copy ceiling saturating beyond the measured counts: the same α, β and held-out errors
     as without it, the same predictions where it does not bind, slower ones where it does."""
@@ -153,6 +157,7 @@ def test_a_limit_that_does_not_bind_changes_nothing_measured():
     assert any("none of the measured counts" in x for x in slow.notes)
 
 
+@pytest.mark.slow
 def test_a_ceiling_the_times_contradict_is_dropped():
     """The copy ceiling says 2 ranks saturate the node, but the times at 3 and 4 ranks show no
     contention (messages in cache): no limit."""
@@ -161,6 +166,7 @@ def test_a_ceiling_the_times_contradict_is_dropped():
     assert not (f.param == models.RATE).any()
 
 
+@pytest.mark.slow
 def test_inter_node_line_rate_bounds_the_ranks_of_a_node():
     """Across nodes (split inter, one rank per node, q local ranks' communicators at once) the
     NIC's declared line rate bounds what q ranks send together; a rate that the measured times
@@ -203,6 +209,7 @@ def test_machine_limits_from_meta(tmp_path):
 
 
 @pytest.mark.parametrize("contended", [True, False])
+@pytest.mark.slow
 def test_fit_of_a_sweep_reads_the_ceilings(tmp_path, contended):
     """commbench fit on a sweep whose runs measured the copy ceiling (2.5 ranks' copies
     saturate the node): with times that show it, a limit near it; with times that show no
@@ -230,6 +237,7 @@ def test_fit_of_a_sweep_reads_the_ceilings(tmp_path, contended):
         assert not len(r)
 
 
+@pytest.mark.slow
 def test_a_damaged_node_rate_is_refused(tmp_path):
     rng = np.random.default_rng(10)
     f = fit_times(frame(rng, (2, 4, 8), rate=4e10), n_boot=0)
@@ -242,6 +250,7 @@ def test_a_damaged_node_rate_is_refused(tmp_path):
 
 # ---------------------------------------------------------------- selection and intervals
 @pytest.mark.parametrize("seed", range(6))
+@pytest.mark.slow
 def test_no_switch_the_held_out_error_does_not_support(seed):
     """Recursive doubling at every size, its latency gone above 16 KiB: there ring fits the
     held-out counts as well, so the range above keeps recursive doubling."""
@@ -300,6 +309,7 @@ def test_interval_combines_parameters_and_error():
 
 
 @pytest.mark.parametrize("holdout", [8, 16])
+@pytest.mark.slow
 def test_held_out_coverage_is_near_the_claim(holdout):
     """Sweeps of noisy max-rate times with a per-size bias (as real libraries have): held-out
     count predicted from the others, the interval holds most measured medians."""
@@ -309,7 +319,7 @@ def test_held_out_coverage_is_near_the_claim(holdout):
         bias = dict(zip(SIZES, np.exp(rng.normal(0, 0.04, SIZES.size))))
         counts = (2, 4, 8, 16)
 
-        def fn(p, n):
+        def fn(p, n, bias=bias):
             return bias[n] * models.predict("allreduce", "ring", p, n, LINK + [4e10])
         times = frame(rng, counts, fn=fn)
         train = fit_times(times[times.nranks != holdout], n_boot=20)
@@ -325,6 +335,7 @@ def test_held_out_coverage_is_near_the_claim(holdout):
 # ---------------------------------------------------------------- hierarchical
 @pytest.mark.parametrize("op,alg", [("allgather", "ring"), ("reduce_scatter", "ring"),
                                     ("alltoall", "pairwise"), ("broadcast", "binomial")])
+@pytest.mark.slow
 def test_hierarchical_covers_more_ops(op, alg):
     rng = np.random.default_rng(13)
     intra_p, inter_p = [2e-6, 1 / 20e9, 0], [20e-6, 1 / 2e9, 0]
@@ -365,6 +376,7 @@ def test_hierarchical_inter_level_shares_the_nic():
     assert inter > 1.2 * float(models.predict("allreduce", "ring", nodes, n / q, link))
 
 
+@pytest.mark.slow
 def test_predict_command_prints_the_limit(tmp_path, capsys):
     from bench.cli import main
 

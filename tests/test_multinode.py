@@ -83,8 +83,9 @@ def test_pairs_map_flags_the_slow_node(cluster, tmp_path):
 
 def test_split_intra_and_inter_node(cluster, tmp_path):
     out = tmp_path / "split"
-    r = run(cluster, out, "--ops", "allreduce,pingpong", "--sizes", "8,64K", "--split",
-            "all,intra,inter", "--repeats", "1", "--budget", "0.1", "--min-samples", "5", "--sample-time", "0.0005",
+    run(cluster, out, "--ops", "allreduce,pingpong", "--sizes", "8,64K", "--split",
+        "all,intra,inter", "--repeats", "1", "--budget", "0.1", "--min-samples", "5",
+        "--sample-time", "0.0005",
             ranks_per_node=2, nodes=["node0", "node1"], map_by="slot")
     meta, samples, summary = load_run(out)
     assert meta["hosts"] == ["node0", "node0", "node1", "node1"] and meta["nnodes"] == 2

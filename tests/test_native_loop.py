@@ -85,7 +85,8 @@ def test_the_python_loop_is_unchanged_in_what_it_calls():
     calls = []
     steps = []
     for name in "ab":
-        step = (lambda name=name: calls.append(name))
+        def step(name=name):
+            calls.append(name)
         step.desc = (name,)
         steps.append(step)
     loop(*steps)(3)

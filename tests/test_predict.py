@@ -45,6 +45,7 @@ def fits():
 
 
 @pytest.mark.parametrize("p,n", [(6, 64.0), (6, 1 << 20), (16, 1 << 20), (64, 1 << 30)])
+@pytest.mark.slow
 def test_predicts_unmeasured_rank_counts(fits, p, n):
     got = predict(fits, "allreduce", p, n)
     want = float(truth(p, n))
@@ -55,6 +56,7 @@ def test_predicts_unmeasured_rank_counts(fits, p, n):
     assert extrapolated == (p > 8 or n > SIZES[-1])
 
 
+@pytest.mark.slow
 def test_bandwidth_is_size_over_time(fits):
     got = predict(fits, "allreduce", 4, 1 << 20)
     bw, lo, hi = got.bandwidth(1 << 20)
@@ -72,6 +74,7 @@ def test_forced_model_and_hockney(fits):
         predict(fits, "allreduce", 4, 64, model="bruck")
 
 
+@pytest.mark.slow
 def test_single_run_only_predicts_its_own_rank_count():
     rng = np.random.default_rng(5)
     f = fit_times(times_frame(rng, (4,)), n_boot=0)
@@ -92,6 +95,7 @@ def test_point_to_point_at_any_rank_count():
     assert abs(got.time_s - (1e-6 + 2**20 / 12e9)) <= 0.05 * got.time_s
 
 
+@pytest.mark.slow
 def test_hierarchical_allreduce_adds_intra_and_inter_levels():
     rng = np.random.default_rng(7)
     intra = times_frame(rng, (2, 4, 8))
@@ -123,6 +127,7 @@ def test_predict_command(tmp_path, capsys, fits):
     assert "malformed size" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_gamma_from_allgather_beta_in_the_same_sweep():
     """β and γ of allreduce separate when the sweep also has allgather: β pinned from it."""
     rng = np.random.default_rng(8)
@@ -144,6 +149,7 @@ def test_gamma_from_allgather_beta_in_the_same_sweep():
     assert abs(got.time_s - want) <= 0.05 * want
 
 
+@pytest.mark.slow
 def test_hierarchical_from_single_runs_and_the_inter_node_link():
     """Intra: the allreduce Hockney fit at q ranks (one run, split intra); inter: the ring
     formula with α, β of pingpong across nodes (split inter)."""

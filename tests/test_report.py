@@ -12,8 +12,12 @@ import pytest
 
 from analysis.run_frames import summarize_samples, write_run_dir_from_frames
 from bench.cli import main as cli
-from bench.core.rundir import SAMPLE_COLUMNS
+from bench.core.rundir import SAMPLE_COLUMNS, SCHEMA_CSV
 from bench.core.rundir import write_run_dir as write_summary_run_dir
+from tests.conftest import needs_mpi, run_cli
+from tests.runs import synthetic_meta, synthetic_samples
+
+pytestmark = pytest.mark.slow  # a report draws its figures with matplotlib: seconds
 
 SIZES = [4, 64, 1024, 16384, 262144]
 EVIL = "<script>alert('x')</script>&"
@@ -33,23 +37,19 @@ def make_run(path, nranks=4, slow_rank=3, seed=0, scale=1.0, evil=False, backend
     from bench.ops import OPS
 
     rng = np.random.default_rng(seed)
-    rows = []
-    for op, sizes in (("allreduce", SIZES), ("barrier", [0])):
-        for nbytes in sizes:
-            for rnd in range(2):
-                for s in range(15):
-                    for rank in range(nranks):
-                        t = hockney(nbytes) * scale * float(np.exp(rng.normal(0, 0.02)))
-                        t *= 1.2 if rank == slow_rank else 1.0
-                        rows.append((backend, op, "float32", nbytes, nranks, "all", rnd, s, rank, 8, t))
-    df = pd.DataFrame(rows, columns=SAMPLE_COLUMNS)
+
+    def time(op, nbytes, rnd, s, rank):
+        t = hockney(nbytes) * scale * float(np.exp(rng.normal(0, 0.02)))
+        return t * (1.2 if rank == slow_rank else 1.0)
+
+    df = synthetic_samples([("allreduce", n) for n in SIZES] + [("barrier", 0)], time, rounds=2,
+                           samples=15, nranks=nranks, backend=backend, calls=8)
     summary = summarize_samples(df, bus_factor=lambda op, n: OPS[op].bus_factor(n) or float("nan"),
                                 count=lambda op, dtype, nbytes, n: nbytes // 4)
-    meta = {"schema": 1, "run_id": path.name, "status": "complete", "nranks": nranks,
-            "backend": {"name": backend, "library": "Open MPI (synthetic)"},
-            "hosts": ["node-a"] * nranks, "method": {"sample": "synthetic"},
-            "ops": {op: OPS[op].facts() for op in ("allreduce", "barrier")},
-            "env": {"OMPI_MCA_btl": "self,vader"}}
+    meta = synthetic_meta(path, nranks, backend={"name": backend, "library": "Open MPI (synthetic)"},
+                          hosts=["node-a"] * nranks, method={"sample": "synthetic"},
+                          ops={op: OPS[op].facts() for op in ("allreduce", "barrier")},
+                          env={"OMPI_MCA_btl": "self,vader"})
     if settings is not None:
         meta["settings"] = settings
     summary["flags"] = [plausible.flags(r, OPS[r["op"]], 8, meta) for r in summary.to_dict("records")]
@@ -71,12 +71,6 @@ def write_fits(path, backend="mpi", nranks=4):
                              model="hockney", segment=seg, nbytes_lo=lo, nbytes_hi=hi,
                              param=param, value=value, ci_low=float("nan"), ci_high=float("nan")))
     pd.DataFrame(rows).to_csv(path / "fits.csv", index=False)
-
-
-def report(capsys, *args):
-    rc = cli(["report", *map(str, args)])
-    captured = capsys.readouterr()
-    return rc, captured.out, captured.err
 
 
 def embedded_images(page):
@@ -104,6 +98,7 @@ def overlay_report(tmp_path_factory):
     return base
 
 
+@pytest.mark.slow
 def test_report_page_and_figures(evil_report):
     pngs = sorted(p.name for p in evil_report.glob("*.png"))
     assert pngs == ["bandwidth-allreduce.png", "latency-allreduce.png", "latency-barrier.png",
@@ -125,6 +120,7 @@ def test_report_page_and_figures(evil_report):
         assert text in page
 
 
+@pytest.mark.slow
 def test_summary_table_values(evil_report):
     page = (evil_report / "index.html").read_text()
     # 256 KiB: median over samples of max over ranks = 1.2 x (6 µs + 26.2 µs); algbw = S / that
@@ -156,6 +152,7 @@ def test_slowest_rank_is_found(tmp_path):
     assert spread.loc[2].min() > 1.1 and spread.loc[0].max() < 1.05
 
 
+@pytest.mark.slow
 def test_several_runs_are_overlaid(overlay_report):
     out = overlay_report / "both"
     page = (out / "index.html").read_text()
@@ -163,12 +160,14 @@ def test_several_runs_are_overlaid(overlay_report):
     assert len(embedded_images(page)) == len(list(out.glob("*.png")))
     assert (out / "latency-allreduce.png").exists()
     for label in ("a mpi n=4", "b gloo n=4"):  # summary rows: sizes + barrier
-        assert len(re.findall(rf"<td>{label}</td><td>(<span[^>]*>)?[\d.]+ (B|KiB|MiB|GiB)", page)) == len(SIZES) + 1
+        cells = re.findall(rf"<td>{label}</td><td>(<span[^>]*>)?[\d.]+ (B|KiB|MiB|GiB)", page)
+        assert len(cells) == len(SIZES) + 1
     assert "<h3>a —" in page and "<h3>b —" in page
     assert "a mpi n=4: slowest rank: 3" in page and "b gloo n=4: slowest rank: 3" in page
     assert "no rank stands out" not in page
 
 
+@pytest.mark.slow
 def test_fit_from_fits_csv_or_in_memory(overlay_report):
     page = (overlay_report / "both" / "index.html").read_text()
     assert str(overlay_report / "a" / "fits.csv") in page
@@ -179,12 +178,13 @@ def test_fit_from_fits_csv_or_in_memory(overlay_report):
     assert fit_rows  # b has Hockney segments too
 
 
+@pytest.mark.slow
 def test_imported_run_without_fit(tmp_path, capsys):
     from pathlib import Path
 
     data = Path(__file__).parent / "data" / "osu_latency.txt"
     assert cli(["import", str(data), "--out", str(tmp_path / "osu")]) == 0
-    rc, _, _ = report(capsys, tmp_path / "osu", "--no-fit")
+    rc, _, _ = run_cli(capsys, "report", tmp_path / "osu", "--no-fit")
     assert rc == 0
     out = tmp_path / "osu" / "report"
     page = (out / "index.html").read_text()
@@ -193,6 +193,7 @@ def test_imported_run_without_fit(tmp_path, capsys):
     assert "No fitted model for this op" in page  # no residuals, no ranks (rank -1 only)
 
 
+@pytest.mark.slow
 def test_one_rank_report_has_no_empty_plots(tmp_path):
     """One rank: every collective is a no-op. No bandwidth figure (it would be empty or draw
     S / time as if data moved) and no per-rank spread, each with a sentence saying why; the
@@ -208,7 +209,8 @@ def test_one_rank_report_has_no_empty_plots(tmp_path):
             "(flag no-op).") in page
     assert page.count("No per-rank spread: every case ran on one rank") == 2  # allreduce, barrier
     # the table: flag in its own column, no algbw, busbw or % of ceiling
-    row = re.search(r"<tr class='flagged'><td>mpi n=1</td><td><span title='262144 B'>256 KiB</span></td>.*?</tr>", page)
+    row = re.search(r"<tr class='flagged'><td>mpi n=1</td>"
+                    r"<td><span title='262144 B'>256 KiB</span></td>.*?</tr>", page)
     assert row
     cells = re.findall(r"<td[^>]*>(.*?)</td>", row.group(0))
     assert cells[-1] == "no-op" and cells[7:10] == ["–", "–", "–"]
@@ -222,6 +224,7 @@ def test_timer_default_is_host(evil_report):
     assert "CUDA events" not in page
 
 
+@pytest.mark.slow
 def test_flagged_rows_are_not_bandwidth_points(tmp_path):
     """A flagged row is left out of what the bandwidth figure plots and drawn hollow in the
     latency figure; a figure with no unflagged row is not drawn at all."""
@@ -259,12 +262,12 @@ def test_flagged_rows_are_not_bandwidth_points(tmp_path):
 
 
 def test_bad_input_exit_2(tmp_path, capsys):
-    rc, _, err = report(capsys, tmp_path / "missing")
+    rc, _, err = run_cli(capsys, "report", tmp_path / "missing")
     assert rc == 2 and "not a commbench run directory" in err and len(err.splitlines()) == 1
     empty = tmp_path / "empty"
     no_samples = pd.DataFrame(columns=SAMPLE_COLUMNS)
-    write_run_dir_from_frames(empty, {"schema": 1}, no_samples, summarize_samples(no_samples))
-    rc, _, err = report(capsys, empty)
+    write_run_dir_from_frames(empty, {"schema": SCHEMA_CSV}, no_samples, summarize_samples(no_samples))
+    rc, _, err = run_cli(capsys, "report", empty)
     assert rc == 2 and "no results" in err
 
 
@@ -297,18 +300,8 @@ def test_browser_shows_the_figures(evil_report, tmp_path):
     assert images_loaded(broken, tmp_path) == (0, 1)
 
 
-def mpi_run_available():
-    try:
-        import mpi4py  # noqa: F401
-
-        import bench.run  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (CI installs it)")
-@pytest.mark.skipif(not mpi_run_available(), reason="commbench run needs mpi4py")
+@needs_mpi
 def test_browser_on_a_real_local_run(tmp_path):
     """A short local run (the default backend and launcher; one op, small sizes, a short
     budget to keep the test quick), its report with the in-memory fit, in chromium."""
@@ -327,6 +320,7 @@ def test_browser_on_a_real_local_run(tmp_path):
     assert images_loaded(out / "report" / "index.html", tmp_path) == (n, n)
 
 
+@pytest.mark.slow
 def test_the_rank_heatmap_is_centred_at_one(tmp_path):
     """Ranks within a fraction of a percent: pale colours (the scale spans at least ±10%
     around 1.0, the same distance both ways) and a title that says no rank stands out, for

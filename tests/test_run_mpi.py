@@ -137,7 +137,7 @@ def test_several_launches_make_one_run(tmp_path):
     assert r.returncode == 1, r.stderr
     assert r.stdout.count("# allreduce") == 1  # one table, printed after the last launch
     meta, samples, summary = load_run(out)
-    assert meta["status"] == "wrong" and [l["index"] for l in meta["launches"]] == [0, 1]
+    assert meta["status"] == "wrong" and [launch["index"] for launch in meta["launches"]] == [0, 1]
     assert sorted(samples["round"].unique()) == [0, 1, 2, 3]
     assert (summary.rounds == 4).all()
     wrong = {(row.op, row.nbytes): row.wrong for row in summary.itertuples()}

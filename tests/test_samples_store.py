@@ -64,7 +64,7 @@ def as_csv_run(src, dest, rows: pd.DataFrame):
     """The same run in schema 1's form."""
     meta = json.loads((src / "meta.json").read_text())
     dest.mkdir()
-    (dest / "meta.json").write_text(json.dumps({**meta, "schema": 1}))
+    (dest / "meta.json").write_text(json.dumps({**meta, "schema": rundir.SCHEMA_CSV}))
     (dest / "samples.csv").write_text(rundir.csv_text(rundir.WRITTEN_SAMPLE_COLUMNS,
                                                       rows.to_dict("records")))
     (dest / "summary.csv").write_text((src / "summary.csv").read_text())
@@ -95,6 +95,7 @@ def test_block_encoding_is_exact_and_views_the_file():
     assert list(read_blocks(data[:-3])) and len(list(read_blocks(data[:-3]))) == 1  # torn: dropped
 
 
+@pytest.mark.slow
 def test_schema_1_and_2_give_the_same_views(tmp_path):
     run, rows = written_run(tmp_path / "run")
     old = as_csv_run(run, tmp_path / "old", rows)
@@ -114,11 +115,16 @@ def test_schema_1_and_2_give_the_same_views(tmp_path):
                     & (full["sample"] == r.sample)]
         assert cell.loc[cell.time_s.idxmax(), "rank"] == r.last_rank
         assert cell.time_s.min() == r.min_s
-    for op, key4 in (("allreduce", ("mpi", 4, "float32", "all")), ("broadcast", ("mpi", 4, "float32", "all"))):
-        pd.testing.assert_frame_equal(RunSamples(run).rank_medians(op, key4).sort_values(["rank", "nbytes"]).reset_index(drop=True),
-                                      FrameSamples(rows).rank_medians(op, key4).sort_values(["rank", "nbytes"]).reset_index(drop=True))
+    def in_order(frame):
+        return frame.sort_values(["rank", "nbytes"]).reset_index(drop=True)
+
+    for op in ("allreduce", "broadcast"):
+        key4 = ("mpi", 4, "float32", "all")
+        pd.testing.assert_frame_equal(in_order(RunSamples(run).rank_medians(op, key4)),
+                                      in_order(FrameSamples(rows).rank_medians(op, key4)))
 
 
+@pytest.mark.slow
 def test_verbs_read_both_forms_alike(tmp_path, capsys):
     run, rows = written_run(tmp_path / "run", pairs=False)
     old = as_csv_run(run, tmp_path / "old", rows)
@@ -129,6 +135,7 @@ def test_verbs_read_both_forms_alike(tmp_path, capsys):
     assert cli(["compare", str(old), str(run)]) == 0  # the same samples: no difference
 
 
+@pytest.mark.slow
 def test_the_fast_and_the_checked_csv_readers_agree(tmp_path):
     run, rows = written_run(tmp_path / "run")
     old = as_csv_run(run, tmp_path / "old", rows)
@@ -191,6 +198,7 @@ def damage(kind):
     ("rank", ["samples.bin", "block 2", "rank 99", "nranks"]),
 ])
 @pytest.mark.parametrize("verb", ["fit", "links", "compare", "report"])
+@pytest.mark.slow
 def test_a_damaged_samples_bin_is_one_line(tmp_path, capsys, kind, words, verb):
     run, _ = written_run(tmp_path / "run", pairs=False)
     damage(kind)(run)
@@ -234,6 +242,7 @@ def fleet_run(path, nranks=1024, per_host=8, samples=12, slow_rank=77):
     return path
 
 
+@pytest.mark.slow
 def test_output_at_a_thousand_ranks_reads_at_a_glance(tmp_path, capsys, monkeypatch):
     run = fleet_run(tmp_path / "fleet")
     assert cli(["links", str(run)]) == 0

@@ -18,12 +18,12 @@ import pytest
 from analysis.links import link_times
 from analysis.runsamples import load_run
 from bench.core.hostlist import compress, expand_hostlist
-from tests.conftest import QUICK, ROOT, commbench_env, have_mpi, mpiexec
+from tests.conftest import QUICK, ROOT, commbench_env, mpiexec, needs_mpi
 from tests.slurm_cluster import SlurmCluster, SlurmStartError, start_errors, why_no_pmix, why_not
 
 pytestmark = [
     pytest.mark.slurm,
-    pytest.mark.skipif(not have_mpi(), reason="mpi4py and mpiexec not installed"),
+    needs_mpi,
     pytest.mark.skipif(why_not() is not None, reason=str(why_not())),
 ]
 needs_pmix = pytest.mark.skipif(why_no_pmix() is not None, reason=str(why_no_pmix()))

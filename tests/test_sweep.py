@@ -2,19 +2,15 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from bench.core.errors import UsageError
 from bench.sweep import parse_counts, run_options
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.conftest import commbench_env, needs_mpi, run_commbench
 
 
 def test_run_options_drop_what_the_sweep_sets():
@@ -31,44 +27,24 @@ def test_parse_counts():
             parse_counts(bad)
 
 
-def _env():
-    env = {**os.environ, "OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
-           "OMPI_MCA_rmaps_base_oversubscribe": "1", "PYTHONPATH": str(ROOT)}
-    env.pop("COMMBENCH_INJECT", None)
-    return env
-
-
-def _commbench(*args, timeout=240):
-    return subprocess.run([sys.executable, "-m", "bench.cli", *map(str, args)],
-                          capture_output=True, text=True, timeout=timeout, env=_env())
-
-
 def test_bad_sweep_input_is_one_line_before_any_run(tmp_path):
-    r = _commbench("sweep", "--nranks", "2,x", "--out", tmp_path / "s")
+    r = run_commbench("sweep", "--nranks", "2,x", "--out", tmp_path / "s", timeout=240)
     assert r.returncode == 2 and "malformed --nranks" in r.stderr
-    r = _commbench("sweep", "--nranks", "2,3", "--ops", "multipair", "--out", tmp_path / "s")
+    r = run_commbench("sweep", "--nranks", "2,3", "--ops", "multipair", "--out", tmp_path / "s", timeout=240)
     assert r.returncode == 2 and "even number" in r.stderr
     assert not (tmp_path / "s").exists()
 
 
-def _have_mpi():
-    try:
-        import mpi4py  # noqa: F401
-    except ImportError:
-        return False
-    return (Path(sys.executable).parent / "mpiexec").exists() or shutil.which("mpiexec")
-
-
-@pytest.mark.skipif(not _have_mpi(), reason="mpi4py and mpiexec not installed")
+@needs_mpi
 def test_sweep_fit_predict_and_loggp_on_real_ranks(tmp_path):
     """One small sweep (2 and 3 ranks, oversubscribed) with allreduce and the four prtt ops:
     the runs land in DIR/n<count>, the prtt ops validate and really idle, fit writes Hockney,
     algorithm and LogGP rows, predict answers for an unmeasured count."""
     prtt = ["prtt_rtt1", "prtt_rttn8", "prtt_rtts8", "prtt_rttr8"]
     out = tmp_path / "sweep"
-    r = _commbench("sweep", "--nranks", "2,3", "--ops", ",".join(["allreduce"] + prtt),
+    r = run_commbench("sweep", "--nranks", "2,3", "--ops", ",".join(["allreduce"] + prtt),
                    "--sizes", "4,1K,16K", "--budget", "0.05", "--min-samples", "5",
-                   "--sample-time", "0.0002", "--no-noise", "-q", "--out", out)
+                   "--sample-time", "0.0002", "--no-noise", "-q", "--out", out, timeout=240)
     assert r.returncode == 0, r.stderr
     for p in (2, 3):
         meta = json.loads((out / f"n{p}" / "meta.json").read_text())
@@ -85,7 +61,7 @@ def test_sweep_fit_predict_and_loggp_on_real_ranks(tmp_path):
         assert med["prtt_rtts8", size] >= 7 * prtt_delay_s(size)
         assert med["prtt_rttr8", size] >= 7 * prtt_delay_s(size)
 
-    r = _commbench("fit", out, "--bootstrap", "10")
+    r = run_commbench("fit", out, "--bootstrap", "10", timeout=240)
     assert r.returncode == 0, r.stderr
     assert "loggp" in r.stdout
     fits = pd.read_csv(out / "fits.csv")
@@ -94,23 +70,23 @@ def test_sweep_fit_predict_and_loggp_on_real_ranks(tmp_path):
     loggp = fits[fits.model == "loggp"]
     assert set(loggp.nranks) == {2, 3}
     assert {"g_s", "G_s_per_byte", "L_s", "o_s_s", "o_r_s"} <= set(loggp.param)
-    r = _commbench("predict", "--fits", out, "--op", "allreduce", "--nranks", "16",
-                   "--nbytes", "1K")
+    r = run_commbench("predict", "--fits", out, "--op", "allreduce", "--nranks", "16",
+                   "--nbytes", "1K", timeout=240)
     assert r.returncode == 0, r.stderr
     assert "time" in r.stdout and "extrapolated" in r.stdout
     # a second sweep into the same directory would mix runs: refused before running
-    r = _commbench("sweep", "--nranks", "2", "--ops", "allreduce", "--out", out)
+    r = run_commbench("sweep", "--nranks", "2", "--ops", "allreduce", "--out", out, timeout=240)
     assert r.returncode == 2 and "exists" in r.stderr
     # ... unless forced: each run then replaces its own directory
-    r = _commbench("sweep", "--nranks", "2", "--ops", "allreduce", "--sizes", "4", "--budget",
-                   "0.05", "--min-samples", "5", "--no-noise", "-q", "--force", "--out", out)
+    r = run_commbench("sweep", "--nranks", "2", "--ops", "allreduce", "--sizes", "4", "--budget",
+                   "0.05", "--min-samples", "5", "--no-noise", "-q", "--force", "--out", out, timeout=240)
     assert r.returncode == 0, r.stderr
     assert set(pd.read_csv(out / "n2" / "summary.csv").op) == {"allreduce"}
 
 
 def test_sweep_refuses_slurm_without_slurm(tmp_path):
     """--slurm where sbatch is not on PATH: one line, exit 2, nothing written."""
-    env = {**_env(), "PATH": str(tmp_path)}  # an empty directory: no sbatch
+    env = {**commbench_env(), "PATH": str(tmp_path)}  # an empty directory: no sbatch
     r = subprocess.run([sys.executable, "-m", "bench.cli", "sweep", "--slurm", "--nranks", "2,4",
                         "--ops", "allreduce", "--out", tmp_path / "s"], capture_output=True,
                        text=True, timeout=60, env=env)
@@ -133,12 +109,13 @@ def test_slurm_batch_script_places_whole_nodes(tmp_path):
     script = batch_script(tmp_path, [2, 6], ["-q"], ["srun", "--mpi=pmix"], python="py",
                           ranks_per_node=2)
     assert "#SBATCH --nodes=3\n#SBATCH --ntasks-per-node=2\n" in script
-    assert f"srun --mpi=pmix -n 6 -N 3 --ntasks-per-node=2 py -m bench.cli run --out {tmp_path}/n6 -q" in script
+    assert (f"srun --mpi=pmix -n 6 -N 3 --ntasks-per-node=2 py -m bench.cli run --out {tmp_path}/n6 -q"
+            in script)
     with pytest.raises(UsageError, match="3 ranks do not fill whole nodes"):
         batch_script(tmp_path, [2, 3], [], ["srun"], ranks_per_node=2)
 
 
 def test_ranks_per_node_needs_slurm(tmp_path):
-    r = _commbench("sweep", "--nranks", "2", "--ranks-per-node", "2", "--ops", "allreduce",
-                   "--out", tmp_path / "s")
+    r = run_commbench("sweep", "--nranks", "2", "--ranks-per-node", "2", "--ops", "allreduce",
+                   "--out", tmp_path / "s", timeout=240)
     assert r.returncode == 2 and "it needs --slurm" in r.stderr

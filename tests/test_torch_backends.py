@@ -17,17 +17,32 @@ from bench.spawn import run_ranks, torch_local_envs
 from bench.settings import Settings
 from bench.world import World, rendezvous
 from bench.ops import OPS, get_op
-from tests.conftest import QUICK, ROOT, commbench_env, needs_mpi, run_commbench
-from tests.runs import check_complete, needs_torch
+from tests.conftest import QUICK, ROOT, commbench_env, needs_mpi, needs_torch, run_commbench
+from tests.runs import check_complete
 
-try:
-    import torch
-except ImportError:
-    torch = None
-have_cuda = torch is not None and torch.cuda.is_available()
-cuda = pytest.mark.skipif(not have_cuda, reason="no CUDA device")
-nccl = pytest.mark.skipif(not (have_cuda and torch.distributed.is_nccl_available()),
-                          reason="no CUDA device or no NCCL in this torch")
+
+
+def installed_torch():
+    """torch or None, imported only when a test that needs it runs (an import of seconds): the
+    marks below are strings, which pytest evaluates then."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch
+
+
+def have_cuda() -> bool:
+    torch = installed_torch()
+    return torch is not None and torch.cuda.is_available()
+
+
+def have_nccl() -> bool:
+    return have_cuda() and installed_torch().distributed.is_nccl_available()
+
+
+cuda = pytest.mark.skipif("not have_cuda()", reason="no CUDA device")
+nccl = pytest.mark.skipif("not have_nccl()", reason="no CUDA device or no NCCL in this torch")
 
 
 # --- gloo on CPU, end to end ---------------------------------------------------------------
@@ -85,9 +100,11 @@ def test_importing_commbench_does_not_import_torch():
 
 
 # --- the torch launcher: a rank that ends stops the job (no torch needed) -------------------
+@pytest.mark.ranks
 @pytest.mark.timeout(60)
 def test_run_ranks_stops_the_others_when_one_dies():
-    code = "import os, sys, time; r = int(os.environ['RANK']); time.sleep(0.2) if r else time.sleep(60); sys.exit(7)"
+    code = ("import os, sys, time; r = int(os.environ['RANK']); time.sleep(0.2) if r else time.sleep(60); "
+            "sys.exit(7)")
     envs = torch_local_envs(2, 12345, env={"PATH": "/usr/bin:/bin"})
     import time
 
@@ -97,14 +114,17 @@ def test_run_ranks_stops_the_others_when_one_dies():
     assert rc == 7 and message == "rank 1 exited with status 7; the other ranks were stopped"
 
 
+@pytest.mark.ranks
 @pytest.mark.timeout(60)
 def test_run_ranks_reports_the_first_failure_a_rank_printed():
     code = ("import os, sys, time; r = int(os.environ['RANK']); time.sleep(60 if r == 0 else 0.2); "
-            "print(f'commbench: rank {r} failed in allreduce at 64 B on gloo: boom', file=sys.stderr); sys.exit(3)")
+            "print(f'commbench: rank {r} failed in allreduce at 64 B on gloo: boom', file=sys.stderr); "
+            "sys.exit(3)")
     rc, message = run_ranks([sys.executable, "-c", code], torch_local_envs(2, 1, env={}), grace_s=0.5)
     assert (rc, message) == (3, "commbench: rank 1 failed in allreduce at 64 B on gloo: boom")
 
 
+@pytest.mark.ranks
 @pytest.mark.timeout(60)
 def test_run_ranks_waits_for_orderly_exits():
     code = "import os, sys, time; r = int(os.environ['RANK']); time.sleep(0.5 * (1 - r)); sys.exit(1)"
@@ -140,7 +160,8 @@ def test_rendezvous_without_address_or_mpi4py_is_a_clear_error(monkeypatch):
     import importlib.util
 
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "mpi4py" else real(name, *a))
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "mpi4py" else real(name, *a))
     with pytest.raises(UsageError, match="needs MASTER_ADDR and MASTER_PORT set"):
         rendezvous(World("slurm", 0, 2, 0), env={"MASTER_ADDR": "x"})
 
@@ -173,7 +194,7 @@ def _plan(*argv):
     return make_plan(build_parser("run").parse_args(["run", *argv]))
 
 
-no_cuda = pytest.mark.skipif(have_cuda, reason="checks the messages of a machine without CUDA")
+no_cuda = pytest.mark.skipif("have_cuda()", reason="checks the messages of a machine without CUDA")
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -197,6 +218,7 @@ def test_torch_backends_say_whether_this_torch_has_them(name, monkeypatch):
     answer forced, so both messages are checked whatever this torch was built with."""
     from bench.backends import backend_class
 
+    torch = installed_torch()
     cls, dist = backend_class(name), torch.distributed
     check = f"is_{cls.torch_backend}_available"
     missing = f"torch {torch.__version__} has no {cls.torch_backend} backend"
@@ -210,11 +232,12 @@ def test_torch_backends_say_whether_this_torch_has_them(name, monkeypatch):
 
 
 @needs_torch
-@pytest.mark.skipif(torch is not None and torch.distributed.is_nccl_available(), reason="torch has nccl here")
+@pytest.mark.skipif("installed_torch() is not None and installed_torch().distributed.is_nccl_available()",
+                    reason="torch has nccl here")
 def test_nccl_missing_is_one_line_exit_2(tmp_path):
     r = run_commbench("run", "--backend", "nccl", timeout=60, cwd=tmp_path)
     assert r.returncode == 2
-    assert r.stderr.strip() == f"commbench: error: torch {torch.__version__} has no nccl backend"
+    assert r.stderr.strip() == f"commbench: error: torch {installed_torch().__version__} has no nccl backend"
 
 
 def test_primitives_of_ops():
@@ -241,16 +264,19 @@ class Limited(GlooBackend):
 
 
 @needs_torch
+@pytest.mark.slow
 def test_unsupported_primitive_skips_under_all_and_refuses_by_name(monkeypatch):
     from bench import backends
     from bench.plan import skip_notes
 
     monkeypatch.setitem(backends.BACKENDS, "limited", "tests.test_torch_backends:Limited")
-    with pytest.raises(UsageError, match="backend limited cannot run reduce_scatter: limited has no reduce_scatter"):
+    with pytest.raises(UsageError,
+                       match="backend limited cannot run reduce_scatter: limited has no reduce_scatter"):
         _plan("--backend", "limited", "--ops", "allreduce,reduce_scatter")
     plan = _plan("--backend", "gloo,limited", "--sizes", "64")
     assert plan.skip == {("limited", "reduce_scatter"): "limited has no reduce_scatter"}
-    assert skip_notes(plan) == ["commbench: skipping reduce_scatter on limited: limited has no reduce_scatter"]
+    assert skip_notes(plan) == [
+        "commbench: skipping reduce_scatter on limited: limited has no reduce_scatter"]
 
 
 def test_cuda_graph_refuses_ops_with_host_steps():
@@ -261,6 +287,7 @@ def test_cuda_graph_refuses_ops_with_host_steps():
     assert NCCLBackend.op_problem(get_op("allreduce"), args) is None
 
 
+@pytest.mark.slow
 def test_skipped_ops_are_not_run(tmp_path):
     """The rank loop leaves out (backend, op) pairs the plan skips."""
     from bench.harness import Sampling
@@ -288,8 +315,8 @@ def test_nccl_on_one_gpu_every_op(tmp_path):
     r = run_commbench("run", "--backend", "nccl", "-n", 1, "--sizes", "4,64K", "--out", out, *QUICK,
                       timeout=300)
     assert r.returncode == 0, r.stderr
-    meta, _, _ = check_complete(out, 1, [n for n, op in OPS.items() if op.default and op.rank_problem(1) is None],
-                                 ("nccl",))
+    ops = [n for n, op in OPS.items() if op.default and op.rank_problem(1) is None]
+    meta, _, _ = check_complete(out, 1, ops, ("nccl",))
     versions = meta["backends"]["nccl"]
     assert versions["device"] == "cuda" and versions["nccl"] and versions["cuda"]
 
@@ -322,7 +349,8 @@ def test_nccl_empty_graphs_are_flagged_and_timed_by_events(tmp_path):
 
 
 @nccl
-@pytest.mark.skipif(not have_cuda or torch.cuda.device_count() < 2, reason="NCCL needs one GPU per rank")
+@pytest.mark.skipif("not have_cuda() or installed_torch().cuda.device_count() < 2",
+                    reason="NCCL needs one GPU per rank")
 def test_nccl_on_two_gpus_with_gloo_beside_it(tmp_path):
     out = tmp_path / "run"
     r = run_commbench("run", "--backend", "nccl,gloo", "-n", 2, "--ops", "allreduce,pingpong,bw",

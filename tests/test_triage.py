@@ -7,18 +7,18 @@ import pytest
 
 from analysis import timeline, triage
 from analysis.robust_z import robust_z, verdict_of
-from analysis.run_frames import summarize_samples, write_run_dir_from_frames
+from analysis.run_frames import summarize_samples
 from bench.cli import main as cli
 from bench.core.rundir import SAMPLE_COLUMNS
 from bench.ops.pairs import pairing_rounds
+from tests.conftest import run_cli
+from tests.runs import write_synthetic_run
 
 
 def write(path, rows, hosts, nranks):
     df = pd.DataFrame(rows, columns=SAMPLE_COLUMNS + ["peer"])
-    meta = {"schema": 1, "run_id": path.name, "status": "complete", "nranks": nranks,
-            "nnodes": len(set(hosts)), "hosts": hosts, "backend": {"name": "mpi"}, "ops": {}}
-    write_run_dir_from_frames(path, meta, df, summarize_samples(df[SAMPLE_COLUMNS]))
-    return path
+    return write_synthetic_run(path, df, summarize_samples(df[SAMPLE_COLUMNS]), nranks=nranks,
+                               nnodes=len(set(hosts)), hosts=hosts, backend={"name": "mpi"}, ops={})
 
 
 def pairs_run(path, nnodes=8, slow_nodes=(), slow_links=(), factor=3.0, noise=0.03, seed=0,
@@ -59,12 +59,6 @@ def coll_run(path, nnodes=6, per_node=2, split="intra", slow=None, factor=1.6, l
     return write(path, rows, hosts, len(hosts))
 
 
-def run(capsys, *argv):
-    rc = cli(["triage", *map(str, argv)])
-    out = capsys.readouterr()
-    return rc, out.out, out.err
-
-
 def test_robust_z_and_the_rules():
     z, med = robust_z([10, 10.5, 9.5, 10, 3])
     assert med == 10 and z[-1] == pytest.approx(0.6745 * (3 - 10) / 0.5)
@@ -76,10 +70,11 @@ def test_robust_z_and_the_rules():
     assert z[-1] == -np.inf
 
 
+@pytest.mark.slow
 def test_slow_node_in_pairs_is_drained_and_its_links_are_its_own(tmp_path, capsys):
     pairs = pairs_run(tmp_path / "pairs", slow_nodes={"n03"})
     drain = tmp_path / "drain.txt"
-    rc, out, err = run(capsys, pairs, "--drain", drain)
+    rc, out, err = run_cli(capsys, "triage", pairs, "--drain", drain)
     assert rc == 1, out + err
     assert drain.read_text() == "n03\n"
     assert "drain (1): n03" in out
@@ -89,41 +84,47 @@ def test_slow_node_in_pairs_is_drained_and_its_links_are_its_own(tmp_path, capsy
     assert "robust z = 0.6745" in out  # the rules are stated
 
 
+@pytest.mark.slow
 def test_slow_link_is_a_link_not_a_node(tmp_path, capsys):
     pairs = pairs_run(tmp_path / "pairs", slow_links={("n01", "n05")})
-    rc, out, _ = run(capsys, pairs)
+    rc, out, _ = run_cli(capsys, "triage", pairs)
     assert rc == 0  # links are not hosts: nothing to drain
     assert "drain  link n01-n05" in out and "nodes: 8 ok, 0 warn, 0 drain" in out
     assert "links: 27 ok, 0 warn, 1 drain" in out
 
 
+@pytest.mark.slow
 def test_healthy_fleet_exits_0_with_an_empty_drain_file(tmp_path, capsys):
     pairs = pairs_run(tmp_path / "pairs", noise=0.05)
     coll = coll_run(tmp_path / "coll")
     drain = tmp_path / "drain.txt"
-    rc, out, _ = run(capsys, pairs, coll, "--drain", drain)
+    rc, out, _ = run_cli(capsys, "triage", pairs, coll, "--drain", drain)
     assert rc == 0 and drain.read_text() == "" and "drain (0): none" in out
     assert "not ok:" not in out
 
 
+@pytest.mark.slow
 def test_intra_node_collectives_against_the_fleet_and_a_minimum(tmp_path, capsys):
     coll = coll_run(tmp_path / "coll", slow="n02")
     result = triage.triage([coll])
     assert result.drain() == ["n02"]
     # busbw of 2 ranks' allreduce = algbw x 2(n-1)/n = algbw: 2 GB/s, the slow node 1.25 GB/s
-    rc, out, _ = run(capsys, coll_run(tmp_path / "coll2", slow=None), "--min", "allreduce:1M=2.2G")
+    rc, out, _ = run_cli(capsys, "triage", coll_run(tmp_path / "coll2", slow=None),
+                         "--min", "allreduce:1M=2.2G")
     assert rc == 1 and "drain (6): n[00-05]" in out and "against --min minimum 2.2 GB/s" in out
-    rc, out, _ = run(capsys, tmp_path / "coll2", "--min", "allreduce:1M=1.5G")
+    rc, out, _ = run_cli(capsys, "triage", tmp_path / "coll2", "--min", "allreduce:1M=1.5G")
     assert rc == 0
 
 
+@pytest.mark.slow
 def test_skew_warns_but_never_drains(tmp_path, capsys):
     coll = coll_run(tmp_path / "coll", per_node=1, split="all", last=4)
-    rc, out, _ = run(capsys, coll)
+    rc, out, _ = run_cli(capsys, "triage", coll)
     assert rc == 0
     assert "warn   node n04" in out and "rank 4 last in 100% of 30 samples" in out
 
 
+@pytest.mark.slow
 def test_runs_combine_by_host(tmp_path):
     pairs = pairs_run(tmp_path / "pairs", nnodes=6, slow_nodes={"n02"})
     coll = coll_run(tmp_path / "coll", slow="n02")
@@ -132,14 +133,15 @@ def test_runs_combine_by_host(tmp_path):
     assert {e.run for e in result.nodes["n02"] if e.verdict == "drain"} == {"pairs", "coll"}
 
 
+@pytest.mark.slow
 def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
-    rc, _out, err = run(capsys, tmp_path / "missing")
+    rc, _out, err = run_cli(capsys, "triage", tmp_path / "missing")
     assert rc == 2 and err.startswith("commbench: error:") and err.count("\n") == 1
     two = coll_run(tmp_path / "two", nnodes=2, per_node=1, split="all")  # nothing to judge
-    rc, _, err = run(capsys, two)
+    rc, _, err = run_cli(capsys, "triage", two)
     assert rc == 2 and "nothing to judge" in err
     pairs = pairs_run(tmp_path / "pairs", slow_nodes={"n01"})
-    rc, _, err = run(capsys, pairs, "--drain", tmp_path / "no" / "such" / "dir" / "f")
+    rc, _, err = run_cli(capsys, "triage", pairs, "--drain", tmp_path / "no" / "such" / "dir" / "f")
     assert rc == 2 and "cannot write" in err
 
 
@@ -170,6 +172,7 @@ def test_spikes_are_labelled_and_placed_in_time():
     assert shares["share"].sum() == pytest.approx(1.0)
 
 
+@pytest.mark.slow
 def test_nccl_tests_per_iteration_json_gets_the_same_time_analysis(tmp_path, capsys):
     """nccl-tests 2.19 -I 1 -J: per-process per-iteration times become per-rank samples."""
     import json
@@ -213,10 +216,11 @@ def test_nccl_tests_per_iteration_json_gets_the_same_time_analysis(tmp_path, cap
         assert list(spikes.index) == [7, 12]
         assert spikes.loc[7, "label"] == "straggler" and spikes.loc[7, "straggler"] == 2
         assert spikes.loc[12, "label"] == "system-wide"
-    rc, out, _ = run(capsys, tmp_path / "imp")  # skew only: nothing to drain
+    rc, out, _ = run_cli(capsys, "triage", tmp_path / "imp")  # skew only: nothing to drain
     assert rc == 0 and "straggler rank 2 (g2)" in out
 
 
+@pytest.mark.slow
 def test_report_has_a_fleet_section(tmp_path):
     from analysis.report_page import write_report
 
@@ -250,10 +254,12 @@ def test_find_launch_template_and_group_times():
     ([], "give RUN_DIRs to judge"),
 ])
 def test_find_bad_input(tmp_path, capsys, argv, message):
-    rc, _, err = run(capsys, *[a.replace("x", str(tmp_path / "x")) if a == "x" else a for a in argv])
+    rc, _, err = run_cli(capsys, "triage",
+                         *[a.replace("x", str(tmp_path / "x")) if a == "x" else a for a in argv])
     assert rc == 2 and message in err and err.count("\n") == 1, err
 
 
+@pytest.mark.slow
 def test_the_drain_list_is_a_ready_scontrol_line_applied_only_when_asked(tmp_path, capsys, monkeypatch):
     """triage prints one `scontrol update ... State=DRAIN Reason="<evidence>"` line per node to
     drain; --apply-drain runs it (here a stand-in scontrol on PATH records its argv)."""

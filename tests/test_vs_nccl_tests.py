@@ -16,8 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import commbench_env
-from tests.runs import needs_torch
+from tests.conftest import commbench_env, needs_torch
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "tests" / "benchmarks" / "vs_nccl_tests.py"
@@ -277,6 +276,7 @@ def test_source_tree_from_tarball_or_folder(tmp_path):
     assert vs.source_tree(tree, tmp_path / "build2") == tree
 
 
+@pytest.mark.slow
 def test_step_timeout_stops_the_whole_group(tmp_path):
     log = tmp_path / "step.log"
     pidfile = tmp_path / "child.pid"
@@ -305,6 +305,7 @@ def test_cuda_home_from_nvcc_itself(tmp_path):
     assert vs.find_nvcc() is None or vs.find_nvcc().name == "nvcc"
 
 
+@pytest.mark.slow  # starts Python
 def test_gpu_query_failures_are_one_line_problems(monkeypatch):
     monkeypatch.setattr(vs, "GPU_QUERY", "import no_such_torch_module")
     with pytest.raises(vs.Problem, match="^no GPU: torch cannot tell .*no_such_torch_module"):
@@ -371,7 +372,9 @@ FAKE_NCCL_TESTS = textwrap.dedent("""\
     """)
 
 
+@pytest.mark.ranks
 @needs_torch  # the stand-in run uses gloo
+@pytest.mark.slow
 def test_whole_flow_with_stand_ins(tmp_path, monkeypatch, capsys):
     bindir = tmp_path / "build" / "bin"
     bindir.mkdir(parents=True)

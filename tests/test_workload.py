@@ -269,6 +269,7 @@ TP8_MODEL = model_from_dict("m", {**SMALL, "layers": 2, "hidden": 1024, "heads":
                                   "ffn": 4096, "vocab": 1024}, "test")
 
 
+@pytest.mark.slow
 def test_groups_inside_and_across_nodes_use_their_fits():
     """tp 8 inside a node of 8: the intra-node allreduce fit; dp 4 across it (one rank per
     node): the ring with the inter-node pingpong link; without node information: flat."""

@@ -10,8 +10,9 @@ then perf_counter around program(k) (one foreign call per sample for the native 
 All three use the same buffers and the same k, alternate sample by sample in a shuffled order
 (the same on every rank), and each sample's time is the max over ranks; the table shows the
 medians (and, as "min n/C", the ratio of the fastest samples: what is left of the overhead on a
-machine whose other load makes the medians wander). Targets (issue: a native timed loop for MPI), on a quiet machine: native ≤ 1.2× C at
-1–64 B for pingpong, allreduce, allgather and barrier; native bandwidth ≥ 0.97× C at 1–4 MiB.
+machine whose other load makes the medians wander). Targets (issue: a native timed loop for
+MPI), on a quiet machine: native ≤ 1.2× C at 1–64 B for pingpong, allreduce, allgather and
+barrier; native bandwidth ≥ 0.97× C at 1–4 MiB.
 
 Then OSU Micro-Benchmarks 7.4 itself: osu_latency, osu_bw, osu_allreduce and osu_allgather
 (from $OSU_DIR, or beside osu_latency on PATH, or else built from the OSU tarball, $OSU_TARBALL
@@ -54,14 +55,21 @@ PLAIN_C = r"""
 #define C(h) ((MPI_Comm)(intptr_t)(h))
 #define T(h) ((MPI_Datatype)(intptr_t)(h))
 #define WINDOW 64
-static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + 1e-9 * t.tv_nsec; }
+static double now(void) {
+    struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + 1e-9 * t.tv_nsec;
+}
 
 /* every function: k iterations of one op on comm, seconds elapsed (timed in C) */
 double pingpong(int64_t comm, void *s, void *r, int n, int64_t dt, int peer, int first, int64_t k) {
     double t0 = now();
     for (int64_t i = 0; i < k; i++) {
-        if (first) { MPI_Send(s, n, T(dt), peer, 0, C(comm)); MPI_Recv(r, n, T(dt), peer, 0, C(comm), MPI_STATUS_IGNORE); }
-        else { MPI_Recv(r, n, T(dt), peer, 0, C(comm), MPI_STATUS_IGNORE); MPI_Send(r, n, T(dt), peer, 0, C(comm)); }
+        if (first) {
+            MPI_Send(s, n, T(dt), peer, 0, C(comm));
+            MPI_Recv(r, n, T(dt), peer, 0, C(comm), MPI_STATUS_IGNORE);
+        } else {
+            MPI_Recv(r, n, T(dt), peer, 0, C(comm), MPI_STATUS_IGNORE);
+            MPI_Send(r, n, T(dt), peer, 0, C(comm));
+        }
     }
     return now() - t0;
 }
@@ -301,9 +309,9 @@ def find_osu_tarball():
 
 
 def osu_binaries(workdir):
-    """{op: path of its OSU binary}: from $OSU_DIR (a folder of them, or a built OSU tree), or beside osu_latency on PATH, or built
-    here from the OSU tarball with the mpicc of the MPI mpi4py uses, into `workdir` (a
-    temporary folder, removed by the caller)."""
+    """{op: path of its OSU binary}: from $OSU_DIR (a folder of them, or a built OSU tree), or
+    beside osu_latency on PATH, or built here from the OSU tarball with the mpicc of the MPI
+    mpi4py uses, into `workdir` (a temporary folder, removed by the caller)."""
     from bench.native import find_mpicc
 
     for where in (os.environ.get("OSU_DIR"), os.path.dirname(shutil.which("osu_latency") or "")):
@@ -315,7 +323,8 @@ def osu_binaries(workdir):
     tarball = find_osu_tarball()
     mpicc, why = find_mpicc()
     if tarball is None or mpicc is None:
-        return None, f"no OSU binaries and nothing to build them from ({tarball or OSU_TARBALL + ' not found; set OSU_TARBALL'}; {mpicc or why})"
+        source = tarball or OSU_TARBALL + " not found; set OSU_TARBALL"
+        return None, f"no OSU binaries and nothing to build them from ({source}; {mpicc or why})"
     subprocess.run(["tar", "xzf", tarball, "-C", workdir], check=True)
     src = os.path.join(workdir, OSU_TARBALL[:-len(".tar.gz")])
     mpicxx = os.path.join(os.path.dirname(mpicc), "mpicxx")

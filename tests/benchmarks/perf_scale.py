@@ -127,7 +127,8 @@ def run_verb(tree: Path, argv) -> tuple:
     child reports its own ru_maxrss through a wrapper)."""
     code = ("import resource, runpy, sys, time; t0 = time.perf_counter(); sys.argv = ['commbench'] + "
             f"{argv!r}\ntry:\n    from bench.cli import main; rc = main(sys.argv[1:])\nfinally:\n"
-            "    print(f'@@ {time.perf_counter() - t0} {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}', "
+            "    print(f'@@ {time.perf_counter() - t0} '\n"
+            "          f'{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}', "
             "file=sys.stderr)\nsys.exit(rc)")
     env = {**os.environ, "PYTHONPATH": str(tree)}
     t0 = time.perf_counter()
@@ -149,7 +150,7 @@ def writer_cost(nranks: int, samples: int, tmp: Path, repeats: int = 5) -> float
     for _ in range(repeats):
         t0 = time.perf_counter()
         ranks, peers, times = [], [], []
-        for rank, local, wrong, peer, flags in gathered:
+        for rank, local, _wrong, peer, _flags in gathered:
             if local:
                 ranks.append(rank)
                 peers.append(peer)
@@ -196,14 +197,19 @@ def main() -> int:
             note = "" if rc in (0, 1) else f" rc={rc} {err}"
             cells.append(f"{wall:6.1f}s {rss / 2**30:5.2f}GB{note}")
         label = "this" if tree == ROOT else "other"
-        print(f"{form:4}  {label:6} {n:8}  {msamples:10.1f}  {size / 1e6:7.0f}  {size / 1e6 / msamples:10.1f}  "
-              + "  ".join(f"{c:>16}" for c in cells), flush=True)
+        print(f"{form:4}  {label:6} {n:8}  {msamples:10.1f}  {size / 1e6:7.0f}  "
+              f"{size / 1e6 / msamples:10.1f}  " + "  ".join(f"{c:>16}" for c in cells), flush=True)
     print("# growth of time from the smallest to each larger rank count (same form and tree):")
-    for (form, tree, n, verb), (wall, _) in sorted(results.items(), key=lambda kv: (kv[0][0], str(kv[0][1]), kv[0][3], kv[0][2])):
+    def order(kv):
+        (form, tree, n, verb), _ = kv
+        return form, str(tree), verb, n
+
+    for (form, tree, n, verb), (wall, _) in sorted(results.items(), key=order):
         smallest = min(m for (f, t, m, v) in results if (f, t, v) == (form, tree, verb))
         if n != smallest:
             w0 = results[(form, tree, smallest, verb)][0]
-            print(f"#   {form} {'this' if tree == ROOT else 'other'} {verb}: {n // smallest}x the ranks -> {wall / w0:.2f}x the time")
+            print(f"#   {form} {'this' if tree == ROOT else 'other'} {verb}: {n // smallest}x the ranks "
+                  f"-> {wall / w0:.2f}x the time")
     for n in sorted({n for form, n, _ in forms if form == "bin"}):
         print(f"# rank 0 writes one case of {n} ranks x {args.samples} samples in "
               f"{writer_cost(n, args.samples, tmp) * 1e3:.0f} ms (best of 5)")

@@ -46,12 +46,16 @@ def parse_args():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.error = fail  # bad input: one line, exit 2
     p.add_argument("--backend", choices=("gloo", "nccl"), default="gloo")
-    p.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default: cpu for gloo, cuda for nccl")
-    p.add_argument("-n", type=int, default=None, help="local ranks to start (default: 2 for gloo, 1 for nccl)")
-    p.add_argument("--sizes", default="4,64K,1M", help="S in bytes, as commbench run takes them (default 4,64K,1M)")
+    p.add_argument("--device", choices=("cpu", "cuda"), default=None,
+                   help="default: cpu for gloo, cuda for nccl")
+    p.add_argument("-n", type=int, default=None,
+                   help="local ranks to start (default: 2 for gloo, 1 for nccl)")
+    p.add_argument("--sizes", default="4,64K,1M",
+                   help="S in bytes, as commbench run takes them (default 4,64K,1M)")
     p.add_argument("--ops", default=",".join(OPS), help=f"comma-separated subset of {','.join(OPS)}")
     p.add_argument("--ticks", type=int, default=200, help="samples per variant, case by case (default 200)")
-    p.add_argument("--sample-time", type=float, default=0.005, help="seconds a sample lasts, sets k (default 0.005)")
+    p.add_argument("--sample-time", type=float, default=0.005,
+                   help="seconds a sample lasts, sets k (default 0.005)")
     args = p.parse_args()
     from bench.backends import backend_class
     from bench.core.errors import UsageError
@@ -63,9 +67,11 @@ def parse_args():
         args.ops = [name.strip() for name in args.ops.split(",") if name.strip()]
         unknown = [name for name in args.ops if name not in OPS]
         if unknown or not args.ops:
-            raise UsageError(f"--ops: unknown {', '.join(unknown) or '(none given)'}; known: {', '.join(OPS)}")
+            raise UsageError(f"--ops: unknown {', '.join(unknown) or '(none given)'}; "
+                             f"known: {', '.join(OPS)}")
         if args.ticks < 6 or args.sample_time <= 0 or (args.n is not None and args.n < 1):
-            raise UsageError("--ticks must be at least 6 (for a 95% CI), --sample-time positive and -n at least 1")
+            raise UsageError("--ticks must be at least 6 (for a 95% CI), --sample-time positive "
+                             "and -n at least 1")
         args.cls = cls = backend_class(args.backend)
         problem = cls.problem()
         if problem:
@@ -96,7 +102,8 @@ def bare_loop(be, name, send, recv):
     loop (on the default group, which is the backend's group here)."""
     dist = be.dist
     assert be.group is None
-    all_reduce, all_to_all, broadcast, barrier = dist.all_reduce, dist.all_to_all_single, dist.broadcast, dist.barrier
+    all_reduce, all_to_all = dist.all_reduce, dist.all_to_all_single
+    broadcast, barrier = dist.broadcast, dist.barrier
     # the functions the backend picks: *_single on torch >= 2.13, *_tensor before
     all_gather = getattr(dist, "all_gather_single", None) or dist.all_gather_into_tensor
     reduce_scatter = getattr(dist, "reduce_scatter_single", None) or dist.reduce_scatter_tensor
