@@ -17,6 +17,7 @@ from analysis.predict import predict
 from bench import forcing
 from bench.cli import main as cli
 from bench.core.rundir import SAMPLE_COLUMNS
+from tests.conftest import needs_mpi
 from tests.runs import write_synthetic_run
 
 OMPI41 = "Open MPI v4.1.6, package: Debian OpenMPI, ident: 4.1.6, repo rev: v4.1.6, Sep 30, 2023"
@@ -301,6 +302,7 @@ needs_open_mpi_and_cc = pytest.mark.skipif(
 TRACED_OPS = "allreduce,allgather,reduce_scatter,broadcast,alltoall,barrier"
 
 
+@needs_mpi
 @needs_open_mpi_and_cc
 @pytest.mark.timeout(240)
 def test_open_mpi_runs_the_algorithm_the_rules_name(tmp_path):
@@ -317,6 +319,7 @@ def test_open_mpi_runs_the_algorithm_the_rules_name(tmp_path):
     assert res.ok.all(), res[~res.ok].to_string()
 
 
+@needs_mpi
 @needs_open_mpi_and_cc
 @pytest.mark.timeout(240)
 def test_forcing_runs_the_forced_algorithm(tmp_path):
