@@ -50,7 +50,8 @@ def size_steps(nbytes, tolerance: float = 0.05):
     size are one step. Ops with per-rank blocks round S to a multiple of p (allgather at 3
     ranks: 1020 B where 2 and 4 ranks give 1024 B), and those belong together."""
     nbytes = np.asarray(nbytes, dtype=float)
-    starts, step = [], {}
+    starts: list[float] = []
+    step: dict = {}
     for x in np.unique(nbytes):
         if not starts or x > starts[-1] * (1 + tolerance) + 0.5:
             starts.append(x)
@@ -177,7 +178,7 @@ class _Limited:
                     kk = float(np.exp(np.clip(-curve[1] / (2 * curve[0]), x[0], x[2])))
                     got = self.loss(kk, rows, t)
                     if got[0] < best_loss:
-                        best_k, best_loss, best_theta = kk, *got
+                        best_k, (best_loss, best_theta) = kk, got
         else:
             grid = np.geomspace(lo, hi, points)
             scored = [self.loss(k, rows, t) for k in grid]

@@ -164,7 +164,7 @@ def _options(options: dict) -> list:
 
 def _command(verb: str, argv: list, out) -> Results:
     command = [sys.executable, "-m", "bench.cli", verb, *argv, "--out", str(out), "-q"]
-    done = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode == 2:
         raise UsageError(done.stderr.strip().splitlines()[-1].removeprefix("commbench: error: ")
                          if done.stderr.strip() else f"{verb}: bad input")

@@ -4,6 +4,7 @@ against the hardware and what else a reader should know about a row."""
 from __future__ import annotations
 
 import math
+from typing import Any, cast
 
 from analysis.check_references import Reference
 from analysis.run_set import Run, load_runs
@@ -26,7 +27,7 @@ def gbps(x: float) -> str:
 
 def threshold_of(ref: Reference, nics: int | None, tolerance: float) -> tuple[float, float]:
     """(the figure for this run, the threshold it must reach)."""
-    figure = ref.busbw_Bps * (nics if ref.per == "nic" else 1)
+    figure = ref.busbw_Bps * (cast(int, nics) if ref.per == "nic" else 1)  # nics checked by the caller
     if ref.kind == "minimum":
         return figure, figure
     return figure, figure * (1 - tolerance)
@@ -77,7 +78,7 @@ def ceiling_hosts(meta) -> dict:
     for host, h in (hosts.items() if isinstance(hosts, dict) else ()):
         if isinstance(h, dict):
             nics = h.get("nics") if isinstance(h.get("nics"), list) else []
-            rate = h.get("copy_node_Bps")
+            rate: Any = h.get("copy_node_Bps")
             ok = isinstance(rate, (int, float)) and not isinstance(rate, bool) and rate > 0
             out[host] = {"nics": nics, "copy_node_Bps": float(rate) if ok else math.inf}
     return out
@@ -167,7 +168,8 @@ def check(run_dirs, refs: list[Reference], nics=None, tolerance=DEFAULT_TOLERANC
         raise UsageError("these figures are per NIC: give --nics N, the NICs of a node that carry "
                          "the traffic")
     runs = load_runs([str(d) for d in run_dirs])
-    rows, sources, index, unused = [], [], {}, []
+    rows, index, unused = [], {}, []
+    sources: list[dict] = []
     for ref in refs:
         found = [r for run in runs for r in check_run(run, ref, nics, tolerance)]
         if not found:

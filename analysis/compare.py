@@ -69,7 +69,7 @@ BACKEND_KEYS = ("library", "mpi4py", "torch", "nccl", "cuda", "device", "gloo")
 
 
 def _setting(meta: dict, path) -> str:
-    value = meta
+    value: object = meta
     for key in path:
         value = value.get(key) if isinstance(value, dict) else None
     if isinstance(value, dict):
@@ -224,7 +224,7 @@ def compare_runs(base_dirs, new_dirs, factor=1.1, alpha=0.05, ops=None) -> dict:
         row.update(compare_case(base_groups[key], new_groups[key], factor, alpha))
         rows.append(row)
     measured = [n for n in (base_noise, new_noise) if n is not None]
-    noise = {"ratio": max(measured), "source": "measured"} if measured else \
+    noise: dict = {"ratio": max(measured), "source": "measured"} if measured else \
         {"ratio": DEFAULT_NOISE, "source": "default"}
     unreplicated(rows, factor, alpha, noise["ratio"])
     for row in rows:
@@ -400,7 +400,8 @@ def differs_line(result, quote=None) -> list:
 
 
 def format_text(result) -> str:
-    lines = differs_line(result) + [title_line(result)] + text_table(HEADER, table_rows(result), right={2, 3, 4, 5, 6, 8})
+    table = text_table(HEADER, table_rows(result), right={2, 3, 4, 5, 6, 8})
+    lines = differs_line(result) + [title_line(result)] + table
     lines.append(verdict_counts(result['counts'], VERDICTS))
     lines += [f"note: {one_line(n)}" for n in result["notes"]]
     return "\n".join(lines)

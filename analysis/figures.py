@@ -330,7 +330,7 @@ def residuals_figure(op, series):
         hi = (r["ci_high_s"].to_numpy() - pred) / pred * 100
         ax.errorbar(x, rel, yerr=[rel - lo, hi - rel], fmt="o-", ms=3, lw=1, capsize=2,
                     color=s.color, label=plain(s.label))
-        for lo_b, hi_b, _, _ in s.segments[1:]:
+        for lo_b, _hi_b, _, _ in s.segments[1:]:
             ax.axvline(lo_b, color=s.color, ls=":", lw=1)
     ax.axhline(0, color="black", lw=0.8)
     size_axis(ax)

@@ -129,7 +129,8 @@ def format_table(fits: pd.DataFrame) -> str:
                          "path, or time stolen from the busy wait)")
     header = ("α latency, 1/β asymptotic bandwidth (GB/s = 1e9 B/s; LogGP: g gap, 1/G), 95% "
               "bootstrap intervals; rms: relative fit error; held-out: error on rank counts "
-              "left out (* = selected algorithm; ran: the cases it ran where the MPI library is known); n*: fitted across the rank counts; node: "
+              "left out (* = selected algorithm; ran: the cases it ran where the MPI library is "
+              "known); n*: fitted across the rank counts; node: "
               "max-rate limit R, what a node moves in total over its ranks sending at once "
               "(bytes cost max(β, k/R) with k of them; k* = R·β ranks saturate it)")
     return header + "\n" + "\n".join(lines)

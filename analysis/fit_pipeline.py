@@ -20,7 +20,7 @@ import math
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
@@ -286,7 +286,7 @@ def machine_limits(runs, metas) -> dict:
     None where none declares a rate). Runs from before the ceilings were measured, and
     imported ones, lack them: no ceiling then. A ceilings entry that is not what
     bench.ceilings writes is a RunDirError naming the file."""
-    out = {"ranks_per_node": {}, "nodes": {}, "saturation": None, "nic_Bps": None}
+    out: dict = {"ranks_per_node": {}, "nodes": {}, "saturation": None, "nic_Bps": None}
     copies, nics = [], []  # (ranks on the host, all of them at once, one core); NIC rates
     for run, meta in zip(runs, metas):
         nranks, nnodes = meta.get("nranks"), meta.get("nnodes") or 1
@@ -378,7 +378,8 @@ def fit_loaded(runs, metas, times, **kw) -> pd.DataFrame:
     from analysis import library
 
     times, _ = attribute(times, metas)
-    meta_ops, seen = {}, {}
+    meta_ops: dict = {}
+    seen: dict = {}
     for d, meta in zip(runs, metas):
         meta_ops.update(meta.get("ops") or {})
         rules, _ = library.of_meta(meta)
@@ -433,7 +434,7 @@ def stale_reason(path) -> str | None:
     now = data_source(path)
     if not isinstance(recorded, dict) or recorded.get("runs") == now["runs"]:
         return None if isinstance(recorded, dict) else f"{FITS_SOURCE} is unreadable"
-    before = recorded.get("runs") if isinstance(recorded.get("runs"), dict) else {}
+    before = cast(dict, recorded.get("runs")) if isinstance(recorded.get("runs"), dict) else {}
     for name, entry in now["runs"].items():
         old = before.get(name)
         where = "" if name == "." else f"{name}: "

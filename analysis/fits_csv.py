@@ -122,6 +122,7 @@ def read_fits_file(file) -> pd.DataFrame:
 
     fits = read_table(file, _fits_spec(), sorted(REQUIRED_COLUMNS), quoted=True,
                       empty_ok=False, columns=FITS_COLUMNS, kind="a fits file")
+    assert fits is not None  # the caller found the file (read_table: None where none is)
     fits = fits.assign(**{c: v for c, v in COLUMN_DEFAULTS.items() if c not in fits.columns})
     check_fits(fits, file)
     return fits

@@ -201,7 +201,7 @@ class _Rules:
     algorithm (`models`, keyed by (op, the library's own key of the algorithm))."""
     family = name = suffix = ""
     models: ClassVar[dict] = {}
-    key = str
+    key: ClassVar[type] = str  # how the library spells an algorithm's key (int or str)
 
     def __init__(self, version):
         self.version = tuple(version)

@@ -83,7 +83,9 @@ def link_times(samples, hosts: list[str] | None = None) -> pd.DataFrame:
     links = per_sample.groupby(CASE_KEYS + ["a", "b"], as_index=False).agg(
         median_s=("time_s", "median"), samples=("time_s", "size"))
     links["bandwidth_Bps"] = np.where(links["nbytes"] > 0, links["nbytes"] / links["median_s"], np.nan)
-    host = (lambda r: hosts[r] if hosts and r < len(hosts) else f"rank{r}")
+    def host(r):
+        return hosts[r] if hosts and r < len(hosts) else f"rank{r}"
+
     links["host_a"] = [host(r) for r in links["a"]]
     links["host_b"] = [host(r) for r in links["b"]]
     links["kind"] = np.where(links["host_a"] == links["host_b"], "intra", "inter")
@@ -328,7 +330,8 @@ def write_heatmaps(links: pd.DataFrame, hosts: list[str], out_dir) -> list:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise file_error(f"--png {out}", exc, "create it") from None
-    paths, used = [], set()
+    paths: list = []
+    used: set = set()
     hosts = map_hosts(links, hosts)
     for key, group in links.groupby(CASE_KEYS):
         row = dict(zip(CASE_KEYS, key))

@@ -120,7 +120,8 @@ def loggp_from_times(df: pd.DataFrame, meta_ops: dict, n_boot=200, seed=0):
     meta.json (ops → delay_s0, delay_Bps), with bench.ops.prtt's values as the fallback."""
     import re
 
-    prtt, n_msgs, op_meta = {}, None, {}
+    prtt, n_msgs = {}, None
+    op_meta: dict = {}
     for (op, size), g in df.groupby(["op", "nbytes"]):
         m = re.fullmatch(r"prtt_(rtt1|rttn|rtts|rttr)(\d*)", op)
         if not m:

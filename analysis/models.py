@@ -36,7 +36,7 @@ the model stays linear in (α, β, γ), which is how it is fitted (analysis.algo
 from __future__ import annotations
 
 import math
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -163,7 +163,7 @@ def node_rho(params) -> float:
     """ρ = 1/R of a parameter mapping or sequence (α, β, γ[, R]); 0 (no limit) where R is
     missing, infinite or not a positive number."""
     if isinstance(params, dict):
-        rate = params.get(RATE)
+        rate: Any = params.get(RATE)
     else:
         rate = params[3] if len(params) > 3 else None
     try:

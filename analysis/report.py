@@ -7,8 +7,8 @@ from __future__ import annotations
 
 # the help text (constants, not the docstring: python -OO strips docstrings)
 DESCRIPTION = """`commbench report RUN_DIR...`: one self-contained HTML page per report, plus the figures."""
-EPILOG = """Writes DIR/index.html (default: the first RUN_DIR/report/, a sweep's own report/) with every figure embedded as a
-PNG, so the page opens offline and can be mailed as one file; the same figures are written
+EPILOG = """Writes DIR/index.html (default: the first RUN_DIR/report/, a sweep's own report/) with
+every figure embedded as a PNG, so the page opens offline and can be mailed as one file; the same figures are written
 next to it as PNG files. Per op: latency against S (log-log, median with its 95% confidence
 band, the fitted Hockney model t = alpha + S*beta per size range drawn over it), algbw and
 busbw against S, the per-rank spread (which rank is slow), the residuals of the fit; the

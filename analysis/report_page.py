@@ -38,6 +38,7 @@ def write_report(paths, out_dir=None, fit_missing=True) -> Path:
                        for r in runs)
     from bench import __version__
 
+    written = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -45,7 +46,7 @@ def write_report(paths, out_dir=None, fit_missing=True) -> Path:
 <style>{CSS}</style></head>
 <body>
 <h1>commbench report</h1>
-<p class="note">commbench {esc(__version__)}, written {esc(dt.datetime.now(dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC'))}</p>
+<p class="note">commbench {esc(__version__)}, written {esc(written)}</p>
 <ul>{run_list}</ul>
 {warnings_html(runs)}
 {machine_html(runs)}

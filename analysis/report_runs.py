@@ -41,7 +41,8 @@ def load_report_runs(paths, fit_missing=True) -> list:
     from analysis.runsamples import RunSamples
 
     found = runs_with_fit_dirs(paths)
-    runs, loaded = load_runs([run_dir for run_dir, _ in found]), {}
+    runs = load_runs([run_dir for run_dir, _ in found])
+    loaded: dict = {}
     for run, (_, fit_dirs) in zip(runs, found):
         run.samples = RunSamples(run.path, run.meta)
         run.fits, run.fits_source = first_fits(fit_dirs, loaded)

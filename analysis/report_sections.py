@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import statistics
+from typing import cast
 
 from analysis.figures import png_bytes
 from analysis.html_parts import esc, figure_html, meta_value_text, number_cell, render_value
@@ -172,7 +173,8 @@ def ceilings_html(runs) -> str:
         rows_ = run.summary.to_dict("records") if "efficiency" in run.summary else []
         above = sum(1 for r in rows_ if r["efficiency"] > 1 and applies(r))
         cached = sum(1 for r in rows_ if not applies(r))
-        one = c.get("copy_one_core_spread_Bps") if isinstance(c.get("copy_one_core_spread_Bps"), dict) else {}
+        one = (cast(dict, c.get("copy_one_core_spread_Bps"))
+               if isinstance(c.get("copy_one_core_spread_Bps"), dict) else {})
         spread = (f" <span class='note'>(median {number_cell(one.get('median'), 1e-9, 3)}, slowest "
                   f"{number_cell(one.get('min'), 1e-9, 3)})</span>" if one.get("median") else "")
         for host, h in c["hosts"].items():
@@ -282,7 +284,7 @@ def when_text(started, finished) -> str:
 def environment_rows(meta) -> list:
     """(name, text) of what a reader needs to reproduce or judge a run, from its meta.json."""
     settings = meta.get("settings") if isinstance(meta.get("settings"), dict) else {}
-    sampling = settings.get("sampling") if isinstance(settings.get("sampling"), dict) else {}
+    sampling = cast(dict, settings.get("sampling")) if isinstance(settings.get("sampling"), dict) else {}
     versions = meta.get("versions") if isinstance(meta.get("versions"), dict) else {}
     hosts = meta.get("hosts") if isinstance(meta.get("hosts"), list) else []
     counts = {h: hosts.count(h) for h in dict.fromkeys(map(str, hosts))}

@@ -5,10 +5,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bench.core.safe_text import path_text
 from bench.core.errors import RunDirError
 from bench.core.rundir import SUMMARY
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass
@@ -16,7 +20,7 @@ class Run:
     path: str | Path  # as the caller named it
     label: str
     meta: dict
-    summary: object  # DataFrame
+    summary: pd.DataFrame
     samples: object = None  # analysis.runsamples.RunSamples (the report reads cases from it)
     fits: object = None  # DataFrame of fits.csv rows, or None
     fits_source: str = ""

@@ -414,8 +414,8 @@ def _plain_blocks(batch, nranks: int, np, pc):
         case = (labels["backend"][k[0]], labels["op"][k[1]], labels["dtype"][k[2]], k[4], k[5],
                 labels["split"][k[3]])
         part = [ints[c][a:b] for c in ("rank", "peer", "sample", "calls")]
-        try:
-            yield fmt_blocks.pivot(case, k[6], *part, num["time_s"][a:b])
+        try:  # mypy cannot count the items of a starred list (part: four columns), hence the ignore
+            yield fmt_blocks.pivot(case, k[6], *part, num["time_s"][a:b])  # type: ignore[call-arg]
         except fmt_blocks.Duplicate:
             raise _NotPlain from None  # the same cell twice: blocks_of_frame keeps both
 
@@ -427,7 +427,7 @@ def blocks_of_frame(df: pd.DataFrame) -> list:
 
     from bench.core import samples as fmt_blocks
 
-    out = []
+    out: list = []
     if df.empty:
         return out
     calls = df["calls"].to_numpy(dtype=float, na_value=np.nan) if "calls" in df \
@@ -442,7 +442,9 @@ def blocks_of_frame(df: pd.DataFrame) -> list:
         for k in np.unique(repeat):
             sel = repeat == k
             case = tuple(v.item() if hasattr(v, "item") else v for v in key[:-1])
-            out.append(fmt_blocks.pivot(case, int(key[-1]), *(c[sel] for c in cols), time_s[sel]))
+            # mypy cannot count the items of a starred generator (four columns), hence the ignore
+            out.append(fmt_blocks.pivot(case, int(key[-1]), *(c[sel] for c in cols),  # type: ignore[call-arg]
+                                        time_s[sel]))
     return out
 
 

@@ -34,7 +34,7 @@ class Layout:
     def world(self) -> int:
         return self.tp * self.pp * self.dp
 
-    def groups(self) -> dict:
+    def groups(self) -> dict[str, tuple[int, int]]:
         """group -> (size, stride) as Megatron-LM places ranks (tp fastest, then dp, then pp;
         ep inside dp)."""
         t, d, e = self.tp, self.dp, self.ep
@@ -121,6 +121,7 @@ def share_of(model: Model, lay: Layout) -> Share:
                       moe * moe_expert)
         if best is None or share.dense + share.expert > best.dense + best.expert:
             best = share
+    assert best is not None  # pp >= 1 (check_layout): at least one stage
     return best
 
 

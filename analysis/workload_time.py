@@ -103,7 +103,8 @@ def load_measured(spec: Spec, wanted: str | None):
     """{row key: Timed} from the runs of --measure, and a line saying what they are."""
     from analysis.run_frames import load_summary
 
-    found, backends, dtypes = {}, set(), set()
+    found: dict = {}
+    backends, dtypes = set(), set()
     frames = {}
     for group in dict.fromkeys(r.group for r in spec.rows):
         run = spec.out / "measure" / group
@@ -172,7 +173,7 @@ def table(rows: list[Row], columns: list[tuple[str, dict]]) -> str:
     for r in rows:
         cells = r.cells()
         model = ""
-        for title, timed in columns:
+        for _title, timed in columns:
             t = timed.get(r.key())
             if isinstance(t, Timed):
                 step = t.per_step(r)
@@ -198,7 +199,7 @@ def summary_lines(columns: list[tuple[str, dict]], rows: list[Row]) -> list[str]
 
 
 def notes_of(rows: list[Row], timed: dict) -> list[str]:
-    out = {}
+    out: dict = {}
     for r in rows:
         t = timed.get(r.key())
         where = f"{r.phase} {r.op} {r.group}"
@@ -238,7 +239,7 @@ def simai_busbw(rows: list[Row], timed: dict) -> str:
     commbench computes busbw (nccl-tests' factors), in SimAI's busbw.yaml layout."""
     from bench.ops import OPS
 
-    best = {}  # (group, op) -> (nbytes, busbw in B/s)
+    best: dict = {}  # (group, op) -> (nbytes, busbw in B/s)
     for r in rows:
         t = timed.get(r.key())
         if not isinstance(t, Timed) or not t.time_s > 0:

@@ -13,6 +13,7 @@ import re
 import socket
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -97,7 +98,7 @@ def measure(be, sync, backends=()) -> dict | None:
     gathered = be.gather({"host": socket.gethostname(), "copy_Bps": mine, "nics": line_rates()})
     if be.rank != 0:
         return None
-    hosts = {}
+    hosts: dict = {}
     for g in gathered:
         entry = hosts.setdefault(g["host"], {"ranks": 0, "copy_node_Bps": 0.0, "nics": g["nics"]})
         entry["ranks"] += 1
@@ -146,7 +147,7 @@ def efficiency(row: dict, op, ceiling_Bps: float) -> float:
 def spans_nodes(split: str, meta: dict) -> bool:
     """Whether a communicator of `split` holds ranks of several hosts (meta.json → hosts; a
     run without a host map: any split but intra of a multi-node run)."""
-    hosts = meta.get("hosts")
+    hosts: Any = meta.get("hosts")  # anything: what is not a host list is a TypeError below
     try:
         return len({hosts[r] for r in nodes.members(split, 0, hosts)}) > 1
     except (TypeError, KeyError, IndexError, UsageError):

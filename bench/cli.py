@@ -108,7 +108,7 @@ COMMANDS = {
         "commbench run --backend mpi,gloo --ops all_reduce,all_gather --sizes 1KiB,1MiB",
         "mpirun -np 64 --hostfile hosts commbench run --sizes 1K:1G --split all,intra,inter",
         "commbench run --ops pingpong --loop python --launches 1 --force -o /tmp/x")),
-    "noise": Command("bench.noise", "calibrate the machine's own noise (timer, OS jitter, ping-pong spread)", noise, (
+    "noise": Command("bench.noise_run", "calibrate the machine's own noise (timer, OS jitter, ping-pong spread)", noise, (
         "commbench noise", "commbench noise -n 4 -o results/noise --force")),
     "report": Command("analysis.report", "write RUN_DIR/report/index.html: figures, tables, method, environment", examples=(
         "commbench report results/quickstart",

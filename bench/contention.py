@@ -43,7 +43,7 @@ def window(start: dict, end: dict) -> dict:
 def summarize(windows: list[dict]) -> dict:
     """Per host: CPU time other processes used while the ranks measured."""
     cpus = os.cpu_count() or 1
-    hosts = {}
+    hosts: dict = {}
     for w in windows:
         hosts.setdefault(w["host"], []).append(w)
     out = {}

@@ -108,7 +108,7 @@ def force_env(fam: str, op: str, algorithm) -> dict:
 def forced_in(fam: str, env: dict) -> dict:
     """{op: algorithm (Open MPI number or MPICH name)} that a run's environment forced."""
     env = env or {}
-    out = {}
+    out: dict = {}
     if fam == OPEN_MPI:
         if str(env.get("OMPI_MCA_coll_tuned_use_dynamic_rules", "")).lower() not in (
                 "1", "true", "yes", "t", "y"):

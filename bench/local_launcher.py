@@ -17,7 +17,8 @@ from bench.ops.pairs import pairing_rounds
 from bench.plan import EXIT_ABORT, EXIT_WRONG, Outcome, Plan, check_fits, itemsize_of
 from bench.world import LOCAL_PARENT, free_port
 
-MAX_RANKS_PER_CORE = 32  # local oversubscription beyond this is refused, not attempted (64 on 2 cores works: README)
+# local oversubscription beyond this is refused, not attempted (64 on 2 cores works: bench/README.md)
+MAX_RANKS_PER_CORE = 32
 
 
 # Signals that end a run in an orderly way: the ranks are stopped and the run marked aborted.
@@ -76,7 +77,8 @@ def start_local(plan: Plan, argv) -> Outcome:
 
 def _launches(settings, argv, plan, n, out) -> Outcome:
     extra = [] if settings.out else ["--out", str(out)]
-    wrong, raised = {}, {}  # case -> wrong elements summed over launches; flags programs raised
+    wrong: dict = {}  # case -> wrong elements summed over launches
+    raised: dict = {}  # case -> flags programs raised
     for index in range(settings.launches):
         several = ["--launch-index", str(index)] if settings.launches > 1 else []
         command = spawn.self_command(["run"] + list(argv[1:]) + extra + several)
@@ -137,7 +139,7 @@ def merge_launches(out: Path, wrong: dict, raised: dict) -> None:
     meta = rundir.load_meta(out)
     itemsize = itemsize_of(meta["dtype"])
     block_list = rundir.read_blocks(out)
-    calls = {}  # case -> k of its samples (the largest)
+    calls: dict = {}  # case -> k of its samples (the largest)
     for b in block_list:
         key = _case_key(dict(zip(rundir.CASE, b.case)))
         calls[key] = max(calls.get(key, 1), int(b.calls.max(initial=1)))

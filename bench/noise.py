@@ -4,7 +4,7 @@ run-to-run spread of a tiny ping-pong measured in separate short bursts. The las
 what one run's interval cannot: machines that switch latency modes for seconds at a time.
 
 `commbench noise` runs only this (a short run of the barrier with the calibration, on 2 local
-ranks by default: its own few options, add_arguments) and prints it; `commbench run` does it
+ranks by default: bench.noise_run) and prints it; `commbench run` does it
 first unless `--no-noise` is given."""
 from __future__ import annotations
 
@@ -16,24 +16,6 @@ QUANTUM_S = 50e-6     # one unit of fixed work
 QUANTA = 2000         # about 0.1 s per rank
 BURSTS = 8            # ping-pong bursts
 BURST_BUDGET_S = 0.05
-
-
-def add_arguments(p) -> None:
-    """The options of `commbench noise` (bench.noise_run runs it)."""
-    from bench.backends import BACKENDS
-    from bench.settings import DEFAULT_TIMEOUT_S
-
-    p.add_argument("-n", "--nranks", type=int, help="local ranks to start (default 2); inside a "
-                   "launcher the ranks it gave")
-    p.add_argument("--backend", default="mpi", metavar="NAME",
-                   help=f"one of {', '.join(BACKENDS)} (default mpi)")
-    p.add_argument("-o", "--out", metavar="RUN_DIR", help="run directory (default "
-                   "results/<run_id>-noise; needed under a launcher)")
-    p.add_argument("--force", action="store_true",
-                   help="start --out afresh when it already holds a run")
-    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S,
-                   help=f"seconds without progress before the job is aborted (default {DEFAULT_TIMEOUT_S:g})")
-    p.add_argument("-q", "--quiet", action="store_true", help="print only the run directory")
 
 
 def _spin_work(n: int) -> float:
@@ -91,7 +73,7 @@ def pingpong_spread(be, sync) -> dict | None:
             "cv": float(np.std(medians) / np.mean(medians))}
 
 
-def calibrate(be, sync, pingpong: bool = True) -> dict:
+def calibrate(be, sync, pingpong: bool = True) -> dict | None:
     """Run on every rank; returns rank 0's record (None elsewhere). pingpong=False: the
     backend cannot send point to point on its buffers (gloo on CUDA), so no ping-pong spread."""
     from bench.record import timer_info

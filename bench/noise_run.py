@@ -1,6 +1,6 @@
 """`commbench noise`: a run of the noise calibration alone (plus a short barrier case, which a
 run needs), then its one line (bench.noise), not the barrier's table. Its options are
-bench.noise's; the command layer (bench.cli) passes in its parser of `commbench run`."""
+in add_arguments; the command layer (bench.cli) passes in its parser of `commbench run`."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,6 +10,24 @@ from bench.core.rundir import load_meta, new_run_id
 from bench.core.runmeta import describe_noise
 from bench.run import main as run_main
 from bench.world import detect_world
+
+
+def add_arguments(p) -> None:
+    """The options of `commbench noise`."""
+    from bench.backends import BACKENDS
+    from bench.settings import DEFAULT_TIMEOUT_S
+
+    p.add_argument("-n", "--nranks", type=int, help="local ranks to start (default 2); inside a "
+                   "launcher the ranks it gave")
+    p.add_argument("--backend", default="mpi", metavar="NAME",
+                   help=f"one of {', '.join(BACKENDS)} (default mpi)")
+    p.add_argument("-o", "--out", metavar="RUN_DIR", help="run directory (default "
+                   "results/<run_id>-noise; needed under a launcher)")
+    p.add_argument("--force", action="store_true",
+                   help="start --out afresh when it already holds a run")
+    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S,
+                   help=f"seconds without progress before the job is aborted (default {DEFAULT_TIMEOUT_S:g})")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only the run directory")
 
 
 def main(args, parse_run) -> int:

@@ -75,7 +75,10 @@ def make_plan(args) -> Plan:
             raise UsageError(problem)
         cls.check_dtype(args.dtype)
         cls.check_options(settings)
-    names = [n for n, op in OPS.items() if op.default] if args.ops.strip() == "all" else [s.strip() for s in args.ops.split(",") if s.strip()]
+    if args.ops.strip() == "all":
+        names = [n for n, op in OPS.items() if op.default]
+    else:
+        names = [s.strip() for s in args.ops.split(",") if s.strip()]
     if not names:
         raise UsageError("no ops given")
     ops = [get_op(name) for name in dict.fromkeys(names)]
@@ -133,7 +136,8 @@ def cases_of(plan: Plan, nranks: int, say=None) -> list:
     """(op, Case) for every op and size; sizes that round to the same S run once, and `say`
     is told which sizes were rounded (to whole elements, or whole per-rank blocks)."""
     itemsize = itemsize_of(plan.dtype)
-    cases, seen, rounded = [], set(), {}
+    cases, seen = [], set()
+    rounded: dict = {}
     for op in plan.ops:
         for size in (plan.sizes if op.sized else [0]):
             for case in op.cases(size, nranks, itemsize):  # pairs: one per pairing round

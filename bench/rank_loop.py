@@ -13,6 +13,7 @@ import traceback
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -35,6 +36,10 @@ from bench.plan import (
     skip_notes,
 )
 from bench.world import LOCAL_PARENT
+
+if TYPE_CHECKING:
+    from bench.backends import Backend
+    from bench.ops.op import Case
 
 ABORT_GRACE_S = 1.0  # a failing rank waits this long before aborting the job
 
@@ -62,8 +67,8 @@ METHOD = {
 class Job:
     """One case on one backend, across the rounds. Every rank holds the same calibrated k and
     the same agreed sample times; rank 0 also accumulates what it records."""
-    be: object
-    case: object
+    be: Backend
+    case: Case
     sync: Sync
     arena: object
     calls: int | None = None
@@ -181,6 +186,7 @@ def run_spmd(plan: Plan, world, argv=("run",), clock=time.perf_counter) -> Outco
             by_split = _cases_by_split(plan, hosts, hosts.count(socket.gethostname()), say)
             cases = [case for split_cases in by_split.values() for case in split_cases]
             for note in skip_notes(plan) if say and not settings.quiet else []:
+                assert say is not None  # the loop runs only when say is set
                 say(note)
         except UsageError as exc:
             problem = str(exc)
@@ -237,8 +243,8 @@ def _device_timer(settings, be):
     return be.device_timer()
 
 
-_RUN_LOCKS = []  # rank 0 under an outside launcher: the run directory's lock, held to exit
-_RUN_WRITER = []  # rank 0: the writer of the run, for the signal thread
+_RUN_LOCKS: list = []  # rank 0 under an outside launcher: the run directory's lock, held to exit
+_RUN_WRITER: list = []  # rank 0: the writer of the run, for the signal thread
 
 
 def end_on_signals(rank: int) -> None:
@@ -349,7 +355,7 @@ def _measure_all(plan, backends, jobs, writer, seed) -> Outcome:
         if writer:
             writer.write_meta(ceilings=found)
     rng = np.random.default_rng(seed)
-    summary_cache = {}  # summary row per (backend, op, size, split)
+    summary_cache: dict = {}  # summary row per (backend, op, size, split)
     # one progress over all launches: this launch counts on from where the ones before ended
     launches = launches_of(settings)
     started, total, done = time.monotonic(), len(jobs) * plan.repeats, 0
@@ -372,7 +378,7 @@ def _measure_all(plan, backends, jobs, writer, seed) -> Outcome:
                                  m, gathered)
                     writer.write_summary(_summary_rows(plan, jobs, summary_cache, job, writer.meta), op_order=OPS)
             except Exception as exc:
-                exc._commbench_case = job.label
+                exc._commbench_case = job.label  # type: ignore[attr-defined]  # a tag, read where caught
                 raise
             done += 1
             now = time.monotonic()

@@ -76,7 +76,8 @@ def add_arguments(p) -> None:
     p.add_argument("--budget", type=float, default=SAMPLING.budget_s,
                    help=f"seconds of sampling per case, all rounds together (default {SAMPLING.budget_s})")
     p.add_argument("--sample-time", type=float, default=SAMPLING.sample_time_s,
-                   help=f"a sample (k back-to-back calls) lasts at least this long (default {SAMPLING.sample_time_s:g} s)")
+                   help="a sample (k back-to-back calls) lasts at least this long "
+                        f"(default {SAMPLING.sample_time_s:g} s)")
     p.add_argument("--noise", action=argparse.BooleanOptionalAction, default=DEFAULTS.noise,
                    help="calibrate the machine's noise first and store it (default on; ~1 s)")
     p.add_argument("--ceilings", action=argparse.BooleanOptionalAction, default=DEFAULTS.ceilings,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from bench.core.errors import UsageError
 
-DEFAULT_SRUN = ["srun", "--mpi=pmix"]  # PMIx: see the README (pmi2 gives singletons)
+DEFAULT_SRUN = ["srun", "--mpi=pmix"]  # PMIx: see bench/README.md (pmi2 gives singletons)
 
 
 def require_sbatch() -> str:
@@ -75,6 +75,7 @@ def submit_and_wait(script: Path, sbatch_options: list[str], quiet: bool = False
     the job."""
     argv = [require_sbatch(), "--wait", "--parsable", *sbatch_options, str(script)]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None  # stdout=PIPE
     first = proc.stdout.readline().strip()  # --parsable: "JOBID[;CLUSTER]" once submitted
     job_id = first.split(";")[0]
     if job_id and not quiet:

@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import cast
 
 from bench.core.errors import UsageError
 
@@ -123,6 +124,10 @@ class Failures:
     failure line, a rank the launcher saw killed, and which ranks' watchdogs reported a
     timeout (a rank stopped or stuck reports nothing, so the silent ones are named)."""
     _TIMEOUT = re.compile(r"^commbench: timeout: .* on rank (\d+);")
+    first: str | None
+    killed: str | None
+    recent: list[str]
+    waiting: set[int]
 
     def __init__(self, nranks: int = 0):
         self.nranks, self.first, self.killed, self.recent, self.waiting = nranks, None, None, [], set()
@@ -154,6 +159,7 @@ def run_local(argv: list[str], env: dict, nranks: int = 0) -> tuple[int, str | N
     except OSError as exc:  # not found, not executable, a directory
         raise UsageError(f"cannot start {argv[0]!r}: {exc.strerror or exc}") from None
     failures = Failures(nranks)
+    assert proc.stderr is not None  # stderr=PIPE
     try:
         for line in proc.stderr:
             sys.stderr.write(line)
@@ -274,7 +280,7 @@ def run_ranks(command: list[str], envs: list[dict], grace_s: float = 2.0,
         message = failures.message() or f"rank {rank} {how}; the other ranks were stopped"
         return (code if code > 0 else 3), message
     codes = [p.returncode for p in procs]
-    return max(codes), ""
+    return max(cast("list[int]", codes)), ""  # every rank has exited (the loop's break)
 
 
 def _stop(procs, sig, wait_s: float) -> None:

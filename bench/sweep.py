@@ -90,7 +90,7 @@ def run_options(argv: list[str]) -> list[str]:
     """The command line after `sweep`, less -n/--nranks and --out (set per run) and the
     sweep's own --slurm, --sbatch and --ranks-per-node."""
     out, skip = [], False
-    for i, a in enumerate(argv):
+    for a in argv:
         if skip:
             skip = False
             continue
@@ -211,9 +211,9 @@ def _sweep_in_slurm(args, argv, root: Path, counts: list[int]) -> int:
     script = root / "sweep.sbatch"
     script.write_text(slurm.batch_script(root, counts, rest, slurm.srun_command(),
                                          ranks_per_node=args.ranks_per_node))
-    record = {"nranks": counts, "run_options": rest, "argv": ["commbench"] + list(argv),
-              "slurm": {"script": script.name, "sbatch_options": sbatch_options,
-                        "ranks_per_node": args.ranks_per_node}}
+    record: dict = {"nranks": counts, "run_options": rest, "argv": ["commbench"] + list(argv),
+                    "slurm": {"script": script.name, "sbatch_options": sbatch_options,
+                              "ranks_per_node": args.ranks_per_node}}
     (root / "sweep.json").write_text(json.dumps(record, indent=1) + "\n")
     rc, job_id = slurm.submit_and_wait(script, sbatch_options, args.quiet)
     record["slurm"]["job_id"] = job_id

@@ -12,8 +12,8 @@ import time
 class Watchdog:
     def __init__(self, timeout_s: float, rank: int, on_fire=None, exit_code: int = 3):
         self.timeout_s, self.rank, self.on_fire, self.exit_code = timeout_s, rank, on_fire, exit_code
-        self._what = None
-        self._deadline = None
+        self._what: str | None = None
+        self._deadline: float | None = None
         self._lock = threading.Lock()
         if timeout_s and timeout_s > 0:
             threading.Thread(target=self._watch, name="commbench-watchdog", daemon=True).start()

@@ -1,6 +1,6 @@
-"""The Python API (analysis.api, the README's "Python API"): a run or sweep directory as
+"""The Python API (analysis.api, analysis/README.md, "Python API"): a run or sweep directory as
 DataFrames; fit, predict, check and compare from Python give what the commands give; the
-README's example runs as written."""
+example there runs as written."""
 import re
 import subprocess
 import sys
@@ -69,7 +69,7 @@ def test_run_from_python_returns_its_directory(tmp_path, monkeypatch):
 
 
 def readme_example() -> str:
-    text = (ROOT / "README.md").read_text()
+    text = (ROOT / "analysis" / "README.md").read_text()
     section = text.split("## Python API", 1)[1].split("\n## ", 1)[0]
     return re.search(r"```python\n(.*?)```", section, re.S).group(1)
 

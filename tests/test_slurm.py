@@ -157,8 +157,8 @@ SBATCH_RECIPE = ROOT / "results" / "commbench.sbatch"
 
 
 def test_readme_shows_the_sbatch_recipe_the_test_submits():
-    recipe = textwrap.indent(SBATCH_RECIPE.read_text(), "    ")  # a code block in the README
-    assert recipe in (ROOT / "README.md").read_text()
+    recipe = textwrap.indent(SBATCH_RECIPE.read_text(), "    ")  # a code block in bench/README.md
+    assert recipe in (ROOT / "bench" / "README.md").read_text()
 
 
 @needs_pmix

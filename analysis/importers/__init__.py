@@ -63,7 +63,7 @@ def detect(source) -> tuple[str, dict]:
                 found[fmt] = i
     if not found:
         raise UsageError("cannot tell the format; name it with --format (known: " + ", ".join(FORMATS) + ")")
-    first = min(found, key=found.get)
+    first = min(found, key=found.__getitem__)
     return first, {f: line for f, line in found.items() if f != first}
 
 
@@ -86,7 +86,7 @@ def parse_file(path: Path, fmt: str | None = None, op: str | None = None,
                nranks: int | None = None) -> Imported:
     """Parse one file, streaming it (twice when the format is detected)."""
     path = Path(path)
-    others = {}
+    others: dict = {}
     if fmt is None:
         fmt, others = (nccl.JSON, {}) if _starts_json(path) else detect(file_lines(path, MAX_TEXT_BYTES))
     if fmt not in FORMATS:
@@ -152,7 +152,9 @@ def to_frames(imports: list, backend: str | None = None):
 
     from analysis.run_frames import summarize_samples
 
-    rows, seen, record_round = [], {}, {}
+    rows: list = []
+    seen: dict = {}
+    record_round: dict = {}
     for i, imp in enumerate(imports):
         for r in imp.rows:
             case = (row_backend(imp, r, backend), r.op, r.dtype, r.nbytes, r.nranks, "all")
@@ -187,7 +189,7 @@ def build_meta(imports: list, files: list, argv: list, backend: str, samples, ru
     """meta.json of an import: the core's skeleton (bench.core.rundir.new_meta), the times the
     tool recorded (none for the text formats), and what the tools said."""
     first = imports[0]
-    hosts = next((i.meta.get("hosts") for i in imports if i.meta.get("hosts")), [])
+    hosts: list = next((i.meta.get("hosts") for i in imports if i.meta.get("hosts")), [])
     ops = sorted(samples["op"].unique())
     versions: dict = {}
     for imp in imports:
@@ -224,7 +226,7 @@ def build_meta(imports: list, files: list, argv: list, backend: str, samples, ru
 
 def merged_method(imports: list) -> dict:
     """The method entries of every tool imported, joined when they differ."""
-    method = {}
+    method: dict = {}
     for imp in imports:
         for key, text in imp.method.items():
             if text not in method.get(key, []):

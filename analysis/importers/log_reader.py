@@ -26,7 +26,8 @@ import re
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Callable
+from collections.abc import Iterable, Iterator
 
 from bench.core.errors import UsageError
 from bench.core.units import human_bytes
@@ -139,7 +140,7 @@ def too_many_rows() -> UsageError:
                       "memory; import fewer files at once")
 
 
-def make_row(imp: Imported, line: int, text: str, *, op: str, nbytes, nranks: int, time_s,
+def make_row(imp: Imported, line: int | str, text: str, *, op: str, nbytes, nranks: int, time_s,
              **extra) -> Row | None:
     """A Row, or None (counted as malformed, with the reason) when its size or time is not a
     finite positive number: nothing NaN, infinite, zero or negative becomes a sample."""
@@ -218,7 +219,7 @@ def _not_a_file(mode: int) -> str | None:
     return None if stat.S_ISREG(mode) else "not a file"
 
 
-def check_file(path: Path, limit: int) -> int:
+def check_file(path: Path, limit: float) -> int:
     """The size of a regular file no larger than limit; UsageError (one line) for anything
     else, named by its kind (a directory, a FIFO, a device, a socket). Checked on os.stat
     before anything opens it: opening a FIFO with no writer would block."""
@@ -234,7 +235,7 @@ def check_file(path: Path, limit: int) -> int:
     return st.st_size
 
 
-def too_large(size: int, limit: int, what: str = "") -> str:
+def too_large(size: int, limit: float, what: str = "") -> str:
     return (f"{what}{human_bytes(size)}: larger than the {human_bytes(limit)} commbench import "
             "reads from one file (cut the tables out of it)")
 
@@ -255,7 +256,7 @@ class _Limited(io.RawIOBase):
     """A binary stream that refuses to give more than `limit` bytes (decompressed text can be
     far larger than its file)."""
 
-    def __init__(self, raw, limit: int, what: str):
+    def __init__(self, raw, limit: float, what: str):
         self.raw, self.limit, self.what, self.given = raw, limit, what, 0
 
     def readable(self):
@@ -290,7 +291,7 @@ def _open_regular(path: Path):
     return os.fdopen(fd, "rb")
 
 
-def open_text(path: Path, limit: int = MAX_TEXT_BYTES):
+def open_text(path: Path, limit: float = MAX_TEXT_BYTES):
     """A text stream of a tool's output file however it was saved: plain, or compressed with
     gzip, bzip2 or xz (decompressed on the fly); UTF-8 (invalid bytes replaced), or with a
     byte order mark (UTF-8, UTF-16, UTF-32), or UTF-16 without one (every other byte NUL, as
@@ -428,8 +429,8 @@ def parse_launch(line_no: int, s: str, job: int | None = None) -> Launch | None:
         return None  # 'mpirun noticed that process rank 0 ...': a message, not a command
     program = ""
     for i, w in enumerate(words):
-        if PROGRAM.search(w):
-            program, words = PROGRAM.search(w).group(1), words[:i]
+        if found := PROGRAM.search(w):
+            program, words = found.group(1), words[:i]
             break
     count = slurm_count(words) if launcher == "srun" else option_count(words, COUNT_OPTS)
     how = f"{launcher} line {line_no}"
@@ -523,6 +524,8 @@ class TableShape:
         comment_facts = [f for f in compiled if f[1].pattern.startswith("^#")]
         other_facts = [f for f in compiled if not f[1].pattern.startswith("^#")]
         opens = re.compile(self.opens)
+        pending: dict
+        job_words: list
         block, pending, job, job_words = Block(), {}, None, []
 
         def start(line_no):

@@ -31,6 +31,7 @@ import json
 import math
 import re
 from pathlib import Path
+from typing import Any, cast
 
 from analysis.importers.log_reader import (MAX_JSON_BYTES, Imported, TableShape, as_lines,
                                            canon_dtype, integer, make_row, number, op_named,
@@ -184,7 +185,8 @@ def _add_block(imp: Imported, block, op, nranks, group: int = 0) -> None:
     agg = _settings_value(settings, "agg iters") or 1
     calls = float(iters * agg) if iters else float("nan")
     oob = block.fact("oob")
-    other_redops, imported = {}, 0
+    other_redops: dict = {}
+    imported = 0
     for line, words in block.rows:
         text = " ".join(words)
         if len(words) != layout.width:
@@ -267,7 +269,7 @@ def parse_json(source, op: str | None = None, nranks: int | None = None,
             with open_text(source, MAX_JSON_BYTES) as f:
                 text = f.read()
         except (OSError, EOFError) as exc:
-            raise UsageError(f"cannot read it ({exc.strerror or exc})") from None
+            raise UsageError(f"cannot read it ({getattr(exc, 'strerror', None) or exc})") from None
     elif isinstance(source, str):
         text = source
     else:
@@ -308,7 +310,8 @@ def parse_json(source, op: str | None = None, nranks: int | None = None,
     iters = config.get("iterations")
     agg = config.get("aggregated_iterations", 1)
     calls = float(iters * agg) if _is_count(iters) and _is_count(agg) else float("nan")
-    cpu_only, other_redops, per_iter_records = 0, {}, 0
+    cpu_only, per_iter_records = 0, 0
+    other_redops: dict = {}
     threads, gpus = config.get("nthreads", 1), config.get("ngpus", 1)
     per_process = int(threads * gpus) if _is_count(threads) and _is_count(gpus) and threads * gpus > 0 else 1
     for i, rec in enumerate(results):
@@ -316,7 +319,8 @@ def parse_json(source, op: str | None = None, nranks: int | None = None,
         if not isinstance(rec, dict):
             imp.bad_row(where, "", f"{_json_kind(rec)}, not an object")
             continue
-        size, count = rec.get("size"), rec.get("count")
+        size = rec.get("size")
+        count: Any = rec.get("count")
         if not _is_count(size):
             imp.bad_row(where, "", "no whole-number 'size'")
             continue
@@ -336,10 +340,10 @@ def parse_json(source, op: str | None = None, nranks: int | None = None,
         wrong = 0.0
         for part in (rec.get("out_of_place"), rec.get("in_place")):
             if isinstance(part, dict):  # nwrong null: not checked
-                nwrong = part.get("nwrong")
+                nwrong: Any = part.get("nwrong")
                 wrong += float(nwrong) if _is_number(nwrong) and nwrong >= 0 else math.nan
-        row = dict(op=op, nbytes=size, nranks=n, dtype=canon_dtype(str(rec.get("type", ""))),
-                   count=float(count) if _is_number(count) else float("nan"), wrong=wrong)
+        row: dict = dict(op=op, nbytes=size, nranks=n, dtype=canon_dtype(str(rec.get("type", ""))),
+                         count=float(count) if _is_number(count) else float("nan"), wrong=wrong)
         per_iter = _per_iteration(rec.get(f"{column}_per_iter"), n, per_process)
         if per_iter:
             per_iter_records += 1
@@ -348,7 +352,8 @@ def parse_json(source, op: str | None = None, nranks: int | None = None,
                          calls=float(agg) if _is_count(agg) else float("nan"), rank=rank,
                          sample=iteration, record=i, **row)
             continue
-        make_row(imp, where, "", time_s=(timed.get("time") * 1e-6 if _is_number(timed.get("time")) else None),
+        make_row(imp, where, "",
+                 time_s=(cast(float, timed.get("time")) * 1e-6 if _is_number(timed.get("time")) else None),
                  calls=calls, **row)
     if per_iter_records:
         imp.method["sample"] = ("one per iteration (nccl-tests -I 1: CUDA events around each "

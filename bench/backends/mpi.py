@@ -77,8 +77,9 @@ class MPIBackend(Backend):
         self.native = native     # bench.native.NativeLib: programs run in compiled code
         self.native_problem = ""  # why the native loop is not used (when it was wanted)
 
+    # a read-only view of self.native where the base has a class attribute (its default)
     @property
-    def loop(self) -> str:
+    def loop(self) -> str:  # type: ignore[override]
         """How program(k) runs its k calls: "native" (compiled) or "python"."""
         return "native" if self.native is not None else "python"
 
@@ -125,6 +126,7 @@ class MPIBackend(Backend):
         problem = problem or built
         lib = None
         if not problem:
+            assert build is not None  # plan_build gives None only with a reason (a problem)
             lib, problem = native.load(build, [MPI.COMM_WORLD.handle, MPI.FLOAT.handle,
                                                MPI.SUM.handle, MPI.DOUBLE.handle])
         problems = self.comm.allgather(problem)
@@ -162,7 +164,7 @@ class MPIBackend(Backend):
         import mpi4py
 
         info = {"library": " ".join(self.MPI.Get_library_version().replace("\0", "").split()),
-                "mpi_standard": "%d.%d" % self.MPI.Get_version(), "mpi4py": mpi4py.__version__,
+                "mpi_standard": "{}.{}".format(*self.MPI.Get_version()), "mpi4py": mpi4py.__version__,
                 "thread_level": int(self.MPI.Query_thread()), "loop": self.loop}
         if self.native is not None:
             info["native_loop"] = {"library": self.native.path, "mpicc": self.native.mpicc,

@@ -42,7 +42,7 @@ from bench.core.errors import UsageError
 from bench.core.rundir import EMPTY_GRAPH
 from bench.settings import DEFAULT_TIMEOUT_S
 
-_CONTROL = {}  # the gloo control group, shared by every torch backend of the run
+_CONTROL: dict = {}  # the gloo control group, shared by every torch backend of the run
 
 
 def _torch_problem(name: str) -> str | None:
@@ -57,7 +57,7 @@ class TorchBackend(Backend):
     torch_backend = ""   # the name torch.distributed knows it by
     launcher = "torch"
     dtypes = ("int8", "uint8", "int32", "int64", "float16", "bfloat16", "float32", "float64")
-    devices = ("cpu", "cuda")
+    devices: tuple[str, ...] = ("cpu", "cuda")
     default_device = "cpu"
     graphs = False
     rank_memory = 512 << 20  # a rank with torch loaded

@@ -38,7 +38,7 @@ def compress(hosts) -> str:
 
 
 def _ranges(numbers: list) -> list:
-    out = []
+    out: list = []
     for n in numbers:
         if out and n == out[-1][1] + 1:
             out[-1][1] = n

@@ -169,7 +169,7 @@ def check_out_dir(run_dir, force: bool = False) -> Path:
     return path
 
 
-def claim_out_dir(run_dir, force: bool = False) -> "RunLock":
+def claim_out_dir(run_dir, force: bool = False) -> RunLock:
     """check_out_dir, then the run's lock, and only then (force) the old run's files cleared:
     a directory in use by another run is refused before anything in it is touched. A directory
     made here is removed again when the lock is released with no run written into it."""
@@ -197,6 +197,7 @@ class RunLock:
 
         self.dir, self.created = Path(run_dir), created
         self.path = self.dir / LOCK
+        self.fd: int | None  # None once released (or never taken)
         for _ in range(10):  # the file may be removed by a holder releasing it: lock the new one
             try:
                 self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)

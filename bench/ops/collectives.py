@@ -13,7 +13,7 @@ class AllReduce(Op):
     """Sum over ranks, out of place. S = bytes of the array on each rank; busbw = algbw·2(n−1)/n."""
     name = "allreduce"
     primitive = "allreduce"
-    aliases = ("all_reduce",)
+    aliases: tuple[str, ...] = ("all_reduce",)
     tool_names = {"nccl-tests": "all_reduce", "imb": "allreduce", "osu": r"\ballreduce\b"}
     reduces = True
     s_means = "bytes of the array on each rank"

@@ -17,7 +17,7 @@ class Periodic:
     a tile at a time (`tiles`) and nothing of the buffer's size is built, on the host or the
     device. It stands in for the full array where one is wanted: np.asarray() builds it,
     len() is its length, == and != compare element by element, + adds element by element."""
-    __hash__ = None
+    __hash__ = None  # type: ignore[assignment]  # unhashable (== is element-wise): mypy wants a method
 
     def __init__(self, *segments):
         self.segments = tuple((int(length), np.asarray(pattern, dtype=np.int64))
@@ -73,7 +73,7 @@ class Periodic:
             start += length
 
     @staticmethod
-    def concat(parts) -> "Periodic":
+    def concat(parts) -> Periodic:
         return Periodic(*(segment for part in parts for segment in part.segments))
 
 

@@ -90,5 +90,5 @@ def spin_step(seconds: float, clock=None, calibrate: int = 21):
 
     def spin():
         wait(calibrated() if target is None else target)
-    spin.desc = ("spin", seconds)
+    spin.desc = ("spin", seconds)  # type: ignore[attr-defined]  # a function's attribute: mypy has none
     return spin

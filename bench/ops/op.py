@@ -20,7 +20,7 @@ from bench.ops.loops import loop
 @dataclass
 class Case:
     """An op at one size on n ranks: element counts per rank buffer and the resulting S."""
-    op: "Op"
+    op: Op
     nranks: int
     itemsize: int
     send_count: int

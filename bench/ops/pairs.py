@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from functools import lru_cache
+from functools import cache
 
 from bench.ops.data import values
 from bench.ops.loops import loop
 from bench.ops.op import Op
 
 
-@lru_cache(maxsize=None)
+@cache
 def pairing_rounds(n: int) -> tuple[tuple[int, ...], ...]:
     """Round-robin tournament by the circle method: each round maps rank -> peer (-1 = sits
     out); in a round no rank is in two pairs, and over all rounds every pair meets once.
