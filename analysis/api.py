@@ -226,7 +226,7 @@ def compare(base, new, factor: float = 1.1, alpha: float = 0.05, ops=None):
     base_median_s, new_median_s, ratio, its interval, p_value and verdict (slower, faster,
     not significant). base, new: run directories or Results, or lists of them (pooled). The
     DataFrame's .attrs hold counts, notes, `differs` (settings that differ) and exit_status."""
-    from analysis.compare import compare_runs
+    from analysis.compare_sides import compare_runs
 
     if isinstance(ops, str):
         ops = [o.strip() for o in ops.split(",") if o.strip()]

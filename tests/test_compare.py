@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from analysis import compare
+from analysis import compare_sides, compare_stats
 from analysis.runsamples import load_run
 from tests.conftest import run_cli
 from tests.runs import SMALL_SIZES as SIZES
@@ -41,14 +41,14 @@ def test_faster_and_changes_within_the_factor(tmp_path):
     base = write_replicated_run(tmp_path / "base", seed=1, noise=0.005)
     faster = write_replicated_run(tmp_path / "faster", seed=2, noise=0.005, scale=lambda *a: 0.6)
     slightly = write_replicated_run(tmp_path / "slightly", seed=3, noise=0.005, scale=lambda *a: 1.05)
-    res = compare.compare_runs([base], [faster])
+    res = compare_sides.compare_runs([base], [faster])
     assert {r["verdict"] for r in res["rows"]} == {"faster"} and res["exit_status"] == 0
     assert all(0.55 < r["ratio_ci_low"] <= r["ratio"] <= r["ratio_ci_high"] < 0.65 for r in res["rows"])
     # 5% slower is clearly real here, but within --factor 1.1: not a failure
-    res = compare.compare_runs([base], [slightly])
+    res = compare_sides.compare_runs([base], [slightly])
     assert {r["verdict"] for r in res["rows"]} == {"not significant"}
     # ... and a failure with --factor 1.02
-    res = compare.compare_runs([base], [slightly], factor=1.02)
+    res = compare_sides.compare_runs([base], [slightly], factor=1.02)
     assert {r["verdict"] for r in res["rows"]} == {"slower"} and res["exit_status"] == 1
 
 
@@ -59,7 +59,7 @@ def test_latency_modes_per_round_do_not_make_a_verdict(tmp_path):
     base_modes, new_modes = [1, 1, 1, 1.9, 1.9], [1.9, 1.9, 1.9, 1, 1]
     base = write_replicated_run(tmp_path / "base", seed=1, scale=lambda op, n, r: base_modes[r])
     new = write_replicated_run(tmp_path / "new", seed=2, scale=lambda op, n, r: new_modes[r])
-    res = compare.compare_runs([base], [new])
+    res = compare_sides.compare_runs([base], [new])
     assert all(r["unit"] == "rounds" and r["n_base"] == 5 for r in res["rows"])
     assert all(r["ratio"] > 1.5 for r in res["rows"])  # the medians alone would say "slower"
     assert {r["verdict"] for r in res["rows"]} == {"not significant"}
@@ -90,10 +90,10 @@ def test_several_run_dirs_per_side_use_runs_as_units(tmp_path, capsys):
 def test_too_few_rounds_can_never_be_significant(tmp_path):
     base = write_replicated_run(tmp_path / "base", rounds=2, seed=1)
     new = write_replicated_run(tmp_path / "new", rounds=2, seed=2, scale=lambda *a: 3.0)
-    res = compare.compare_runs([base], [new])
+    res = compare_sides.compare_runs([base], [new])
     assert {r["verdict"] for r in res["rows"]} == {"not significant"}
     assert any("too few rounds" in n for n in res["notes"])
-    assert compare.smallest_p(2, 2) == pytest.approx(1 / 6)
+    assert compare_stats.smallest_p(2, 2) == pytest.approx(1 / 6)
 
 
 @pytest.mark.slow
@@ -113,7 +113,7 @@ def test_markdown_format_and_ops_filter(tmp_path, capsys):
 def test_unmatched_cases_are_reported(tmp_path):
     base = write_replicated_run(tmp_path / "base", ops=("allreduce", "pingpong"), seed=1)
     new = write_replicated_run(tmp_path / "new", ops=("allreduce",), seed=2)
-    res = compare.compare_runs([base], [new])
+    res = compare_sides.compare_runs([base], [new])
     assert len(res["rows"]) == len(SIZES)
     assert "not compared: 5 cases only in BASE, 0 only in NEW" in res["notes"]
 

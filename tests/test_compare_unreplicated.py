@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import compare
+from analysis import compare_output, compare_sides, compare_stats
 from bench.cli import main as cli
 from bench.core.rundir import SAMPLE_COLUMNS
 from tests.conftest import QUICK, ROOT, needs_mpi, run_cli, run_commbench
@@ -46,7 +46,7 @@ def test_gb10_slowdown_in_single_imports_fails(gb10, capsys):
     assert "noise 1.1 is a stated default" in out
 
     res = json.loads(run_cli(capsys, "compare", gb10 / "before", gb10 / "after", "--format", "json")[1])
-    assert res["noise"] == {"ratio": compare.DEFAULT_NOISE, "source": "default"}
+    assert res["noise"] == {"ratio": compare_sides.DEFAULT_NOISE, "source": "default"}
     slow = [r for r in res["rows"] if r["verdict"] == "slower"]
     assert [r["nbytes"] for r in slow] == [GIB, 2 * GIB, 4 * GIB]
     for r in slow:
@@ -58,7 +58,7 @@ def test_gb10_slowdown_in_single_imports_fails(gb10, capsys):
     # markdown keeps one cell per column
     md = run_cli(capsys, "compare", gb10 / "before", gb10 / "after", "--format", "markdown")[1]
     table = [line for line in md.splitlines() if line.startswith("| nccl")]
-    assert len(table) == 10 and all(line.count("|") == len(compare.HEADER) + 1 for line in table)
+    assert len(table) == 10 and all(line.count("|") == len(compare_output.HEADER) + 1 for line in table)
 
 
 def test_gb10_identical_imports_pass(gb10, capsys):
@@ -103,7 +103,7 @@ def test_identical_single_round_sides_pass_at_least_5_in_6(tmp_path, samples):
     for i in range(pairs):
         a = make_run(tmp_path / f"a{i}", 2 * i, samples=samples)
         b = make_run(tmp_path / f"b{i}", 2 * i + 1, samples=samples)
-        res = compare.compare_runs([a], [b])
+        res = compare_sides.compare_runs([a], [b])
         if res["exit_status"]:
             failed.append([(r["op"], r["nbytes"], round(r["ratio"], 2)) for r in res["rows"]
                            if r["verdict"] == "slower"])
@@ -116,7 +116,7 @@ def test_identical_single_round_sides_pass_at_least_5_in_6(tmp_path, samples):
 def test_a_real_slowdown_over_a_range_of_sizes_is_found(tmp_path):
     base = make_run(tmp_path / "base", 1)
     new = make_run(tmp_path / "new", 2, scale=lambda op, n: 1.5 if n >= 4096 else 1.0)
-    res = compare.compare_runs([base], [new])
+    res = compare_sides.compare_runs([base], [new])
     large = [r for r in res["rows"] if r["nbytes"] >= 4096]
     small = [r for r in res["rows"] if r["nbytes"] < 1024]
     assert sum(r["verdict"] == "slower" for r in large) >= len(large) - 2
@@ -128,9 +128,9 @@ def test_a_real_slowdown_over_a_range_of_sizes_is_found(tmp_path):
 def test_faster_is_mirrored(tmp_path):
     base = make_run(tmp_path / "base", 1, flip=0)
     new = make_run(tmp_path / "new", 2, flip=0, scale=lambda op, n: 0.4)
-    res = compare.compare_runs([base], [new])
+    res = compare_sides.compare_runs([base], [new])
     assert {r["verdict"] for r in res["rows"]} == {"faster"} and res["exit_status"] == 0
-    assert compare.verdict_text(res["rows"][0]).startswith("faster, unreplicated: 0.")
+    assert compare_output.verdict_text(res["rows"][0]).startswith("faster, unreplicated: 0.")
 
 
 @pytest.mark.slow
@@ -138,12 +138,12 @@ def test_measured_noise_raises_the_bar(tmp_path):
     """A side whose own noise calibration saw a 3x spread: 2x everywhere is within it."""
     base = make_run(tmp_path / "base", 1, flip=0, noise=3.0)
     new = make_run(tmp_path / "new", 2, flip=0, scale=lambda op, n: 2.0)
-    res = compare.compare_runs([base], [new])
+    res = compare_sides.compare_runs([base], [new])
     assert res["noise"] == {"ratio": 3.0, "source": "measured"}
     assert {r["verdict"] for r in res["rows"]} == {"not significant"}
     assert any("noise 3 is the larger of the two sides' own measurement" in n for n in res["notes"])
     quiet = make_run(tmp_path / "quiet", 3, flip=0, noise=1.02)
-    res = compare.compare_runs([quiet], [new])
+    res = compare_sides.compare_runs([quiet], [new])
     assert res["noise"]["ratio"] == pytest.approx(1.02)
     assert {r["verdict"] for r in res["rows"]} == {"slower"}
 
@@ -151,7 +151,7 @@ def test_measured_noise_raises_the_bar(tmp_path):
 def test_series_shorter_than_the_window_gets_no_verdict(tmp_path):
     base = make_run(tmp_path / "base", 1, flip=0, sizes=[1 << 20, 1 << 22])
     new = make_run(tmp_path / "new", 2, flip=0, sizes=[1 << 20, 1 << 22], scale=lambda op, n: 7.0)
-    res = compare.compare_runs([base], [new])
+    res = compare_sides.compare_runs([base], [new])
     assert {r["verdict"] for r in res["rows"]} == {"not significant"} and res["exit_status"] == 0
     assert any("series of fewer than 3 sizes" in n for n in res["notes"])
 
@@ -163,10 +163,10 @@ def test_isolated_mode_switches_are_not_a_slowdown(tmp_path):
     slow = {64: 6.1, 1024: 4.3}
     base = make_run(tmp_path / "base", 1, flip=0)
     new = make_run(tmp_path / "new", 2, flip=0, scale=lambda op, n: slow.get(n, 1.0))
-    res = compare.compare_runs([base], [new])
+    res = compare_sides.compare_runs([base], [new])
     assert res["exit_status"] == 0
     row = next(r for r in res["rows"] if r["op"] == "allreduce" and r["nbytes"] == 64)
-    assert compare.verdict_text(row) == "not significant, unreplicated: 2/3 sizes beyond 1.21×"
+    assert compare_output.verdict_text(row) == "not significant, unreplicated: 2/3 sizes beyond 1.21×"
 
 
 @pytest.mark.slow
@@ -174,14 +174,14 @@ def test_replicated_cases_keep_the_rank_test(tmp_path):
     """With rounds on both sides nothing changes: no evidence, the test of round medians."""
     base = write_replicated_run(tmp_path / "base", seed=1)
     new = write_replicated_run(tmp_path / "new", seed=2, scale=lambda op, n, r: 1.5 if n >= 4096 else 1.0)
-    res = compare.compare_runs([base], [new])
+    res = compare_sides.compare_runs([base], [new])
     assert all(r["unit"] == "rounds" and "evidence" not in r for r in res["rows"])
     assert [r["verdict"] for r in res["rows"]] == ["not significant"] * 3 + ["slower"] * 2
 
 
 def test_smallest_p_of_many_samples():
-    assert compare.smallest_p(5000, 5000) == 0.0
-    assert compare.smallest_p(2, 2) == pytest.approx(1 / 6)
+    assert compare_stats.smallest_p(5000, 5000) == 0.0
+    assert compare_stats.smallest_p(2, 2) == pytest.approx(1 / 6)
 
 
 # ---------------------------------------------------------------- real runs of this machine
@@ -200,10 +200,10 @@ def test_real_single_round_runs_compare_by_samples(tmp_path):
                           *quick, "--budget", "0.1", "--out", out, timeout=180)
         assert r.returncode == 0, r.stderr[-2000:]
         runs.append(out)
-    res = compare.compare_runs([runs[0]], [runs[1]])
+    res = compare_sides.compare_runs([runs[0]], [runs[1]])
     assert all(r["unit"] == "samples" for r in res["rows"])
     assert {r["verdict"] for r in res["rows"]} <= {"slower", "faster", "not significant"}
     assert len(res["rows"]) == 2 * 8
-    itself = compare.compare_runs([runs[0]], [runs[0]])
+    itself = compare_sides.compare_runs([runs[0]], [runs[0]])
     assert {r["verdict"] for r in itself["rows"]} == {"not significant"}
     assert itself["exit_status"] == 0

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import compare, output_formats
+from analysis import compare_output, output_formats
 from bench.cli import main as cli
 from bench.core.rundir import SAMPLE_COLUMNS
 from bench.ops.pairs import pairing_rounds
@@ -552,7 +552,7 @@ def test_markdown_escapes_what_it_quotes(tmp_path, capsys):
     table = [line for line in lines if line.startswith("| mpi")]
     assert len(table) == len(SMALL_SIZES)
     for line in table + lines[:1]:
-        assert unescaped_pipes(line) == (len(compare.HEADER) + 1 if line.startswith("|") else 0)
+        assert unescaped_pipes(line) == (len(compare_output.HEADER) + 1 if line.startswith("|") else 0)
         assert not re.search(r"(?<!\\)`", line)        # no code span opens
         assert "<b>" not in line and "<i>" not in line  # no HTML
         assert not re.search(r"(?<!\\)\]\(", line)     # no link or image
