@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-MIN_GROUPS = 3  # a round's verdicts need this many groups to compare (analysis.triage.MIN_VALUES)
+MIN_GROUPS = 3  # a round's verdicts need this many groups to compare (analysis.triage_verdicts.MIN_VALUES)
 
 
 @dataclass

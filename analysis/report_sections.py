@@ -84,14 +84,18 @@ def links_html(runs, out_dir, pngs) -> str:
 def fleet_html(runs, out_dir, pngs) -> str:
     """The fleet: `commbench triage` of the runs together (verdicts not ok, counts, the drain
     list), a node x node map of the link rates, and each run's samples over time with its spikes
-    (analysis.triage, analysis.timeline). Empty for fewer than 3 nodes or nothing to judge."""
+    (analysis.triage_verdicts, analysis.timeline). Empty for fewer than 3 nodes or nothing to judge."""
     import matplotlib.pyplot as plt
 
-    from analysis import timeline, triage
+    from analysis import timeline
+    from analysis.triage_figure import fleet_map_figure
+    from analysis.triage_output import format_text
+    from analysis.triage_run_set import Run
+    from analysis.triage_verdicts import MIN_VALUES, triage_runs
 
     from analysis.runsamples import as_samples
 
-    if len({h for r in runs for h in r.meta.get("hosts") or []}) < triage.MIN_VALUES:
+    if len({h for r in runs for h in r.meta.get("hosts") or []}) < MIN_VALUES:
         return ""  # fewer nodes than a verdict compares
     cells = sum(as_samples(r.samples).cells() for r in runs)
     if cells > FLEET_MAX_SAMPLES:  # the fleet section reads every rank's every sample
@@ -101,13 +105,13 @@ def fleet_html(runs, out_dir, pngs) -> str:
                 f"{FLEET_MAX_SAMPLES:,} to stay within seconds). "
                 f"<code>commbench triage {' '.join(esc(str(r.path)) for r in runs)}</code> "
                 "gives the verdicts per node and link.</p>")
-    fleet = [triage.Run(r.label, r.meta, as_samples(r.samples).frame(), r.summary) for r in runs]
+    fleet = [Run(r.label, r.meta, as_samples(r.samples).frame(), r.summary) for r in runs]
     try:
-        result = triage.triage_runs(fleet)
+        result = triage_runs(fleet)
     except UsageError:
         return ""
-    parts = ["<h2 id='fleet'>Fleet</h2>", f"<pre>{esc(triage.format_text(result))}</pre>"]
-    fig = triage.fleet_map_figure(fleet, result)
+    parts = ["<h2 id='fleet'>Fleet</h2>", f"<pre>{esc(format_text(result))}</pre>"]
+    fig = fleet_map_figure(fleet, result)
     if fig is not None:
         png = png_bytes(fig)
         plt.close(fig)

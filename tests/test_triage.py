@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import timeline, triage
+from analysis import timeline, triage_find, triage_verdicts
 from analysis.robust_z import robust_z, verdict_of
 from analysis.run_frames import summarize_samples
 from bench.cli import main as cli
@@ -106,7 +106,7 @@ def test_healthy_fleet_exits_0_with_an_empty_drain_file(tmp_path, capsys):
 @pytest.mark.slow
 def test_intra_node_collectives_against_the_fleet_and_a_minimum(tmp_path, capsys):
     coll = coll_run(tmp_path / "coll", slow="n02")
-    result = triage.triage([coll])
+    result = triage_verdicts.triage([coll])
     assert result.drain() == ["n02"]
     # busbw of 2 ranks' allreduce = algbw x 2(n-1)/n = algbw: 2 GB/s, the slow node 1.25 GB/s
     rc, out, _ = run_cli(capsys, "triage", coll_run(tmp_path / "coll2", slow=None),
@@ -128,7 +128,7 @@ def test_skew_warns_but_never_drains(tmp_path, capsys):
 def test_runs_combine_by_host(tmp_path):
     pairs = pairs_run(tmp_path / "pairs", nnodes=6, slow_nodes={"n02"})
     coll = coll_run(tmp_path / "coll", slow="n02")
-    result = triage.triage([pairs, coll])
+    result = triage_verdicts.triage([pairs, coll])
     assert result.drain() == ["n02"]
     assert {e.run for e in result.nodes["n02"] if e.verdict == "drain"} == {"pairs", "coll"}
 
@@ -236,11 +236,11 @@ def test_report_has_a_fleet_section(tmp_path):
 
 
 def test_find_launch_template_and_group_times():
-    assert triage.launch_argv("mpirun -n {n} --host {hosts} --map-by node", ["a", "b"]) == [
+    assert triage_find.launch_argv("mpirun -n {n} --host {hosts} --map-by node", ["a", "b"]) == [
         "mpirun", "-n", "2", "--host", "a,b", "--map-by", "node"]
     rows = [("mpi", "pingpong", "uint8", 8, 2, "group:2:1", 0, s, r, 1, t, -1)
             for s in range(5) for r, t in enumerate([1.0, 2.0, 3.0, 1.5])]
-    times = triage.group_times(pd.DataFrame(rows, columns=SAMPLE_COLUMNS + ["peer"]), 2)
+    times = triage_find.group_times(pd.DataFrame(rows, columns=SAMPLE_COLUMNS + ["peer"]), 2)
     assert list(times) == [2.0, 3.0]  # per group: the max over its ranks
 
 
