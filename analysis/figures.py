@@ -15,7 +15,8 @@ import re
 from dataclasses import dataclass, field
 
 from analysis.hockney import hockney_time
-from bench.core.rundir import FLAGS, atomic_write_bytes, split_flags
+from bench.core.atomic_write import atomic_write_bytes
+from bench.core.rundir import FLAGS, split_flags
 from bench.core.units import human_bytes
 
 # Flagged rows (summary.csv `flags`, bench.core.rundir.FLAGS) are never drawn as bandwidth
@@ -98,7 +99,7 @@ def safe_name(*parts, ext: str = ".png", used: set | None = None) -> str:
 
 
 def write_file(path, data: bytes) -> None:
-    """Replace path with data in one step (bench.core.rundir.atomic_write_bytes): a link
+    """Replace path with data in one step (bench.core.atomic_write.atomic_write_bytes): a link
     planted at path is replaced, never followed, so nothing is written outside the directory
     of path. OSError when it cannot be written."""
     atomic_write_bytes(path, data)

@@ -34,8 +34,8 @@ from analysis.meta_checks import load_checked_meta
 from analysis.robust import Segment
 from bench.core.safe_text import file_error, one_line, path_text
 from bench.core.errors import RunDirError
-from bench.core.rundir import (CASE, FITS, FITS_COLUMNS, FITS_SOURCE, META, SAMPLES, SAMPLES_CSV,
-                               SUMMARY, atomic_write_text)
+from bench.core.atomic_write import atomic_write_text
+from bench.core.rundir import CASE, FITS, FITS_COLUMNS, FITS_SOURCE, META, SAMPLES, SAMPLES_CSV, SUMMARY
 from analysis.known_ops import canonical_name, known_op
 
 if TYPE_CHECKING:  # pandas is imported where used: `commbench run` ranks never need it

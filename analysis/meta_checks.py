@@ -8,6 +8,7 @@ import math
 from pathlib import Path
 
 from bench.core import rundir as fmt
+from bench.core.run_lock import in_progress
 from bench.core.errors import RunDirError
 from bench.core.runmeta import CONTENTION, NOISE
 from bench.core.safe_text import has_control, one_line, path_text
@@ -39,7 +40,7 @@ def load_checked_meta(run_dir) -> dict:
     except ValueError as exc:  # e.g. a number too long to convert
         raise RunDirError(f"{path_text(path)}: unreadable JSON ({one_line(exc)})") from None
     check_meta(meta, path)
-    if fmt.in_progress(run_dir):  # half a run read as a whole one would mislead every verb
+    if in_progress(run_dir):  # half a run read as a whole one would mislead every verb
         raise RunDirError(f"{path_text(run_dir)}: a commbench run is still writing it (its lock "
                           f"is held; status {one_line(meta.get('status'))}): wait until it ends")
     return meta

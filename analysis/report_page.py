@@ -14,7 +14,7 @@ from analysis.report_sections import (ceilings_html, environment_html, fleet_htm
                                       links_html, machine_html, method_html, render_backend,
                                       warnings_html)
 from bench.core.safe_text import file_error
-from bench.core.rundir import atomic_write_text
+from bench.core.atomic_write import atomic_write_text
 
 # pandas and matplotlib are imported inside functions (numpy too, in the figures): the CLI
 # parser imports the report's command for every command.

@@ -1,8 +1,9 @@
 """Run directories as pandas frames, for analysis: summary.csv read and checked
 (`load_summary`), raw samples reduced to sample times and summarized, and a run directory
-written from frames. The format itself (columns, schema, the writer, the summary) is defined
-once in bench.core.rundir; this module reads it into frames and hands frames back to it. Raw
-samples are read by analysis.runsamples. pandas is imported inside the functions.
+written from frames. The format itself (columns, schema) is defined once in bench.core.rundir,
+its writer in bench.core.run_writer and the summary in bench.core.summarize; this module reads
+the format into frames and hands frames back to them. Raw samples are read by
+analysis.runsamples. pandas is imported inside the functions.
 """
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from typing import TYPE_CHECKING
 from analysis.csv_checks import SUMMARY_REQUIRED, SUMMARY_SPEC, read_table
 from bench.core.safe_text import one_line, path_text
 from bench.core import rundir as fmt
+from bench.core.run_writer import write_run_dir
+from bench.core.summarize import summary_rows
 from bench.core.errors import RunDirError
 from bench.core.rundir import CASE, SUMMARY_COLUMNS, WRITTEN_SAMPLE_COLUMNS
 
@@ -72,16 +75,16 @@ def sample_times(samples: pd.DataFrame) -> pd.DataFrame:
 
 
 def summarize_samples(samples: pd.DataFrame, bus_factor=None, msgs_per_op=None, count=None) -> pd.DataFrame:
-    """summary.csv rows of raw samples (bench.core.rundir.summary_rows) as a frame."""
+    """summary.csv rows of raw samples (bench.core.summarize.summary_rows) as a frame."""
     import pandas as pd
 
-    rows = fmt.summary_rows(samples.to_dict("records"), bus_factor, msgs_per_op, count)
+    rows = summary_rows(samples.to_dict("records"), bus_factor, msgs_per_op, count)
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
 
 
 def write_run_dir_from_frames(run_dir, meta: dict, samples: pd.DataFrame, summary: pd.DataFrame) -> Path:
-    """A complete run directory from frames (bench.core.rundir.write_run_dir)."""
+    """A complete run directory from frames (bench.core.run_writer.write_run_dir)."""
     samples = with_sample_extras(samples)[WRITTEN_SAMPLE_COLUMNS]
-    return fmt.write_run_dir(run_dir, meta, samples.to_dict("records"),
-                             summary[[c for c in fmt.WRITTEN_SUMMARY_COLUMNS
-                                      if c in summary]].to_dict("records"))
+    return write_run_dir(run_dir, meta, samples.to_dict("records"),
+                         summary[[c for c in fmt.WRITTEN_SUMMARY_COLUMNS
+                                  if c in summary]].to_dict("records"))

@@ -21,7 +21,7 @@ from analysis.transformer_layout import (DEFAULT_BUCKET, ITEMSIZE, Layout, check
 from analysis.transformer_output import count_text, csv_of, describe_params, format_table
 from analysis.transformer_schedule import Spec, bytes_by, measured_size, schedule
 from bench.core.errors import UsageError
-from bench.core.rundir import atomic_write_text
+from bench.core.atomic_write import atomic_write_text
 from bench.core.units import human_bytes, parse_size
 
 

@@ -26,7 +26,8 @@ from analysis.transformer_layout import ITEMSIZE, Layout, scaled
 from analysis.transformer_output import aligned
 from analysis.transformer_schedule import Row, Spec, measured_size, schedule
 from bench.core.errors import UsageError
-from bench.core.rundir import atomic_write_text, csv_text
+from bench.core.atomic_write import atomic_write_text
+from bench.core.rundir import csv_text
 from bench.core.units import format_time
 
 TIME_COLUMNS = ["nranks", "phase", "op", "group", "group_size", "nbytes", "count", "overlap",

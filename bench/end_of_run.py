@@ -45,7 +45,7 @@ def print_end_of_run(meta: dict, rows: list, run_dir_text: str, node_section) ->
 
 
 def own_summary_rows(run_dir) -> list[dict]:
-    """summary.csv as this process wrote it (bench.core.rundir.RunWriter), in rows typed as
+    """summary.csv as this process wrote it (bench.core.run_writer.RunWriter), in rows typed as
     analysis reads them: a column of whole numbers as int, one of other numbers as float
     (an empty field NaN), names as text ('' when empty), any other column as text."""
     path = Path(run_dir) / rundir.SUMMARY

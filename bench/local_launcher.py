@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from bench import plausible, spawn
-from bench.core import rundir
+from bench.core import raw_samples, run_lock, run_writer, rundir, summarize
 from bench.core.errors import RunDirError, UsageError
 from bench.ops import OPS
 from bench.ops.pairs import pairing_rounds
@@ -59,7 +59,7 @@ def start_local(plan: Plan, argv) -> Outcome:
     spawn.check_environment(any(cls.launcher == "mpi" for cls in plan.backends))
     out = Path(settings.out if settings.out is not None
                else Path("results") / rundir.new_run_id(settings.backend, n))
-    lock = rundir.claim_out_dir(out, settings.force)
+    lock = run_lock.claim_out_dir(out, settings.force)
     out = lock.dir.resolve()
     previous = {s: signal.signal(s, _stop_on_signal) for s in STOP_SIGNALS}
     try:
@@ -138,13 +138,13 @@ def merge_launches(out: Path, wrong: dict, raised: dict) -> None:
     over ranks, not every rank's sample, stay in memory."""
     meta = rundir.load_meta(out)
     itemsize = itemsize_of(meta["dtype"])
-    block_list = rundir.read_blocks(out)
+    block_list = raw_samples.read_blocks(out)
     calls: dict = {}  # case -> k of its samples (the largest)
     for b in block_list:
         key = _case_key(dict(zip(rundir.CASE, b.case)))
         calls[key] = max(calls.get(key, 1), int(b.calls.max(initial=1)))
-    rows = rundir.summary_of_maxima(
-        rundir.block_maxima(block_list, pairing_of),
+    rows = summarize.summary_of_maxima(
+        summarize.block_maxima(block_list, pairing_of),
         bus_factor=lambda op, n: OPS[op].bus_factor(n),
         msgs_per_op=lambda op, n: OPS[op].msgs_per_op(n),
         count=lambda op, dtype, nbytes, n: OPS[op].case(nbytes, n, itemsize).count)
@@ -152,7 +152,7 @@ def merge_launches(out: Path, wrong: dict, raised: dict) -> None:
         key = _case_key(row)
         row["wrong"] = wrong.get(key, 0)
         plausible.finish_row(row, OPS[row["op"]], calls.get(key, 1), meta, raised.get(key, ()))
-    writer = rundir.RunWriter(out, meta)
+    writer = run_writer.RunWriter(out, meta)
     writer.write_summary(rows, op_order=OPS)
     writer.finish("wrong" if sum(wrong.values()) else "complete")
 
@@ -188,6 +188,6 @@ def mark_if_unfinished(out: Path, rc: int, message: str = "") -> None:
         if error != recorded:
             print(error if error.startswith("commbench:") else f"commbench: {error}", file=sys.stderr)
         try:
-            rundir.RunWriter(out, meta).finish("aborted", error=error)
+            run_writer.RunWriter(out, meta).finish("aborted", error=error)
         except OSError as exc:  # a full disk, say: the status stays as it was, the exit says why
             print(f"commbench: could not mark {out} aborted: {exc}", file=sys.stderr)

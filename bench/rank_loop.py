@@ -278,7 +278,9 @@ def end_on_signals(rank: int) -> None:
 def _start_recording(argv, plan, backends, hosts, timers):
     """(writer, seed, problem) on rank 0; (None, seed, problem) elsewhere. Every rank gets the
     same seed (the case order) and the same problem (one that stops the run before it starts)."""
-    from bench.core.rundir import RunWriter, claim_out_dir, load_meta, new_run_id
+    from bench.core.run_lock import claim_out_dir
+    from bench.core.run_writer import RunWriter
+    from bench.core.rundir import load_meta, new_run_id
     from bench.record import base_meta, buffer_info, device_timer_info, timer_info
 
     settings = plan.settings

@@ -1,6 +1,6 @@
 """What a measured run records about itself in meta.json beyond the format's own fields
 (bench.core.rundir): the steering environment, the timer, how buffers are backed. Only rank 0
-writes (through bench.core.rundir.RunWriter)."""
+writes (through bench.core.run_writer.RunWriter)."""
 from __future__ import annotations
 
 import os

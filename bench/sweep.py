@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from bench.core.errors import UsageError
-from bench.core.rundir import check_name, in_progress
+from bench.core.run_lock import check_name, in_progress
 
 
 def add_arguments(parser) -> None:

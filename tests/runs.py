@@ -161,7 +161,7 @@ def write_run_with_ceilings(path, nranks=2, sizes=(4096, 4 << 20, 128 << 20), ra
     """A synthetic run directory as `commbench run` writes it, summary rows with their ceiling
     and efficiency (bench.ceilings.columns): time = 2 µs + S / rate."""
     from bench import ceilings
-    from bench.core import rundir as fmt
+    from bench.core.run_writer import write_run_dir
     from bench.ops import OPS
 
     df = synthetic_samples([(op, n) for op in ops for n in sizes],
@@ -175,5 +175,5 @@ def write_run_with_ceilings(path, nranks=2, sizes=(4096, 4 << 20, 128 << 20), ra
     records = summary.to_dict("records")
     for r in records:
         r["ceiling"], r["efficiency"] = ceilings.columns(r, OPS[r["op"]], meta)
-    fmt.write_run_dir(path, meta, df.to_dict("records"), records)
+    write_run_dir(path, meta, df.to_dict("records"), records)
     return path

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from bench.core import rundir
+from bench.core import raw_samples, run_writer, rundir, summarize
 from bench.core.samples import block_of, encode
 from bench.core.stats import binom_half_ppf, kde_silverman, modes, peaks_with_prominence
 
@@ -54,7 +54,7 @@ def sample(op, nbytes, rnd, i, rank, t):
 def test_summary_is_the_median_of_per_sample_maxima_over_ranks():
     rows = [sample("allreduce", 8, r, i, rank, (i + 1) * 1e-6 + rank * 1e-7)
             for r in range(2) for i in range(5) for rank in range(2)]
-    (row,) = rundir.summary_rows(rows, bus_factor=lambda op, n: 1.0)
+    (row,) = summarize.summary_rows(rows, bus_factor=lambda op, n: 1.0)
     assert row["samples"] == 10 and row["rounds"] == 2
     assert row["median_s"] == pytest.approx(3.1e-6) and row["max_s"] == pytest.approx(5.1e-6)
     assert row["algbw_Bps"] == pytest.approx(8 / 3.1e-6) and math.isnan(row["count"])
@@ -62,11 +62,11 @@ def test_summary_is_the_median_of_per_sample_maxima_over_ranks():
 
 def test_written_run_reads_back(tmp_path):
     samples = [sample("pingpong", 4, 0, i, rank, 1e-6 * (1 + i)) for i in range(3) for rank in (0, 1)]
-    summary = rundir.summary_rows(samples)
-    rundir.write_run_dir(tmp_path, rundir.new_meta("r1", ["commbench", "import"], "complete"),
+    summary = summarize.summary_rows(samples)
+    run_writer.write_run_dir(tmp_path, rundir.new_meta("r1", ["commbench", "import"], "complete"),
                          samples, summary)
     assert rundir.load_meta(tmp_path)["schema"] == rundir.SCHEMA
-    back = rundir.read_samples(tmp_path)
+    back = raw_samples.read_samples(tmp_path)
     def key(row):
         return tuple(row[c] for c in rundir.SAMPLE_COLUMNS)
 
@@ -75,23 +75,23 @@ def test_written_run_reads_back(tmp_path):
     with open(tmp_path / "samples.bin", "ab") as f:
         f.write(encode(block_of(("mpi", "pingpong", "float32", 4, 2, "all"), 1, [0, 1], [-1, -1],
                                 [[1e-6] * 3] * 2, 1))[:-5])  # a torn last block
-    assert len(rundir.read_samples(tmp_path)) == len(samples)
+    assert len(raw_samples.read_samples(tmp_path)) == len(samples)
 
 
 def test_a_schema_1_run_reads_back(tmp_path):
     samples = [sample("pingpong", 4, 0, i, rank, 1e-6 * (1 + i)) for i in range(3) for rank in (0, 1)]
-    rundir.write_run_dir(tmp_path, {**rundir.new_meta("r1", [], "complete"), "schema": rundir.SCHEMA_CSV},
-                         samples, rundir.summary_rows(samples))
+    run_writer.write_run_dir(tmp_path, {**rundir.new_meta("r1", [], "complete"), "schema": rundir.SCHEMA_CSV},
+                         samples, summarize.summary_rows(samples))
     assert not (tmp_path / "samples.bin").exists()
-    back = rundir.read_samples(tmp_path)
+    back = raw_samples.read_samples(tmp_path)
     assert [r["time_s"] for r in back] == [s["time_s"] for s in samples]  # the file's order
     with open(tmp_path / "samples.csv", "a") as f:
         f.write("mpi,pingpong,float32,4,2,all,0,9,0,1,")  # a torn last line
-    assert len(rundir.read_samples(tmp_path)) == len(samples)
+    assert len(raw_samples.read_samples(tmp_path)) == len(samples)
 
 
 def test_the_writer_sorts_summary_rows_by_the_op_registry(tmp_path):
-    writer = rundir.RunWriter(tmp_path, rundir.new_meta("r", []))
+    writer = run_writer.RunWriter(tmp_path, rundir.new_meta("r", []))
     rows = [dict(backend="mpi", op=op, split="all", nbytes=n) for op, n in
             (("pingpong", 8), ("allreduce", 64), ("allreduce", 8))]
     writer.write_summary(rows, op_order=["allreduce", "pingpong"])

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from bench.core import rundir
+from bench.core import atomic_write, raw_samples, run_lock
 from bench.core.errors import UsageError
 from tests.conftest import QUICK, needs_mpi, run_commbench
 from tests.runs import rank_pids, start_long_run, wait_for_samples
@@ -44,28 +44,28 @@ def test_a_run_directory_belongs_to_one_run(tmp_path):
     assert again.returncode == 2 and "already holds a run" in again.stderr
     forced = run_commbench(*args, "--force")
     assert forced.returncode == 0, forced.stderr
-    rows = rundir.read_samples(out)  # readable
+    rows = raw_samples.read_samples(out)  # readable
     assert len({(r["round"], r["sample"], r["rank"]) for r in rows}) == len(rows)  # one run's rows
 
 
 @needs_mpi
 def test_a_locked_run_directory_is_refused(tmp_path):
-    lock = rundir.RunLock(tmp_path)
+    lock = run_lock.RunLock(tmp_path)
     try:
         with pytest.raises(UsageError, match="in use by another commbench run"):
-            rundir.RunLock(tmp_path)
+            run_lock.RunLock(tmp_path)
         r = run_commbench("run", "--ops", "barrier", *QUICK, "--out", tmp_path, timeout=60)
         assert r.returncode == 2 and "in use by another commbench run" in r.stderr
     finally:
         lock.release()
-    rundir.RunLock(tmp_path).release()  # free again once released
+    run_lock.RunLock(tmp_path).release()  # free again once released
 
 
 def test_temporary_files_do_not_follow_planted_links(tmp_path):
     victim = tmp_path / "victim"
     victim.write_text("precious")
     os.symlink(victim, tmp_path / f".meta.json.tmp{os.getpid()}")
-    rundir.atomic_write_text(tmp_path / "meta.json", "{}")
+    atomic_write.atomic_write_text(tmp_path / "meta.json", "{}")
     assert victim.read_text() == "precious" and (tmp_path / "meta.json").read_text() == "{}"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["meta.json", "victim"]
 
@@ -74,9 +74,9 @@ def test_a_full_disk_fails_with_the_path_and_leaves_no_temporary_file(tmp_path, 
     def full(fd, data):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(rundir.os, "write", full)
+    monkeypatch.setattr(atomic_write.os, "write", full)
     with pytest.raises(OSError, match="No space left on device") as info:
-        rundir.atomic_write_text(tmp_path / "summary.csv", "x")
+        atomic_write.atomic_write_text(tmp_path / "summary.csv", "x")
     assert str(tmp_path / "summary.csv") in str(info.value)
     assert list(tmp_path.iterdir()) == []
 
@@ -105,7 +105,7 @@ def test_a_signal_ends_the_job_and_marks_the_run_aborted(tmp_path, sig, code):
     assert proc.returncode == code, err
     meta = json.loads((out / "meta.json").read_text())
     assert meta["status"] == "aborted" and "interrupted by" in meta["error"]
-    assert rundir.read_samples(out)  # finished cases kept
+    assert raw_samples.read_samples(out)  # finished cases kept
     ps = subprocess.run(["pgrep", "-f", f"--out {out}"], capture_output=True, text=True)
     assert ps.stdout.strip() == "", "ranks left running"
 

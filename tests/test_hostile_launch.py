@@ -206,10 +206,10 @@ def test_the_memory_guard_lets_what_fits_through(monkeypatch):
 def test_a_lock_file_is_only_a_regular_file_of_ours(tmp_path):
     """A FIFO planted as the lock of a directory neither blocks a reader nor counts as a run
     in progress."""
-    from bench.core import rundir
+    from bench.core import run_lock, rundir
 
     os.mkfifo(tmp_path / rundir.LOCK)
-    assert not rundir.in_progress(tmp_path)
+    assert not run_lock.in_progress(tmp_path)
     assert stat.S_ISFIFO(os.stat(tmp_path / rundir.LOCK).st_mode)
 
 

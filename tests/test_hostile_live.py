@@ -17,7 +17,7 @@ import pytest
 
 from analysis.fit_pipeline import FITS_SOURCE, stale_reason
 from bench.cli import main as cli
-from bench.core import rundir
+from bench.core import raw_samples, run_lock, rundir
 from tests.conftest import ROOT, commbench_env, needs_mpi, run_cli
 from tests.runs import small_samples, write_small_run
 
@@ -32,7 +32,7 @@ def live(tmp_path):
     launcher, or rank 0 under mpirun, holds it for the whole run)."""
     run = write_small_run(tmp_path / "live", status="running")
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time\nfrom bench.core.rundir import RunLock\n"
+        [sys.executable, "-c", "import sys, time\nfrom bench.core.run_lock import RunLock\n"
          "lock = RunLock(sys.argv[1])\nprint('locked', flush=True)\ntime.sleep(120)\n", str(run)],
         stdout=subprocess.PIPE, text=True, env=commbench_env())
     assert holder.stdout.readline().strip() == "locked"
@@ -107,7 +107,7 @@ def test_writers_never_clear_nor_mix_into_a_run_in_progress(live, tmp_path, caps
 def test_once_the_lock_is_free_the_run_is_read_again(tmp_path, capsys):
     """A run left `running` by a crash (nobody holds its lock) is readable, as before."""
     run = write_small_run(tmp_path / "crashed", status="running")
-    lock = rundir.RunLock(run)
+    lock = run_lock.RunLock(run)
     lock.release()
     rc, err = cli_err(capsys, ["fit", run, "--bootstrap", "0"])
     assert rc == 0, err
@@ -225,7 +225,7 @@ def test_a_real_run_in_progress_is_refused_and_stays_its_own(tmp_path):
         proc.communicate(timeout=30)
     finally:
         proc.kill()
-    samples = rundir.read_samples(out)
+    samples = raw_samples.read_samples(out)
     assert samples and {s["backend"] for s in samples} == {"mpi"}  # no imported rows in it
     r = subprocess.run([sys.executable, "-m", "bench.cli", "fit", str(out), "--bootstrap", "0"],
                        capture_output=True, text=True, timeout=60, env=commbench_env())

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from bench.core import rundir
+from bench.core import raw_samples, run_lock
 from tests.conftest import ROOT, commbench_env, needs_mpi, needs_torch
 from tests.runs import wait_for_samples
 
@@ -71,8 +71,8 @@ def stop_and_check(proc, out, to_group, sig=signal.SIGHUP):
     assert wait_gone(out) == [], "processes left running"
     meta = json.loads((out / "meta.json").read_text())
     assert meta["status"] == "aborted" and signal.Signals(sig).name in meta["error"], meta
-    assert rundir.read_samples(out)  # finished cases kept
-    assert not rundir.in_progress(out)
+    assert raw_samples.read_samples(out)  # finished cases kept
+    assert not run_lock.in_progress(out)
     return err
 
 
@@ -127,4 +127,4 @@ def test_under_mpiexec_rank0_records_the_signal_that_ends_the_job(tmp_path, targ
     assert wait_gone(out) == [], "processes left running"
     meta = json.loads((out / "meta.json").read_text())
     assert meta["status"] == "aborted" and "interrupted by SIG" in meta["error"], meta
-    assert rundir.read_samples(out)
+    assert raw_samples.read_samples(out)

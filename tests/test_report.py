@@ -13,7 +13,7 @@ import pytest
 from analysis.run_frames import summarize_samples, write_run_dir_from_frames
 from bench.cli import main as cli
 from bench.core.rundir import SAMPLE_COLUMNS, SCHEMA_CSV
-from bench.core.rundir import write_run_dir as write_summary_run_dir
+from bench.core.run_writer import write_run_dir as write_summary_run_dir
 from tests.conftest import needs_mpi, run_cli
 from tests.runs import synthetic_meta, synthetic_samples
 
@@ -58,7 +58,7 @@ def make_run(path, nranks=4, slow_rank=3, seed=0, scale=1.0, evil=False, backend
         meta["env"]["UCX_TLS"] = EVIL
         meta["ops"]["allreduce"]["s_means"] = EVIL
         meta["run_id"] = "run<b>1</b>"
-    # bench.core.rundir's writer: it keeps every summary column, flags included
+    # bench.core.run_writer's writer: it keeps every summary column, flags included
     write_summary_run_dir(path, meta, df.to_dict("records"), summary.to_dict("records"))
     return path
 

@@ -16,7 +16,7 @@ from analysis.run_frames import sample_times, with_sample_extras
 from analysis.runsamples import load_run, load_samples
 from analysis.runsamples import FrameSamples, RunSamples
 from bench.cli import main as cli
-from bench.core import rundir
+from bench.core import run_writer, rundir
 from bench.core.errors import RunDirError
 from bench.core.samples import Block, block_of, encode, read_blocks
 
@@ -30,7 +30,7 @@ def written_run(path, ops=("allreduce", "broadcast"), nranks=4, samples=6, round
     rng = np.random.default_rng(seed)
     meta = {**rundir.new_meta(path.name, ["test"], "complete"), "nranks": nranks, "nnodes": 2,
             "hosts": [f"h{r // 2}" for r in range(nranks)]}
-    writer = rundir.RunWriter(path, meta)
+    writer = run_writer.RunWriter(path, meta)
     rows = []
     for rnd in range(rounds):
         for op in ops:
@@ -213,7 +213,7 @@ def test_a_damaged_samples_bin_is_one_line(tmp_path, capsys, kind, words, verb):
 
 
 def test_an_empty_samples_bin_is_a_run_without_samples(tmp_path):
-    writer = rundir.RunWriter(tmp_path / "run", rundir.new_meta("r", []))
+    writer = run_writer.RunWriter(tmp_path / "run", rundir.new_meta("r", []))
     assert (tmp_path / "run" / "samples.bin").stat().st_size == 0
     assert RunSamples(tmp_path / "run").empty and load_run(tmp_path / "run")[1].empty
     writer.finish("complete")
@@ -226,7 +226,7 @@ def fleet_run(path, nranks=1024, per_host=8, samples=12, slow_rank=77):
     hosts = [f"node{r // per_host:04d}" for r in range(nranks)]
     meta = {**rundir.new_meta(path.name, ["test"], "complete"), "nranks": nranks,
             "nnodes": nranks // per_host, "hosts": hosts}
-    writer = rundir.RunWriter(path, meta)
+    writer = run_writer.RunWriter(path, meta)
     summary = []
     for nbytes in (8, 65536):
         t = rng.lognormal(-12, 0.05, (nranks, samples))

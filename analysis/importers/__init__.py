@@ -23,7 +23,8 @@ from analysis.importers.osu import parse as parse_osu
 from analysis.importers.log_reader import (MAX_TEXT_BYTES, Imported, Row, as_lines, file_lines,
                                            msgs_per_op, numbered, op_named)
 from bench.core.errors import UsageError
-from bench.core.rundir import CASE, NO_OP, SAMPLE_COLUMNS, claim_out_dir, new_meta, new_run_id
+from bench.core.run_lock import claim_out_dir
+from bench.core.rundir import CASE, NO_OP, SAMPLE_COLUMNS, new_meta, new_run_id
 from analysis.known_ops import FOREIGN_OPS, known_op
 from bench.ops import OPS
 

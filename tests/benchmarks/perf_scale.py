@@ -24,14 +24,14 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from bench.core import rundir  # noqa: E402
+from bench.core import atomic_write, run_writer, rundir  # noqa: E402
 from bench.core.samples import block_of  # noqa: E402
 from bench.core.stats import summarize_case  # noqa: E402
 from bench.ops import OPS  # noqa: E402
 
 # the description of --help (not the docstring: python -OO strips docstrings)
 DESCRIPTION = """Analysis at fleet scale: synthetic runs of thousands of ranks (8 per host), written through
-the real writer (bench.core.rundir.RunWriter, schema 2) and in schema 1's CSV form, then the
+the real writer (bench.core.run_writer.RunWriter, schema 2) and in schema 1's CSV form, then the
 time and peak memory of each analysis verb as a whole process, the size on disk, and rank 0's
 cost of writing one case. Prints how each grows with the ranks."""
 
@@ -67,7 +67,7 @@ def write_run(out: Path, nranks: int, samples: int, per_host: int = 8, seed: int
     """Schema 2 through RunWriter: a block per case, as rank 0 appends them."""
     rng = np.random.default_rng(seed)
     slow = np.arange(per_host - 1, nranks, per_host * 37)  # one rank in 37 hosts
-    writer = rundir.RunWriter(out, meta_of(out.name, nranks, per_host, rundir.SCHEMA))
+    writer = run_writer.RunWriter(out, meta_of(out.name, nranks, per_host, rundir.SCHEMA))
     rows = []
     for op in OPS_RUN:
         for nbytes in SIZES:
@@ -89,7 +89,7 @@ def write_csv_run(out: Path, nranks: int, samples: int, per_host: int = 8, seed:
     slow = np.arange(per_host - 1, nranks, per_host * 37)
     out.mkdir(parents=True)
     meta = meta_of(out.name, nranks, per_host, rundir.SCHEMA_CSV)
-    rundir.atomic_write_text(out / rundir.META, __import__("json").dumps(meta, indent=2) + "\n")
+    atomic_write.atomic_write_text(out / rundir.META, __import__("json").dumps(meta, indent=2) + "\n")
     rows = []
     with open(out / rundir.SAMPLES_CSV, "wb") as f:
         f.write((",".join(rundir.WRITTEN_SAMPLE_COLUMNS) + "\n").encode())
@@ -106,7 +106,7 @@ def write_csv_run(out: Path, nranks: int, samples: int, per_host: int = 8, seed:
                     "time_s": t.ravel(), "peer": np.full(n, -1)})
                 pacsv.write_csv(table, f, pacsv.WriteOptions(include_header=False, quoting_style="none"))
                 rows.append(summary_row(op, nbytes, nranks, t.max(axis=0)))
-    rundir.atomic_write_text(out / rundir.SUMMARY, rundir.csv_text(rundir.WRITTEN_SUMMARY_COLUMNS, rows))
+    atomic_write.atomic_write_text(out / rundir.SUMMARY, rundir.csv_text(rundir.WRITTEN_SUMMARY_COLUMNS, rows))
     return out
 
 
@@ -145,7 +145,7 @@ def writer_cost(nranks: int, samples: int, tmp: Path, repeats: int = 5) -> float
     """Rank 0's cost of one case: from the gathered per-rank lists to the block on disk."""
     rng = np.random.default_rng(1)
     gathered = [(r, list(rng.lognormal(-12, 0.1, samples)), 0, -1, ()) for r in range(nranks)]
-    writer = rundir.RunWriter(tmp / f"writer-{nranks}", meta_of("w", nranks, 8, rundir.SCHEMA))
+    writer = run_writer.RunWriter(tmp / f"writer-{nranks}", meta_of("w", nranks, 8, rundir.SCHEMA))
     best = float("inf")
     for _ in range(repeats):
         t0 = time.perf_counter()
