@@ -86,7 +86,29 @@ exec ip netns exec "{prefix}$host" unshare --uts sh -c 'hostname "$0" && exec sh
 """
 
 
-class Cluster:
+class Builds:
+    """A context manager that builds (_build) on entry and closes on exit, and cleans up
+    what it made when the build fails half way."""
+
+    def __enter__(self):
+        try:
+            self._build()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _build(self):
+        raise NotImplementedError
+
+    def close(self):
+        raise NotImplementedError
+
+
+class Cluster(Builds):
     """N emulated nodes named node0..node{N-1}; see the module docstring."""
 
     def __init__(self, nnodes: int, default_rate_bps: float | None = None,
@@ -104,17 +126,6 @@ class Cluster:
         self.made_bridge = False
 
     # --- building ------------------------------------------------------------------------
-    def __enter__(self):
-        try:
-            self._build()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
     def ns(self, node: str) -> str:
         return self.prefix + node
 

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from tests import netns_cluster
-from tests.netns_cluster import HEAD_ADDRESS, SUBNET, Cluster
+from tests.netns_cluster import HEAD_ADDRESS, SUBNET, Builds, Cluster
 
 CPUS_PER_NODE = 2     # what each slurmd offers: two tasks per node at most
 START_TIMEOUT_S = 30
@@ -119,7 +119,7 @@ class SlurmStartError(RuntimeError):
     """The cluster did not come up (the daemons' logs say why)."""
 
 
-class SlurmCluster:
+class SlurmCluster(Builds):
     """slurmctld + one slurmd per emulated node node0..node{N-1}; see the module docstring."""
 
     def __init__(self, nnodes: int = 4):
@@ -130,19 +130,11 @@ class SlurmCluster:
         self.tmpfs = self.work / "node-tmp"  # each daemon sees its own directory here
         self.daemons: list[subprocess.Popen] = []
 
-    def __enter__(self):
-        try:
-            self.net.__enter__()
-            self._start()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
     # --- starting ------------------------------------------------------------------------
+    def _build(self):
+        self.net.__enter__()
+        self._start()
+
     def _start(self):
         self.work.mkdir(parents=True)
         (self.work / "state").mkdir()

@@ -9,8 +9,10 @@ from bench.ops.op import Op
 
 
 class FirstLastPair(Op):
-    """Ops between the first and the last rank."""
+    """Ops between the first and the last rank: the others run an empty program and check
+    nothing; the pair's own steps are pair_program's."""
     two_ranks = True
+
     def rank_problem(self, n):
         return None if n >= 2 else f"{self.name} needs at least 2 ranks (it runs between the first and the last)"
 
@@ -26,6 +28,20 @@ class FirstLastPair(Op):
     def peer_of(self, case, rank):
         return self.peer(rank, case.nranks) if self.active(rank, case.nranks) else -1
 
+    def expected(self, case, rank):
+        """Both ends receive rank 0's data (an echo of it, for the last rank's reply)."""
+        return values(0, case.recv_count) if self.active(rank, case.nranks) else None
+
+    def program(self, be, send, recv, ack, case, rank):
+        n = case.nranks
+        if not self.active(rank, n):
+            return loop()
+        return self.pair_program(be, send, recv, ack, case, self.peer(rank, n), self.sender(rank, n))
+
+    def pair_program(self, be, send, recv, ack, case, peer, sending):
+        """The steps of one end of the pair (sending: rank 0)."""
+        raise NotImplementedError
+
 
 class PingPong(FirstLastPair):
     """Latency: a message to the peer and back; the time is half the round trip (OSU latency).
@@ -36,18 +52,10 @@ class PingPong(FirstLastPair):
     point_to_point = True
     ops_per_call = 2
 
-    def expected(self, case, rank):
-        return values(0, case.recv_count) if self.active(rank, case.nranks) else None
-
-    def program(self, be, send, recv, ack, case, rank):
-        n = case.nranks
-        if not self.active(rank, n):
-            return loop()
-        peer = self.peer(rank, n)
-        if self.sender(rank, n):
+    def pair_program(self, be, send, recv, ack, case, peer, sending):
+        if sending:
             return loop(be.send(send, peer), be.recv(recv, peer))
         return loop(be.recv(recv, peer), be.send(recv, peer))  # echo what arrived
-
 
 
 class Bandwidth(FirstLastPair):
@@ -61,12 +69,8 @@ class Bandwidth(FirstLastPair):
     def expected(self, case, rank):
         return values(0, case.recv_count) if rank == case.nranks - 1 else None
 
-    def program(self, be, send, recv, ack, case, rank):
-        n = case.nranks
-        if not self.active(rank, n):
-            return loop()
-        peer = self.peer(rank, n)
-        if self.sender(rank, n):
+    def pair_program(self, be, send, recv, ack, case, peer, sending):
+        if sending:
             return loop(window_step(be, be.isend(send, peer)), be.recv(ack, peer))
         return loop(window_step(be, be.irecv(recv, peer)), be.send(ack, peer))
 
@@ -92,11 +96,7 @@ class BiBandwidth(FirstLastPair):
         n = case.nranks
         return values(self.peer(rank, n), case.recv_count) if self.active(rank, n) else None
 
-    def program(self, be, send, recv, ack, case, rank):
-        n = case.nranks
-        if not self.active(rank, n):
-            return loop()
-        peer = self.peer(rank, n)
+    def pair_program(self, be, send, recv, ack, case, peer, sending):
         return loop(window_step(be, be.irecv(recv, peer), be.isend(send, peer)))
 
 

@@ -16,7 +16,6 @@ exactly without a per-case column. The idle wait is a calibrated busy spin
 (bench.ops.loops.spin_step)."""
 from __future__ import annotations
 
-from bench.ops.data import values
 from bench.ops.loops import loop, spin_step
 from bench.ops.point_to_point import FirstLastPair
 
@@ -46,16 +45,9 @@ class _PRTT(FirstLastPair):
                 "delay_s0": PRTT_DELAY_S0, "delay_Bps": PRTT_DELAY_BPS,
                 "delay": "d(S) = delay_s0 + S / delay_Bps"}
 
-    def expected(self, case, rank):
-        return values(0, case.recv_count) if self.active(rank, case.nranks) else None
-
-    def program(self, be, send, recv, ack, case, rank):
-        n = case.nranks
-        if not self.active(rank, n):
-            return loop()
-        peer = self.peer(rank, n)
+    def pair_program(self, be, send, recv, ack, case, peer, sending):
         wait = spin_step(prtt_delay_s(case.nbytes))
-        if self.sender(rank, n):
+        if sending:
             step, idle, last = be.send(send, peer), self.idle == "send", be.recv(recv, peer)
         else:
             step, idle, last = be.recv(recv, peer), self.idle == "recv", be.send(recv, peer)
