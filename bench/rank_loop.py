@@ -23,18 +23,8 @@ from bench.core.samples import block_of
 from bench.core.stats import summarize_case
 from bench.harness import Sync, measure
 from bench.ops import OPS
-from bench.plan import (
-    EXIT_ABORT,
-    EXIT_WRONG,
-    PAGE,
-    Outcome,
-    Plan,
-    arena_bytes,
-    check_fits,
-    launches_of,
-    pages,
-    skip_notes,
-)
+from bench.plan import (EXIT_ABORT, EXIT_WRONG, PAGE, Outcome, Plan, arena_bytes, check_fits,
+                        launches_of, pages, skip_notes)
 from bench.world import LOCAL_PARENT
 
 if TYPE_CHECKING:
