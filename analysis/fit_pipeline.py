@@ -25,8 +25,9 @@ from typing import TYPE_CHECKING, cast
 import numpy as np
 
 from analysis import models
-from analysis.algorithms import (NIC_SLACK, beta_source_ops, fit_algorithms, fit_attributed,
-                                 reduces, selected_beta)
+from analysis.algorithms import beta_source_ops, fit_algorithms, reduces, selected_beta
+from analysis.algorithms_attributed import fit_attributed
+from analysis.algorithms_range_fit import NIC_SLACK
 from analysis.fits_csv import read_fits_file, usable_fits
 from analysis.hockney import fit_hockney
 from analysis.loggp import loggp_from_times
@@ -209,8 +210,8 @@ def fit_times(times: pd.DataFrame, max_segments=4, min_points=3, n_boot=200, see
     times may say which algorithm ran each case (column `algorithm`: a model name, "" where
     not known; `forced`: whether the run forced it, see attribute): then the algorithm
     models of an op with any attributed case are fitted on their own cases only
-    (analysis.algorithms.fit_attributed), and the Hockney fits per rank count take only the
-    runs that did not force an algorithm."""
+    (analysis.algorithms_attributed.fit_attributed), and the Hockney fits per rank count take
+    only the runs that did not force an algorithm."""
     import pandas as pd
 
     machine = machine or {}
