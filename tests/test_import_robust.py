@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from analysis import importers
-from analysis.importers import log_reader
+from analysis.importers import records
 from analysis.runsamples import load_run
 from bench.cli import main as cli
 from tests.conftest import run_cli
@@ -226,7 +226,7 @@ def test_size_limit_is_stated(tmp_path, capsys, monkeypatch):
 
 
 def test_row_limit_is_stated(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(log_reader, "MAX_ROWS", 10)
+    monkeypatch.setattr(records, "MAX_ROWS", 10)
     rc, _, err, _ = run(capsys, tmp_path, DATA / "nccl_all_reduce.txt")
     assert rc == 2 and "more than 10 result rows" in err
 
@@ -260,7 +260,7 @@ def test_no_nan_or_inf_ever_reaches_the_samples():
 
 
 def test_row_limit_counts_all_files(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(log_reader, "MAX_ROWS", 30)
+    monkeypatch.setattr(records, "MAX_ROWS", 30)
     rc = cli(["import", str(DATA / "osu_latency.txt"), str(DATA / "osu_latency.txt"),
               "--out", str(tmp_path / "r")])
     assert rc == 2 and "more than 30 result rows" in capsys.readouterr().err

@@ -14,14 +14,16 @@ import re
 import sys
 from pathlib import Path
 
-from analysis.importers import imb, log_reader, nccl, osu
+from analysis.importers import imb, nccl, osu, records, text_files
 from analysis.importers.imb import parse as parse_imb
 from analysis.importers.nccl import op_name as nccl_op_name
 from analysis.importers.nccl import parse_json as parse_nccl_json
 from analysis.importers.nccl import parse_text as parse_nccl_text
 from analysis.importers.osu import parse as parse_osu
-from analysis.importers.log_reader import (MAX_TEXT_BYTES, Imported, Row, as_lines, file_lines,
-                                           msgs_per_op, numbered, op_named)
+from analysis.importers.log_lines import as_lines, numbered
+from analysis.importers.records import Imported, Row
+from analysis.importers.text_files import MAX_TEXT_BYTES, file_lines
+from analysis.importers.tool_names import msgs_per_op, op_named
 from bench.core.errors import UsageError
 from bench.core.run_lock import claim_out_dir
 from bench.core.rundir import CASE, NO_OP, SAMPLE_COLUMNS, new_meta, new_run_id
@@ -107,8 +109,8 @@ def parse_file(path: Path, fmt: str | None = None, op: str | None = None,
 def _starts_json(path: Path) -> bool:
     """Whether the file's first non-blank character (in its first 64 KiB of text) opens a JSON
     object. What the file is (not a file, compressed, binary) is checked here, before anything
-    else reads it, and refused with one line (log_reader.open_text)."""
-    with log_reader.open_text(path, math.inf) as f:  # sizes are the parser's to limit
+    else reads it, and refused with one line (text_files.open_text)."""
+    with text_files.open_text(path, math.inf) as f:  # sizes are the parser's to limit
         try:
             head = f.read(1 << 16).lstrip()
         except (OSError, EOFError):
@@ -320,8 +322,8 @@ def main(args) -> int:
         except UsageError as exc:
             raise UsageError(f"{name}: {exc}") from None
         total += len(imp.rows)
-        if total > log_reader.MAX_ROWS:
-            raise log_reader.too_many_rows()
+        if total > records.MAX_ROWS:
+            raise records.too_many_rows()
         imports.append(imp)
         said.append(f"{name}: {imp.report()}")
     samples, summary = to_frames(imports, args.backend)

@@ -33,9 +33,11 @@ import re
 from pathlib import Path
 from typing import Any, cast
 
-from analysis.importers.log_reader import (MAX_JSON_BYTES, Imported, TableShape, as_lines,
-                                           canon_dtype, integer, make_row, number, op_named,
-                                           open_text, ops_named_by)
+from analysis.importers.log_lines import as_lines
+from analysis.importers.records import Imported, integer, make_row, number
+from analysis.importers.tables import TableShape
+from analysis.importers.text_files import MAX_JSON_BYTES, open_text
+from analysis.importers.tool_names import canon_dtype, op_named, ops_named_by
 from bench.core.errors import UsageError
 
 TEXT, JSON = "nccl-tests", "nccl-tests-json"  # format names (the source in meta.json)

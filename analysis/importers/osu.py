@@ -23,9 +23,11 @@ from __future__ import annotations
 
 import re
 
-from analysis.importers.log_reader import (Imported, TableShape, as_lines, canon_dtype,
-                                           element_count, integer, make_row, msgs_per_op, number,
-                                           ops_named_by, s_of_tool_size, split_columns)
+from analysis.importers.log_lines import as_lines
+from analysis.importers.records import Imported, integer, make_row, number
+from analysis.importers.tables import TableShape, split_columns
+from analysis.importers.tool_names import (canon_dtype, element_count, msgs_per_op, ops_named_by,
+                                           s_of_tool_size)
 from bench.core.errors import UsageError
 from analysis.known_ops import known_op
 
