@@ -3,7 +3,7 @@ around a tool's output is removed, namely MPI output tags (`[1,0]<stdout>:` of
 `mpirun --tag-output`, `[0] ` of `-prepend-rank`, `0: ` of `srun --label`), log timestamps,
 markdown fences and quote marks, and indentation. Lines that belong to no table (prompts,
 `module load`, warnings, NCCL INFO lines) are then simply not taken by any rule
-(tables.TableShape).
+(table_shapes.TableShape).
 """
 from __future__ import annotations
 

@@ -35,7 +35,7 @@ from typing import Any, cast
 
 from analysis.importers.log_lines import as_lines
 from analysis.importers.records import Imported, integer, make_row, number
-from analysis.importers.tables import TableShape
+from analysis.importers.table_shapes import TableShape
 from analysis.importers.text_files import MAX_JSON_BYTES, open_text
 from analysis.importers.tool_names import canon_dtype, op_named, ops_named_by
 from bench.core.errors import UsageError

@@ -25,7 +25,7 @@ import re
 
 from analysis.importers.log_lines import as_lines
 from analysis.importers.records import Imported, integer, make_row, number
-from analysis.importers.tables import TableShape, split_columns
+from analysis.importers.table_shapes import TableShape, split_columns
 from analysis.importers.tool_names import (canon_dtype, element_count, msgs_per_op, ops_named_by,
                                            s_of_tool_size)
 from bench.core.errors import UsageError
