@@ -206,10 +206,10 @@ def fit(path, save: bool = True, bootstrap: int = 200, seed: int = 0, ops=None):
 
 def predict(fits, op: str, nranks: int, nbytes, backend=None, model=None, ranks_per_node=None):
     """An op's time at a rank count and size from fits (a DataFrame of fits.csv rows, a
-    Results, or a run or sweep directory): analysis.predict.Prediction with time_s, low_s,
+    Results, or a run or sweep directory): analysis.predict_interval.Prediction with time_s, low_s,
     high_s (its interval), model, detail, warnings. nbytes: bytes, or a size such as '64K'."""
     from analysis.fit_pipeline import load_fits
-    from analysis.predict import predict as predict_fits
+    from analysis.predict_op import predict as predict_fits
     from bench.core.units import parse_size
 
     if isinstance(fits, Results):

@@ -1,7 +1,7 @@
 """Per-step communication time of a workload (analysis.workload): every row predicted from
-fitted models (analysis.predict, its public functions), measured rows read from the runs of
-`--measure` (OUT/measure/GROUP, one `commbench run` per group), and their sums — total, and
-exposed (the rows frameworks do not overlap with compute) — per group and per op.
+fitted models (analysis.predict_op, analysis.predict_hierarchical), measured rows read from
+the runs of `--measure` (OUT/measure/GROUP, one `commbench run` per group), and their sums —
+total, and exposed (the rows frameworks do not overlap with compute) — per group and per op.
 
 A row's time per step is count × the op's time. Predictions carry predict's interval; sums add
 the lows and the highs (an interval for the sum that assumes nothing about how the rows' errors
@@ -68,7 +68,8 @@ def pick_backend(backends, wanted: str | None, what: str) -> str:
 
 def predict_row(fits, backend: str, row: Row, lay: Layout, ranks_per_node) -> Timed | str:
     """The row's time per op from the fits, or why there is none."""
-    from analysis.predict import HIERARCHY, predict, predict_level
+    from analysis.predict_hierarchical import HIERARCHY, predict_level
+    from analysis.predict_op import predict
 
     size, stride = lay.groups()[row.group]
     op, nbytes = row.op, row.nbytes

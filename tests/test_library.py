@@ -13,7 +13,7 @@ import pytest
 
 from analysis import library, models
 from analysis.fit_pipeline import attribute, fit_times
-from analysis.predict import predict
+from analysis.predict_op import predict
 from bench import forcing
 from bench.cli import main as cli
 from bench.core.rundir import SAMPLE_COLUMNS

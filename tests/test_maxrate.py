@@ -15,7 +15,9 @@ import pytest
 from analysis import algorithms, models
 from analysis.fit_pipeline import fit_times, machine_limits
 from analysis.fits_csv import check_fits
-from analysis.predict import interval, predict, predict_hierarchical
+from analysis.predict_hierarchical import predict_hierarchical
+from analysis.predict_interval import interval
+from analysis.predict_op import predict
 from bench.core.errors import RunDirError, UsageError
 
 SIZES = 2.0 ** np.arange(10, 23)  # 1 KiB .. 4 MiB

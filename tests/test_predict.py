@@ -8,7 +8,7 @@ import pytest
 
 from analysis import models
 from analysis.fit_pipeline import fit_times
-from analysis.predict import predict
+from analysis.predict_op import predict
 from bench.core.errors import UsageError
 
 

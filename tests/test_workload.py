@@ -295,7 +295,7 @@ def test_groups_inside_and_across_nodes_use_their_fits():
 
 def test_a_group_over_nodes_with_several_ranks_each_takes_the_two_level_model():
     """dp 4 across tp 8 on nodes of 16: 2 ranks of the group per node on 2 nodes. Every op of
-    analysis.predict.HIERARCHY (here reduce_scatter, as ZeRO sends it) is intra on 2 ranks of
+    analysis.predict_hierarchical.HIERARCHY (here reduce_scatter, as ZeRO sends it) is intra on 2 ranks of
     S + inter on 2 nodes of S/2, not the flat fit."""
     rng = np.random.default_rng(4)
     fits = fit_times(pd.concat([

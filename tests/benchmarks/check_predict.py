@@ -5,7 +5,7 @@ the algorithm models on all counts but one (by default the largest: extrapolatio
 that matters), predicts every measured case of the held-out count and compares with its
 measured median. Prints per-case errors and the summary figures: median and worst relative
 error, share within 25%, and coverage — the share of measured medians inside the predicted
-interval, against the level the interval claims (analysis.predict.LEVEL) — and whether the
+interval, against the level the interval claims (analysis.predict_interval.LEVEL) — and whether the
 targets hold (every case within 25%, median within 10%).
 
     .venv/bin/python tests/benchmarks/check_predict.py --counts 2,3,4            # holds out 4
@@ -75,7 +75,7 @@ def held_out_count(root: Path, holdout: str) -> int:
 def compare(fits, held, nranks: int, **predict_kw) -> pd.DataFrame:
     """Every case of `held` (a summary) predicted at nranks from the fits, against its median:
     errors, whether the interval holds it, its width, the model and what its notes say."""
-    from analysis.predict import predict
+    from analysis.predict_op import predict
 
     rows = []
     for r in held.itertuples():
@@ -98,7 +98,7 @@ def compare(fits, held, nranks: int, **predict_kw) -> pd.DataFrame:
 def summarize(res: pd.DataFrame, label: str = "") -> bool:
     """Print the table, per-op and overall figures; whether the targets hold (every case
     within 25%, median within 10%)."""
-    from analysis.predict import LEVEL
+    from analysis.predict_interval import LEVEL
 
     pd.set_option("display.width", 160)
     print(res.to_string(index=False, float_format=lambda x: f"{x:.3g}"))
@@ -138,7 +138,7 @@ def main() -> int:
     a = ap.parse_args()
 
     from analysis.fit_pipeline import fit_dir, fit_loaded, load_sweep
-    from analysis.predict import library_of
+    from analysis.predict_op import library_of
     from analysis.run_frames import load_summary
 
     if a.reuse:

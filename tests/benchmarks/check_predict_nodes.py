@@ -9,7 +9,7 @@ that run predict it (the pipeline's check); with several, the largest is held ou
 predicted from the others (the real use: what you did not run):
 - flat: the algorithm models of the whole-world op across the trained rank counts;
 - hierarchical (q > 1): `predict --ranks-per-node q`, the two levels of each op
-  (analysis.predict.HIERARCHY) from the intra and inter splits. Open MPI's flat algorithms
+  (analysis.predict_hierarchical.HIERARCHY) from the intra and inter splits. Open MPI's flat algorithms
   are not the two-level ones, so this shows how far the two-level models are from the
   library's choice, not their accuracy for two-level implementations.
 
