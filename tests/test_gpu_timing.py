@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from analysis.runsamples import load_run
-from bench.backends.torch_dist import GraphProgram
+from bench.backends.torch_cuda import GraphProgram
 from bench.harness import Sampling, Sync, measure
 from bench.world import World
 from bench.ops import get_op

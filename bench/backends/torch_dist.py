@@ -23,23 +23,25 @@ Semantics and timing, so results compare with the MPI backend and with nccl-test
   host, so no device synchronisation sneaks into it.
 - CPU buffers are one anonymous mmap arena per rank, as in the MPI backend (same page backing,
   so mpi and gloo compare on equal buffers); CUDA buffers are one torch.empty arena per rank.
+
+Here: the process group and the primitives; buffers in torch_buffers.py, CUDA timing and
+graph capture in torch_cuda.py.
 """
 from __future__ import annotations
 
 import copy
 import datetime
 import importlib.util
-import mmap
 import os
 import sys
-import warnings
 from functools import partial
 
 import numpy as np
 
 from bench.backends import Backend
+from bench.backends.torch_buffers import TorchBuffers
+from bench.backends.torch_cuda import TorchCudaTiming
 from bench.core.errors import UsageError
-from bench.core.rundir import EMPTY_GRAPH
 from bench.settings import DEFAULT_TIMEOUT_S
 
 _CONTROL: dict = {}  # the gloo control group, shared by every torch backend of the run
@@ -52,7 +54,7 @@ def _torch_problem(name: str) -> str | None:
     return None
 
 
-class TorchBackend(Backend):
+class TorchBackend(TorchBuffers, TorchCudaTiming, Backend):
     name = ""
     torch_backend = ""   # the name torch.distributed knows it by
     launcher = "torch"
@@ -251,108 +253,6 @@ class TorchBackend(Backend):
         info["nccl_env"] = {k: v for k, v in sorted(os.environ.items()) if k.startswith("NCCL_")}
         return info
 
-    # --- buffers -----------------------------------------------------------------------------
-    def alloc(self, nbytes):
-        torch = self.torch
-        if self.device.type == "cpu":
-            arena = np.frombuffer(mmap.mmap(-1, max(nbytes, mmap.PAGESIZE)), dtype=np.uint8)
-            arena.fill(0)  # every page written once, so none faults while timed
-            return torch.from_numpy(arena)
-        return torch.zeros(max(nbytes, 4096), dtype=torch.uint8, device=self.device)
-
-    def view(self, arena, offset, count, dtype):
-        tdtype = getattr(self.torch, dtype)
-        itemsize = self.torch.tensor([], dtype=tdtype).element_size()
-        return arena[offset:offset + count * itemsize].view(tdtype)
-
-    def write(self, buf, values):
-        """values: an array, or a bench.ops.data.Periodic, written a tile at a time (each distinct
-        tile made once; on a GPU, copied there once), so nothing of the buffer's size is built
-        on the host or copied to the device."""
-        from bench.ops.data import fill, tiles
-
-        host = self._numpy(buf)
-        if host is not None:  # numpy on the same memory: several times faster than torch there
-            fill(host, values)
-            return
-        torch = self.torch
-        for start, stop, tile in tiles(values, lambda tile: torch.from_numpy(np.asarray(tile)).to(
-                buf.dtype).to(buf.device), chunk=self.device_chunk):
-            buf[start:stop].copy_(tile[:stop - start])
-
-    def count_wrong(self, buf, expected) -> int:
-        """Elements of buf that differ from `expected` (a bench.ops.data.Periodic or an array),
-        counted where buf lives, tile by tile (one synchronisation, no copy of a GPU buffer to
-        the host): in buf's own dtype, exact where it holds every expected value; where it
-        cannot (a sum that wraps in int8, 257 in bfloat16), in float64, as the numbers they are
-        (such an element can never match)."""
-        from bench.ops.data import count_wrong, tiles
-
-        torch = self.torch
-        t = buf.detach()
-        if len(t) != len(expected):
-            raise ValueError(f"received {len(t)} elements, expected {len(expected)}")
-        host = self._numpy(t)
-        if host is not None:  # numpy's compare: about 10x torch's on the CPU
-            return count_wrong(host, expected)
-
-        def convert(tile):
-            given = torch.from_numpy(np.asarray(tile))
-            same = given.to(t.dtype)
-            exact = torch.equal(same.double(), given.double())
-            return (same if exact else given.double()).to(t.device)
-        wrong = torch.zeros((), dtype=torch.int64, device=t.device)
-        for start, stop, tile in tiles(expected, convert, chunk=self.device_chunk):
-            wrong += torch.count_nonzero(t[start:stop] != tile[:stop - start])
-        return int(wrong)
-
-    device_chunk = 1 << 22  # elements per tile on a GPU: a 1 GiB buffer is a few hundred kernels
-
-    def _numpy(self, t):
-        """numpy on the memory of a CPU tensor; None on a GPU, or for bfloat16 (numpy has none)."""
-        if t.device.type != "cpu" or t.dtype == self.torch.bfloat16:
-            return None
-        return t.detach().numpy()
-
-    def read(self, buf):
-        t = buf.detach()
-        if t.dtype == self.torch.bfloat16:  # numpy has no bfloat16; small integers stay exact
-            t = t.float()
-        return t.cpu().numpy()
-
-    def sync(self):
-        if self.device.type == "cuda":
-            self.torch.cuda.synchronize(self.device)
-
-    def device_timer(self):
-        if self.device.type != "cuda":
-            return None
-        event = partial(self.torch.cuda.Event, enable_timing=True)
-
-        def start():
-            begin, end = event(), event()
-            begin.record()
-
-            def stop():
-                end.record()
-                end.synchronize()
-                return begin.elapsed_time(end) * 1e-3  # torch gives milliseconds
-            return stop
-        return start
-
-    def device_copy_rate(self, nbytes, repeats):
-        if self.device.type != "cuda":
-            return None
-        torch = self.torch
-        src = torch.ones(nbytes, dtype=torch.uint8, device=self.device)
-        dst = torch.empty_like(src)
-        dst.copy_(src)  # first touch
-        start, best = self.device_timer(), float("inf")
-        for _ in range(repeats):
-            stop = start()
-            dst.copy_(src)
-            best = min(best, stop())
-        return nbytes / best if best > 0 else float("nan")
 
     # --- data plane ------------------------------------------------------------------------
     # Arguments go positionally (orders as in torch 2.x): a partial with keywords takes
@@ -412,83 +312,6 @@ class TorchBackend(Backend):
             requests = self.dist.batch_isend_irecv(requests)
         for request in requests:
             request.wait()
-
-    # --- CUDA graphs -------------------------------------------------------------------------
-    def wrap_program(self, program):
-        if not self.cuda_graph:
-            return program
-        return GraphProgram(self.torch, program, self.device)
-
-
-GRAPH_CALLS = 100  # calls one CUDA graph holds at most (a sample replays it as often as k needs)
-
-
-class GraphProgram:
-    """program(k) run from CUDA graphs: k // g replays of a graph of g = min(k, GRAPH_CALLS)
-    calls, then one replay of a graph of the rest. A capture thus never holds more than
-    GRAPH_CALLS calls (a capture of thousands takes seconds, and calibration tries several k),
-    at most two graphs are kept, and `prepare(k)` (which the harness calls before its clock
-    starts) captures what k needs. A capture that recorded no GPU work (an op that moves nothing,
-    such as broadcast on one rank) is remembered in `flags`: its replays time nothing."""
-
-    def __init__(self, torch, program, device, most=GRAPH_CALLS):
-        self.torch, self.program, self.device, self.most = torch, program, device, most
-        self.graphs = {}   # calls -> its captured graph
-        self.plan = None   # (k, g, full replays, rest)
-        self.warm = False
-        self.flags = set()
-
-    def prepare(self, k):
-        if self.plan and self.plan[0] == k:
-            return
-        if not self.warm:
-            self._warm_up()
-        g = min(k, self.most)
-        full, rest = divmod(k, g)
-        wanted = {g, rest} - {0}
-        self.graphs = {calls: graph for calls, graph in self.graphs.items() if calls in wanted}
-        for calls in sorted(wanted - set(self.graphs)):
-            self.graphs[calls] = self._capture(calls)
-        self.plan = (k, g, full, rest)
-
-    def __call__(self, k):
-        if not self.plan or self.plan[0] != k:
-            self.prepare(k)
-        _, g, full, rest = self.plan
-        replay = self.graphs[g].replay
-        for _ in range(full):
-            replay()
-        if rest:
-            self.graphs[rest].replay()
-
-    def _warm_up(self):
-        # One eager call on a side stream first: NCCL creates communicators (p2p ones
-        # lazily) on first use, which must not happen inside a capture.
-        torch = self.torch
-        side = torch.cuda.Stream(self.device)
-        side.wait_stream(torch.cuda.current_stream(self.device))
-        with torch.cuda.stream(side):
-            self.program(1)
-        torch.cuda.current_stream(self.device).wait_stream(side)
-        torch.cuda.synchronize(self.device)
-        self.warm = True
-
-    def _capture(self, calls):
-        torch = self.torch
-        graph = torch.cuda.CUDAGraph()
-        # torch warns "The CUDA Graph is empty" when a capture holds no node (its only sign)
-        with warnings.catch_warnings(record=True) as said:
-            warnings.simplefilter("always")
-            with torch.cuda.graph(graph):
-                self.program(calls)
-        torch.cuda.synchronize(self.device)
-        for warning in said:
-            if "graph is empty" in str(warning.message).lower():
-                self.flags.add(EMPTY_GRAPH)
-            else:
-                warnings.warn_explicit(warning.message, warning.category, warning.filename,
-                                       warning.lineno)
-        return graph
 
 
 def _cuda_index(visible: int, local_rank: int) -> int:
