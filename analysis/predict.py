@@ -47,7 +47,8 @@ import numpy as np
 
 from analysis import models
 from analysis.algorithms import SWITCH_MARGIN, SWITCH_RATIO
-from analysis.fit_pipeline import RATE_ORIGINS, load_fits, point_to_point
+from analysis.fit_pipeline import load_fits
+from analysis.node_limits import RATE_ORIGINS, point_to_point
 from analysis.robust import segment_for
 from bench.core.safe_text import one_line, path_text
 from bench.core.errors import RunDirError, UsageError
@@ -491,7 +492,8 @@ def library_of(path) -> tuple:
     """(rules, why, itemsize) of the runs behind a fits directory (analysis.library): None
     and the reason where the library has no encoded rules or the runs cannot be read (a
     fits.csv on its own)."""
-    from analysis.fit_pipeline import discover_runs, itemsize
+    from analysis.fit_pipeline import itemsize
+    from analysis.run_times import discover_runs
     from analysis.library import of_runs
     from analysis.meta_checks import load_checked_meta
 
