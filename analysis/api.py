@@ -126,7 +126,8 @@ def load(path) -> Results:
     """A run directory or a sweep directory (every file checked, as the commands check it)."""
     import pandas as pd
 
-    from analysis.fit_pipeline import discover_runs, load_fits
+    from analysis.fit_pipeline import load_fits
+    from analysis.run_times import discover_runs
     from analysis.runsamples import load_run
 
     path = Path(path)

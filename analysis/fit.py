@@ -26,7 +26,7 @@ are in analysis.robust:
   of the node where there is one (node_rate_Bps: fitted, or from the runs' copy ceiling or
   NIC line rate; analysis.models, analysis.algorithms).
 
-fits.csv (written and read by analysis.fit_pipeline) is tidy: backend, op, nranks, split, model,
+fits.csv (written by analysis.fits_source, read by analysis.fits_csv) is tidy: backend, op, nranks, split, model,
 segment, nbytes_lo, nbytes_hi, param, value, ci_low, ci_high. nbytes_lo / nbytes_hi are the
 smallest and largest measured S inside the segment; nranks is 0 on rows fitted across the rank
 counts of a sweep (their held-out errors per rank count are rows with that nranks). SI units
@@ -37,8 +37,10 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from analysis.fit_pipeline import (data_source, fit_loaded, load_sweep, rate_from_per_byte,
-                                   save_fits)
+from analysis.fit_pipeline import fit_loaded
+from analysis.fit_rows import rate_from_per_byte
+from analysis.fits_source import data_source, save_fits
+from analysis.run_times import load_sweep
 from analysis.library import of_runs
 from bench.core.safe_text import path_text
 from bench.core.errors import UsageError

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from analysis import models
-from analysis.fit_pipeline import RATE_ORIGINS
+from analysis.node_limits import RATE_ORIGINS
 from analysis.robust import segment_for
 
 if TYPE_CHECKING:  # pandas is imported where used: `commbench run` ranks never need it

@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from analysis import models
-from analysis.fit_pipeline import point_to_point
+from analysis.node_limits import point_to_point
 from analysis.predict_fit_rows import one_value, param_values, rate_limit, segment_rows
 from analysis.predict_interval import Prediction, interval
 from bench.core.units import format_bw

@@ -58,7 +58,8 @@ def library_of(path) -> tuple:
     """(rules, why, itemsize) of the runs behind a fits directory (analysis.library): None
     and the reason where the library has no encoded rules or the runs cannot be read (a
     fits.csv on its own)."""
-    from analysis.fit_pipeline import discover_runs, itemsize
+    from analysis.fit_pipeline import itemsize
+    from analysis.run_times import discover_runs
     from analysis.library import of_runs
     from analysis.meta_checks import load_checked_meta
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from analysis.fit_pipeline import discover_runs, fit_times, load_fits
+from analysis.fit_pipeline import fit_times, load_fits
+from analysis.run_times import discover_runs
 from bench.core.rundir import FITS
 
 
 def runs_with_fit_dirs(paths) -> list:
     """(run dir, dir holding its fits.csv candidates) for run and sweep directories
-    (analysis.fit_pipeline.discover_runs)."""
+    (analysis.run_times.discover_runs)."""
     out = []
     for p in paths:
         p = Path(p)

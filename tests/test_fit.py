@@ -380,7 +380,8 @@ def test_a_failed_loggp_fit_is_left_out_and_the_rest_stays_readable(tmp_path, ca
     """A machine so loaded that the delay never exceeds the gap: LogGP's o_s, o_r and L cannot
     be fitted. fits.csv leaves them out (with a note), keeps g and G and the other ops' fits,
     and its own reader takes it."""
-    from analysis.fit_pipeline import fit_times, load_fits, save_fits
+    from analysis.fit_pipeline import fit_times, load_fits
+    from analysis.fits_source import save_fits
 
     rng = np.random.default_rng(5)
     prtt = synthetic_prtt(rng, g=40e-6, sizes=2.0 ** np.arange(2, 8))  # gap 40 µs > d ≈ 20 µs

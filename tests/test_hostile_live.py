@@ -15,7 +15,8 @@ import time
 
 import pytest
 
-from analysis.fit_pipeline import FITS_SOURCE, stale_reason
+from analysis.fits_source import stale_reason
+from bench.core.rundir import FITS_SOURCE
 from bench.cli import main as cli
 from bench.core import raw_samples, run_lock, rundir
 from tests.conftest import ROOT, commbench_env, needs_mpi, run_cli

@@ -13,7 +13,8 @@ import pandas as pd
 import pytest
 
 from analysis import algorithms, models
-from analysis.fit_pipeline import fit_times, machine_limits
+from analysis.fit_pipeline import fit_times
+from analysis.node_limits import machine_limits
 from analysis.fits_csv import check_fits
 from analysis.predict_hierarchical import predict_hierarchical
 from analysis.predict_interval import interval

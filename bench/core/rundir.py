@@ -22,7 +22,7 @@ from bench.core.errors import RunDirError
 SCHEMA, SCHEMA_CSV = 2, 1
 SCHEMAS = (SCHEMA_CSV, SCHEMA)
 META, SAMPLES, SUMMARY, FITS = "meta.json", "samples.bin", "summary.csv", "fits.csv"
-FITS_SOURCE = "fits.source.json"  # what fits.csv was fitted from (analysis.fit_pipeline)
+FITS_SOURCE = "fits.source.json"  # what fits.csv was fitted from (analysis.fits_source)
 SAMPLES_CSV = "samples.csv"
 CASE = blocks.CASE
 SAMPLE_COLUMNS = CASE + ["round", "sample", "rank", "calls", "time_s"]

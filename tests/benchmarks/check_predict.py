@@ -137,8 +137,9 @@ def main() -> int:
                     "as before they were known)")
     a = ap.parse_args()
 
-    from analysis.fit_pipeline import fit_dir, fit_loaded, load_sweep
+    from analysis.fit_pipeline import fit_dir, fit_loaded
     from analysis.predict_op import library_of
+    from analysis.run_times import load_sweep
     from analysis.run_frames import load_summary
 
     if a.reuse:

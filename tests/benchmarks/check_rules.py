@@ -217,7 +217,8 @@ def traced_runs(out: Path, counts, ops: str, sizes: str, budget: float, env=None
 def check_trace(root: Path, traced: pd.DataFrame) -> pd.DataFrame:
     """Every case of the traced runs: the rules' algorithm number and the one Open MPI ran."""
     from analysis import library
-    from analysis.fit_pipeline import discover_runs, itemsize
+    from analysis.fit_pipeline import itemsize
+    from analysis.run_times import discover_runs
     from analysis.meta_checks import load_checked_meta as load_meta
     from analysis.run_frames import load_summary
 
@@ -249,7 +250,7 @@ def medians(root: Path) -> tuple[pd.DataFrame, object]:
     """Every run's summary, with the run's forced algorithm ("" for the default run), and
     the library's rules."""
     from analysis import library
-    from analysis.fit_pipeline import discover_runs
+    from analysis.run_times import discover_runs
     from analysis.meta_checks import load_checked_meta
     from analysis.run_frames import load_summary
 
