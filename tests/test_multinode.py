@@ -122,5 +122,5 @@ def test_gloo_across_nodes(cluster, tmp_path):
     beta = theil_sen_slope(times["nbytes"], times["time_s"])
     # The bytes crossed the shaped link: loopback would be over 10x faster. gloo copies every
     # message through its own buffers on the 2 shared cores, so its payload rate may sit a few
-    # per cent under the link's (5.8% once on CI's machine), unlike MPI's above (5%).
+    # per cent under the link's (5.8% under in one full-suite run here), unlike MPI's above (5%).
     assert abs(beta / payload_seconds_per_byte(RATE_BPS) - 1) < 0.15, 8 / beta / 1e6
