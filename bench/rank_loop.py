@@ -235,6 +235,7 @@ def _device_timer(settings, be):
 
 _RUN_LOCKS: list = []  # rank 0 under an outside launcher: the run directory's lock, held to exit
 _RUN_WRITER: list = []  # rank 0: the writer of the run, for the signal thread
+SIGNAL_GRACE_S = 1.0  # after a stop signal, the other ranks outlive rank 0's record by this much
 
 
 def end_on_signals(rank: int) -> None:
@@ -260,6 +261,10 @@ def end_on_signals(rank: int) -> None:
                 print(f"commbench: rank {rank} could not record the abort: {exc}",
                       file=sys.stderr, flush=True)
         print(f"commbench: rank {rank} interrupted by {name}", file=sys.stderr, flush=True)
+        if rank != 0:
+            # the launcher kills the whole job once any rank ends: give rank 0 its moment to
+            # record the abort first (seen lost on a loaded machine without it)
+            time.sleep(SIGNAL_GRACE_S)
         os._exit(128 + sig)
 
     threading.Thread(target=wait, name="commbench-signals", daemon=True).start()
